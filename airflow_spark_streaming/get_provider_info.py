@@ -1,0 +1,42 @@
+"""Provider metadata that Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from airflow_spark_streaming import __version__
+
+
+def get_provider_info() -> dict:
+    return {
+        "package-name": "airflow-spark-streaming",
+        "name": "Spark Structured Streaming",
+        "description": (
+            "Spark Structured Streaming for Apache Airflow: bounded and long-running streaming jobs, "
+            "checkpoint progress and Kafka lag sensors, and Delta Lake compaction and vacuum."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Spark Structured Streaming",
+                "external-doc-url": "https://spark.apache.org/docs/latest/streaming/index.html",
+                "tags": ["apache"],
+            },
+        ],
+        "config": {
+            "spark_streaming": {
+                "description": "Settings of the airflow-spark-streaming provider.",
+                "options": {
+                    "jvm_resolver": {
+                        "description": (
+                            "How Spark jobs get their JVM packages (Delta, the Kafka connector): "
+                            "'packages' lets spark-submit resolve them from Maven Central with Ivy; "
+                            "'maven' resolves them with Maven into a local cache first and passes jars."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "maven",
+                        "default": "packages",
+                    },
+                },
+            },
+        },
+    }

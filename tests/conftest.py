@@ -1,0 +1,33 @@
+"""Test-wide settings: an isolated Airflow home and Spark found from the pinned pyspark wheel.
+
+These are set before anything imports Airflow, because Airflow reads its
+configuration once, at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_airflow_home = Path(os.environ.get("ASS_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="ass-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_airflow_home)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "example_dags"))
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_airflow_home / 'airflow.db'}")
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+# spark-submit and spark-class from the pyspark wheel need to know their home
+# and which Python has pyspark, whether or not the virtualenv is activated.
+from airflow_spark_streaming.jvm import spark_home  # noqa: E402
+
+_spark_home = spark_home()
+if _spark_home is not None:
+    os.environ.setdefault("SPARK_HOME", str(_spark_home))
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(_spark_home / "bin"), os.environ["PATH"]])
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

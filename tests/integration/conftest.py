@@ -1,0 +1,99 @@
+"""Real components for integration tests: Kafka broker, SparkSession, Spark standalone cluster, Airflow DB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from airflow_spark_streaming.jvm import check_java, resolve_jvm_dependencies
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def java_major() -> int:
+    return check_java()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory, java_major):
+    """A real single-node KRaft broker on a free 127.0.0.1 port, for the whole session."""
+    from devstack import kafka
+
+    broker = kafka.start(tmp_path_factory.mktemp("kafka"), port=0)
+    yield broker
+    kafka.stop(Path(broker.home))
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker):
+    """Make topics with a given partition count; names are unique per test."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+
+    def create(partitions: int = 1, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futures[name].result(timeout=30)
+        return name
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def jvm_dependencies():
+    return resolve_jvm_dependencies(delta=True, kafka=True)
+
+
+@pytest.fixture(scope="session")
+def spark(java_major, jvm_dependencies, tmp_path_factory):
+    """One local[2] SparkSession with Delta, UI off and few shuffle partitions."""
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName("airflow-spark-streaming-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("warehouse")))
+        .config("spark.sql.streaming.noDataProgressEventInterval", "1000")
+    )
+    for key, value in jvm_dependencies.session_conf().items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory, java_major):
+    """A real Spark standalone Master and Worker on 127.0.0.1."""
+    from devstack import spark_cluster
+
+    cluster = spark_cluster.start(tmp_path_factory.mktemp("spark-cluster"), cores=2, memory="3g")
+    yield cluster
+    spark_cluster.stop(Path(cluster.home))
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated metadata database in the test Airflow home (SQLite)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return os.environ["AIRFLOW_HOME"]

@@ -1,0 +1,70 @@
+"""Shared steps of integration tests: produce keyed records, submit the stream runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from airflow_spark_streaming.jobs import job_path
+from airflow_spark_streaming.jvm import JvmDependencies
+
+
+def produce_keyed(bootstrap_servers: str, topic: str, count: int, partitions: int) -> dict[int, int]:
+    """Produce ``count`` records ``key-i`` → ``value-i`` round-robin over partitions; return per-partition counts."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "enable.idempotence": True})
+    per_partition: dict[int, int] = {}
+    for i in range(count):
+        partition = i % partitions
+        producer.produce(topic, key=f"key-{i}", value=f"value-{i}", partition=partition)
+        per_partition[partition] = per_partition.get(partition, 0) + 1
+    assert producer.flush(30) == 0, "records were left unsent"
+    return per_partition
+
+
+def kafka_to_delta_spec(bootstrap_servers: str, topic: str, table: Path, checkpoint: Path, **source_options) -> dict:
+    return {
+        "query_name": f"{topic}_to_delta",
+        "checkpoint_location": str(checkpoint),
+        "source": {
+            "format": "kafka",
+            "options": {
+                "kafka.bootstrap.servers": bootstrap_servers,
+                "subscribe": topic,
+                "startingOffsets": "earliest",
+                **source_options,
+            },
+        },
+        "transform_sql": (
+            "SELECT CAST(key AS STRING) AS key, CAST(value AS STRING) AS value, "
+            "partition AS kafka_partition, offset AS kafka_offset FROM source"
+        ),
+        "sink": {"format": "delta", "path": str(table), "output_mode": "append"},
+        "trigger": {"available_now": True},
+    }
+
+
+def submit_stream_runner(spec: dict, deps: JvmDependencies, conn_id: str, tmp_path: Path, **hook_kwargs) -> None:
+    """Run the bundled stream runner through the Spark provider's SparkSubmitHook."""
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+    spec_file = tmp_path / f"spec-{spec['query_name']}.json"
+    spec_file.write_text(json.dumps(spec))
+    submit = deps.submit_kwargs()
+    conf = {**submit.pop("conf"), "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
+    hook = SparkSubmitHook(
+        conn_id=conn_id,
+        conf=conf,
+        application_args=["--spec-file", str(spec_file)],
+        name=spec["query_name"],
+        **submit,
+        **hook_kwargs,
+    )
+    hook.submit(job_path("stream_runner"))
+
+
+def read_delta(table: Path) -> list[dict]:
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(table)).to_pyarrow_table().to_pylist()
