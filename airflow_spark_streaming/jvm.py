@@ -58,6 +58,8 @@ IVY_SETTINGS_FILE = Path(__file__).with_name("ivysettings.xml")
 
 _COORDINATE = re.compile(r"^[A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-]+$")
 _JAVA_VERSION = re.compile(r'version "(?P<version>[^"]+)"')
+# "<artifact>-<version>.jar", where the version is the last dash-part starting "<digits>.<digits>".
+_JAR_NAME = re.compile(r"^(?P<artifact>.+)-(?P<version>\d+(?:\.\d+)+[^_]*)\.jar$")
 
 
 @dataclass(frozen=True)
@@ -147,19 +149,31 @@ def resolve_jvm_dependencies(
     """
     resolver = resolver or default_resolver()
     if resolver not in RESOLVERS:
-        raise InvalidMavenCoordinateError(
-            f"jvm resolver {resolver!r} is unknown; use one of {', '.join(RESOLVERS)}."
-        )
+        raise InvalidMavenCoordinateError(f"jvm resolver {resolver!r} is unknown; use one of {', '.join(RESOLVERS)}.")
     packages = spark_packages(delta=delta, kafka=kafka, extra_packages=extra_packages)
     jars = [str(j) for j in extra_jars]
     conf = dict(DELTA_SPARK_CONF) if delta else {}
     user_conf = user_conf or {}
     if resolver == "maven":
-        jars = [str(p) for p in resolve_with_maven(packages)] + jars
+        home = spark_home()
+        provided = provided_artifacts(home / "jars") if home else set()
+        resolved = [p for p in resolve_with_maven(packages) if jar_artifact(p.name) not in provided]
+        jars = [str(p) for p in resolved] + jars
         packages = []
     elif packages and not ({"spark.jars.ivySettings", "spark.jars.repositories"} & user_conf.keys()):
         conf["spark.jars.ivySettings"] = str(IVY_SETTINGS_FILE)
     return JvmDependencies(packages=tuple(packages), jars=tuple(jars), conf=conf)
+
+
+def jar_artifact(file_name: str) -> str:
+    """The artifact id of a jar file name such as ``kafka-clients-3.9.2.jar``."""
+    match = _JAR_NAME.match(file_name)
+    return match.group("artifact") if match else file_name.removesuffix(".jar")
+
+
+def provided_artifacts(spark_jars: Path) -> set[str]:
+    """Artifacts Spark itself ships: the Maven fallback must not pass a second copy."""
+    return {jar_artifact(p.name) for p in spark_jars.glob("*.jar")}
 
 
 def spark_home() -> Path | None:
@@ -240,9 +254,7 @@ def _pom(coordinates: Sequence[str]) -> str:
     )
 
 
-def resolve_with_maven(
-    coordinates: Sequence[str], *, target: Path | None = None, timeout: float = 900
-) -> list[Path]:
+def resolve_with_maven(coordinates: Sequence[str], *, target: Path | None = None, timeout: float = 900) -> list[Path]:
     """Download ``coordinates`` and their runtime dependencies with Maven.
 
     The jars land in a folder named after the coordinate set under

@@ -29,5 +29,12 @@ if _spark_home is not None:
     os.environ.setdefault("SPARK_HOME", str(_spark_home))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(_spark_home / "bin"), os.environ["PATH"]])
+    os.environ["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), str(_spark_home / "bin"), os.environ["PATH"]]
+    )
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+import logging  # noqa: E402
+
+# py4j logs while the interpreter shuts down, after pytest closed its streams.
+logging.getLogger("py4j").setLevel(logging.WARNING)

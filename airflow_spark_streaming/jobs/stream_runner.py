@@ -63,7 +63,9 @@ def build_reader(spark, source: dict[str, Any]):
     if source.get("schema"):
         reader = reader.schema(source["schema"])
     elif fmt in FILE_FORMATS and fmt != "text":
-        raise SpecError(f"source.schema is required for a {fmt} file source (a DDL string such as 'id INT, name STRING')")
+        raise SpecError(
+            f"source.schema is required for a {fmt} file source (a DDL string such as 'id INT, name STRING')"
+        )
     if fmt in (*FILE_FORMATS, "delta"):
         return reader.load(_require(source, "path", "source"))
     return reader.load()

@@ -23,9 +23,7 @@ def test_available_now_ingest_writes_every_record_exactly_once(
     topic = kafka_topic(partitions=4)
     per_partition = produce_keyed(kafka_broker.bootstrap_servers, topic, 1000, partitions=4)
     table, checkpoint = tmp_path / "table", tmp_path / "checkpoint"
-    spec = kafka_to_delta_spec(
-        kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=300
-    )
+    spec = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=300)
 
     submit_stream_runner(spec, jvm_dependencies, spark_local_conn, tmp_path)
 

@@ -1,0 +1,197 @@
+"""The demo pipeline: local Kafka → ``airflow dags test kafka_to_delta_incremental`` → a local Delta table.
+
+Run through ``./dev demo``. Everything lives under ``.demo/`` in the checkout:
+the Airflow home, the Delta table, the checkpoint and the logs. Each run
+produces a fresh batch of records, so a second run shows an incremental ingest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from airflow_spark_streaming.exceptions import SparkStreamingError
+from devstack import kafka
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "kafka_to_delta_incremental"
+TOPIC = "demo_orders"
+PARTITIONS = 4
+
+
+def _ensure_topic(bootstrap_servers: str) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    if TOPIC in admin.list_topics(timeout=10).topics:
+        return
+    admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=1)])[TOPIC].result(timeout=30)
+
+
+def produce_orders(bootstrap_servers: str, count: int) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 20, "acks": "all"})
+    rng = random.Random()
+    for _ in range(count):
+        order_id = rng.getrandbits(48)
+        order = {"order_id": order_id, "amount": round(rng.uniform(1, 500), 2), "ts": time.time()}
+        producer.produce(TOPIC, key=str(order_id), value=json.dumps(order))
+    if producer.flush(60):
+        raise SparkStreamingError(f"Could not deliver every demo record to {TOPIC} on {bootstrap_servers}.")
+
+
+def topic_records(bootstrap_servers: str) -> int:
+    """Records in the topic: the sum of every partition's high watermark."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "demo-inspector"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in range(PARTITIONS))
+    finally:
+        consumer.close()
+
+
+def table_stats(table: Path) -> dict:
+    import pyarrow
+    from deltalake import DeltaTable
+
+    if not (table / "_delta_log").is_dir():
+        return {"rows": 0, "files": 0, "version": None}
+    delta = DeltaTable(str(table))
+    files = pyarrow.table(delta.get_add_actions(flatten=True)).to_pylist()
+    return {"rows": sum(f["num_records"] for f in files), "files": len(files), "version": delta.version()}
+
+
+def committed_batches(checkpoint: Path) -> int:
+    commits = checkpoint / "commits"
+    return sum(1 for p in commits.iterdir() if p.name.isdigit()) if commits.is_dir() else 0
+
+
+def airflow_env(work: Path, bootstrap_servers: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(work / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT": str(work / "lake"),
+            "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+            "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
+                {"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap_servers}}
+            ),
+        }
+    )
+    return env
+
+
+def _run_logged(command: list[str], env: dict[str, str], log: Path, what: str) -> None:
+    with open(log, "w") as out:
+        done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise SparkStreamingError(f"{what} failed (exit {done.returncode}); the end of {log}:\n{tail}")
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.total = 0.0
+
+    def __call__(self, title: str, action):
+        print(f"  • {title} …", end="", flush=True)
+        started = time.monotonic()
+        result = action()
+        elapsed = time.monotonic() - started
+        self.total += elapsed
+        print(f" done ({elapsed:.1f}s)", flush=True)
+        return result
+
+
+def run(work: Path, records: int, keep_broker: bool = False) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "logs").mkdir(exist_ok=True)
+    table, checkpoint = work / "lake" / TOPIC, work / "lake" / "_checkpoints" / TOPIC
+
+    step = _Steps()
+    kafka_home = work / "kafka"
+    was_running = kafka.read_state(kafka_home) is not None
+    broker = step("Kafka broker (KRaft) on 127.0.0.1", lambda: kafka.start(kafka_home))
+    try:
+        return _pipeline(work, step, broker, records, table, checkpoint)
+    finally:
+        if not was_running and not keep_broker:
+            kafka.stop(kafka_home)
+
+
+def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int, table: Path, checkpoint: Path) -> dict:
+    step(f"Produce {records:,} orders to '{TOPIC}'", lambda: (_ensure_topic(broker.bootstrap_servers),
+                                                              produce_orders(broker.bootstrap_servers, records)))  # fmt: skip
+    before = table_stats(table)
+    batches_before = committed_batches(checkpoint)
+    in_topic = topic_records(broker.bootstrap_servers)
+
+    env = airflow_env(work, broker.bootstrap_servers)
+    airflow = [sys.executable, "-m", "airflow"]
+    step("Airflow metadata database", lambda: _run_logged([*airflow, "db", "migrate"], env,
+                                                          work / "logs" / "db-migrate.log", "airflow db migrate"))  # fmt: skip
+    conf = {"topic": TOPIC}
+    step(f"airflow dags test {DAG_ID}", lambda: _run_logged(
+        [*airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env,
+        work / "logs" / f"{DAG_ID}.log", f"airflow dags test {DAG_ID}"))  # fmt: skip
+    after = table_stats(table)
+
+    summary = {
+        "dag": DAG_ID,
+        "topic": TOPIC,
+        "records_in_topic": in_topic,
+        "rows_before": before["rows"],
+        "rows_after": after["rows"],
+        "rows_ingested": after["rows"] - before["rows"],
+        "backlog_before": in_topic - before["rows"],
+        "backlog_after": in_topic - after["rows"],
+        "delta_version": after["version"],
+        "delta_files": after["files"],
+        "batches_committed": committed_batches(checkpoint) - batches_before,
+        "table": str(table.relative_to(REPO_ROOT)) if table.is_relative_to(REPO_ROOT) else str(table),
+        "seconds": round(step.total, 1),
+    }
+    (work / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    print()
+    print(f"Demo summary ({summary['dag']}, {summary['seconds']}s)")
+    print(
+        f"  rows ingested        {summary['rows_ingested']:>10,}   ({summary['rows_before']:,} → {summary['rows_after']:,})"
+    )
+    print(f"  backlog (records)    {summary['backlog_before']:>10,} before → {summary['backlog_after']:,} after")
+    print(f"  micro-batches        {summary['batches_committed']:>10,}")
+    print(f"  delta files          {summary['delta_files']:>10,}   (table version {summary['delta_version']})")
+    print(f"  table                {summary['table']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / ".demo")
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--keep-broker", action="store_true", help="leave the Kafka broker running afterwards")
+    args = parser.parse_args(argv)
+    print(f"airflow-spark-streaming demo: {DAG_ID} on local Spark, local Kafka and a local Delta table")
+    try:
+        summary = run(args.work, args.records, args.keep_broker)
+    except SparkStreamingError as err:
+        print(f"\ndemo failed: {err}", file=sys.stderr)
+        return 1
+    print_summary(summary)
+    return 0 if summary["backlog_after"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

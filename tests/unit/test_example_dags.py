@@ -1,0 +1,31 @@
+"""Every example DAG imports without errors, as the scheduler would parse it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+@pytest.fixture(scope="module")
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(EXAMPLE_DAGS))
+
+
+def test_no_import_errors(dag_bag):
+    assert dag_bag.import_errors == {}
+    assert len(dag_bag.dags) == len(list(EXAMPLE_DAGS.glob("*.py")))
+
+
+def test_kafka_to_delta_incremental_shape(dag_bag):
+    dag = dag_bag.dags["kafka_to_delta_incremental"]
+    assert dag.max_active_runs == 1
+    assert set(dag.task_dict) == {"build_spec", "ingest", "table_summary"}
+    ingest = dag.task_dict["ingest"]
+    assert ingest.application.endswith("airflow_spark_streaming/jobs/stream_runner.py")
+    assert "io.delta:delta-spark_4.2_2.13" in ingest.packages
+    assert dag.task_dict["table_summary"].upstream_task_ids == {"build_spec", "ingest"}
