@@ -40,3 +40,31 @@ class MavenResolutionError(JvmDependencyError):
 
 class InvalidMavenCoordinateError(JvmDependencyError):
     """A package is not of the form ``group:artifact:version``."""
+
+
+class CheckpointError(SparkStreamingError):
+    """A Structured Streaming checkpoint cannot be read as Spark wrote it."""
+
+
+class CheckpointNotFoundError(CheckpointError):
+    """The checkpoint path does not exist, or holds nothing Spark wrote."""
+
+
+class CheckpointMetadataMissingError(CheckpointError):
+    """The checkpoint has logs but no ``metadata`` file with the query id."""
+
+
+class CorruptCheckpointFileError(CheckpointError):
+    """An offsets, commits or metadata file is truncated or is not in Spark's format."""
+
+
+class UnsupportedCheckpointVersionError(CheckpointError):
+    """A log file's version header is newer than this provider can read."""
+
+
+class NonContiguousBatchesError(CheckpointError):
+    """Batch ids in a log folder have a gap, which Spark itself refuses to restart from."""
+
+
+class StreamStaleError(SparkStreamingError):
+    """The stream has committed no batch for longer than the allowed staleness."""

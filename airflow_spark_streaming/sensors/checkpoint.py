@@ -1,0 +1,135 @@
+"""Wait for a Structured Streaming query to make progress, judged from its checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+from airflow_spark_streaming.exceptions import SparkStreamingError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria, ProgressVerdict
+
+DAG_RUN_START = "dag_run_start"
+
+
+class StreamingProgressSensor(BaseSensorOperator):
+    """Wait until a streaming query's checkpoint shows the progress you ask for.
+
+    Succeeds when the committed batch id reaches ``target_batch_id`` and/or a
+    batch has committed after ``committed_after``; with neither, when any batch
+    has committed. Fails at once, without waiting for the timeout, when the
+    newest commit is older than ``max_staleness``. The
+    :class:`~airflow_spark_streaming.hooks.checkpoint.CheckpointStatus` is
+    pushed to XCom (``return_value``).
+
+    :param checkpoint: the query's checkpoint location, a path or URI. (templated)
+    :param conn_id: the storage connection for the checkpoint; none for local paths.
+    :param target_batch_id: wait until this batch id has committed. (templated)
+    :param committed_after: wait for a commit after this moment: ``"dag_run_start"``,
+        a datetime, or an ISO-8601 string. (templated)
+    :param max_staleness: fail when the last commit is older than this
+        (a timedelta or seconds) and the criteria are not met yet.
+    :param wait_for_checkpoint: treat a missing or empty checkpoint as "not started
+        yet" and keep waiting; if False, fail at once.
+    :param deferrable: wait in the triggerer instead of holding a worker slot;
+        defaults to ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("checkpoint", "target_batch_id", "committed_after")
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str,
+        conn_id: str | None = None,
+        target_batch_id: int | str | None = None,
+        committed_after: datetime | str | None = None,
+        max_staleness: timedelta | float | None = None,
+        wait_for_checkpoint: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.checkpoint = checkpoint
+        self.conn_id = conn_id
+        self.target_batch_id = target_batch_id
+        self.committed_after = committed_after
+        if isinstance(max_staleness, timedelta):
+            max_staleness = max_staleness.total_seconds()
+        if max_staleness is not None and max_staleness <= 0:
+            raise SparkStreamingError(f"{self.task_id}: max_staleness must be positive, got {max_staleness!r} seconds.")
+        self.max_staleness = max_staleness
+        self.wait_for_checkpoint = wait_for_checkpoint
+        self.deferrable = deferrable
+
+    def _criteria(self, context: Context) -> ProgressCriteria:
+        from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria
+
+        after = self.committed_after
+        if after == DAG_RUN_START:
+            after = context["dag_run"].start_date
+        elif isinstance(after, str) and after:
+            try:
+                after = datetime.fromisoformat(after)
+            except ValueError as err:
+                raise SparkStreamingError(
+                    f"{self.task_id}: committed_after {after!r} is neither {DAG_RUN_START!r} nor an ISO-8601 time."
+                ) from err
+        target = self.target_batch_id
+        if target is not None and target != "":
+            try:
+                target = int(target)
+            except (TypeError, ValueError) as err:
+                raise SparkStreamingError(f"{self.task_id}: target_batch_id {target!r} is not an integer.") from err
+        else:
+            target = None
+        return ProgressCriteria(
+            target_batch_id=target,
+            committed_after=after.timestamp() if isinstance(after, datetime) else None,
+            max_staleness_seconds=self.max_staleness,
+            wait_for_checkpoint=self.wait_for_checkpoint,
+        )
+
+    def _conclude(self, verdict: ProgressVerdict) -> PokeReturnValue:
+        self.log.info("%s", verdict.message)
+        verdict.raise_for_state()
+        return PokeReturnValue(is_done=verdict.state == "met", xcom_value=verdict.status)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_spark_streaming.hooks.checkpoint import check_progress
+
+        return self._conclude(check_progress(self.checkpoint, self.conn_id, self._criteria(context)))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        # One check in the worker first: an already-met wait never defers.
+        outcome = self.poke(context)
+        if outcome.is_done:
+            return outcome.xcom_value
+        from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
+
+        self.defer(
+            trigger=CheckpointProgressTrigger(
+                checkpoint=self.checkpoint,
+                criteria=self._criteria(context).to_dict(),
+                conn_id=self.conn_id,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from airflow_spark_streaming.hooks.checkpoint import ProgressVerdict
+
+        outcome = self._conclude(ProgressVerdict(**event))
+        if not outcome.is_done:
+            raise SparkStreamingError(f"{self.task_id}: the trigger ended before the progress criteria were met.")
+        return outcome.xcom_value
