@@ -6,6 +6,7 @@ configuration once, at import time.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -17,6 +18,23 @@ _airflow_home = Path(os.environ.get("ASS_TEST_AIRFLOW_HOME") or tempfile.mkdtemp
 os.environ["AIRFLOW_HOME"] = str(_airflow_home)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "example_dags"))
+# Two bundles: the shipped example DAGs, and DAGs that exist only for tests.
+os.environ.setdefault(
+    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+    json.dumps(
+        [
+            {
+                "name": name,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(path), "refresh_interval": 0},
+            }
+            for name, path in (
+                ("provider_examples", REPO_ROOT / "example_dags"),
+                ("test_dags", REPO_ROOT / "tests" / "dags"),
+            )
+        ]
+    ),
+)
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_airflow_home / 'airflow.db'}")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 

@@ -71,6 +71,9 @@ class StreamingProgressSensor(BaseSensorOperator):
     def _criteria(self, context: Context) -> ProgressCriteria:
         from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria
 
+        if not self.checkpoint or not str(self.checkpoint).strip():
+            raise SparkStreamingError(f"{self.task_id}: checkpoint is empty; pass the query's checkpoint path or URI.")
+
         after = self.committed_after
         if after == DAG_RUN_START:
             after = context["dag_run"].start_date
