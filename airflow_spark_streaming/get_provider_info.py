@@ -21,6 +21,24 @@ def get_provider_info() -> dict:
                 "tags": ["apache"],
             },
         ],
+        "hooks": [
+            {
+                "integration-name": "Spark Structured Streaming",
+                "python-modules": ["airflow_spark_streaming.hooks.checkpoint"],
+            },
+        ],
+        "sensors": [
+            {
+                "integration-name": "Spark Structured Streaming",
+                "python-modules": ["airflow_spark_streaming.sensors.checkpoint"],
+            },
+        ],
+        "triggers": [
+            {
+                "integration-name": "Spark Structured Streaming",
+                "python-modules": ["airflow_spark_streaming.triggers.checkpoint"],
+            },
+        ],
         "config": {
             "spark_streaming": {
                 "description": "Settings of the airflow-spark-streaming provider.",

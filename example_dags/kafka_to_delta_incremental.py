@@ -10,13 +10,14 @@ path.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param, task
 
 from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+from airflow_spark_streaming.sensors.checkpoint import StreamingProgressSensor
 
 # Packages resolved by spark-submit itself: nothing is downloaded while the DAG is parsed.
 JVM_DEPENDENCIES = resolve_jvm_dependencies(delta=True, kafka=True, resolver="packages")
@@ -97,4 +98,15 @@ with DAG(
             "files": len(files),
         }
 
-    ingest >> table_summary(locations["table_uri"])
+    # The bounded run must have committed everything it planned, and the stream
+    # must not have stood still for two schedule intervals.
+    progress_check = StreamingProgressSensor(
+        task_id="progress_check",
+        checkpoint=locations["checkpoint_uri"],
+        require_fully_committed=True,
+        max_staleness=timedelta(hours=2),
+        poke_interval=30,
+        timeout=600,
+    )
+
+    ingest >> progress_check >> table_summary(locations["table_uri"])

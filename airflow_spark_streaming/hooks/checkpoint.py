@@ -334,7 +334,7 @@ def _mtime(info: dict[str, Any]) -> float | None:
     return None
 
 
-def contiguous_batches(names: dict[int, Any], folder: str) -> list[int]:
+def contiguous_batches(names: set[int] | dict[int, Any], folder: str) -> list[int]:
     """Sorted batch ids; raise if there is a gap between the oldest and the newest."""
     batches = sorted(names)
     if batches and batches[-1] - batches[0] + 1 != len(batches):
@@ -385,13 +385,16 @@ class CheckpointHook(BaseHook):
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root.path, *parts)
 
-    def _list(self, *parts: str) -> dict[str, dict[str, Any]]:
-        """One listing: entry name → fsspec info. A missing folder lists as empty."""
+    def _list(self, *parts: str) -> list[str]:
+        """One listing, names only (no per-entry stat). A missing folder lists as empty."""
         try:
-            entries = self.root.fs.ls(self._path(*parts), detail=True)
+            entries = self.root.fs.ls(self._path(*parts), detail=False)
         except FileNotFoundError:
-            return {}
-        return {posixpath.basename(e["name"].rstrip("/")): e for e in entries}
+            return []
+        return [posixpath.basename(str(e).rstrip("/")) for e in entries]
+
+    def _mtime(self, *parts: str) -> float | None:
+        return _mtime(self.root.fs.info(self._path(*parts)))
 
     def _read(self, *parts: str, limit: int | None = None) -> bytes:
         path = self._path(*parts)
@@ -406,16 +409,11 @@ class CheckpointHook(BaseHook):
     def _describe(self, *parts: str) -> str:
         return posixpath.join(str(self.root), *parts)
 
-    def _log(self, folder: str) -> dict[int, dict[str, Any]]:
-        """Batch id → info for a log folder; ``.crc``, ``.tmp`` and other side files are skipped."""
-        batches = {}
-        for name, info in self._list(folder).items():
-            match = _BATCH_FILE.match(name)
-            if match and info.get("type", "file") != "directory":
-                batches[int(match.group("batch"))] = info
-        return batches
+    def _log(self, folder: str) -> set[int]:
+        """Batch ids in a log folder; ``.crc``, ``.tmp`` and other side files are skipped."""
+        return {int(m.group("batch")) for m in map(_BATCH_FILE.match, self._list(folder)) if m}
 
-    def _root_entries(self) -> dict[str, dict[str, Any]]:
+    def _root_entries(self) -> set[str]:
         try:
             exists = self.root.fs.exists(self.root.path)
         except OSError as err:
@@ -424,13 +422,13 @@ class CheckpointHook(BaseHook):
             raise CheckpointNotFoundError(
                 f"Checkpoint {self.root} does not exist; check the path, or whether the query has ever started."
             )
-        entries = self._list()
+        entries = set(self._list())
         if not entries:
             raise CheckpointNotFoundError(
                 f"Checkpoint {self.root} is an empty directory: the query has not started yet, or the path is wrong."
             )
         if "metadata" not in entries:
-            if {"offsets", "commits", "state"} & entries.keys():
+            if {"offsets", "commits", "state"} & entries:
                 raise CheckpointMetadataMissingError(
                     f"{self._describe('metadata')} is missing although the checkpoint has logs; Spark will refuse to "
                     "restart it. Restore the file (it holds the query id) or start a new checkpoint."
@@ -452,8 +450,8 @@ class CheckpointHook(BaseHook):
         """
         entries = self._root_entries()
         query_id = parse_query_metadata(self._text("metadata"), self._describe("metadata"))
-        offsets = self._log("offsets") if "offsets" in entries else {}
-        commits = self._log("commits") if "commits" in entries else {}
+        offsets = self._log("offsets") if "offsets" in entries else set()
+        commits = self._log("commits") if "commits" in entries else set()
         planned_ids = contiguous_batches(offsets, self._describe("offsets"))
         committed_ids = contiguous_batches(commits, self._describe("commits"))
         latest_planned = planned_ids[-1] if planned_ids else None
@@ -500,7 +498,7 @@ class CheckpointHook(BaseHook):
             batch_watermark_ms=newest.batch_watermark_ms if newest else None,
             committed_batch_timestamp_ms=committed.batch_timestamp_ms if committed else None,
             next_watermark_ms=commit_body.get("nextBatchWatermarkMs"),
-            last_commit_time=_mtime(commits[latest_committed]) if latest_committed is not None else None,
+            last_commit_time=self._mtime("commits", str(latest_committed)) if latest_committed is not None else None,
             planned_sources=planned.sources if planned else [],
             committed_sources=committed.sources if committed else [],
             initial_offsets=self._initial_offsets() if "sources" in entries else {},
@@ -527,7 +525,7 @@ class CheckpointHook(BaseHook):
                     batch_id=batch_id,
                     batch_timestamp_ms=timestamp,
                     committed=batch_id in commits,
-                    commit_time=_mtime(commits[batch_id]) if batch_id in commits else None,
+                    commit_time=self._mtime("commits", str(batch_id)) if batch_id in commits else None,
                 )
             )
         return CheckpointHistory(checkpoint=str(self.root), batches=records)
@@ -581,12 +579,15 @@ class ProgressCriteria:
         commit is older than this.
     :param wait_for_checkpoint: a missing or empty checkpoint means "not
         started yet" (keep waiting) rather than an error.
+    :param require_fully_committed: also require that no planned batch is
+        left uncommitted (the last run committed everything it started).
     """
 
     target_batch_id: int | None = None
     committed_after: float | None = None
     max_staleness_seconds: float | None = None
     wait_for_checkpoint: bool = True
+    require_fully_committed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -632,6 +633,8 @@ def evaluate_progress(
         unmet.append(
             f"no batch committed after {datetime.fromtimestamp(criteria.committed_after).astimezone().isoformat()}"
         )
+    if criteria.require_fully_committed and status.has_uncommitted_batch:
+        unmet.append(f"batch {status.latest_planned_batch} is planned but not committed (running, or killed)")
     if not unmet:
         return ProgressVerdict("met", f"{status.checkpoint}: batch {committed} committed", status.to_dict())
     age = status.seconds_since_last_commit(now)

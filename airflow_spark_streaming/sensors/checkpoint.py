@@ -35,6 +35,8 @@ class StreamingProgressSensor(BaseSensorOperator):
         a datetime, or an ISO-8601 string. (templated)
     :param max_staleness: fail when the last commit is older than this
         (a timedelta or seconds) and the criteria are not met yet.
+    :param require_fully_committed: also require that no planned batch is left
+        uncommitted, i.e. the last run committed everything it started.
     :param wait_for_checkpoint: treat a missing or empty checkpoint as "not started
         yet" and keep waiting; if False, fail at once.
     :param deferrable: wait in the triggerer instead of holding a worker slot;
@@ -52,6 +54,7 @@ class StreamingProgressSensor(BaseSensorOperator):
         committed_after: datetime | str | None = None,
         max_staleness: timedelta | float | None = None,
         wait_for_checkpoint: bool = True,
+        require_fully_committed: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -66,6 +69,7 @@ class StreamingProgressSensor(BaseSensorOperator):
             raise SparkStreamingError(f"{self.task_id}: max_staleness must be positive, got {max_staleness!r} seconds.")
         self.max_staleness = max_staleness
         self.wait_for_checkpoint = wait_for_checkpoint
+        self.require_fully_committed = require_fully_committed
         self.deferrable = deferrable
 
     def _criteria(self, context: Context) -> ProgressCriteria:
@@ -97,6 +101,7 @@ class StreamingProgressSensor(BaseSensorOperator):
             committed_after=after.timestamp() if isinstance(after, datetime) else None,
             max_staleness_seconds=self.max_staleness,
             wait_for_checkpoint=self.wait_for_checkpoint,
+            require_fully_committed=self.require_fully_committed,
         )
 
     def _conclude(self, verdict: ProgressVerdict) -> PokeReturnValue:

@@ -70,3 +70,18 @@ def test_importing_every_airflow_side_module_loads_no_spark_delta_or_kafka_clien
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_every_hook_sensor_and_trigger_module_is_listed_and_imports():
+    import importlib
+
+    info = get_provider_info()
+    root = Path(airflow_spark_streaming.__file__).parent
+    for kind in ("hooks", "sensors", "triggers", "operators"):
+        on_disk = {
+            f"airflow_spark_streaming.{kind}.{p.stem}" for p in (root / kind).glob("*.py") if p.stem != "__init__"
+        }
+        listed = {m for entry in info.get(kind, []) for m in entry["python-modules"]}
+        assert listed == on_disk, kind
+        for module in listed:
+            importlib.import_module(module)

@@ -46,6 +46,13 @@ def test_committed_after_dag_run_start(checkpoint_copy):
     assert sensor.poke(_context(started)).is_done
 
 
+def test_require_fully_committed(checkpoint_copy):
+    sensor = StreamingProgressSensor(task_id="p", checkpoint=str(checkpoint_copy), require_fully_committed=True)
+    assert sensor.poke(_context()).is_done
+    (checkpoint_copy / "commits" / "3").unlink()
+    assert not sensor.poke(_context()).is_done
+
+
 def test_stale_stream_fails_fast(checkpoint_copy):
     hour_ago = time.time() - 3600
     os.utime(checkpoint_copy / "commits" / "3", (hour_ago, hour_ago))

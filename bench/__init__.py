@@ -1,0 +1,1 @@
+"""Benchmarks of airflow-spark-streaming: each prints a table and writes JSON into bench/results/."""

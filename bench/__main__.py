@@ -1,0 +1,23 @@
+"""Run every benchmark: ``python -m bench [--smoke] [name ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = ("checkpoint_status",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="small sizes, as the test suite runs them")
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS][1:] or None, default=list(BENCHMARKS))
+    args = parser.parse_args(argv)
+    for name in args.names or BENCHMARKS:
+        module = importlib.import_module(f"bench.{name}")
+        module.main(["--smoke"] if args.smoke else [])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""Benchmarks run in smoke mode: they work and report; nothing here is about time."""
+
+from __future__ import annotations
+
+import json
+
+from bench import __main__ as bench_main
+from bench import checkpoint_status
+from bench.common import RESULTS
+
+
+def test_checkpoint_status_reads_the_same_files_however_many_batches(capsys):
+    assert bench_main.main(["--smoke", "checkpoint_status"]) == 0
+    assert "CheckpointHook.get_status() vs retained batches" in capsys.readouterr().out
+    result = json.loads((RESULTS / "checkpoint_status.smoke.json").read_text())
+    rows = result["rows"]
+    assert [r["retained_batches"] for r in rows] == list(checkpoint_status.SMOKE_SIZES)
+    # One listing per log folder and the same few files, at 10 and at 100 batches.
+    assert len({json.dumps(r["calls"], sort_keys=True) for r in rows}) == 1
+    assert rows[0]["calls"]["ls"] == 4 and rows[0]["calls"]["cat_file"] == 3
+    assert result["machine"]["cpus"] >= 1
