@@ -68,3 +68,27 @@ class NonContiguousBatchesError(CheckpointError):
 
 class StreamStaleError(SparkStreamingError):
     """The stream has committed no batch for longer than the allowed staleness."""
+
+
+class KafkaLagError(SparkStreamingError):
+    """Kafka lag of a streaming query cannot be computed."""
+
+
+class NoKafkaSourceError(KafkaLagError):
+    """The checkpoint's query has no Kafka source, so it has no Kafka lag."""
+
+
+class KafkaBrokerUnreachableError(KafkaLagError):
+    """The brokers of the Kafka connection did not answer within the timeout."""
+
+
+class KafkaTopicDeletedError(KafkaLagError):
+    """Every topic a Kafka source read is gone from the broker."""
+
+
+class KafkaConfigError(KafkaLagError):
+    """The Kafka connection's client configuration is invalid."""
+
+
+class KafkaLagCeilingError(KafkaLagError):
+    """Lag stayed above the alert ceiling for longer than allowed."""

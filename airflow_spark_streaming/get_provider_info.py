@@ -24,19 +24,28 @@ def get_provider_info() -> dict:
         "hooks": [
             {
                 "integration-name": "Spark Structured Streaming",
-                "python-modules": ["airflow_spark_streaming.hooks.checkpoint"],
+                "python-modules": [
+                    "airflow_spark_streaming.hooks.checkpoint",
+                    "airflow_spark_streaming.hooks.kafka_lag",
+                ],
             },
         ],
         "sensors": [
             {
                 "integration-name": "Spark Structured Streaming",
-                "python-modules": ["airflow_spark_streaming.sensors.checkpoint"],
+                "python-modules": [
+                    "airflow_spark_streaming.sensors.checkpoint",
+                    "airflow_spark_streaming.sensors.kafka_lag",
+                ],
             },
         ],
         "triggers": [
             {
                 "integration-name": "Spark Structured Streaming",
-                "python-modules": ["airflow_spark_streaming.triggers.checkpoint"],
+                "python-modules": [
+                    "airflow_spark_streaming.triggers.checkpoint",
+                    "airflow_spark_streaming.triggers.kafka_lag",
+                ],
             },
         ],
         "config": {

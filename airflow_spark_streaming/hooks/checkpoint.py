@@ -34,6 +34,7 @@ from airflow_spark_streaming.exceptions import (
     NonContiguousBatchesError,
     UnsupportedCheckpointVersionError,
 )
+from airflow_spark_streaming.verdict import Verdict
 
 OFFSETS_MAX_VERSION = 2
 COMMITS_MAX_VERSION = 2
@@ -593,34 +594,7 @@ class ProgressCriteria:
         return asdict(self)
 
 
-@dataclass
-class ProgressVerdict:
-    """The outcome of one progress check: ``met``, ``waiting``, ``stale`` or ``error``."""
-
-    state: str
-    message: str
-    status: dict[str, Any] | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def raise_for_state(self) -> None:
-        """Raise the named project error for ``stale`` and ``error`` verdicts."""
-        from airflow_spark_streaming import exceptions
-
-        if self.state == "stale":
-            raise exceptions.StreamStaleError(self.message)
-        if self.state == "error":
-            error_class = getattr(exceptions, self.error or "", None)
-            if not (isinstance(error_class, type) and issubclass(error_class, exceptions.SparkStreamingError)):
-                error_class = exceptions.CheckpointError
-            raise error_class(self.message)
-
-
-def evaluate_progress(
-    status: CheckpointStatus, criteria: ProgressCriteria, now: float | None = None
-) -> ProgressVerdict:
+def evaluate_progress(status: CheckpointStatus, criteria: ProgressCriteria, now: float | None = None) -> Verdict:
     """Decide whether ``status`` satisfies ``criteria`` (pure: no I/O)."""
     now = time.time() if now is None else now
     committed, last_commit = status.latest_committed_batch, status.last_commit_time
@@ -636,20 +610,20 @@ def evaluate_progress(
     if criteria.require_fully_committed and status.has_uncommitted_batch:
         unmet.append(f"batch {status.latest_planned_batch} is planned but not committed (running, or killed)")
     if not unmet:
-        return ProgressVerdict("met", f"{status.checkpoint}: batch {committed} committed", status.to_dict())
+        return Verdict("met", f"{status.checkpoint}: batch {committed} committed", status.to_dict())
     age = status.seconds_since_last_commit(now)
     if criteria.max_staleness_seconds is not None and age is not None and age > criteria.max_staleness_seconds:
-        return ProgressVerdict(
+        return Verdict(
             "stale",
             f"{status.checkpoint} is stale: its last commit (batch {committed}) was {age:.0f}s ago, longer than "
             f"max_staleness {criteria.max_staleness_seconds:.0f}s, and {'; '.join(unmet)}. "
             "Check that the query is running and that its source has data.",
             status.to_dict(),
         )
-    return ProgressVerdict("waiting", f"{status.checkpoint}: {'; '.join(unmet)}", status.to_dict())
+    return Verdict("waiting", f"{status.checkpoint}: {'; '.join(unmet)}", status.to_dict())
 
 
-def check_progress(checkpoint: str, conn_id: str | None, criteria: ProgressCriteria) -> ProgressVerdict:
+def check_progress(checkpoint: str, conn_id: str | None, criteria: ProgressCriteria) -> Verdict:
     """Read the checkpoint and evaluate ``criteria``; errors come back as an ``error`` verdict.
 
     Blocking; the sensor calls it in ``poke`` and the trigger through
@@ -661,8 +635,8 @@ def check_progress(checkpoint: str, conn_id: str | None, criteria: ProgressCrite
         status = CheckpointHook(checkpoint, conn_id=conn_id).get_status(include_state=False)
     except CheckpointNotFoundError as err:
         if criteria.wait_for_checkpoint:
-            return ProgressVerdict("waiting", f"{checkpoint}: not started yet ({err})")
-        return ProgressVerdict("error", str(err), error=type(err).__name__)
+            return Verdict("waiting", f"{checkpoint}: not started yet ({err})")
+        return Verdict.from_error(err)
     except CheckpointError as err:
-        return ProgressVerdict("error", str(err), error=type(err).__name__)
+        return Verdict.from_error(err)
     return evaluate_progress(status, criteria)

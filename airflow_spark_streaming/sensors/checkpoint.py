@@ -13,7 +13,8 @@ from airflow_spark_streaming.exceptions import SparkStreamingError
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria, ProgressVerdict
+    from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria
+    from airflow_spark_streaming.verdict import Verdict
 
 DAG_RUN_START = "dag_run_start"
 
@@ -104,10 +105,10 @@ class StreamingProgressSensor(BaseSensorOperator):
             require_fully_committed=self.require_fully_committed,
         )
 
-    def _conclude(self, verdict: ProgressVerdict) -> PokeReturnValue:
+    def _conclude(self, verdict: Verdict) -> PokeReturnValue:
         self.log.info("%s", verdict.message)
         verdict.raise_for_state()
-        return PokeReturnValue(is_done=verdict.state == "met", xcom_value=verdict.status)
+        return PokeReturnValue(is_done=verdict.state == "met", xcom_value=verdict.payload)
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_spark_streaming.hooks.checkpoint import check_progress
@@ -135,9 +136,9 @@ class StreamingProgressSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow_spark_streaming.hooks.checkpoint import ProgressVerdict
+        from airflow_spark_streaming.verdict import Verdict
 
-        outcome = self._conclude(ProgressVerdict(**event))
+        outcome = self._conclude(Verdict(**event))
         if not outcome.is_done:
             raise SparkStreamingError(f"{self.task_id}: the trigger ended before the progress criteria were met.")
         return outcome.xcom_value

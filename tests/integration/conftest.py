@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +52,16 @@ def kafka_topic(kafka_broker):
     return create
 
 
+@pytest.fixture
+def kafka_conn(kafka_broker, monkeypatch):
+    def make(conn_id: str = "kafka_default", **extra) -> str:
+        config = {"bootstrap.servers": kafka_broker.bootstrap_servers, **extra}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "kafka", "extra": config}))
+        return conn_id
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def jvm_dependencies():
     return resolve_jvm_dependencies(delta=True, kafka=True)
@@ -97,3 +108,6 @@ def airflow_db():
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return os.environ["AIRFLOW_HOME"]
+
+
+from tests.integration.checkpoint_fixtures import checkpoint_copy, file_source_checkpoint  # noqa: E402, F401

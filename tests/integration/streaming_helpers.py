@@ -68,3 +68,22 @@ def read_delta(table: Path) -> list[dict]:
     from deltalake import DeltaTable
 
     return DeltaTable(str(table)).to_pyarrow_table().to_pylist()
+
+
+def run_available_now(spark, bootstrap: str, checkpoint, *, max_offsets: int, **subscription) -> dict:
+    """One bounded run of a Kafka → noop query; returns its last progress."""
+    reader = spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
+    for key, value in subscription.items():
+        reader = reader.option(key, value)
+    query = (
+        reader.option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", max_offsets)
+        .option("failOnDataLoss", "false")
+        .load()
+        .writeStream.format("noop")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    return json.loads(query.lastProgress.json) if query.lastProgress else {}

@@ -16,7 +16,6 @@ from airflow_spark_streaming.exceptions import (
 from airflow_spark_streaming.hooks.checkpoint import (
     CheckpointStatus,
     ProgressCriteria,
-    ProgressVerdict,
     classify_offset,
     contiguous_batches,
     evaluate_progress,
@@ -26,6 +25,7 @@ from airflow_spark_streaming.hooks.checkpoint import (
     parse_source_head,
 )
 from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
+from airflow_spark_streaming.verdict import Verdict
 
 META = '{"batchWatermarkMs":5000,"batchTimestampMs":1795468736127,"conf":{"spark.sql.shuffle.partitions":"2"}}'
 
@@ -147,12 +147,12 @@ def test_evaluate_progress(committed, last_commit, criteria, state):
 
 def test_verdicts_raise_their_named_errors():
     with pytest.raises(StreamStaleError, match="stale!"):
-        ProgressVerdict("stale", "stale!").raise_for_state()
+        Verdict("stale", "stale!").raise_for_state()
     with pytest.raises(CorruptCheckpointFileError, match="torn"):
-        ProgressVerdict("error", "torn", error="CorruptCheckpointFileError").raise_for_state()
+        Verdict("error", "torn", error="CorruptCheckpointFileError").raise_for_state()
     with pytest.raises(SparkStreamingError, match="odd"):
-        ProgressVerdict("error", "odd", error="KeyError").raise_for_state()
-    ProgressVerdict("met", "ok").raise_for_state()
+        Verdict("error", "odd", error="KeyError").raise_for_state()
+    Verdict("met", "ok").raise_for_state()
 
 
 def test_trigger_serialize_round_trip_and_validation():

@@ -109,7 +109,7 @@ def test_deferred_wait_follows_a_running_query(spark, tmp_path):
         event = asyncio.run(first_event())
     finally:
         query.stop()
-    assert event.payload["state"] == "met" and event.payload["status"]["latest_committed_batch"] >= target
+    assert event.payload["state"] == "met" and event.payload["payload"]["latest_committed_batch"] >= target
     status = sensor.execute_complete(_context(), event.payload)
     assert status["latest_committed_batch"] >= target
 

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook, CheckpointStatus
-from tests.integration.checkpoints.conftest import write_json_files
+from tests.integration.checkpoint_fixtures import write_json_files
 from tests.integration.streaming_helpers import produce_keyed
 
 

@@ -1,0 +1,96 @@
+"""KafkaLagSensor against the real broker: poke, deferred, the ceiling alert, and dag.test()."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_spark_streaming.exceptions import KafkaLagCeilingError
+from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
+from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
+from tests.integration.streaming_helpers import produce_keyed, run_available_now
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def lagging_query(spark, kafka_broker, kafka_topic, kafka_conn, tmp_path):
+    """A query that has read 60 records and is 30 behind; ``catch_up()`` runs it again."""
+    topic = kafka_topic(partitions=3)
+    produce_keyed(kafka_broker.bootstrap_servers, topic, 60, partitions=3)
+    checkpoint = tmp_path / "ckpt"
+
+    def catch_up():
+        run_available_now(spark, kafka_broker.bootstrap_servers, checkpoint, max_offsets=1000, subscribe=topic)
+
+    catch_up()
+    produce_keyed(kafka_broker.bootstrap_servers, topic, 30, partitions=3)
+    kafka_conn()
+    return {"checkpoint": str(checkpoint), "catch_up": catch_up, "topic": topic}
+
+
+def test_poke_pushes_the_report(lagging_query):
+    low = KafkaLagSensor(task_id="lag", checkpoint=lagging_query["checkpoint"], max_partition_lag=10).poke({})
+    assert low.is_done and low.xcom_value["total_lag"] == 30 and low.xcom_value["max_lag"] == 10
+    assert not KafkaLagSensor(task_id="lag", checkpoint=lagging_query["checkpoint"], max_total_lag=29).poke({}).is_done
+
+
+def test_ceiling_alert_when_lag_stays_high(lagging_query):
+    sensor = KafkaLagSensor(
+        task_id="lag", checkpoint=lagging_query["checkpoint"], max_total_lag=0, ceiling=10, ceiling_for=1
+    )
+    assert not sensor.poke({}).is_done
+    time.sleep(1.5)
+    with pytest.raises(KafkaLagCeilingError, match="total lag 30.*above the ceiling 10"):
+        sensor.poke({})
+
+
+def test_deferred_wait_ends_when_the_query_catches_up(lagging_query):
+    sensor = KafkaLagSensor(
+        task_id="lag", checkpoint=lagging_query["checkpoint"], max_total_lag=0, deferrable=True, poke_interval=0.5
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, KafkaLagTrigger) and deferred.value.method_name == "execute_complete"
+    revived = KafkaLagTrigger(**trigger.serialize()[1])
+
+    result = {}
+
+    def wait():
+        result["event"] = asyncio.run(asyncio.wait_for(revived.run().__anext__(), timeout=120))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(2)
+    assert waiter.is_alive()  # still 30 behind: no event yet
+    lagging_query["catch_up"]()
+    waiter.join(130)
+    event = result["event"]
+    assert event.payload["state"] == "met" and event.payload["payload"]["total_lag"] == 0
+    assert sensor.execute_complete({}, event.payload)["total_lag"] == 0
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferred"])
+def test_lag_sensor_in_dag_test(airflow_db, lagging_query, mode, caplog):
+    from airflow.dag_processing.dagbag import DagBag
+
+    caplog.set_level(logging.INFO)
+    dag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags")).dags[f"kafka_lag_sensor_{mode}"]
+    catcher = threading.Timer(6, lagging_query["catch_up"])
+    catcher.start()
+    try:
+        run = dag.test(run_conf={"checkpoint": lagging_query["checkpoint"], "max_lag": 0})
+    finally:
+        catcher.join()
+    assert run.state == "success"
+    assert run.get_task_instance("total").xcom_pull(task_ids="total") == 0
+    report = run.get_task_instance("lag_is_low").xcom_pull(task_ids="lag_is_low")
+    assert {p["partition"]: p["checkpoint_offset"] for p in report["partitions"]} == {0: 30, 1: 30, 2: 30}
+    assert ("running trigger in line" in caplog.text) == (mode == "deferred")

@@ -1,0 +1,94 @@
+"""Lag thresholds, the ceiling alert and the trigger's serialisation (no broker)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_spark_streaming.exceptions import KafkaLagCeilingError, KafkaLagError, SparkStreamingError
+from airflow_spark_streaming.hooks.kafka_lag import LagCriteria, LagReport, PartitionLag, evaluate_lag
+from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
+from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
+from airflow_spark_streaming.verdict import Verdict
+
+
+def _report(*lags: int) -> LagReport:
+    partitions = [PartitionLag("t", i, 100, 0, 100 + lag, lag) for i, lag in enumerate(lags)]
+    return LagReport(
+        checkpoint="file:///c", query_id="q", basis="committed", batch_id=3, partitions=partitions,
+        total_lag=sum(lags), max_lag=max(lags), new_partitions=[], deleted_partitions=[], deleted_topics=[],
+        data_loss_partitions=[], round_trips=3, measured_at=0.0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "criteria, lags, state",
+    [
+        (LagCriteria(max_total_lag=10), (3, 7), "met"),
+        (LagCriteria(max_total_lag=9), (3, 7), "waiting"),
+        (LagCriteria(max_partition_lag=7), (3, 7), "met"),
+        (LagCriteria(max_partition_lag=6), (3, 7), "waiting"),
+        (LagCriteria(max_total_lag=100, max_partition_lag=5), (3, 7), "waiting"),
+        (LagCriteria(ceiling=5, ceiling_seconds=60), (3, 1), "waiting"),
+    ],
+)
+def test_thresholds(criteria, lags, state):
+    verdict, _ = evaluate_lag(_report(*lags), criteria, None, now=1000.0)
+    assert verdict.state == state
+    assert verdict.payload["total_lag"] == sum(lags)
+
+
+def test_ceiling_alerts_only_when_lag_stays_high():
+    criteria = LagCriteria(max_total_lag=0, ceiling=50, ceiling_seconds=60)
+    verdict, since = evaluate_lag(_report(80), criteria, None, now=1000.0)
+    assert (verdict.state, since) == ("waiting", 1000.0)
+    verdict, since = evaluate_lag(_report(90), criteria, since, now=1050.0)
+    assert (verdict.state, since) == ("waiting", 1000.0)
+    verdict, reset = evaluate_lag(_report(10), criteria, since, now=1055.0)
+    assert (verdict.state, reset) == ("waiting", None)  # dipped below: the clock restarts
+    verdict, since = evaluate_lag(_report(90), criteria, 1000.0, now=1061.0)
+    assert verdict.state == "alert" and "above the ceiling 50 for 61s" in verdict.message
+    with pytest.raises(KafkaLagCeilingError):
+        verdict.raise_for_state()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "nothing to wait for"),
+        ({"max_total_lag": -1}, "max_total_lag must be zero or more"),
+        ({"ceiling": 5}, "ceiling and ceiling_seconds go together"),
+        ({"max_total_lag": 1, "basis": "latest"}, "basis must be one of"),
+    ],
+)
+def test_bad_criteria(kwargs, message):
+    with pytest.raises(KafkaLagError, match=message):
+        LagCriteria(**kwargs)
+
+
+def test_sensor_without_threshold_fails_at_parse_time():
+    with pytest.raises(SparkStreamingError, match="nothing to wait for"):
+        KafkaLagSensor(task_id="lag", checkpoint="/c")
+    sensor = KafkaLagSensor(task_id="lag", checkpoint="/c", max_total_lag="{{ params.x }}")
+    sensor.max_total_lag = "ten"
+    with pytest.raises(SparkStreamingError, match="'ten' is not an integer"):
+        sensor._criteria()
+
+
+def test_trigger_round_trip_and_validation():
+    trigger = KafkaLagTrigger("s3://b/c", {"max_total_lag": 5}, kafka_config_id="k", poll_interval=10, above_since=3.0)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_spark_streaming.triggers.kafka_lag.KafkaLagTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs and kwargs["above_since"] == 3.0
+    assert KafkaLagTrigger(**kwargs).serialize() == (classpath, kwargs)
+    with pytest.raises(KafkaLagError, match="nothing to wait for"):
+        KafkaLagTrigger("c", {})
+    with pytest.raises(SparkStreamingError, match="timeout must be > 0"):
+        KafkaLagTrigger("c", {"max_total_lag": 1}, timeout=0)
+
+
+def test_report_round_trip():
+    report = _report(1, 2)
+    assert LagReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    assert Verdict(**Verdict("met", "m", report.to_dict()).to_dict()).payload["max_lag"] == 2
