@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("checkpoint_status",)
+BENCHMARKS = ("checkpoint_status", "kafka_lag")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from airflow.sdk import DAG, Param, task
 from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.sensors.checkpoint import StreamingProgressSensor
+from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 
 # Packages resolved by spark-submit itself: nothing is downloaded while the DAG is parsed.
 JVM_DEPENDENCIES = resolve_jvm_dependencies(delta=True, kafka=True, resolver="packages")
@@ -109,4 +110,15 @@ with DAG(
         timeout=600,
     )
 
-    ingest >> progress_check >> table_summary(locations["table_uri"])
+    # Spark commits no consumer-group offsets: lag is the broker's latest offsets
+    # minus the checkpoint's. After a bounded run it should be under one trigger's worth.
+    lag_check = KafkaLagSensor(
+        task_id="lag_check",
+        checkpoint=locations["checkpoint_uri"],
+        kafka_config_id="kafka_default",
+        max_total_lag="{{ params.max_offsets_per_trigger }}",
+        poke_interval=30,
+        timeout=600,
+    )
+
+    ingest >> [progress_check, lag_check] >> table_summary(locations["table_uri"])

@@ -36,5 +36,7 @@ def test_kafka_to_delta_incremental_dag_test(airflow_db, kafka_broker, kafka_top
     progress = run.get_task_instance("progress_check").xcom_pull(task_ids="progress_check")
     assert progress["latest_committed_batch"] == 2 and not progress["has_uncommitted_batch"]
     assert progress["committed_sources"][0]["kafka"] == {topic: {"0": 300, "1": 300, "2": 300}}
+    lag = run.get_task_instance("lag_check").xcom_pull(task_ids="lag_check")
+    assert lag["total_lag"] == 0 and len(lag["partitions"]) == 3
     summary = run.get_task_instance("table_summary").xcom_pull(task_ids="table_summary")
     assert summary["rows"] == 900 and summary["files"] >= 3

@@ -24,9 +24,10 @@ def test_no_import_errors(dag_bag):
 def test_kafka_to_delta_incremental_shape(dag_bag):
     dag = dag_bag.dags["kafka_to_delta_incremental"]
     assert dag.max_active_runs == 1
-    assert set(dag.task_dict) == {"build_spec", "ingest", "progress_check", "table_summary"}
+    assert set(dag.task_dict) == {"build_spec", "ingest", "progress_check", "lag_check", "table_summary"}
     ingest = dag.task_dict["ingest"]
     assert ingest.application.endswith("airflow_spark_streaming/jobs/stream_runner.py")
     assert "io.delta:delta-spark_4.2_2.13" in ingest.packages
     assert dag.task_dict["progress_check"].upstream_task_ids == {"build_spec", "ingest"}
-    assert dag.task_dict["table_summary"].upstream_task_ids == {"build_spec", "progress_check"}
+    assert dag.task_dict["lag_check"].upstream_task_ids == {"build_spec", "ingest"}
+    assert dag.task_dict["table_summary"].upstream_task_ids == {"build_spec", "progress_check", "lag_check"}
