@@ -92,3 +92,31 @@ class KafkaConfigError(KafkaLagError):
 
 class KafkaLagCeilingError(KafkaLagError):
     """Lag stayed above the alert ceiling for longer than allowed."""
+
+
+class DeltaMaintenanceError(SparkStreamingError):
+    """A Delta table cannot be inspected or maintained as asked; the table is left untouched."""
+
+
+class NotADeltaTableError(DeltaMaintenanceError):
+    """The path does not exist or holds no Delta table."""
+
+
+class EngineUnsupportedError(DeltaMaintenanceError):
+    """The chosen engine cannot write this table's protocol (for example delta-rs and liquid clustering)."""
+
+
+class ZOrderColumnError(DeltaMaintenanceError):
+    """A Z-ORDER column is not in the table schema, or is a partition column."""
+
+
+class UnsafeRetentionError(DeltaMaintenanceError):
+    """A VACUUM retention is zero, negative, or shorter than readers need."""
+
+
+class VacuumOutsideTableError(DeltaMaintenanceError):
+    """A VACUUM plan names a file outside the table root; nothing was deleted."""
+
+
+class PlainParquetSinkError(DeltaMaintenanceError):
+    """The path is Spark's Parquet file-sink output (``_spark_metadata``), which cannot be compacted in place."""

@@ -26,8 +26,15 @@ def get_provider_info() -> dict:
                 "integration-name": "Spark Structured Streaming",
                 "python-modules": [
                     "airflow_spark_streaming.hooks.checkpoint",
+                    "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.kafka_lag",
                 ],
+            },
+        ],
+        "operators": [
+            {
+                "integration-name": "Spark Structured Streaming",
+                "python-modules": ["airflow_spark_streaming.operators.delta"],
             },
         ],
         "sensors": [
@@ -35,6 +42,7 @@ def get_provider_info() -> dict:
                 "integration-name": "Spark Structured Streaming",
                 "python-modules": [
                     "airflow_spark_streaming.sensors.checkpoint",
+                    "airflow_spark_streaming.sensors.delta",
                     "airflow_spark_streaming.sensors.kafka_lag",
                 ],
             },

@@ -1,0 +1,455 @@
+"""Delta table health from the Delta log: file counts, sizes, small files per partition, maintenance history.
+
+The log is read by delta-rs (``deltalake``): its add actions give every live
+file's size and partition values, its history the last OPTIMIZE and VACUUM.
+Nothing here parses the log's JSON by hand, and no JVM is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_spark_streaming.exceptions import NotADeltaTableError, SparkStreamingError
+
+MIB = 1024 * 1024
+# Delta auto compaction: files under 64 MiB are small; 50 of them in a partition trigger it.
+DEFAULT_SMALL_FILE_BYTES = 64 * MIB
+HISTOGRAM_BOUNDS = (1 * MIB, 8 * MIB, 32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB)
+
+
+@dataclass
+class SizeBucket:
+    """Files whose size is below ``upper_bytes`` (and at or above the previous bucket's bound)."""
+
+    upper_bytes: int | None
+    files: int
+    bytes: int
+
+
+@dataclass
+class PartitionFileStats:
+    """Live files of one partition (``partition`` is ``{}`` for an unpartitioned table)."""
+
+    partition: dict[str, str | None]
+    files: int
+    bytes: int
+    small_files: int
+    small_bytes: int
+
+    @property
+    def small_file_share(self) -> float:
+        return self.small_files / self.files if self.files else 0.0
+
+
+@dataclass
+class MaintenanceRecord:
+    """One OPTIMIZE or VACUUM commit from the table history."""
+
+    version: int
+    operation: str
+    timestamp_ms: int | None
+    parameters: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+@dataclass
+class DeltaTableStats:
+    """A Delta table's file statistics and maintenance state. JSON-serialisable."""
+
+    table_uri: str
+    version: int
+    partition_columns: list[str]
+    num_files: int
+    total_bytes: int
+    num_records: int | None
+    small_file_bytes: int
+    small_files: int
+    small_file_share: float
+    size_histogram: list[SizeBucket]
+    partitions: list[PartitionFileStats]
+    min_reader_version: int
+    min_writer_version: int
+    reader_features: list[str]
+    writer_features: list[str]
+    properties: dict[str, str]
+    last_optimize: MaintenanceRecord | None
+    last_vacuum: MaintenanceRecord | None
+    read_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for partition, stats in zip(data["partitions"], self.partitions, strict=True):
+            partition["small_file_share"] = stats.small_file_share
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeltaTableStats:
+        data = dict(data)
+        data["size_histogram"] = [SizeBucket(**b) for b in data["size_histogram"]]
+        data["partitions"] = [
+            PartitionFileStats(**{k: v for k, v in p.items() if k != "small_file_share"}) for p in data["partitions"]
+        ]
+        for key in ("last_optimize", "last_vacuum"):
+            data[key] = MaintenanceRecord(**data[key]) if data[key] else None
+        return cls(**data)
+
+
+def _histogram(sizes: list[int]) -> list[SizeBucket]:
+    buckets = [SizeBucket(bound, 0, 0) for bound in HISTOGRAM_BOUNDS] + [SizeBucket(None, 0, 0)]
+    for size in sizes:
+        bucket = next(b for b in buckets if b.upper_bytes is None or size < b.upper_bytes)
+        bucket.files += 1
+        bucket.bytes += size
+    return buckets
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+class DeltaTableHook(BaseHook):
+    """Read a Delta table's file statistics and maintenance history with delta-rs.
+
+    :param table_uri: the table location: a local path or a URI (``s3://``, ``gs://``, ``abfss://``).
+    :param storage_options: delta-rs object store options (credentials, endpoints)
+        for remote tables; never logged.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = None
+    hook_name = "Delta Lake table"
+
+    def __init__(self, table_uri: str, *, storage_options: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.table_uri = table_uri
+        self.storage_options = storage_options
+
+    def _is_local(self) -> bool:
+        return "://" not in self.table_uri or self.table_uri.startswith("file://")
+
+    def get_table(self):
+        """The ``deltalake.DeltaTable``; raises :class:`NotADeltaTableError` for a missing path or non-Delta folder."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        if self._is_local():
+            local = Path(self.table_uri.removeprefix("file://"))
+            if not local.exists():
+                raise NotADeltaTableError(f"{self.table_uri} does not exist; check the table path.")
+            if (local / "_spark_metadata").is_dir() and not (local / "_delta_log").is_dir():
+                raise NotADeltaTableError(
+                    f"{self.table_uri} is the output of Spark's Parquet file sink (it has _spark_metadata), not a Delta "
+                    "table; see PlainParquetSinkError and convert it to Delta or copy-compact it instead."
+                )
+        try:
+            return DeltaTable(self.table_uri, storage_options=self.storage_options)
+        except TableNotFoundError as err:
+            raise NotADeltaTableError(
+                f"{self.table_uri} is not a Delta table (no readable _delta_log): {err}. Check the path."
+            ) from err
+
+    def get_stats(self, *, small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES, history: int = 1000) -> DeltaTableStats:
+        """File statistics of the table's current version.
+
+        :param small_file_bytes: files below this size count as small.
+        :param history: how many recent commits to search for the last OPTIMIZE and VACUUM.
+        """
+        import pyarrow
+
+        if small_file_bytes <= 0:
+            raise SparkStreamingError(f"small_file_bytes must be positive, got {small_file_bytes!r}.")
+        table = self.get_table()
+        metadata, protocol = table.metadata(), table.protocol()
+        partition_columns = list(metadata.partition_columns)
+        actions = pyarrow.table(table.get_add_actions(flatten=True)).to_pylist()
+        per_partition: dict[tuple, PartitionFileStats] = defaultdict(lambda: PartitionFileStats({}, 0, 0, 0, 0))
+        sizes, records = [], 0
+        for action in actions:
+            size = int(action["size_bytes"])
+            sizes.append(size)
+            if action.get("num_records") is not None and records is not None:
+                records += int(action["num_records"])
+            else:
+                records = None
+            values = {c: action.get(f"partition.{c}") for c in partition_columns}
+            key = tuple(values.get(c) for c in partition_columns)
+            stats = per_partition[key]
+            stats.partition = {c: None if v is None else str(v) for c, v in values.items()}
+            stats.files += 1
+            stats.bytes += size
+            if size < small_file_bytes:
+                stats.small_files += 1
+                stats.small_bytes += size
+        small = sum(1 for s in sizes if s < small_file_bytes)
+        last = {"OPTIMIZE": None, "VACUUM END": None}
+        for entry in table.history(history):  # newest first
+            operation = entry.get("operation")
+            if operation in last and last[operation] is None:
+                last[operation] = MaintenanceRecord(
+                    version=int(entry.get("version", -1)),
+                    operation=operation,
+                    timestamp_ms=entry.get("timestamp"),
+                    parameters=_as_dict(entry.get("operationParameters")),
+                    metrics=_as_dict(entry.get("operationMetrics")),
+                )
+        return DeltaTableStats(
+            table_uri=self.table_uri,
+            version=table.version(),
+            partition_columns=partition_columns,
+            num_files=len(sizes),
+            total_bytes=sum(sizes),
+            num_records=records,
+            small_file_bytes=small_file_bytes,
+            small_files=small,
+            small_file_share=small / len(sizes) if sizes else 0.0,
+            size_histogram=_histogram(sizes),
+            partitions=sorted(per_partition.values(), key=lambda p: json.dumps(p.partition, sort_keys=True)),
+            min_reader_version=protocol.min_reader_version,
+            min_writer_version=protocol.min_writer_version,
+            reader_features=sorted(protocol.reader_features or []),
+            writer_features=sorted(protocol.writer_features or []),
+            properties=dict(metadata.configuration),
+            last_optimize=last["OPTIMIZE"],
+            last_vacuum=last["VACUUM END"],
+        )
+
+    def retention_seconds(self) -> float:
+        """The table's ``delta.deletedFileRetentionDuration`` (default one week), in seconds."""
+        configuration = self.get_table().metadata().configuration
+        return parse_interval(configuration.get("delta.deletedFileRetentionDuration", DEFAULT_DELETED_FILE_RETENTION))
+
+    def optimize_native(
+        self,
+        *,
+        partition_filters: PartitionFilters | None = None,
+        zorder_by: list[str] | None = None,
+        target_file_bytes: int | None = None,
+        max_attempts: int = 5,
+        retry_delay: float = 2.0,
+    ) -> dict[str, Any]:
+        """Compact (or Z-order) with delta-rs; commits are ``dataChange=false``.
+
+        A concurrent writer's commit makes delta-rs fail with
+        ``CommitFailedError``; the whole optimize is then re-planned on the new
+        version, up to ``max_attempts`` times.
+        """
+        from deltalake.exceptions import CommitFailedError
+
+        for attempt in range(1, max_attempts + 1):
+            table = self.get_table()
+            try:
+                if zorder_by:
+                    metrics = table.optimize.z_order(
+                        zorder_by, partition_filters=partition_filters, target_size=target_file_bytes
+                    )
+                else:
+                    metrics = table.optimize.compact(partition_filters=partition_filters, target_size=target_file_bytes)
+            except CommitFailedError as err:
+                if attempt == max_attempts:
+                    raise SparkStreamingError(
+                        f"OPTIMIZE of {self.table_uri} lost to concurrent commits {max_attempts} times ({err}); "
+                        "run it on colder partitions (partition_filters) or when writers are idle."
+                    ) from err
+                self.log.warning(
+                    "OPTIMIZE of %s conflicted (%s); retrying (%d/%d)", self.table_uri, err, attempt, max_attempts
+                )
+                time.sleep(retry_delay * attempt)
+                continue
+            return {**_native_metrics(metrics), "attempts": attempt, "raw": metrics}
+        raise AssertionError("unreachable")
+
+    def vacuum_native(self, *, retention_hours: int, dry_run: bool, full: bool) -> list[str]:
+        """Files VACUUM deletes (or would delete, with ``dry_run``); retention is checked by the caller."""
+        return self.get_table().vacuum(
+            retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False, full=full
+        )
+
+
+# --- when compaction pays off ---------------------------------------------------------------------
+
+#: The heuristics the thresholds are modelled on.
+RULES = {
+    # Delta auto compaction: >= 50 files under 64 MiB in a partition.
+    "delta": {"small_file_fraction": None, "small_file_bytes": DEFAULT_SMALL_FILE_BYTES, "min_small_files": 50},
+    # Iceberg's rewrite planner: >= 5 files under 75% of the target size in a partition.
+    "iceberg": {"small_file_fraction": 0.75, "small_file_bytes": None, "min_small_files": 5},
+}
+DEFAULT_TARGET_FILE_BYTES = 128 * MIB
+
+
+@dataclass
+class CompactionPolicy:
+    """Explicit thresholds deciding whether compacting a table pays off.
+
+    A partition qualifies when it holds at least ``min_small_files`` files
+    smaller than ``small_file_bytes``; compaction is warranted when any
+    partition qualifies. :meth:`from_rule` fills the numbers from the Delta
+    (``delta``) or Iceberg (``iceberg``) heuristics.
+    """
+
+    small_file_bytes: int
+    min_small_files: int
+    target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES
+    rule: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.small_file_bytes <= 0 or self.min_small_files < 2 or self.target_file_bytes <= 0:
+            raise SparkStreamingError(
+                "Compaction thresholds must be positive and min_small_files at least 2 (one file has nothing to "
+                f"merge with); got small_file_bytes={self.small_file_bytes}, min_small_files={self.min_small_files}, "
+                f"target_file_bytes={self.target_file_bytes}."
+            )
+
+    @classmethod
+    def from_rule(
+        cls,
+        rule: str = "delta",
+        *,
+        target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES,
+        small_file_bytes: int | None = None,
+        min_small_files: int | None = None,
+    ) -> CompactionPolicy:
+        if rule not in RULES:
+            raise SparkStreamingError(f"Unknown compaction rule {rule!r}; use one of {sorted(RULES)}.")
+        base = RULES[rule]
+        default_small = base["small_file_bytes"] or int(base["small_file_fraction"] * target_file_bytes)
+        return cls(
+            small_file_bytes=small_file_bytes or default_small,
+            min_small_files=min_small_files or base["min_small_files"],
+            target_file_bytes=target_file_bytes,
+            rule=rule,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CompactionDecision:
+    """Whether to compact, why, and which partitions would be rewritten."""
+
+    warranted: bool
+    reason: str
+    policy: CompactionPolicy
+    partitions: list[dict[str, str | None]]
+    candidate_files: int
+    candidate_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide_compaction(stats: DeltaTableStats, policy: CompactionPolicy) -> CompactionDecision:
+    """Apply ``policy`` to ``stats`` (pure). ``stats`` must be read with ``policy.small_file_bytes``."""
+    if stats.small_file_bytes != policy.small_file_bytes:
+        raise SparkStreamingError(
+            f"The statistics count files under {stats.small_file_bytes} bytes as small, the policy under "
+            f"{policy.small_file_bytes}; read them with get_stats(small_file_bytes={policy.small_file_bytes})."
+        )
+    qualifying = [p for p in stats.partitions if p.small_files >= policy.min_small_files]
+    worst = max(stats.partitions, key=lambda p: p.small_files, default=None)
+    if qualifying:
+        reason = (
+            f"{len(qualifying)} of {len(stats.partitions)} partitions hold at least {policy.min_small_files} files "
+            f"under {policy.small_file_bytes:,} bytes ({policy.rule} rule)"
+        )
+    else:
+        most = worst.small_files if worst else 0
+        reason = (
+            f"no partition holds {policy.min_small_files} files under {policy.small_file_bytes:,} bytes "
+            f"(at most {most}); compaction would not pay off ({policy.rule} rule)"
+        )
+    return CompactionDecision(
+        warranted=bool(qualifying),
+        reason=reason,
+        policy=policy,
+        partitions=[p.partition for p in qualifying],
+        candidate_files=sum(p.small_files for p in qualifying),
+        candidate_bytes=sum(p.small_bytes for p in qualifying),
+    )
+
+
+# --- maintenance with delta-rs (the "native" engine) ---------------------------------------------
+
+#: Writer features delta-rs 1.x cannot write; tables using them need the Spark engine.
+NATIVE_UNSUPPORTED_WRITER_FEATURES = frozenset(
+    {"clustering", "domainMetadata", "rowTracking", "inCommitTimestamp", "identityColumns", "typeWidening"}
+)
+DEFAULT_DELETED_FILE_RETENTION = "interval 1 week"
+_INTERVAL_UNITS = {
+    "microsecond": 1e-6, "millisecond": 1e-3, "second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800,
+}  # fmt: skip
+
+PartitionFilters = list[tuple[str, str, Any]]
+
+
+def parse_interval(text: str) -> float:
+    """Seconds in a Delta interval property such as ``interval 7 days`` or ``interval 1 week``."""
+    words = text.lower().replace("interval", " ").split()
+    if len(words) % 2 or not words:
+        raise SparkStreamingError(f"Cannot read the interval {text!r}; expected for example 'interval 7 days'.")
+    seconds = 0.0
+    for amount, unit in zip(words[::2], words[1::2], strict=True):
+        unit = unit.rstrip("s")
+        if unit not in _INTERVAL_UNITS:
+            raise SparkStreamingError(f"Unknown unit {unit!r} in interval {text!r}.")
+        try:
+            seconds += float(amount) * _INTERVAL_UNITS[unit]
+        except ValueError as err:
+            raise SparkStreamingError(f"Cannot read {amount!r} in interval {text!r}.") from err
+    return seconds
+
+
+def partition_filters_sql(filters: PartitionFilters | None) -> str | None:
+    """delta-rs partition filters as a Spark SQL ``WHERE`` over partition columns."""
+    if not filters:
+        return None
+
+    def literal(value: Any) -> str:
+        return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
+
+    clauses = []
+    for column, op, value in filters:
+        name = f"`{column.replace('`', '``')}`"
+        if op.lower() in ("in", "not in"):
+            clauses.append(f"{name} {op.upper()} ({', '.join(literal(v) for v in value)})")
+        else:
+            clauses.append(f"{name} {op} {literal(value)}")
+    return " AND ".join(clauses)
+
+
+def _native_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    added, removed = _as_dict(metrics.get("filesAdded")), _as_dict(metrics.get("filesRemoved"))
+    return {
+        "num_files_added": int(metrics.get("numFilesAdded", 0)),
+        "num_files_removed": int(metrics.get("numFilesRemoved", 0)),
+        "bytes_added": int(added.get("totalSize", 0)),
+        "bytes_removed": int(removed.get("totalSize", 0)),
+        "partitions_optimized": int(metrics.get("partitionsOptimized", 0)),
+    }
+
+
+def spark_optimize_metrics(history_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The OPTIMIZE commit's ``operationMetrics`` as written by delta-spark, in the same shape."""
+    return {
+        "num_files_added": int(history_metrics.get("numAddedFiles", 0)),
+        "num_files_removed": int(history_metrics.get("numRemovedFiles", 0)),
+        "bytes_added": int(history_metrics.get("numAddedBytes", 0)),
+        "bytes_removed": int(history_metrics.get("numRemovedBytes", 0)),
+        "partitions_optimized": int(history_metrics.get("partitionsOptimized", 0) or 0),
+    }

@@ -1,0 +1,334 @@
+"""Delta table maintenance: OPTIMIZE (bin-packing, Z-ORDER) and VACUUM, with a Spark or a native engine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_spark_streaming.exceptions import (
+    DeltaMaintenanceError,
+    EngineUnsupportedError,
+    PlainParquetSinkError,
+    UnsafeRetentionError,
+    VacuumOutsideTableError,
+    ZOrderColumnError,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_spark_streaming.hooks.delta import DeltaTableHook, DeltaTableStats
+
+ENGINES = ("auto", "native", "spark")
+#: ``auto`` picks the native engine up to this table size.
+DEFAULT_NATIVE_MAX_BYTES = 20 * 1024**3
+
+
+def refuse_file_sink_output(table_uri: str) -> None:
+    """Raise :class:`PlainParquetSinkError` for Spark's Parquet file-sink output, with the safe alternatives."""
+    if "://" in table_uri and not table_uri.startswith("file://"):
+        return  # remote: the hook's Delta check still refuses non-Delta paths
+    root = Path(table_uri.removeprefix("file://"))
+    if (root / "_spark_metadata").is_dir() and not (root / "_delta_log").is_dir():
+        raise PlainParquetSinkError(
+            f"{table_uri} is the output of Spark's Parquet file sink: its _spark_metadata log lists the files readers "
+            "use. Compacting in place would write files that Spark readers never see and delete files they still "
+            "read, and vacuuming would remove files the log names. Safe paths instead: stop the stream and run "
+            "CONVERT TO DELTA (Delta honours _spark_metadata), or copy-compact the data into a new location "
+            "(spark.read.parquet on this path reads through the log) and switch the readers over; then write the "
+            "stream to a Delta sink."
+        )
+
+
+def files_outside_root(table_uri: str, files: list[str]) -> list[str]:
+    """Paths of a VACUUM plan that do not lie under the table root (relative paths are under it)."""
+    root = table_uri.removeprefix("file://").rstrip("/") + "/"
+    outside = []
+    for path in files:
+        plain = path.removeprefix("file://")
+        absolute = plain.startswith("/") or "://" in plain
+        if (absolute and not plain.startswith(root)) or ".." in plain.split("/"):
+            outside.append(path)
+    return outside
+
+
+class _DeltaMaintenanceOperator(BaseOperator):
+    """Shared parts: the hook, engine selection, and the spark-submit of the maintenance job."""
+
+    template_fields: Sequence[str] = ("table_uri",)
+
+    def __init__(
+        self,
+        *,
+        table_uri: str,
+        engine: str = "auto",
+        spark_conn_id: str = "spark_default",
+        native_max_bytes: int = DEFAULT_NATIVE_MAX_BYTES,
+        storage_options: dict[str, str] | None = None,
+        spark_conf: dict[str, str] | None = None,
+        extra_packages: Sequence[str] = (),
+        extra_jars: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if engine not in ENGINES:
+            raise DeltaMaintenanceError(f"{self.task_id}: engine {engine!r} is not one of {ENGINES}.")
+        self.table_uri = table_uri
+        self.engine = engine
+        self.spark_conn_id = spark_conn_id
+        self.native_max_bytes = native_max_bytes
+        self.storage_options = storage_options
+        self.spark_conf = spark_conf or {}
+        self.extra_packages = list(extra_packages)
+        self.extra_jars = list(extra_jars)
+
+    def _hook(self) -> DeltaTableHook:
+        from airflow_spark_streaming.hooks.delta import DeltaTableHook
+
+        return DeltaTableHook(self.table_uri, storage_options=self.storage_options)
+
+    def _choose_engine(self, stats: DeltaTableStats) -> str:
+        from airflow_spark_streaming.hooks.delta import NATIVE_UNSUPPORTED_WRITER_FEATURES
+
+        blocking = sorted(NATIVE_UNSUPPORTED_WRITER_FEATURES & set(stats.writer_features))
+        if self.engine == "native" and blocking:
+            raise EngineUnsupportedError(
+                f"{self.table_uri} uses writer features {blocking}, which delta-rs (the native engine) cannot write; "
+                "use engine='spark' (or 'auto')."
+            )
+        if self.engine != "auto":
+            return self.engine
+        if blocking or stats.total_bytes > self.native_max_bytes:
+            return "spark"
+        return "native"
+
+    def _submit_spark_job(self, spec: dict[str, Any]) -> None:
+        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+        from airflow_spark_streaming.jobs import job_path
+        from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+
+        deps = resolve_jvm_dependencies(
+            delta=True, extra_packages=self.extra_packages, extra_jars=self.extra_jars, user_conf=self.spark_conf
+        )
+        submit = deps.submit_kwargs()
+        conf = {**submit.pop("conf"), **self.spark_conf}
+        SparkSubmitHook(
+            conn_id=self.spark_conn_id,
+            conf=conf,
+            name=f"{self.task_id}-{spec['action']}",
+            application_args=["--spec", json.dumps(spec)],
+            **submit,
+        ).submit(job_path("delta_maintenance"))
+
+
+class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
+    """Compact a Delta table's small files (bin-packing), or Z-ORDER it, and return the metrics.
+
+    OPTIMIZE commits with ``dataChange=false``, so streaming readers skip it and
+    an appending stream keeps running; both engines retry when a concurrent
+    commit wins.
+
+    :param table_uri: the table location. (templated)
+    :param partition_filters: restrict to partitions, as delta-rs filters
+        (``[("day", "=", "2026-01-01")]``); partition columns only. (templated)
+    :param zorder_by: Z-ORDER by these columns instead of bin-packing.
+    :param target_file_bytes: the target file size (delta-rs ``target_size``;
+        Spark ``spark.databricks.delta.optimize.maxFileSize``).
+    :param engine: ``native`` (delta-rs in the worker, no JVM), ``spark``
+        (spark-submit through ``spark_conn_id``, scales with the cluster) or
+        ``auto``: native when the table is at most ``native_max_bytes`` and
+        delta-rs can write its protocol, else spark.
+    :param max_attempts: tries when concurrent commits conflict.
+    :param spark_conn_id: the ``spark`` connection for the spark engine.
+    :param native_max_bytes: the largest table ``auto`` hands to the native engine.
+    :param storage_options: delta-rs object store options for remote tables.
+    :param spark_conf: extra Spark settings for the spark engine.
+    :param extra_packages: extra Maven packages for the spark engine.
+    :param extra_jars: extra jars for the spark engine.
+    """
+
+    template_fields: Sequence[str] = ("table_uri", "partition_filters")
+
+    def __init__(
+        self,
+        *,
+        partition_filters: list[tuple[str, str, Any]] | None = None,
+        zorder_by: Sequence[str] | None = None,
+        target_file_bytes: int | None = None,
+        max_attempts: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if target_file_bytes is not None and target_file_bytes <= 0:
+            raise DeltaMaintenanceError(f"{self.task_id}: target_file_bytes must be positive, got {target_file_bytes}.")
+        if max_attempts < 1:
+            raise DeltaMaintenanceError(f"{self.task_id}: max_attempts must be at least 1, got {max_attempts}.")
+        self.partition_filters = partition_filters
+        self.zorder_by = list(zorder_by or [])
+        self.target_file_bytes = target_file_bytes
+        self.max_attempts = max_attempts
+
+    def _validate(self, stats: DeltaTableStats, schema_columns: list[str]) -> list[tuple[str, str, Any]] | None:
+        unknown = [c for c in self.zorder_by if c not in schema_columns]
+        if unknown:
+            raise ZOrderColumnError(
+                f"Z-ORDER columns {unknown} are not in {self.table_uri} (columns: {', '.join(schema_columns)})."
+            )
+        partition_zorder = [c for c in self.zorder_by if c in stats.partition_columns]
+        if partition_zorder:
+            raise ZOrderColumnError(
+                f"Z-ORDER columns {partition_zorder} are partition columns of {self.table_uri}; Z-ORDER by data "
+                "columns and restrict partitions with partition_filters."
+            )
+        filters = [tuple(f) for f in self.partition_filters or []]
+        for column, *_ in filters:
+            if column not in stats.partition_columns:
+                raise DeltaMaintenanceError(
+                    f"partition_filters column {column!r} is not a partition column of {self.table_uri} "
+                    f"(partition columns: {stats.partition_columns or 'none'})."
+                )
+        return filters or None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_spark_streaming.hooks.delta import partition_filters_sql, spark_optimize_metrics
+
+        refuse_file_sink_output(self.table_uri)
+        hook = self._hook()
+        before = hook.get_stats()
+        filters = self._validate(before, [f.name for f in hook.get_table().schema().fields])
+        engine = self._choose_engine(before)
+        self.log.info("OPTIMIZE %s with the %s engine (%d files, %d bytes)", self.table_uri, engine,
+                      before.num_files, before.total_bytes)  # fmt: skip
+        if engine == "native":
+            metrics = hook.optimize_native(
+                partition_filters=filters,
+                zorder_by=self.zorder_by,
+                target_file_bytes=self.target_file_bytes,
+                max_attempts=self.max_attempts,
+            )
+        else:
+            spec = {"action": "optimize", "table": self.table_uri, "where": partition_filters_sql(filters),
+                    "zorder_by": self.zorder_by, "max_attempts": self.max_attempts}  # fmt: skip
+            if self.target_file_bytes:
+                self.spark_conf.setdefault("spark.databricks.delta.optimize.maxFileSize", str(self.target_file_bytes))
+            self._submit_spark_job(spec)
+            record = hook.get_stats().last_optimize
+            if record is None or record.version <= before.version:
+                raise DeltaMaintenanceError(
+                    f"The spark OPTIMIZE job of {self.table_uri} finished but committed nothing."
+                )
+            metrics = {**spark_optimize_metrics(record.metrics), "raw": record.metrics}
+        after = hook.get_stats()
+        result = {
+            "engine": engine,
+            "table_uri": self.table_uri,
+            "version_before": before.version,
+            "version_after": after.version,
+            "files_before": before.num_files,
+            "files_after": after.num_files,
+            "zorder_by": self.zorder_by,
+            **metrics,
+        }
+        self.log.info("OPTIMIZE %s: %d files → %d", self.table_uri, before.num_files, after.num_files)
+        return json.loads(json.dumps(result, default=str))
+
+
+class DeltaVacuumOperator(_DeltaMaintenanceOperator):
+    """VACUUM a Delta table safely: dry-run first, never below the retention readers need.
+
+    The retention defaults to the table's ``delta.deletedFileRetentionDuration``
+    (one week unless set). A shorter retention, or one shorter than
+    ``min_retention`` (for example the lag of the slowest downstream stream),
+    is refused unless ``i_understand_this_can_break_readers=True``. The dry run
+    lists what would be deleted; every path must lie inside the table root, or
+    nothing is deleted.
+
+    :param table_uri: the table location. (templated)
+    :param retention: how long removed files are kept (a timedelta); default: the table's setting.
+    :param min_retention: a floor the retention must not go below, such as the slowest reader's lag.
+    :param mode: ``lite`` (files in the log's remove actions) or ``full`` (also orphan files; lists storage).
+    :param dry_run: only report what would be deleted.
+    :param i_understand_this_can_break_readers: allow a retention below the table's or ``min_retention``.
+    :param engine: ``native`` (delta-rs), ``spark`` or ``auto`` (as for :class:`DeltaOptimizeOperator`).
+    """
+
+    def __init__(
+        self,
+        *,
+        retention: timedelta | None = None,
+        min_retention: timedelta | None = None,
+        mode: str = "lite",
+        dry_run: bool = False,
+        i_understand_this_can_break_readers: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("lite", "full"):
+            raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")
+        for name, value in (("retention", retention), ("min_retention", min_retention)):
+            if value is not None and value.total_seconds() <= 0:
+                raise UnsafeRetentionError(
+                    f"{self.task_id}: {name} must be positive, got {value}; a zero retention deletes files that "
+                    "running readers and uncommitted writers still use."
+                )
+        self.retention = retention
+        self.min_retention = min_retention
+        self.mode = mode
+        self.dry_run = dry_run
+        self.i_understand_this_can_break_readers = i_understand_this_can_break_readers
+
+    def _retention_hours(self, hook: DeltaTableHook) -> int:
+        table_seconds = hook.retention_seconds()
+        seconds = self.retention.total_seconds() if self.retention else table_seconds
+        floors = [("the table's delta.deletedFileRetentionDuration", table_seconds)]
+        if self.min_retention:
+            floors.append(("min_retention", self.min_retention.total_seconds()))
+        for name, floor in floors:
+            if seconds < floor and not self.i_understand_this_can_break_readers:
+                raise UnsafeRetentionError(
+                    f"VACUUM of {self.table_uri} with retention {seconds / 3600:g}h is shorter than {name} "
+                    f"({floor / 3600:g}h): readers and streams that lag behind would lose files. Use a longer "
+                    "retention, or set i_understand_this_can_break_readers=True if you are sure."
+                )
+        hours = int(-(-seconds // 3600))  # whole hours, rounded up (never shorter than asked)
+        return max(hours, 1)
+
+    def _check_inside_root(self, files: list[str]) -> None:
+        outside = files_outside_root(self.table_uri, files)
+        if outside:
+            raise VacuumOutsideTableError(
+                f"VACUUM of {self.table_uri} would delete {len(outside)} files outside the table root, such as "
+                f"{outside[0]!r}; nothing was deleted. Check the table's log for absolute paths."
+            )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        refuse_file_sink_output(self.table_uri)
+        hook = self._hook()
+        stats = hook.get_stats()
+        hours = self._retention_hours(hook)
+        engine = self._choose_engine(stats)
+        planned = hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
+        self._check_inside_root(planned)
+        self.log.info("VACUUM %s (%s, retain %dh): %d files would be deleted", self.table_uri, self.mode, hours,
+                      len(planned))  # fmt: skip
+        result = {"table_uri": self.table_uri, "engine": engine, "mode": self.mode, "retention_hours": hours,
+                  "dry_run": self.dry_run, "files_to_delete": len(planned), "sample": sorted(planned)[:20],
+                  "files_deleted": 0}  # fmt: skip
+        if self.dry_run or not planned:
+            return result
+        if engine == "native":
+            deleted = hook.vacuum_native(retention_hours=hours, dry_run=False, full=self.mode == "full")
+            result["files_deleted"] = len(deleted)
+        else:
+            self._submit_spark_job({"action": "vacuum", "table": self.table_uri, "retain_hours": hours,
+                                    "mode": self.mode, "dry_run": False})  # fmt: skip
+            result["files_deleted"] = len(planned) - len(
+                hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
+            )
+        return result

@@ -1,0 +1,84 @@
+"""Decide from a Delta table's small-file statistics whether compaction pays off."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DeltaSmallFilesSensor(BaseSensorOperator):
+    """Succeed when a Delta table has enough small files for compaction to pay off.
+
+    The thresholds are explicit (see :class:`~airflow_spark_streaming.hooks.delta.CompactionPolicy`):
+
+    - ``rule="delta"`` (default), after Delta's auto compaction: a partition
+      with at least 50 files under 64 MiB;
+    - ``rule="iceberg"``, after Iceberg's rewrite planner: a partition with at
+      least 5 files under 75% of ``target_file_bytes``.
+
+    ``small_file_bytes`` and ``min_small_files`` override the rule's numbers.
+    With ``skip_when_not_needed`` (the default) the sensor checks once and, if
+    compaction is not warranted, skips itself and so the compaction downstream;
+    otherwise it keeps poking until it is. The statistics and the decision go
+    to XCom (``{"stats": ..., "decision": ...}``).
+
+    :param table_uri: the Delta table location. (templated)
+    :param rule: ``delta`` or ``iceberg``.
+    :param target_file_bytes: the compaction target size (default 128 MiB).
+    :param small_file_bytes: files under this size count as small.
+    :param min_small_files: small files a partition needs to qualify.
+    :param skip_when_not_needed: skip instead of waiting when compaction is not warranted.
+    :param storage_options: delta-rs object store options for remote tables.
+    """
+
+    template_fields: Sequence[str] = ("table_uri",)
+
+    def __init__(
+        self,
+        *,
+        table_uri: str,
+        rule: str = "delta",
+        target_file_bytes: int | None = None,
+        small_file_bytes: int | None = None,
+        min_small_files: int | None = None,
+        skip_when_not_needed: bool = True,
+        storage_options: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from airflow_spark_streaming.hooks.delta import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
+
+        # Built now so that bad thresholds fail when the DAG is parsed.
+        self.policy = CompactionPolicy.from_rule(
+            rule,
+            target_file_bytes=target_file_bytes or DEFAULT_TARGET_FILE_BYTES,
+            small_file_bytes=small_file_bytes,
+            min_small_files=min_small_files,
+        )
+        self.table_uri = table_uri
+        self.skip_when_not_needed = skip_when_not_needed
+        self.storage_options = storage_options
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_spark_streaming.hooks.delta import DeltaTableHook, decide_compaction
+
+        stats = DeltaTableHook(self.table_uri, storage_options=self.storage_options).get_stats(
+            small_file_bytes=self.policy.small_file_bytes
+        )
+        decision = decide_compaction(stats, self.policy)
+        self.log.info(
+            "%s: %d files, %d small (%.0f%%); %s",
+            self.table_uri, stats.num_files, stats.small_files, 100 * stats.small_file_share, decision.reason,
+        )  # fmt: skip
+        payload = {"stats": stats.to_dict(), "decision": decision.to_dict()}
+        context["ti"].xcom_push(key="small_files", value=payload)
+        if not decision.warranted and self.skip_when_not_needed:
+            raise AirflowSkipException(f"Compaction of {self.table_uri} is not needed: {decision.reason}.")
+        return PokeReturnValue(is_done=decision.warranted, xcom_value=payload)

@@ -1,0 +1,188 @@
+"""DeltaOptimizeOperator and DeltaVacuumOperator on real tables, with both engines, and their safety rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+
+import pytest
+
+from airflow_spark_streaming.exceptions import (
+    DeltaMaintenanceError,
+    EngineUnsupportedError,
+    NotADeltaTableError,
+    PlainParquetSinkError,
+    UnsafeRetentionError,
+    ZOrderColumnError,
+)
+from airflow_spark_streaming.hooks.delta import DeltaTableHook
+from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator, files_outside_root
+from tests.integration.delta.conftest import rows_of
+
+
+@pytest.fixture
+def spark_local_conn(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
+
+
+def _version(table) -> int:
+    return DeltaTableHook(str(table)).get_table().version()
+
+
+@pytest.mark.parametrize("engine", ["native", "spark"])
+def test_compaction_keeps_every_row_and_leaves_one_file_per_partition(table_copy, engine, spark_local_conn):
+    rows_before, files_before = rows_of(table_copy), DeltaTableHook(str(table_copy)).get_stats().num_files
+
+    result = DeltaOptimizeOperator(task_id="optimize", table_uri=str(table_copy), engine=engine).execute({})
+
+    assert rows_of(table_copy) == rows_before
+    stats = DeltaTableHook(str(table_copy)).get_stats()
+    assert stats.num_files == 3 == result["files_after"]  # every file is tiny: one bin per partition
+    assert result["engine"] == engine and result["files_before"] == files_before
+    assert result["num_files_removed"] == files_before and result["num_files_added"] == 3
+    assert result["bytes_removed"] > 0 and result["bytes_added"] > 0
+    assert stats.last_optimize is not None and stats.last_optimize.version == result["version_after"]
+    json.dumps(result)  # XCom-ready
+
+
+def test_partition_filter_and_zorder_native(table_copy):
+    result = DeltaOptimizeOperator(
+        task_id="optimize", table_uri=str(table_copy), engine="native",
+        partition_filters=[("region", "=", "eu")], zorder_by=["amount"],
+    ).execute({})  # fmt: skip
+    stats = DeltaTableHook(str(table_copy)).get_stats()
+    files = {p.partition["region"]: p.files for p in stats.partitions}
+    assert files["eu"] == 1 and files["us"] > 50 and files["apac"] > 50
+    assert result["partitions_optimized"] == 1 and result["zorder_by"] == ["amount"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"zorder_by": ["nope"]}, ZOrderColumnError, r"\['nope'\] are not in"),
+        ({"zorder_by": ["region"]}, ZOrderColumnError, "are partition columns"),
+        ({"partition_filters": [("amount", "=", 1)]}, DeltaMaintenanceError, "'amount' is not a partition column"),
+    ],
+)
+def test_bad_optimize_input_leaves_the_table_untouched(table_copy, kwargs, error, message):
+    version = _version(table_copy)
+    with pytest.raises(error, match=message):
+        DeltaOptimizeOperator(task_id="optimize", table_uri=str(table_copy), engine="native", **kwargs).execute({})
+    assert _version(table_copy) == version
+
+
+def test_native_engine_refuses_liquid_clustering_and_auto_picks_spark(spark, tmp_path, spark_local_conn):
+    table = tmp_path / "clustered"
+    spark.sql(f"CREATE TABLE delta.`{table}` (id BIGINT, name STRING) USING DELTA CLUSTER BY (id)")
+    for i in range(3):
+        spark.range(i * 10, i * 10 + 10).selectExpr("id", "CAST(id AS STRING) AS name").write.format("delta").mode(
+            "append"
+        ).save(str(table))
+    version = _version(table)
+    with pytest.raises(EngineUnsupportedError, match="clustering.*use engine='spark'"):
+        DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="native").execute({})
+    assert _version(table) == version
+    result = DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="auto").execute({})
+    assert result["engine"] == "spark" and result["version_after"] > version
+    assert sorted(r[0] for r in spark.read.format("delta").load(str(table)).collect()) == list(range(30))
+
+
+def test_compaction_while_a_stream_appends(spark, tmp_path):
+    table = tmp_path / "live"
+    query = (
+        spark.readStream.format("rate").option("rowsPerSecond", 200).load()
+        .selectExpr("value AS id", "CAST(value % 2 AS STRING) AS region", "CAST(value % 97 AS INT) AS amount")
+        .repartition(8)
+        .writeStream.format("delta").partitionBy("region")
+        .option("checkpointLocation", str(tmp_path / "ckpt")).trigger(processingTime="500 milliseconds")
+        .start(str(table))
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (not (table / "_delta_log").exists() or _version(table) < 6):
+            time.sleep(0.3)
+        batch_before = query.lastProgress["batchId"]
+        result = DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="native").execute({})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and query.lastProgress["batchId"] < batch_before + 3:
+            time.sleep(0.3)
+        assert query.isActive and query.exception() is None
+    finally:
+        query.stop()
+    assert result["num_files_removed"] > 0
+    ids = sorted(r[0] for r in rows_of(table))
+    assert ids == list(range(len(ids)))  # the rate source counts from 0: no gap, no duplicate
+    history = DeltaTableHook(str(table)).get_table().history()
+    optimize = [h for h in history if h["operation"] == "OPTIMIZE"]
+    assert len(optimize) == 1 and optimize[0]["operationParameters"]["targetSize"]
+    assert any(h["operation"] == "STREAMING UPDATE" and h["version"] > optimize[0]["version"] for h in history)
+
+
+def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy):
+    DeltaOptimizeOperator(task_id="o", table_uri=str(table_copy), engine="native").execute({})
+    DeltaTableHook(str(table_copy)).get_table().alter.set_table_properties(
+        {"delta.deletedFileRetentionDuration": "interval 1 hours"}
+    )
+    orphan = table_copy / "region=eu" / "part-99999-orphan.snappy.parquet"
+    orphan.write_bytes(b"PAR1 junk from a failed job")
+    two_hours_ago = time.time() - 7200
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    rows = rows_of(table_copy)
+
+    dry = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", dry_run=True).execute({})
+    assert dry["retention_hours"] == 1 and dry["files_to_delete"] == 1 and dry["files_deleted"] == 0
+    assert orphan.exists()
+    lite = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="lite").execute({})
+    assert lite["files_to_delete"] == 0 and orphan.exists()  # removed files are younger than the retention
+    done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full").execute({})
+    assert done["files_deleted"] == 1 and not orphan.exists()
+    assert rows_of(table_copy) == rows  # readers lose nothing
+
+
+def test_vacuum_retention_safety(table_copy):
+    with pytest.raises(UnsafeRetentionError, match="must be positive"):
+        DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), retention=timedelta(0))
+    with pytest.raises(UnsafeRetentionError, match="must be positive"):
+        DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), retention=timedelta(hours=-1))
+    short = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), retention=timedelta(hours=24))
+    with pytest.raises(UnsafeRetentionError, match=r"24h is shorter than the table's .* \(168h\)"):
+        short.execute({})
+    lagging = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), min_retention=timedelta(days=10))
+    with pytest.raises(UnsafeRetentionError, match=r"168h is shorter than min_retention \(240h\)"):
+        lagging.execute({})
+    forced = DeltaVacuumOperator(
+        task_id="v", table_uri=str(table_copy), retention=timedelta(hours=2), i_understand_this_can_break_readers=True
+    ).execute({})
+    assert forced["retention_hours"] == 2
+
+
+def test_vacuum_never_deletes_outside_the_root():
+    root = "/lake/orders"
+    assert files_outside_root(root, ["region=eu/a.parquet", "/lake/orders/b.parquet", "file:///lake/orders/c"]) == []
+    assert files_outside_root(root, ["/lake/other/x.parquet", "../x.parquet", "s3://b/x", "/lake/orders2/y"]) == [
+        "/lake/other/x.parquet", "../x.parquet", "s3://b/x", "/lake/orders2/y"
+    ]  # fmt: skip
+
+
+def test_plain_parquet_sink_output_is_refused_with_the_safe_paths(spark, tmp_path):
+    query = (
+        spark.readStream.format("rate").option("rowsPerSecond", 50).load()
+        .writeStream.format("parquet").option("checkpointLocation", str(tmp_path / "ckpt"))
+        .trigger(processingTime="300 milliseconds").start(str(tmp_path / "out"))
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (query.lastProgress is None or query.lastProgress["batchId"] < 2):
+        time.sleep(0.2)
+    query.stop()
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    for operator in (
+        DeltaOptimizeOperator(task_id="o", table_uri=str(tmp_path / "out")),
+        DeltaVacuumOperator(task_id="v", table_uri=str(tmp_path / "out")),
+    ):
+        with pytest.raises(PlainParquetSinkError, match="CONVERT TO DELTA.*copy-compact"):
+            operator.execute({})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == files  # untouched
+    with pytest.raises(NotADeltaTableError, match="_spark_metadata"):
+        DeltaTableHook(str(tmp_path / "out")).get_stats()
