@@ -1,4 +1,4 @@
-"""The demo pipeline: local Kafka → ``airflow dags test kafka_to_delta_incremental`` → a local Delta table.
+"""The demo pipeline: local Kafka → ``kafka_to_delta_incremental`` → a local Delta table → ``delta_maintenance``.
 
 Run through ``./dev demo``. Everything lives under ``.demo/`` in the checkout:
 the Airflow home, the Delta table, the checkpoint and the logs. Each run
@@ -21,6 +21,9 @@ from devstack import kafka
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "kafka_to_delta_incremental"
+MAINTENANCE_DAG_ID = "delta_maintenance"
+# The demo table is small: compact once a partition holds this many small files.
+DEMO_MIN_SMALL_FILES = 10
 TOPIC = "demo_orders"
 PARTITIONS = 4
 
@@ -67,6 +70,21 @@ def table_stats(table: Path) -> dict:
     delta = DeltaTable(str(table))
     files = pyarrow.table(delta.get_add_actions(flatten=True)).to_pylist()
     return {"rows": sum(f["num_records"] for f in files), "files": len(files), "version": delta.version()}
+
+
+def maintenance_history(table: Path, since_version: int) -> dict:
+    """What the maintenance DAG did, read back from the table history by the provider's DeltaTableHook."""
+    from airflow_spark_streaming.hooks.delta import DeltaTableHook
+
+    hook = DeltaTableHook(str(table))
+    stats = hook.get_stats()
+    optimized = stats.last_optimize is not None and stats.last_optimize.version > since_version
+    vacuumed = stats.last_vacuum is not None and stats.last_vacuum.version > since_version
+    return {
+        "optimized": optimized,
+        "vacuum_deleted": int(stats.last_vacuum.metrics.get("numDeletedFiles", 0)) if vacuumed else 0,
+        "retention_hours": round(hook.retention_seconds() / 3600),
+    }
 
 
 def committed_batch(checkpoint: Path) -> int:
@@ -165,6 +183,12 @@ def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int,
         [*airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env,
         work / "logs" / f"{DAG_ID}.log", f"airflow dags test {DAG_ID}"))  # fmt: skip
     after = table_stats(table)
+    maintenance = {"table": TOPIC, "min_small_files": DEMO_MIN_SMALL_FILES}
+    step(f"airflow dags test {MAINTENANCE_DAG_ID}", lambda: _run_logged(
+        [*airflow, "dags", "test", MAINTENANCE_DAG_ID, "--conf", json.dumps(maintenance)], env,
+        work / "logs" / f"{MAINTENANCE_DAG_ID}.log", f"airflow dags test {MAINTENANCE_DAG_ID}"))  # fmt: skip
+    compacted = table_stats(table)
+    history = maintenance_history(table, after["version"])
 
     summary = {
         "dag": DAG_ID,
@@ -175,8 +199,12 @@ def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int,
         "rows_ingested": after["rows"] - before["rows"],
         "lag_before": lag_before,
         "lag_after": kafka_lag(checkpoint, in_topic),
-        "delta_version": after["version"],
-        "delta_files": after["files"],
+        "delta_version": compacted["version"],
+        "files_before_compaction": after["files"],
+        "files_after_compaction": compacted["files"],
+        "compacted": history["optimized"],
+        "vacuum_deleted_files": history["vacuum_deleted"],
+        "vacuum_retention_hours": history["retention_hours"],
         "batches_committed": committed_batch(checkpoint) - batch_before,
         "table": str(table.relative_to(REPO_ROOT)) if table.is_relative_to(REPO_ROOT) else str(table),
         "seconds": round(step.total, 1),
@@ -193,7 +221,16 @@ def print_summary(summary: dict) -> None:
     )
     print(f"  kafka lag (records)  {summary['lag_before']:>10,} before → {summary['lag_after']:,} after")
     print(f"  micro-batches        {summary['batches_committed']:>10,}")
-    print(f"  delta files          {summary['delta_files']:>10,}   (table version {summary['delta_version']})")
+    compaction = "compacted" if summary["compacted"] else "not needed"
+    print(
+        f"  delta files          {summary['files_before_compaction']:>10,} before → "
+        f"{summary['files_after_compaction']:,} after compaction ({compaction})"
+    )
+    print(
+        f"  vacuum               {summary['vacuum_deleted_files']:>10,} files removed "
+        f"(retention {summary['vacuum_retention_hours']}h keeps files lagging readers need)"
+    )
+    print(f"  table version        {summary['delta_version']:>10,}")
     print(f"  table                {summary['table']}")
 
 
@@ -203,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--keep-broker", action="store_true", help="leave the Kafka broker running afterwards")
     args = parser.parse_args(argv)
-    print(f"airflow-spark-streaming demo: {DAG_ID} on local Spark, local Kafka and a local Delta table")
+    print(f"airflow-spark-streaming demo: {DAG_ID} then {MAINTENANCE_DAG_ID}, on local Spark, Kafka and Delta")
     try:
         summary = run(args.work, args.records, args.keep_broker)
     except SparkStreamingError as err:

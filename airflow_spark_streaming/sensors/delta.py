@@ -10,6 +10,8 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_spark_streaming.hooks.delta import CompactionPolicy
+
 
 class DeltaSmallFilesSensor(BaseSensorOperator):
     """Succeed when a Delta table has enough small files for compaction to pay off.
@@ -30,13 +32,13 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
     :param table_uri: the Delta table location. (templated)
     :param rule: ``delta`` or ``iceberg``.
     :param target_file_bytes: the compaction target size (default 128 MiB).
-    :param small_file_bytes: files under this size count as small.
-    :param min_small_files: small files a partition needs to qualify.
+    :param small_file_bytes: files under this size count as small. (templated)
+    :param min_small_files: small files a partition needs to qualify. (templated)
     :param skip_when_not_needed: skip instead of waiting when compaction is not warranted.
     :param storage_options: delta-rs object store options for remote tables.
     """
 
-    template_fields: Sequence[str] = ("table_uri",)
+    template_fields: Sequence[str] = ("table_uri", "small_file_bytes", "min_small_files")
 
     def __init__(
         self,
@@ -51,28 +53,46 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        from airflow_spark_streaming.hooks.delta import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
-
-        # Built now so that bad thresholds fail when the DAG is parsed.
-        self.policy = CompactionPolicy.from_rule(
-            rule,
-            target_file_bytes=target_file_bytes or DEFAULT_TARGET_FILE_BYTES,
-            small_file_bytes=small_file_bytes,
-            min_small_files=min_small_files,
-        )
+        self.rule = rule
+        self.target_file_bytes = target_file_bytes
+        self.small_file_bytes = small_file_bytes
+        self.min_small_files = min_small_files
+        if not any(isinstance(v, str) and "{{" in v for v in (small_file_bytes, min_small_files)):
+            self._policy()  # bad thresholds fail when the DAG is parsed, unless they are templated
         self.table_uri = table_uri
         self.skip_when_not_needed = skip_when_not_needed
         self.storage_options = storage_options
+
+    def _policy(self) -> CompactionPolicy:
+        from airflow_spark_streaming.exceptions import SparkStreamingError
+        from airflow_spark_streaming.hooks.delta import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
+
+        def as_int(name: str) -> int | None:
+            value = getattr(self, name)
+            if value in (None, ""):
+                return None
+            try:
+                return int(value)
+            except (TypeError, ValueError) as err:
+                raise SparkStreamingError(f"{self.task_id}: {name} {value!r} is not an integer.") from err
+
+        return CompactionPolicy.from_rule(
+            self.rule,
+            target_file_bytes=as_int("target_file_bytes") or DEFAULT_TARGET_FILE_BYTES,
+            small_file_bytes=as_int("small_file_bytes"),
+            min_small_files=as_int("min_small_files"),
+        )
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_spark_streaming.hooks.delta import DeltaTableHook, decide_compaction
 
+        policy = self._policy()
         stats = DeltaTableHook(self.table_uri, storage_options=self.storage_options).get_stats(
-            small_file_bytes=self.policy.small_file_bytes
+            small_file_bytes=policy.small_file_bytes
         )
-        decision = decide_compaction(stats, self.policy)
+        decision = decide_compaction(stats, policy)
         self.log.info(
             "%s: %d files, %d small (%.0f%%); %s",
             self.table_uri, stats.num_files, stats.small_files, 100 * stats.small_file_share, decision.reason,

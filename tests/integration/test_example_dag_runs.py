@@ -40,3 +40,30 @@ def test_kafka_to_delta_incremental_dag_test(airflow_db, kafka_broker, kafka_top
     assert lag["total_lag"] == 0 and len(lag["partitions"]) == 3
     summary = run.get_task_instance("table_summary").xcom_pull(task_ids="table_summary")
     assert summary["rows"] == 900 and summary["files"] >= 3
+
+
+@pytest.mark.parametrize("min_small_files, compacted", [(50, True), (100_000, False)], ids=["pays-off", "not-needed"])
+def test_delta_maintenance_dag_test(airflow_db, table_copy, min_small_files, compacted):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_spark_streaming.hooks.delta import DeltaTableHook
+    from tests.integration.delta.conftest import rows_of
+
+    files_before, rows = DeltaTableHook(str(table_copy)).get_stats().num_files, rows_of(table_copy)
+    dag = DagBag(dag_folder="example_dags").dags["delta_maintenance"]
+    run = dag.test(run_conf={"table_uri": str(table_copy), "min_small_files": min_small_files})
+
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    stats = DeltaTableHook(str(table_copy)).get_stats()
+    assert rows_of(table_copy) == rows
+    if compacted:
+        assert set(states.values()) == {"success"}
+        optimize = run.get_task_instance("optimize").xcom_pull(task_ids="optimize")
+        assert (optimize["files_before"], optimize["files_after"], optimize["engine"]) == (files_before, 3, "native")
+        dry_run = run.get_task_instance("vacuum_dry_run").xcom_pull(task_ids="vacuum_dry_run")
+        assert dry_run["dry_run"] and dry_run["retention_hours"] == 168 and dry_run["files_to_delete"] == 0
+        assert stats.num_files == 3
+    else:
+        assert set(states.values()) == {"skipped"}
+        assert stats.num_files == files_before and stats.last_optimize is None

@@ -31,3 +31,11 @@ def test_kafka_to_delta_incremental_shape(dag_bag):
     assert dag.task_dict["progress_check"].upstream_task_ids == {"build_spec", "ingest"}
     assert dag.task_dict["lag_check"].upstream_task_ids == {"build_spec", "ingest"}
     assert dag.task_dict["table_summary"].upstream_task_ids == {"build_spec", "progress_check", "lag_check"}
+
+
+def test_delta_maintenance_shape(dag_bag):
+    dag = dag_bag.dags["delta_maintenance"]
+    order = ["small_files_check", "optimize", "vacuum_dry_run", "vacuum"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert dag.task_dict[downstream].upstream_task_ids == {upstream}
+    assert dag.task_dict["vacuum_dry_run"].dry_run and not dag.task_dict["vacuum"].dry_run

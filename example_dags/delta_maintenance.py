@@ -1,0 +1,50 @@
+"""Daily Delta maintenance: a small-files check, then OPTIMIZE, then VACUUM (a dry run first).
+
+Compaction runs only when the small-file statistics say it pays off: the
+sensor skips itself, and with it everything downstream, otherwise. VACUUM keeps
+the table's own retention, so lagging readers never lose files. The table is
+``<spark_streaming_lake_root>/<table>`` unless the run passes ``table_uri``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param
+
+from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator
+from airflow_spark_streaming.sensors.delta import DeltaSmallFilesSensor
+
+TABLE_URI = "{{ params.table_uri or (var.value.spark_streaming_lake_root ~ '/' ~ params.table) }}"
+
+with DAG(
+    dag_id="delta_maintenance",
+    description="Compact a streaming Delta table when it pays off, then vacuum it safely",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["spark-streaming", "delta", "example"],
+    params={
+        "table": Param("orders", type="string", description="table name under the lake root"),
+        "table_uri": Param(None, type=["null", "string"], description="full table location, overriding table"),
+        "min_small_files": Param(50, type="integer", minimum=2, description="small files a partition needs"),
+    },
+    render_template_as_native_obj=True,
+) as dag:
+    small_files = DeltaSmallFilesSensor(
+        task_id="small_files_check",
+        table_uri=TABLE_URI,
+        rule="delta",
+        min_small_files="{{ params.min_small_files }}",
+        poke_interval=60,
+        timeout=60,
+    )
+
+    optimize = DeltaOptimizeOperator(task_id="optimize", table_uri=TABLE_URI, engine="auto")
+
+    vacuum_dry_run = DeltaVacuumOperator(task_id="vacuum_dry_run", table_uri=TABLE_URI, dry_run=True)
+
+    vacuum = DeltaVacuumOperator(task_id="vacuum", table_uri=TABLE_URI, mode="lite")
+
+    small_files >> optimize >> vacuum_dry_run >> vacuum
