@@ -120,3 +120,11 @@ class VacuumOutsideTableError(DeltaMaintenanceError):
 
 class PlainParquetSinkError(DeltaMaintenanceError):
     """The path is Spark's Parquet file-sink output (``_spark_metadata``), which cannot be compacted in place."""
+
+
+class InvalidStreamSpecError(SparkStreamingError):
+    """The stream runner's spec is invalid; nothing was submitted."""
+
+
+class StreamingRunIncompleteError(SparkStreamingError):
+    """A bounded streaming run ended without committing every batch it planned."""

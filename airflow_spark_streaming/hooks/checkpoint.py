@@ -37,6 +37,7 @@ from airflow_spark_streaming.exceptions import (
 from airflow_spark_streaming.verdict import Verdict
 
 OFFSETS_MAX_VERSION = 2
+PROGRESS_DIR = "_progress"  # written by the provider's stream runner
 COMMITS_MAX_VERSION = 2
 _BATCH_FILE = re.compile(r"^(?P<batch>\d+)(?P<compact>\.compact)?$")
 _HEADER = re.compile(r"^v(?P<version>\d+)$")
@@ -530,6 +531,24 @@ class CheckpointHook(BaseHook):
                 )
             )
         return CheckpointHistory(checkpoint=str(self.root), batches=records)
+
+    def get_progress(self, *, after_batch: int = -1) -> list[dict[str, Any]]:
+        """Progress events the stream runner wrote to ``_progress/`` for batches after ``after_batch``, oldest first.
+
+        Each is Spark's ``StreamingQueryProgress`` JSON (``numInputRows``,
+        ``durationMs``, ``sources``, ...). Empty for queries not run by the
+        provider's runner (or a listener writing the same files).
+        """
+        batches = sorted(
+            int(name.removesuffix(".json"))
+            for name in self._list(PROGRESS_DIR)
+            if name.endswith(".json") and name.removesuffix(".json").isdigit()
+        )
+        events = []
+        for batch_id in (b for b in batches if b > after_batch):
+            path = self._describe(PROGRESS_DIR, f"{batch_id}.json")
+            events.append(_json(self._text(PROGRESS_DIR, f"{batch_id}.json"), path, "the progress event"))
+        return events
 
     def _initial_offsets(self) -> dict[str, Any]:
         found = {}

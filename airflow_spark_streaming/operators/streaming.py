@@ -1,0 +1,207 @@
+"""Submit a Structured Streaming job from a DAG: bounded ``availableNow`` runs that end with everything committed."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_spark_streaming.exceptions import InvalidStreamSpecError, StreamingRunIncompleteError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SparkStreamingSubmitOperator(BaseOperator):
+    """Run a bounded Structured Streaming job with spark-submit and check its checkpoint afterwards.
+
+    The job is either the provider's declarative stream runner, described by
+    ``spec`` (validated here, before anything is submitted), or your own
+    ``application`` (.py or jar) with a ``checkpoint`` location. It is submitted
+    through the Spark provider's ``SparkSubmitHook`` and ``spark`` connection.
+
+    The task succeeds only when the job exited cleanly and the checkpoint shows
+    no uncommitted batch. XCom receives the batches and rows this run
+    processed, from the checkpoint and the runner's progress events.
+
+    Secrets stay off spark-submit's command line, the task log and XCom: the
+    spec goes to spark-submit as a private temporary file, and Spark settings
+    whose names look like credentials go in a private properties file.
+
+    :param spec: the stream runner spec (dict or JSON string). (templated)
+    :param application: your own Spark application instead of the runner. (templated)
+    :param checkpoint: the checkpoint location of ``application``'s query. (templated)
+    :param application_args: arguments for ``application``. (templated)
+    :param conn_id: the ``spark`` connection.
+    :param checkpoint_conn_id: the storage connection of the checkpoint, for reading it.
+    :param conf: Spark settings. (templated)
+    :param kafka: load Spark's Kafka connector (default: when the spec reads or writes Kafka).
+    :param extra_packages: more Maven packages for the job.
+    :param extra_jars: more jars for the job.
+    :param jvm_resolver: ``packages`` or ``maven`` (default: ``[spark_streaming] jvm_resolver``).
+    :param name: the Spark application name (default: the query name or task id).
+    :param submit_kwargs: more ``SparkSubmitHook`` arguments (``driver_memory``, ``executor_cores``, ...).
+    """
+
+    template_fields: Sequence[str] = ("spec", "application", "checkpoint", "application_args", "conf")
+    template_fields_renderers = {"spec": "json", "conf": "json"}
+
+    def __init__(
+        self,
+        *,
+        spec: dict[str, Any] | str | None = None,
+        application: str | None = None,
+        checkpoint: str | None = None,
+        application_args: list[str] | None = None,
+        conn_id: str = "spark_default",
+        checkpoint_conn_id: str | None = None,
+        conf: dict[str, Any] | None = None,
+        kafka: bool | None = None,
+        extra_packages: Sequence[str] = (),
+        extra_jars: Sequence[str] = (),
+        jvm_resolver: str | None = None,
+        name: str | None = None,
+        submit_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (spec is None) == (application is None):
+            raise InvalidStreamSpecError(
+                f"{self.task_id}: give either spec (the stream runner) or application, not both."
+            )
+        if application is not None and not checkpoint:
+            raise InvalidStreamSpecError(
+                f"{self.task_id}: application needs checkpoint, the query's checkpoint location."
+            )
+        self.spec = spec
+        self.application = application
+        self.checkpoint = checkpoint
+        self.application_args = application_args or []
+        self.conn_id = conn_id
+        self.checkpoint_conn_id = checkpoint_conn_id
+        self.conf = conf or {}
+        self.kafka = kafka
+        self.extra_packages = list(extra_packages)
+        self.extra_jars = list(extra_jars)
+        self.jvm_resolver = jvm_resolver
+        self.name = name
+        self.submit_kwargs = submit_kwargs or {}
+        if isinstance(spec, dict) and not _templated(spec):
+            self._validated_spec()  # fail at DAG parse time, not after scheduling
+
+    def _validated_spec(self) -> dict[str, Any]:
+        from airflow_spark_streaming.spec import validate_stream_spec
+
+        spec = self.spec
+        if isinstance(spec, str):
+            try:
+                spec = json.loads(spec)
+            except json.JSONDecodeError as err:
+                raise InvalidStreamSpecError(f"{self.task_id}: spec is not valid JSON ({err.msg}).") from err
+        spec = validate_stream_spec(spec)
+        if "processing_time" in spec["trigger"]:
+            raise InvalidStreamSpecError(
+                f"{self.task_id}: stream spec trigger: SparkStreamingSubmitOperator runs bounded queries; use "
+                "{'available_now': true} so the run works through the backlog and ends."
+            )
+        return spec
+
+    def _checkpoint_status(self, checkpoint: str):
+        from airflow_spark_streaming.exceptions import CheckpointNotFoundError
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+        try:
+            return CheckpointHook(checkpoint, conn_id=self.checkpoint_conn_id).get_status(include_state=False)
+        except CheckpointNotFoundError:
+            return None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+        from airflow_spark_streaming.jobs import job_path
+        from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+        from airflow_spark_streaming.spec import is_secret_key, redact_spec
+
+        spec = self._validated_spec() if self.spec is not None else None
+        checkpoint = spec["checkpoint_location"] if spec else self.checkpoint
+        uses_kafka = (
+            self.kafka
+            if self.kafka is not None
+            else bool(spec and "kafka" in (spec["source"]["format"], spec["sink"]["format"]))
+        )
+        deps = resolve_jvm_dependencies(
+            delta=True, kafka=uses_kafka, extra_packages=self.extra_packages, extra_jars=self.extra_jars,
+            resolver=self.jvm_resolver, user_conf=self.conf,
+        )  # fmt: skip
+        submit = deps.submit_kwargs()
+        conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.conf.items()}}
+        secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
+        public_conf = {k: v for k, v in conf.items() if k not in secret_conf}
+        before = self._checkpoint_status(checkpoint)
+        committed_before = before.latest_committed_batch if before and before.latest_committed_batch is not None else -1
+        if spec:
+            self.log.info("Stream spec: %s", json.dumps(redact_spec(spec)))
+
+        with tempfile.TemporaryDirectory(prefix="spark-streaming-") as private:
+            os.chmod(private, 0o700)
+            args = list(self.application_args)
+            if spec:
+                spec_file = os.path.join(private, "spec.json")
+                _write_private(spec_file, json.dumps(spec))
+                args = ["--spec-file", spec_file]
+            properties_file = None
+            if secret_conf:
+                properties_file = os.path.join(private, "secret.properties")
+                _write_private(properties_file, "".join(f"{k} {_escape(v)}\n" for k, v in secret_conf.items()))
+            hook = SparkSubmitHook(
+                conn_id=self.conn_id,
+                conf=public_conf,
+                application_args=args,
+                name=self.name or (spec["query_name"] if spec else self.task_id),
+                properties_file=properties_file,
+                **submit,
+                **self.submit_kwargs,
+            )
+            hook.submit(self.application or job_path("stream_runner"))
+
+        after = CheckpointHook(checkpoint, conn_id=self.checkpoint_conn_id).get_status(include_state=False)
+        if after.has_uncommitted_batch:
+            raise StreamingRunIncompleteError(
+                f"{self.task_id}: the job exited but batch {after.latest_planned_batch} in {after.checkpoint} is "
+                "planned and not committed; the next run will redo it. Check the driver log for the failure."
+            )
+        committed_after = after.latest_committed_batch if after.latest_committed_batch is not None else -1
+        events = CheckpointHook(checkpoint, conn_id=self.checkpoint_conn_id).get_progress(after_batch=committed_before)
+        events = [e for e in events if e.get("batchId", -1) <= committed_after]
+        result = {
+            "query_id": after.query_id,
+            "checkpoint": after.checkpoint,
+            "batches_committed": committed_after - committed_before,
+            "first_batch": committed_before + 1 if committed_after > committed_before else None,
+            "last_batch": committed_after if committed_after > committed_before else None,
+            "rows_processed": sum(int(e.get("numInputRows", 0)) for e in events),
+            "progress_events": len(events),
+            "batch_durations_ms": [int(e.get("batchDuration", 0)) for e in events],
+            "committed_sources": [s.offset for s in after.committed_sources],
+        }
+        self.log.info("%s: %d batches, %d rows", self.task_id, result["batches_committed"], result["rows_processed"])
+        return result
+
+
+def _templated(value: Any) -> bool:
+    return "{{" in json.dumps(value, default=str)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _write_private(path: str, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)

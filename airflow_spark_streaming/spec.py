@@ -1,0 +1,134 @@
+"""The declarative stream runner's spec, validated on the Airflow side before anything is submitted.
+
+The spec is a JSON object (see :mod:`airflow_spark_streaming.jobs.stream_runner`)::
+
+    {
+      "query_name": "orders_to_delta",
+      "checkpoint_location": "s3://lake/_checkpoints/orders",
+      "source": {"format": "kafka", "options": {...}},
+      "transform_sql": "SELECT ... FROM source",
+      "sink": {"format": "delta", "path": "s3://lake/orders", "output_mode": "append",
+               "partition_by": ["day"], "merge_schema": true},
+      "trigger": {"available_now": true}
+    }
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from airflow_spark_streaming.exceptions import InvalidStreamSpecError
+
+FILE_FORMATS = ("json", "csv", "parquet", "text", "orc")
+SOURCE_FORMATS = ("kafka", "rate", "delta", *FILE_FORMATS)
+PATH_SINKS = ("delta", "parquet", "json", "csv", "orc")
+SINK_FORMATS = (*PATH_SINKS, "kafka", "console")
+OUTPUT_MODES = ("append", "update", "complete")
+_KAFKA_SUBSCRIPTIONS = ("subscribe", "subscribePattern", "assign")
+_QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+_INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s*(millisecond|second|minute|hour|day)s?\s*$", re.IGNORECASE)
+#: Option and setting names whose values are credentials; they never reach a command line, a log or XCom.
+SECRET_KEY = re.compile(r"password|secret|token|jaas|credential|sas|access[._-]?key|private[._-]?key", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(SECRET_KEY.search(key))
+
+
+def _fail(field: str, problem: str) -> InvalidStreamSpecError:
+    return InvalidStreamSpecError(f"stream spec {field}: {problem}")
+
+
+def _options(section: dict[str, Any], where: str) -> dict[str, str]:
+    options = section.get("options", {})
+    if not isinstance(options, dict):
+        raise _fail(f"{where}.options", "must be an object of option names to values")
+    return {str(k): v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in options.items()}  # fmt: skip
+
+
+def validate_stream_spec(spec: Any) -> dict[str, Any]:
+    """Return a normalised copy of ``spec``, or raise :class:`InvalidStreamSpecError` naming the field and the fix."""
+    if not isinstance(spec, dict):
+        raise InvalidStreamSpecError(f"stream spec must be a JSON object, got {type(spec).__name__}")
+    spec = copy.deepcopy(spec)
+    unknown = set(spec) - {"query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger"}
+    if unknown:
+        raise _fail(", ".join(sorted(unknown)), "unknown field(s); check the spelling")
+    name = spec.get("query_name")
+    if not isinstance(name, str) or not _QUERY_NAME.match(name):
+        raise _fail("query_name", f"{name!r} must be 1-200 letters, digits, dots, dashes or underscores")
+    if not isinstance(spec.get("checkpoint_location"), str) or not spec["checkpoint_location"].strip():
+        raise _fail("checkpoint_location", "is required: every streaming query needs its own checkpoint")
+
+    source = spec.get("source")
+    if not isinstance(source, dict):
+        raise _fail("source", "is required, an object with 'format' and 'options'")
+    if source.get("format") not in SOURCE_FORMATS:
+        raise _fail("source.format", f"{source.get('format')!r} is not one of {', '.join(SOURCE_FORMATS)}")
+    source["options"] = _options(source, "source")
+    if source["format"] == "kafka":
+        if not source["options"].get("kafka.bootstrap.servers"):
+            raise _fail("source.options", "a kafka source needs 'kafka.bootstrap.servers'")
+        given = [k for k in _KAFKA_SUBSCRIPTIONS if k in source["options"]]
+        if len(given) != 1:
+            raise _fail("source.options", f"a kafka source needs exactly one of {', '.join(_KAFKA_SUBSCRIPTIONS)}")
+    if source["format"] in (*FILE_FORMATS, "delta") and not source.get("path"):
+        raise _fail("source.path", f"a {source['format']} source needs a path")
+    if source["format"] in FILE_FORMATS and source["format"] != "text" and not source.get("schema"):
+        raise _fail(
+            "source.schema", f"a {source['format']} file source needs a DDL schema, e.g. 'id BIGINT, name STRING'"
+        )
+
+    transform = spec.get("transform_sql")
+    if transform is not None and (not isinstance(transform, str) or not re.search(r"\bsource\b", transform)):
+        raise _fail("transform_sql", "must be SQL that reads the view named 'source'")
+
+    sink = spec.get("sink")
+    if not isinstance(sink, dict):
+        raise _fail("sink", "is required, an object with 'format'")
+    if sink.get("format") not in SINK_FORMATS:
+        raise _fail("sink.format", f"{sink.get('format')!r} is not one of {', '.join(SINK_FORMATS)}")
+    sink["options"] = _options(sink, "sink")
+    sink.setdefault("output_mode", "append")
+    if sink["output_mode"] not in OUTPUT_MODES:
+        raise _fail("sink.output_mode", f"{sink['output_mode']!r} is not one of {', '.join(OUTPUT_MODES)}")
+    if sink["format"] in PATH_SINKS and not sink.get("path"):
+        raise _fail("sink.path", f"a {sink['format']} sink needs a path")
+    if sink["format"] in PATH_SINKS and sink["format"] != "delta" and sink["output_mode"] != "append":
+        raise _fail("sink.output_mode", f"a {sink['format']} file sink supports only 'append'")
+    if sink["format"] == "kafka" and "topic" not in sink["options"]:
+        raise _fail("sink.options", "a kafka sink needs a 'topic' option")
+    partition_by = sink.get("partition_by", [])
+    if not isinstance(partition_by, list) or not all(isinstance(c, str) and c for c in partition_by):
+        raise _fail("sink.partition_by", "must be a list of column names")
+    if sink.get("merge_schema") and sink["format"] != "delta":
+        raise _fail("sink.merge_schema", "schema merging is a Delta sink feature")
+
+    trigger = spec.setdefault("trigger", {"available_now": True})
+    if not isinstance(trigger, dict) or len(trigger) != 1:
+        raise _fail("trigger", "must be {'available_now': true} or {'processing_time': '<interval>'}")
+    if "available_now" in trigger:
+        if trigger["available_now"] is not True:
+            raise _fail("trigger.available_now", "must be true")
+    elif "processing_time" in trigger:
+        if not isinstance(trigger["processing_time"], str) or not _INTERVAL.match(trigger["processing_time"]):
+            raise _fail(
+                "trigger.processing_time", f"{trigger['processing_time']!r} is not an interval like '30 seconds'"
+            )
+    else:
+        raise _fail("trigger", f"{trigger!r} is not available_now or processing_time")
+    return spec
+
+
+def redact_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` safe to log: values of secret-looking options are masked."""
+    shown = copy.deepcopy(spec)
+    for section in ("source", "sink"):
+        options = shown.get(section, {}).get("options", {})
+        for key in options:
+            if is_secret_key(key):
+                options[key] = "***"
+    return shown
