@@ -34,7 +34,10 @@ def get_provider_info() -> dict:
         "operators": [
             {
                 "integration-name": "Spark Structured Streaming",
-                "python-modules": ["airflow_spark_streaming.operators.delta"],
+                "python-modules": [
+                    "airflow_spark_streaming.operators.delta",
+                    "airflow_spark_streaming.operators.streaming",
+                ],
             },
         ],
         "sensors": [

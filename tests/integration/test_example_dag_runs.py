@@ -33,6 +33,8 @@ def test_kafka_to_delta_incremental_dag_test(airflow_db, kafka_broker, kafka_top
     # 900 records at 400 per trigger: batches 0, 1 and 2.
     commits = tmp_path / "lake" / "_checkpoints" / topic / "commits"
     assert sorted(p.name for p in commits.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+    ingest = run.get_task_instance("ingest").xcom_pull(task_ids="ingest")
+    assert (ingest["batches_committed"], ingest["rows_processed"]) == (3, 900)
     progress = run.get_task_instance("progress_check").xcom_pull(task_ids="progress_check")
     assert progress["latest_committed_batch"] == 2 and not progress["has_uncommitted_batch"]
     assert progress["committed_sources"][0]["kafka"] == {topic: {"0": 300, "1": 300, "2": 300}}
