@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("checkpoint_status", "kafka_lag", "compaction")
+BENCHMARKS = ("import_cost", "checkpoint_status", "kafka_lag", "compaction")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,20 +6,22 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import conf
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.sensors._base import VerdictSensor, optional_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria
+    from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
     from airflow_spark_streaming.verdict import Verdict
 
 DAG_RUN_START = "dag_run_start"
 
 
-class StreamingProgressSensor(BaseSensorOperator):
+class StreamingProgressSensor(VerdictSensor):
     """Wait until a streaming query's checkpoint shows the progress you ask for.
 
     Succeeds when the committed batch id reaches ``target_batch_id`` and/or a
@@ -89,56 +91,25 @@ class StreamingProgressSensor(BaseSensorOperator):
                 raise SparkStreamingError(
                     f"{self.task_id}: committed_after {after!r} is neither {DAG_RUN_START!r} nor an ISO-8601 time."
                 ) from err
-        target = self.target_batch_id
-        if target is not None and target != "":
-            try:
-                target = int(target)
-            except (TypeError, ValueError) as err:
-                raise SparkStreamingError(f"{self.task_id}: target_batch_id {target!r} is not an integer.") from err
-        else:
-            target = None
         return ProgressCriteria(
-            target_batch_id=target,
+            target_batch_id=optional_int(self.task_id, "target_batch_id", self.target_batch_id),
             committed_after=after.timestamp() if isinstance(after, datetime) else None,
             max_staleness_seconds=self.max_staleness,
             wait_for_checkpoint=self.wait_for_checkpoint,
             require_fully_committed=self.require_fully_committed,
         )
 
-    def _conclude(self, verdict: Verdict) -> PokeReturnValue:
-        self.log.info("%s", verdict.message)
-        verdict.raise_for_state()
-        return PokeReturnValue(is_done=verdict.state == "met", xcom_value=verdict.payload)
-
-    def poke(self, context: Context) -> PokeReturnValue:
+    def _check(self, context: Context) -> Verdict:
         from airflow_spark_streaming.hooks.checkpoint import check_progress
 
-        return self._conclude(check_progress(self.checkpoint, self.conn_id, self._criteria(context)))
+        return check_progress(self.checkpoint, self.conn_id, self._criteria(context))
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        # One check in the worker first: an already-met wait never defers.
-        outcome = self.poke(context)
-        if outcome.is_done:
-            return outcome.xcom_value
+    def _trigger(self, context: Context) -> CheckpointProgressTrigger:
         from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
 
-        self.defer(
-            trigger=CheckpointProgressTrigger(
-                checkpoint=self.checkpoint,
-                criteria=self._criteria(context).to_dict(),
-                conn_id=self.conn_id,
-                poll_interval=self.poke_interval,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        return CheckpointProgressTrigger(
+            checkpoint=self.checkpoint,
+            criteria=self._criteria(context).to_dict(),
+            conn_id=self.conn_id,
+            poll_interval=self.poke_interval,
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow_spark_streaming.verdict import Verdict
-
-        outcome = self._conclude(Verdict(**event))
-        if not outcome.is_done:
-            raise SparkStreamingError(f"{self.task_id}: the trigger ended before the progress criteria were met.")
-        return outcome.xcom_value

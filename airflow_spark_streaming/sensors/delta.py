@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_spark_streaming.sensors._base import optional_int
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -64,23 +66,14 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         self.storage_options = storage_options
 
     def _policy(self) -> CompactionPolicy:
-        from airflow_spark_streaming.exceptions import SparkStreamingError
         from airflow_spark_streaming.hooks.delta import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
-
-        def as_int(name: str) -> int | None:
-            value = getattr(self, name)
-            if value in (None, ""):
-                return None
-            try:
-                return int(value)
-            except (TypeError, ValueError) as err:
-                raise SparkStreamingError(f"{self.task_id}: {name} {value!r} is not an integer.") from err
 
         return CompactionPolicy.from_rule(
             self.rule,
-            target_file_bytes=as_int("target_file_bytes") or DEFAULT_TARGET_FILE_BYTES,
-            small_file_bytes=as_int("small_file_bytes"),
-            min_small_files=as_int("min_small_files"),
+            target_file_bytes=optional_int(self.task_id, "target_file_bytes", self.target_file_bytes)
+            or DEFAULT_TARGET_FILE_BYTES,
+            small_file_bytes=optional_int(self.task_id, "small_file_bytes", self.small_file_bytes),
+            min_small_files=optional_int(self.task_id, "min_small_files", self.min_small_files),
         )
 
     def poke(self, context: Context) -> PokeReturnValue:

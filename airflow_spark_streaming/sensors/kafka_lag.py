@@ -6,18 +6,20 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import conf
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.sensors._base import VerdictSensor, optional_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_spark_streaming.hooks.kafka_lag import LagCriteria
+    from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
     from airflow_spark_streaming.verdict import Verdict
 
 
-class KafkaLagSensor(BaseSensorOperator):
+class KafkaLagSensor(VerdictSensor):
     """Succeed when a streaming query's Kafka lag is at or below a threshold.
 
     Lag is the broker's latest offset minus the offset in the query's
@@ -80,29 +82,15 @@ class KafkaLagSensor(BaseSensorOperator):
     def _criteria(self) -> LagCriteria:
         from airflow_spark_streaming.hooks.kafka_lag import LagCriteria
 
-        def as_int(name: str) -> int | None:
-            value = getattr(self, name)
-            if value is None or value == "":
-                return None
-            try:
-                return int(value)
-            except (TypeError, ValueError) as err:
-                raise SparkStreamingError(f"{self.task_id}: {name} {value!r} is not an integer.") from err
-
         return LagCriteria(
-            max_total_lag=as_int("max_total_lag"),
-            max_partition_lag=as_int("max_partition_lag"),
+            max_total_lag=optional_int(self.task_id, "max_total_lag", self.max_total_lag),
+            max_partition_lag=optional_int(self.task_id, "max_partition_lag", self.max_partition_lag),
             ceiling=self.ceiling,
             ceiling_seconds=self.ceiling_for,
             basis=self.basis,
         )
 
-    def _conclude(self, verdict: Verdict) -> PokeReturnValue:
-        self.log.info("%s", verdict.message)
-        verdict.raise_for_state()
-        return PokeReturnValue(is_done=verdict.state == "met", xcom_value=verdict.payload)
-
-    def poke(self, context: Context) -> PokeReturnValue:
+    def _check(self, context: Context) -> Verdict:
         from airflow_spark_streaming.hooks.kafka_lag import check_lag
 
         verdict, self._above_since = check_lag(
@@ -113,34 +101,17 @@ class KafkaLagSensor(BaseSensorOperator):
             timeout=self.request_timeout,
             above_since=self._above_since,
         )
-        return self._conclude(verdict)
+        return verdict
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        outcome = self.poke(context)
-        if outcome.is_done:
-            return outcome.xcom_value
+    def _trigger(self, context: Context) -> KafkaLagTrigger:
         from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
 
-        self.defer(
-            trigger=KafkaLagTrigger(
-                checkpoint=self.checkpoint,
-                criteria=self._criteria().to_dict(),
-                kafka_config_id=self.kafka_config_id,
-                checkpoint_conn_id=self.checkpoint_conn_id,
-                poll_interval=self.poke_interval,
-                timeout=self.request_timeout,
-                above_since=self._above_since,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        return KafkaLagTrigger(
+            checkpoint=self.checkpoint,
+            criteria=self._criteria().to_dict(),
+            kafka_config_id=self.kafka_config_id,
+            checkpoint_conn_id=self.checkpoint_conn_id,
+            poll_interval=self.poke_interval,
+            timeout=self.request_timeout,
+            above_since=self._above_since,
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow_spark_streaming.verdict import Verdict
-
-        outcome = self._conclude(Verdict(**event))
-        if not outcome.is_done:
-            raise SparkStreamingError(f"{self.task_id}: the trigger ended before the lag threshold was met.")
-        return outcome.xcom_value

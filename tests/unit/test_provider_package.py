@@ -79,7 +79,7 @@ def test_every_hook_sensor_and_trigger_module_is_listed_and_imports():
     root = Path(airflow_spark_streaming.__file__).parent
     for kind in ("hooks", "sensors", "triggers", "operators"):
         on_disk = {
-            f"airflow_spark_streaming.{kind}.{p.stem}" for p in (root / kind).glob("*.py") if p.stem != "__init__"
+            f"airflow_spark_streaming.{kind}.{p.stem}" for p in (root / kind).glob("*.py") if not p.stem.startswith("_")
         }
         listed = {m for entry in info.get(kind, []) for m in entry["python-modules"]}
         assert listed == on_disk, kind

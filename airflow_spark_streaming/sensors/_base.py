@@ -1,0 +1,71 @@
+"""What the provider's deferrable sensors share: one check, used by ``poke`` and by the trigger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_spark_streaming.exceptions import SparkStreamingError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
+
+    from airflow_spark_streaming.verdict import Verdict
+
+
+def optional_int(task_id: str, name: str, value: Any) -> int | None:
+    """A (possibly rendered-from-template) integer argument; ``None`` or ``""`` mean unset."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError) as err:
+        raise SparkStreamingError(f"{task_id}: {name} {value!r} is not an integer.") from err
+
+
+class VerdictSensor(BaseSensorOperator):
+    """A sensor whose poke and deferred wait decide with the same check, returning a :class:`Verdict`.
+
+    Subclasses implement ``_check`` (blocking, one verdict) and ``_trigger`` (the
+    trigger that repeats that check in the triggerer). ``deferrable`` sensors
+    check once in the worker first, so a wait that is already over never defers.
+    """
+
+    deferrable: bool = False
+
+    def _check(self, context: Context) -> Verdict:
+        raise NotImplementedError
+
+    def _trigger(self, context: Context) -> BaseTrigger:
+        raise NotImplementedError
+
+    def _conclude(self, verdict: Verdict) -> PokeReturnValue:
+        self.log.info("%s", verdict.message)
+        verdict.raise_for_state()
+        return PokeReturnValue(is_done=verdict.state == "met", xcom_value=verdict.payload)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        return self._conclude(self._check(context))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        outcome = self.poke(context)
+        if outcome.is_done:
+            return outcome.xcom_value
+        self.defer(
+            trigger=self._trigger(context),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from airflow_spark_streaming.verdict import Verdict
+
+        outcome = self._conclude(Verdict(**event))
+        if not outcome.is_done:
+            raise SparkStreamingError(f"{self.task_id}: the trigger ended before the wait was over.")
+        return outcome.xcom_value

@@ -1,0 +1,97 @@
+"""Import cost: the time the provider's public modules add on top of ``airflow.sdk``.
+
+Each measurement is a fresh interpreter: a baseline that imports what any DAG
+file with operators imports (``airflow.sdk`` and its ``DAG``, ``BaseHook``,
+``BaseOperator``, ``BaseSensorOperator``), and the same plus the provider's
+modules; the difference of the medians is the provider's cost. Two rows:
+
+- ``dag-parse path``: the package, hooks, operators and sensors, which DAG files import;
+- ``triggers``: the trigger modules, against a baseline that also imports
+  Airflow's ``airflow.triggers.base`` (the triggerer has it loaded; sensors
+  import triggers only when they defer).
+
+It also records whether pyspark, delta, deltalake or confluent_kafka got loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import print_table, write_result
+
+HEAVY = ("pyspark", "delta", "deltalake", "confluent_kafka")
+TARGET_MS = 50.0
+
+
+def provider_modules() -> list[str]:
+    import airflow_spark_streaming
+
+    root = Path(airflow_spark_streaming.__file__).parent
+    modules = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        if len(parts) > 2 and parts[1] == "jobs":
+            continue  # Spark-side programs: Airflow never imports them
+        modules.append(".".join(parts).removesuffix(".__init__"))
+    return modules
+
+
+def _timed(code: str) -> tuple[float, list[str]]:
+    program = (
+        "import time, sys, json\nstarted = time.perf_counter()\n" + code +
+        "\nelapsed = time.perf_counter() - started\n"
+        f"print(json.dumps([elapsed, sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})]))"
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=300)
+    elapsed, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    return elapsed * 1000, heavy
+
+
+BASELINE = "import airflow.sdk\nfrom airflow.sdk import DAG, BaseHook, BaseOperator, BaseSensorOperator"
+
+
+def _measure(name: str, baseline: str, modules: list[str], repeats: int) -> dict:
+    full_code = baseline + "\nimport importlib\nfor m in " + repr(modules) + ": importlib.import_module(m)"
+    base, full, heavy = [], [], set()
+    for _ in range(repeats):  # interleaved, so machine noise hits both alike
+        base.append(_timed(baseline)[0])
+        elapsed, loaded = _timed(full_code)
+        full.append(elapsed)
+        heavy.update(loaded)
+    extra = statistics.median(full) - statistics.median(base)
+    return {
+        "path": name, "modules": len(modules), "baseline_ms": round(statistics.median(base), 1),
+        "with_provider_ms": round(statistics.median(full), 1), "provider_extra_ms": round(extra, 1),
+        "target_ms": TARGET_MS, "heavy_modules_loaded": ",".join(sorted(heavy)) or "none",
+    }  # fmt: skip
+
+
+def run(smoke: bool = False) -> list[dict]:
+    modules = provider_modules()
+    triggers = [m for m in modules if ".triggers." in m]
+    dag_path = [m for m in modules if m not in triggers]
+    repeats = 3 if smoke else 15
+    return [
+        _measure("dag-parse path", BASELINE, dag_path, repeats),
+        _measure("triggers", BASELINE + "\nimport airflow.triggers.base", triggers, repeats),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    rows = run(args.smoke)
+    print_table("Import cost of the provider on top of airflow.sdk (median of fresh interpreters)", rows)
+    path = write_result("import_cost", rows, smoke=args.smoke, notes="wall time of fresh interpreters")
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
