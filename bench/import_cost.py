@@ -75,7 +75,7 @@ def run(smoke: bool = False) -> list[dict]:
     modules = provider_modules()
     triggers = [m for m in modules if ".triggers." in m]
     dag_path = [m for m in modules if m not in triggers]
-    repeats = 3 if smoke else 15
+    repeats = 1 if smoke else 15
     return [
         _measure("dag-parse path", BASELINE, dag_path, repeats),
         _measure("triggers", BASELINE + "\nimport airflow.triggers.base", triggers, repeats),

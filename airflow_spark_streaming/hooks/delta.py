@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_spark_streaming.exceptions import NotADeltaTableError, SparkStreamingError
+from airflow_spark_streaming.exceptions import DeltaMaintenanceError, NotADeltaTableError, SparkStreamingError
 
 MIB = 1024 * 1024
 # Delta auto compaction: files under 64 MiB are small; 50 of them in a partition trigger it.
@@ -163,6 +163,23 @@ class DeltaTableHook(BaseHook):
                 f"{self.table_uri} is not a Delta table (no readable _delta_log): {err}. Check the path."
             ) from err
 
+    def _history(self, table, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` commits. delta-rs 1.6 cannot parse the commitInfo of a table made by
+        delta-spark's CONVERT TO DELTA (``readVersion: -1``); that first commit is then left out."""
+        from deltalake.exceptions import DeltaError
+
+        try:
+            return table.history(limit)
+        except DeltaError as err:
+            newer = min(limit, table.version())
+            if newer <= 0:
+                self.log.warning("History of %s is unreadable by delta-rs (%s); reporting none", self.table_uri, err)
+                return []
+            try:
+                return table.history(newer)
+            except DeltaError as again:
+                raise DeltaMaintenanceError(f"delta-rs cannot read the history of {self.table_uri}: {again}") from again
+
     def get_stats(self, *, small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES, history: int = 1000) -> DeltaTableStats:
         """File statistics of the table's current version.
 
@@ -197,7 +214,7 @@ class DeltaTableHook(BaseHook):
                 stats.small_bytes += size
         small = sum(1 for s in sizes if s < small_file_bytes)
         last = {"OPTIMIZE": None, "VACUUM END": None}
-        for entry in table.history(history):  # newest first
+        for entry in self._history(table, history):  # newest first
             operation = entry.get("operation")
             if operation in last and last[operation] is None:
                 last[operation] = MaintenanceRecord(

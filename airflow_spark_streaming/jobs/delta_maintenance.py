@@ -1,10 +1,11 @@
-"""Delta maintenance with delta-spark, run by spark-submit: OPTIMIZE (bin-packing or Z-ORDER) and VACUUM.
+"""Delta maintenance with delta-spark, run by spark-submit: OPTIMIZE, VACUUM, and converting file-sink output.
 
 Spec (``--spec JSON``)::
 
     {"action": "optimize", "table": "s3://lake/orders", "where": "day = '2026-01-01'",
      "zorder_by": ["customer_id"], "max_attempts": 5}
     {"action": "vacuum", "table": "s3://lake/orders", "retain_hours": 168, "mode": "lite", "dry_run": false}
+    {"action": "convert", "table": "s3://lake/raw_orders", "target": "s3://lake/orders", "files_per_partition": 1}
 
 Metrics are not printed for Airflow to scrape: OPTIMIZE and VACUUM record them
 in the table history, which the Airflow side reads afterwards.
@@ -49,6 +50,33 @@ def vacuum(spark, spec: dict) -> None:
     spark.sql(f"VACUUM {_quote(spec['table'])}{mode} RETAIN {float(spec['retain_hours'])} HOURS{dry}").collect()
 
 
+def convert(spark, spec: dict) -> None:
+    """Parquet file-sink output to Delta, reading through its _spark_metadata log.
+
+    With a ``target``: copy-compact into a new Delta table (the source is not
+    touched). Without: CONVERT TO DELTA in place, which adds a Delta log over the
+    files the sink's log lists (``convert.useMetadataLog``) and rewrites nothing.
+    """
+    source = spec["table"]
+    partition_by = spec.get("partition_by") or []
+    if spec.get("target"):
+        frame = spark.read.parquet(source)  # a single root path: Spark reads only the files in _spark_metadata
+        per_partition = int(spec.get("files_per_partition", 1))
+        frame = frame.repartition(per_partition, *partition_by) if partition_by else frame.repartition(per_partition)
+        writer = frame.write.format("delta").mode("errorifexists")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(spec["target"])
+        return
+    # NO STATISTICS: Spark's converted-file stats carry -1 counts that delta-rs refuses to read.
+    statement = f"CONVERT TO DELTA parquet.`{source.replace('`', '``')}` NO STATISTICS"
+    if partition_by:
+        schema = spark.read.parquet(source).schema
+        columns = ", ".join(f"`{c}` {schema[c].dataType.simpleString()}" for c in partition_by)
+        statement += f" PARTITIONED BY ({columns})"
+    spark.sql(statement).collect()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="delta_maintenance")
     parser.add_argument("--spec", required=True)
@@ -56,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName(f"delta_{spec['action']}").getOrCreate()
-    {"optimize": optimize, "vacuum": vacuum}[spec["action"]](spark, spec)
+    {"optimize": optimize, "vacuum": vacuum, "convert": convert}[spec["action"]](spark, spec)
     spark.stop()
     return 0
 

@@ -41,7 +41,7 @@ def refuse_file_sink_output(table_uri: str) -> None:
             "read, and vacuuming would remove files the log names. Safe paths instead: stop the stream and run "
             "CONVERT TO DELTA (Delta honours _spark_metadata), or copy-compact the data into a new location "
             "(spark.read.parquet on this path reads through the log) and switch the readers over; then write the "
-            "stream to a Delta sink."
+            "stream to a Delta sink (ConvertFileSinkToDeltaOperator does either)."
         )
 
 
@@ -332,3 +332,64 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
                 hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
             )
         return result
+
+
+class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
+    """The safe way out of small files in Spark's plain Parquet sink output (``_spark_metadata``).
+
+    Such output cannot be compacted in place (see :class:`PlainParquetSinkError`).
+    This operator runs a Spark job that reads the data through the sink's log,
+    so files from failed batches are left out, and either
+
+    - ``target_uri`` given: **copy-compacts** into a new Delta table there,
+      ``files_per_partition`` files per partition; the source is not touched, so
+      readers can be switched over when ready; or
+    - no ``target_uri``: runs ``CONVERT TO DELTA`` in place, adding a Delta log
+      over the files the sink's log lists and rewriting nothing. Stop the
+      stream first; then compact with :class:`DeltaOptimizeOperator` and write
+      the stream to a Delta sink.
+
+    :param table_uri: the Parquet file-sink output folder. (templated)
+    :param target_uri: where to copy-compact to; must not exist yet. (templated)
+    :param partition_by: the output's partition columns (for ``PARTITIONED BY`` / the new table).
+    :param files_per_partition: files per partition in the copy.
+    """
+
+    template_fields: Sequence[str] = ("table_uri", "target_uri")
+
+    def __init__(
+        self,
+        *,
+        target_uri: str | None = None,
+        partition_by: Sequence[str] = (),
+        files_per_partition: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("engine", "spark")
+        super().__init__(**kwargs)
+        if self.engine != "spark":
+            raise DeltaMaintenanceError(
+                f"{self.task_id}: conversion needs Spark to read _spark_metadata; use engine='spark'."
+            )
+        if files_per_partition < 1:
+            raise DeltaMaintenanceError(f"{self.task_id}: files_per_partition must be at least 1.")
+        self.target_uri = target_uri
+        self.partition_by = list(partition_by)
+        self.files_per_partition = files_per_partition
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_spark_streaming.hooks.delta import DeltaTableHook
+
+        local = "://" not in self.table_uri or self.table_uri.startswith("file://")
+        if local and not (Path(self.table_uri.removeprefix("file://")) / "_spark_metadata").is_dir():
+            raise DeltaMaintenanceError(
+                f"{self.table_uri} has no _spark_metadata: it is not Spark file-sink output; nothing was converted."
+            )
+        if self.target_uri and "://" not in self.target_uri and Path(self.target_uri).exists():
+            raise DeltaMaintenanceError(f"{self.target_uri} already exists; copy-compaction needs a new location.")
+        self._submit_spark_job({"action": "convert", "table": self.table_uri, "target": self.target_uri,
+                                "partition_by": self.partition_by, "files_per_partition": self.files_per_partition})  # fmt: skip
+        stats = DeltaTableHook(self.target_uri or self.table_uri, storage_options=self.storage_options).get_stats()
+        return {"source": self.table_uri, "table_uri": self.target_uri or self.table_uri,
+                "mode": "copy" if self.target_uri else "in_place", "files": stats.num_files,
+                "rows": stats.num_records, "version": stats.version}  # fmt: skip

@@ -111,4 +111,4 @@ def airflow_db():
 
 
 from tests.integration.checkpoint_fixtures import checkpoint_copy, file_source_checkpoint  # noqa: E402, F401
-from tests.integration.delta.conftest import small_files_table, table_copy  # noqa: E402, F401
+from tests.integration.delta_fixtures import small_files_table, table_copy  # noqa: E402, F401

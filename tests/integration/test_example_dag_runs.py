@@ -49,7 +49,7 @@ def test_delta_maintenance_dag_test(airflow_db, table_copy, min_small_files, com
     from airflow.dag_processing.dagbag import DagBag
 
     from airflow_spark_streaming.hooks.delta import DeltaTableHook
-    from tests.integration.delta.conftest import rows_of
+    from tests.integration.delta_fixtures import rows_of
 
     files_before, rows = DeltaTableHook(str(table_copy)).get_stats().num_files, rows_of(table_copy)
     dag = DagBag(dag_folder="example_dags").dags["delta_maintenance"]

@@ -19,3 +19,12 @@ def test_checkpoint_status_reads_the_same_files_however_many_batches(capsys):
     assert len({json.dumps(r["calls"], sort_keys=True) for r in rows}) == 1
     assert rows[0]["calls"]["ls"] == 4 and rows[0]["calls"]["cat_file"] == 3
     assert result["machine"]["cpus"] >= 1
+
+
+def test_import_cost_benchmark_reports_both_paths_and_no_heavy_module():
+    from bench import import_cost
+
+    rows = import_cost.run(smoke=True)
+    assert [r["path"] for r in rows] == ["dag-parse path", "triggers"]
+    assert all(r["heavy_modules_loaded"] == "none" for r in rows)
+    assert rows[0]["modules"] + rows[1]["modules"] == len(import_cost.provider_modules())

@@ -14,12 +14,13 @@ from airflow_spark_streaming.exceptions import (
     EngineUnsupportedError,
     NotADeltaTableError,
     PlainParquetSinkError,
+    SparkStreamingError,
     UnsafeRetentionError,
     ZOrderColumnError,
 )
 from airflow_spark_streaming.hooks.delta import DeltaTableHook
 from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator, files_outside_root
-from tests.integration.delta.conftest import rows_of
+from tests.integration.delta_fixtures import rows_of
 
 
 @pytest.fixture
@@ -120,7 +121,8 @@ def test_compaction_while_a_stream_appends(spark, tmp_path):
     assert any(h["operation"] == "STREAMING UPDATE" and h["version"] > optimize[0]["version"] for h in history)
 
 
-def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy):
+@pytest.mark.parametrize("engine", ["native", "spark"])
+def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy, engine, spark_local_conn):
     DeltaOptimizeOperator(task_id="o", table_uri=str(table_copy), engine="native").execute({})
     DeltaTableHook(str(table_copy)).get_table().alter.set_table_properties(
         {"delta.deletedFileRetentionDuration": "interval 1 hours"}
@@ -134,11 +136,34 @@ def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy):
     dry = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", dry_run=True).execute({})
     assert dry["retention_hours"] == 1 and dry["files_to_delete"] == 1 and dry["files_deleted"] == 0
     assert orphan.exists()
-    lite = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="lite").execute({})
+    lite = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="lite", engine=engine).execute({})
     assert lite["files_to_delete"] == 0 and orphan.exists()  # removed files are younger than the retention
-    done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full").execute({})
-    assert done["files_deleted"] == 1 and not orphan.exists()
+    done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine=engine).execute({})
+    assert done["engine"] == engine and done["files_deleted"] == 1 and not orphan.exists()
     assert rows_of(table_copy) == rows  # readers lose nothing
+
+
+def test_optimize_retries_when_a_concurrent_commit_wins(table_copy, mocker):
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.table import TableOptimizer
+
+    real_compact = TableOptimizer.compact
+    calls = []
+
+    def lose_once(self, *args, **kwargs):  # fault injection: the first commit loses a race
+        calls.append(1)
+        if len(calls) == 1:
+            raise CommitFailedError("Transaction failed: concurrent append")
+        return real_compact(self, *args, **kwargs)
+
+    mocker.patch.object(TableOptimizer, "compact", lose_once)
+    mocker.patch("airflow_spark_streaming.hooks.delta.time.sleep")
+    rows = rows_of(table_copy)
+    result = DeltaOptimizeOperator(task_id="o", table_uri=str(table_copy), engine="native").execute({})
+    assert result["attempts"] == 2 and result["files_after"] == 3 and rows_of(table_copy) == rows
+    mocker.patch.object(TableOptimizer, "compact", side_effect=CommitFailedError("always"))
+    with pytest.raises(SparkStreamingError, match="lost to concurrent commits 2 times"):
+        DeltaOptimizeOperator(task_id="o", table_uri=str(table_copy), engine="native", max_attempts=2).execute({})
 
 
 def test_vacuum_retention_safety(table_copy):
@@ -164,6 +189,65 @@ def test_vacuum_never_deletes_outside_the_root():
     assert files_outside_root(root, ["/lake/other/x.parquet", "../x.parquet", "s3://b/x", "/lake/orders2/y"]) == [
         "/lake/other/x.parquet", "../x.parquet", "s3://b/x", "/lake/orders2/y"
     ]  # fmt: skip
+
+
+@pytest.fixture
+def file_sink_output(spark, tmp_path):
+    """Output of a real rate → Parquet file-sink query, plus one valid Parquet file its log does not list."""
+    query = (
+        spark.readStream.format("rate").option("rowsPerSecond", 50).load()
+        .selectExpr("value", "CAST(value % 2 AS INT) AS bucket")
+        .writeStream.format("parquet").partitionBy("bucket").option("checkpointLocation", str(tmp_path / "ckpt"))
+        .trigger(processingTime="300 milliseconds").start(str(tmp_path / "out"))
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (query.lastProgress is None or query.lastProgress["batchId"] < 3):
+        time.sleep(0.2)
+    query.stop()
+    out = tmp_path / "out"
+    committed = spark.read.parquet(str(out))
+    expected = sorted(r.value for r in committed.select("value").collect())
+    # A failed batch's leftover: valid Parquet that the sink's log never committed.
+    leftover = next((out / "bucket=0").glob("part-*.parquet"))
+    (out / "bucket=0" / "part-99999-failed-batch.snappy.parquet").write_bytes(leftover.read_bytes())
+    return {"path": out, "values": expected, "files": len(committed.inputFiles())}
+
+
+def test_file_sink_copy_compaction_reads_through_the_log(spark, file_sink_output, tmp_path, spark_local_conn):
+    from airflow_spark_streaming.operators.delta import ConvertFileSinkToDeltaOperator
+
+    before = sorted(p.name for p in file_sink_output["path"].rglob("*"))
+    result = ConvertFileSinkToDeltaOperator(
+        task_id="c",
+        table_uri=str(file_sink_output["path"]),
+        target_uri=str(tmp_path / "delta"),
+        partition_by=["bucket"],
+    ).execute({})
+    assert result["mode"] == "copy" and result["files"] == 2 and result["rows"] == len(file_sink_output["values"])
+    values = sorted(r.value for r in spark.read.format("delta").load(str(tmp_path / "delta")).collect())
+    assert values == file_sink_output["values"]  # the uncommitted leftover is not copied
+    assert sorted(p.name for p in file_sink_output["path"].rglob("*")) == before  # the source is untouched
+
+
+def test_file_sink_in_place_conversion_then_optimize(spark, file_sink_output, spark_local_conn):
+    from airflow_spark_streaming.operators.delta import ConvertFileSinkToDeltaOperator
+
+    path = str(file_sink_output["path"])
+    result = ConvertFileSinkToDeltaOperator(task_id="c", table_uri=path, partition_by=["bucket"]).execute({})
+    assert result["mode"] == "in_place" and result["files"] == file_sink_output["files"]
+    optimized = DeltaOptimizeOperator(task_id="o", table_uri=path, engine="native").execute({})
+    assert optimized["files_after"] == 2
+    values = sorted(r.value for r in spark.read.format("delta").load(path).collect())
+    assert values == file_sink_output["values"]
+
+
+def test_conversion_refuses_a_folder_that_is_not_file_sink_output(table_copy, tmp_path):
+    from airflow_spark_streaming.operators.delta import ConvertFileSinkToDeltaOperator
+
+    with pytest.raises(DeltaMaintenanceError, match="has no _spark_metadata"):
+        ConvertFileSinkToDeltaOperator(task_id="c", table_uri=str(table_copy)).execute({})
+    with pytest.raises(DeltaMaintenanceError, match="use engine='spark'"):
+        ConvertFileSinkToDeltaOperator(task_id="c", table_uri=str(table_copy), engine="native")
 
 
 def test_plain_parquet_sink_output_is_refused_with_the_safe_paths(spark, tmp_path):
