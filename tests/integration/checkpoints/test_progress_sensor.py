@@ -139,7 +139,7 @@ def test_sensor_in_dag_test_waits_for_a_running_query(airflow_db, spark, tmp_pat
     query = (
         spark.readStream.format("rate").option("rowsPerSecond", 10).load()
         .writeStream.format("noop").option("checkpointLocation", str(checkpoint))
-        .trigger(processingTime="1 second").start()
+        .trigger(processingTime="2 seconds").start()
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

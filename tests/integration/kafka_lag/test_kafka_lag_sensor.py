@@ -83,7 +83,8 @@ def test_lag_sensor_in_dag_test(airflow_db, lagging_query, mode, caplog):
 
     caplog.set_level(logging.INFO)
     dag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags")).dags[f"kafka_lag_sensor_{mode}"]
-    catcher = threading.Timer(6, lagging_query["catch_up"])
+    # Late enough that even a slow task start-up sees the lag first (and the deferred one defers).
+    catcher = threading.Timer(15, lagging_query["catch_up"])
     catcher.start()
     try:
         run = dag.test(run_conf={"checkpoint": lagging_query["checkpoint"], "max_lag": 0})
