@@ -128,3 +128,7 @@ class InvalidStreamSpecError(SparkStreamingError):
 
 class StreamingRunIncompleteError(SparkStreamingError):
     """A bounded streaming run ended without committing every batch it planned."""
+
+
+class CheckpointInUseError(SparkStreamingError):
+    """A live query holds the checkpoint's lease; a second query on it is refused."""

@@ -54,7 +54,9 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise InvalidStreamSpecError(f"stream spec must be a JSON object, got {type(spec).__name__}")
     spec = copy.deepcopy(spec)
-    unknown = set(spec) - {"query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger"}
+    unknown = set(spec) - {
+        "query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger", "lease_ttl_seconds"
+    }  # fmt: skip
     if unknown:
         raise _fail(", ".join(sorted(unknown)), "unknown field(s); check the spelling")
     name = spec.get("query_name")
@@ -106,6 +108,10 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
         raise _fail("sink.partition_by", "must be a list of column names")
     if sink.get("merge_schema") and sink["format"] != "delta":
         raise _fail("sink.merge_schema", "schema merging is a Delta sink feature")
+
+    ttl = spec.setdefault("lease_ttl_seconds", 30)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= 3600:
+        raise _fail("lease_ttl_seconds", f"{ttl!r} must be a number of seconds from 1 to 3600")
 
     trigger = spec.setdefault("trigger", {"available_now": True})
     if not isinstance(trigger, dict) or len(trigger) != 1:

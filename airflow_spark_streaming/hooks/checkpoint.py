@@ -38,6 +38,7 @@ from airflow_spark_streaming.verdict import Verdict
 
 OFFSETS_MAX_VERSION = 2
 PROGRESS_DIR = "_progress"  # written by the provider's stream runner
+LEASE_FILE = "_lease"  # heartbeat of the runner's live query
 COMMITS_MAX_VERSION = 2
 _BATCH_FILE = re.compile(r"^(?P<batch>\d+)(?P<compact>\.compact)?$")
 _HEADER = re.compile(r"^v(?P<version>\d+)$")
@@ -92,6 +93,17 @@ class BatchRecord:
     batch_timestamp_ms: int | None
     committed: bool
     commit_time: float | None
+
+
+@dataclass
+class CheckpointLease:
+    """The stream runner's heartbeat: which live driver owns the checkpoint."""
+
+    app_id: str | None
+    host: str | None
+    pid: int | None
+    heartbeat_age_seconds: float
+    ttl_seconds: float
 
 
 @dataclass
@@ -531,6 +543,22 @@ class CheckpointHook(BaseHook):
                 )
             )
         return CheckpointHistory(checkpoint=str(self.root), batches=records)
+
+    def get_lease(self, now: float | None = None) -> CheckpointLease | None:
+        """The live lease on this checkpoint (a running stream runner), or ``None`` if free or stale."""
+        try:
+            data = json.loads(self._read(LEASE_FILE))
+        except (FileNotFoundError, ValueError):
+            return None  # no lease, or one torn by a dying driver
+        now = time.time() if now is None else now
+        lease = CheckpointLease(
+            app_id=data.get("app_id"),
+            host=data.get("host"),
+            pid=data.get("pid"),
+            heartbeat_age_seconds=max(0.0, now - data.get("heartbeat_ms", 0) / 1000),
+            ttl_seconds=data.get("ttl_ms", 0) / 1000,
+        )
+        return lease if lease.heartbeat_age_seconds < lease.ttl_seconds else None
 
     def get_progress(self, *, after_batch: int = -1) -> list[dict[str, Any]]:
         """Progress events the stream runner wrote to ``_progress/`` for batches after ``after_batch``, oldest first.

@@ -142,11 +142,104 @@ def progress_listener(spark, checkpoint: str):
     return ProgressWriter()
 
 
+LEASE_FILE = "_lease"
+LEASE_TTL_MS = 30_000
+
+
+class CheckpointInUse(RuntimeError):
+    """A live query already holds the checkpoint's lease."""
+
+
+class Lease:
+    """A heartbeat file, ``<checkpoint>/_lease``, that tells others a live query owns the checkpoint.
+
+    Renewed every third of its time-to-live by a daemon thread; a lease whose
+    heartbeat is older than the TTL is stale (its driver died) and is taken over.
+    """
+
+    def __init__(self, spark, checkpoint: str, ttl_ms: int = LEASE_TTL_MS):
+        import os
+        import socket
+        import uuid
+
+        jvm = spark.sparkContext._jvm
+        self._jvm = jvm
+        self.path = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + LEASE_FILE)
+        self.fs = self.path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        self.ttl_ms = ttl_ms
+        self.body = {"owner": str(uuid.uuid4()), "host": socket.gethostname(), "pid": os.getpid(),
+                     "app_id": spark.sparkContext.applicationId, "ttl_ms": ttl_ms}  # fmt: skip
+        self._stop = None
+
+    def _read(self):
+        if not self.fs.exists(self.path):
+            return None
+        stream = self.fs.open(self.path)
+        try:
+            text = self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None  # torn write by a dying driver: treat as stale
+
+    def _write(self) -> None:
+        import time
+
+        stream = self.fs.create(self.path, True)
+        try:
+            stream.write(bytearray(json.dumps({**self.body, "heartbeat_ms": int(time.time() * 1000)}).encode()))
+        finally:
+            stream.close()
+
+    def acquire(self) -> None:
+        import threading
+        import time
+
+        held = self._read()
+        if held and time.time() * 1000 - held.get("heartbeat_ms", 0) < held.get("ttl_ms", self.ttl_ms):
+            raise CheckpointInUse(
+                f"the checkpoint is in use by Spark application {held.get('app_id')} on {held.get('host')} "
+                f"(pid {held.get('pid')}); stop that query first, or wait {held.get('ttl_ms', self.ttl_ms) // 1000}s "
+                "after it died for its lease to expire"
+            )
+        self._write()
+        self._stop = threading.Event()
+
+        def renew():
+            while not self._stop.wait(self.ttl_ms / 3000):
+                self._write()
+
+        threading.Thread(target=renew, name="checkpoint-lease", daemon=True).start()
+
+    def release(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            held = self._read()
+            if held and held.get("owner") == self.body["owner"]:
+                self.fs.delete(self.path, False)
+
+
 def run(spec: dict[str, Any]) -> int:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName(spec.get("query_name") or "stream_runner").getOrCreate()
-    spark.streams.addListener(progress_listener(spark, _require(spec, "checkpoint_location", "spec")))
+    checkpoint = _require(spec, "checkpoint_location", "spec")
+    lease = Lease(spark, checkpoint, ttl_ms=int(float(spec.get("lease_ttl_seconds", LEASE_TTL_MS / 1000)) * 1000))
+    try:
+        lease.acquire()
+    except CheckpointInUse as err:
+        print(f"stream_runner: refusing to start: {err}", file=sys.stderr)
+        return 3
+    try:
+        return _run_query(spark, spec, checkpoint)
+    finally:
+        lease.release()
+
+
+def _run_query(spark, spec: dict[str, Any], checkpoint: str) -> int:
+    spark.streams.addListener(progress_listener(spark, checkpoint))
     frame = build_reader(spark, _require(spec, "source", "spec"))
     if spec.get("transform_sql"):
         frame.createOrReplaceTempView("source")

@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_spark_streaming.exceptions import InvalidStreamSpecError, StreamingRunIncompleteError
+from airflow_spark_streaming.exceptions import (
+    CheckpointInUseError,
+    InvalidStreamSpecError,
+    StreamingRunIncompleteError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -142,6 +146,13 @@ class SparkStreamingSubmitOperator(BaseOperator):
         conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.conf.items()}}
         secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
         public_conf = {k: v for k, v in conf.items() if k not in secret_conf}
+        lease = CheckpointHook(checkpoint, conn_id=self.checkpoint_conn_id).get_lease()
+        if lease is not None:
+            raise CheckpointInUseError(
+                f"{self.task_id}: checkpoint {checkpoint} is in use by Spark application {lease.app_id} on "
+                f"{lease.host} (heartbeat {lease.heartbeat_age_seconds:.0f}s ago); a second query would corrupt it. "
+                f"Stop that query first; a lease left by a dead driver expires after {lease.ttl_seconds:.0f}s."
+            )
         before = self._checkpoint_status(checkpoint)
         committed_before = before.latest_committed_batch if before and before.latest_committed_batch is not None else -1
         if spec:
