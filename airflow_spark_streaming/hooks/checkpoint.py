@@ -39,6 +39,7 @@ from airflow_spark_streaming.verdict import Verdict
 OFFSETS_MAX_VERSION = 2
 PROGRESS_DIR = "_progress"  # written by the provider's stream runner
 LEASE_FILE = "_lease"  # heartbeat of the runner's live query
+STOP_FILE = "_stop"  # asks the runner's query to stop after its current batch
 COMMITS_MAX_VERSION = 2
 _BATCH_FILE = re.compile(r"^(?P<batch>\d+)(?P<compact>\.compact)?$")
 _HEADER = re.compile(r"^v(?P<version>\d+)$")
@@ -442,7 +443,8 @@ class CheckpointHook(BaseHook):
                 f"Checkpoint {self.root} is an empty directory: the query has not started yet, or the path is wrong."
             )
         if "metadata" not in entries:
-            if {"offsets", "commits", "state"} & entries:
+            # Empty log folders (a query in its first moments) are not yet a checkpoint to restore.
+            if any(self._log(folder) for folder in ("offsets", "commits") if folder in entries) or "state" in entries:
                 raise CheckpointMetadataMissingError(
                     f"{self._describe('metadata')} is missing although the checkpoint has logs; Spark will refuse to "
                     "restart it. Restore the file (it holds the query id) or start a new checkpoint."
@@ -559,6 +561,16 @@ class CheckpointHook(BaseHook):
             ttl_seconds=data.get("ttl_ms", 0) / 1000,
         )
         return lease if lease.heartbeat_age_seconds < lease.ttl_seconds else None
+
+    def request_stop(self) -> None:
+        """Ask the stream runner's query to stop gracefully after its current micro-batch."""
+        self.root.fs.pipe_file(self._path(STOP_FILE), b"stop")
+
+    def clear_stop_request(self) -> None:
+        try:
+            self.root.fs.rm_file(self._path(STOP_FILE))
+        except FileNotFoundError:
+            pass
 
     def get_progress(self, *, after_batch: int = -1) -> list[dict[str, Any]]:
         """Progress events the stream runner wrote to ``_progress/`` for batches after ``after_batch``, oldest first.

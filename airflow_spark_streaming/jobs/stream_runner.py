@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 FILE_FORMATS = ("json", "csv", "parquet", "text", "orc")
@@ -38,8 +39,15 @@ def load_spec(argv: list[str] | None = None) -> dict[str, Any]:
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument("--spec-file", help="path of the JSON spec")
     given.add_argument("--spec", help="the JSON spec itself")
+    parser.add_argument(
+        "--delete-spec-file", action="store_true", help="remove the spec file once read (it may hold secrets)"
+    )
     args = parser.parse_args(argv)
     text = open(args.spec_file, encoding="utf-8").read() if args.spec_file else args.spec
+    if args.spec_file and args.delete_spec_file:
+        import os
+
+        os.remove(args.spec_file)
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as err:
@@ -91,6 +99,8 @@ def build_writer(frame, spec: dict[str, Any]):
     trigger = spec.get("trigger", {"available_now": True})
     if trigger.get("available_now"):
         writer = writer.trigger(availableNow=True)
+    elif trigger.get("once"):  # used only to finish a batch a graceful stop interrupted
+        writer = writer.trigger(once=True)
     elif trigger.get("processing_time"):
         writer = writer.trigger(processingTime=trigger["processing_time"])
     else:
@@ -104,7 +114,7 @@ PROGRESS_DIR = "_progress"
 PROGRESS_KEEP = 200
 
 
-def progress_listener(spark, checkpoint: str):
+def progress_listener(spark, checkpoint: str, batch_done=None):
     """A listener writing each progress event as JSON to ``<checkpoint>/_progress/<batchId>.json``.
 
     It writes through Hadoop's FileSystem, so it works on every store the
@@ -129,6 +139,8 @@ def progress_listener(spark, checkpoint: str):
                 stream.write(bytearray(progress.json.encode("utf-8")))
             finally:
                 stream.close()
+            if batch_done is not None:
+                batch_done.set()
             old = progress.batchId - PROGRESS_KEEP
             if old >= 0:
                 fs.delete(jvm.org.apache.hadoop.fs.Path(folder, f"{old}.json"), False)
@@ -142,6 +154,7 @@ def progress_listener(spark, checkpoint: str):
     return ProgressWriter()
 
 
+STOP_FILE = "_stop"
 LEASE_FILE = "_lease"
 LEASE_TTL_MS = 30_000
 
@@ -238,15 +251,76 @@ def run(spec: dict[str, Any]) -> int:
         lease.release()
 
 
-def _run_query(spark, spec: dict[str, Any], checkpoint: str) -> int:
-    spark.streams.addListener(progress_listener(spark, checkpoint))
+def watch_stop_marker(spark, query, checkpoint: str, batch_done, interval: float = 1.0):
+    """Stop ``query`` gracefully once ``<checkpoint>/_stop`` appears: right after a batch has committed.
+
+    ``batch_done`` is set by the progress listener after every batch, so the
+    stop lands in the gap before the next trigger, never inside a batch.
+    User applications can run this helper too. Returns an event set once the
+    stop was requested.
+    """
+    import threading
+
+    requested = threading.Event()
+    jvm = spark.sparkContext._jvm
+    marker = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + STOP_FILE)
+    fs = marker.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def watch():
+        while query.isActive:
+            if fs.exists(marker):
+                requested.set()
+                batch_done.clear()
+                # A batch running now commits first; an idle query stops at once.
+                while query.isActive and query.status["isTriggerActive"] and not batch_done.wait(0.1):
+                    pass
+                query.stop()
+                fs.delete(marker, False)
+                return
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="stop-marker", daemon=True).start()
+    return requested
+
+
+def _start_query(spark, spec: dict[str, Any]):
     frame = build_reader(spark, _require(spec, "source", "spec"))
     if spec.get("transform_sql"):
         frame.createOrReplaceTempView("source")
         frame = spark.sql(spec["transform_sql"])
     writer, path = build_writer(frame, spec)
-    query = writer.start(path) if path else writer.start()
+    return writer.start(path) if path else writer.start()
+
+
+def _has_uncommitted_batch(spark, checkpoint: str) -> bool:
+    jvm = spark.sparkContext._jvm
+    root = jvm.org.apache.hadoop.fs.Path(checkpoint)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def newest(folder: str) -> int:
+        path = jvm.org.apache.hadoop.fs.Path(root, folder)
+        if not fs.exists(path):
+            return -1
+        names = [status.getPath().getName() for status in fs.listStatus(path)]
+        return max((int(n) for n in names if n.isdigit()), default=-1)
+
+    return newest("offsets") > newest("commits")
+
+
+def _run_query(spark, spec: dict[str, Any], checkpoint: str) -> int:
+    import threading
+
+    batch_done = threading.Event()
+    spark.streams.addListener(progress_listener(spark, checkpoint, batch_done))
+    query = _start_query(spark, spec)
+    stop_requested = watch_stop_marker(spark, query, checkpoint, batch_done)
     query.awaitTermination()
+    if stop_requested.is_set() and query.exception() is None and _has_uncommitted_batch(spark, checkpoint):
+        # The stop landed inside a batch (a query that is behind has no idle gap). On restart Spark
+        # re-runs exactly that planned batch; a one-batch run commits it, and the stop is clean.
+        print("stream_runner: finishing the batch the stop interrupted", file=sys.stderr)
+        query = _start_query(spark, {**spec, "trigger": {"once": True}})
+        query.awaitTermination()
     try:  # let the listener write the last progress events before the driver exits
         spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30_000)
     except Exception as err:  # noqa: BLE001 - best effort; the checkpoint itself is complete

@@ -1,4 +1,4 @@
-"""Submit a Structured Streaming job from a DAG: bounded ``availableNow`` runs that end with everything committed."""
+"""Submit Structured Streaming jobs from DAGs: bounded ``availableNow`` runs, long-running queries, graceful stop."""
 
 from __future__ import annotations
 
@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 
 
 class SparkStreamingSubmitOperator(BaseOperator):
-    """Run a bounded Structured Streaming job with spark-submit and check its checkpoint afterwards.
+    """Run a Structured Streaming job with spark-submit and judge it by its checkpoint.
+
+    **Bounded mode** (``trigger: {"available_now": true}``, and every ``application``):
+    the job works through the backlog and ends; see below. **Long-running mode**
+    (a runner spec with ``trigger: {"processing_time": ...}``): the runner is
+    started as a detached driver and the task succeeds once the query holds the
+    checkpoint's lease and has committed a batch, returning the application id.
+    A retry that finds the query still running (its lease is alive) reattaches
+    to it instead of starting a second one. Stop it with
+    :class:`StopStreamingQueryOperator`.
 
     The job is either the provider's declarative stream runner, described by
     ``spec`` (validated here, before anything is submitted), or your own
@@ -49,6 +58,7 @@ class SparkStreamingSubmitOperator(BaseOperator):
     :param jvm_resolver: ``packages`` or ``maven`` (default: ``[spark_streaming] jvm_resolver``).
     :param name: the Spark application name (default: the query name or task id).
     :param submit_kwargs: more ``SparkSubmitHook`` arguments (``driver_memory``, ``executor_cores``, ...).
+    :param startup_timeout: long-running mode: seconds to wait for the query to commit its first batch.
     """
 
     template_fields: Sequence[str] = ("spec", "application", "checkpoint", "application_args", "conf")
@@ -70,9 +80,11 @@ class SparkStreamingSubmitOperator(BaseOperator):
         jvm_resolver: str | None = None,
         name: str | None = None,
         submit_kwargs: dict[str, Any] | None = None,
+        startup_timeout: float = 600,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.startup_timeout = startup_timeout
         if (spec is None) == (application is None):
             raise InvalidStreamSpecError(
                 f"{self.task_id}: give either spec (the stream runner) or application, not both."
@@ -106,13 +118,7 @@ class SparkStreamingSubmitOperator(BaseOperator):
                 spec = json.loads(spec)
             except json.JSONDecodeError as err:
                 raise InvalidStreamSpecError(f"{self.task_id}: spec is not valid JSON ({err.msg}).") from err
-        spec = validate_stream_spec(spec)
-        if "processing_time" in spec["trigger"]:
-            raise InvalidStreamSpecError(
-                f"{self.task_id}: stream spec trigger: SparkStreamingSubmitOperator runs bounded queries; use "
-                "{'available_now': true} so the run works through the backlog and ends."
-            )
-        return spec
+        return validate_stream_spec(spec)
 
     def _checkpoint_status(self, checkpoint: str):
         from airflow_spark_streaming.exceptions import CheckpointNotFoundError
@@ -146,7 +152,10 @@ class SparkStreamingSubmitOperator(BaseOperator):
         conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.conf.items()}}
         secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
         public_conf = {k: v for k, v in conf.items() if k not in secret_conf}
+        long_running = bool(spec and "processing_time" in spec["trigger"])
         lease = CheckpointHook(checkpoint, conn_id=self.checkpoint_conn_id).get_lease()
+        if lease is not None and long_running:
+            return self._reattach(checkpoint, lease)
         if lease is not None:
             raise CheckpointInUseError(
                 f"{self.task_id}: checkpoint {checkpoint} is in use by Spark application {lease.app_id} on "
@@ -157,6 +166,9 @@ class SparkStreamingSubmitOperator(BaseOperator):
         committed_before = before.latest_committed_batch if before and before.latest_committed_batch is not None else -1
         if spec:
             self.log.info("Stream spec: %s", json.dumps(redact_spec(spec)))
+
+        if long_running:
+            return self._start_detached(spec, public_conf, secret_conf, submit, committed_before)
 
         with tempfile.TemporaryDirectory(prefix="spark-streaming-") as private:
             os.chmod(private, 0o700)
@@ -202,6 +214,150 @@ class SparkStreamingSubmitOperator(BaseOperator):
         }
         self.log.info("%s: %d batches, %d rows", self.task_id, result["batches_committed"], result["rows_processed"])
         return result
+
+    # --- long-running mode -----------------------------------------------------------------------
+
+    def _reattach(self, checkpoint: str, lease) -> dict[str, Any]:
+        """A retry finds its query still running (its lease is alive): watch it instead of starting another."""
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+        self.log.info("Query on %s is already running as %s on %s; reattaching", checkpoint, lease.app_id, lease.host)
+        status = CheckpointHook(checkpoint, conn_id=self.checkpoint_conn_id).get_status(include_state=False)
+        return {"mode": "long_running", "reattached": True, "app_id": lease.app_id, "host": lease.host,
+                "pid": lease.pid, "checkpoint": status.checkpoint, "query_id": status.query_id,
+                "latest_committed_batch": status.latest_committed_batch}  # fmt: skip
+
+    def _start_detached(self, spec, public_conf, secret_conf, submit, committed_before) -> dict[str, Any]:
+        """Start the runner as a detached driver, and succeed once its query runs and has committed a batch."""
+        import subprocess
+        import time
+        import uuid
+
+        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+        from airflow_spark_streaming.jobs import job_path
+        from airflow_spark_streaming.jvm import cache_dir
+
+        # The files outlive this task: the runner deletes the spec once read, and the properties
+        # file (secrets) is removed as soon as the driver holds the lease.
+        private = cache_dir() / "drivers" / f"{spec['query_name']}-{uuid.uuid4().hex[:8]}"
+        private.mkdir(parents=True, mode=0o700)
+        spec_file, properties_file = private / "spec.json", None
+        _write_private(str(spec_file), json.dumps(spec))
+        if secret_conf:
+            properties_file = str(private / "secret.properties")
+            _write_private(properties_file, "".join(f"{k} {_escape(v)}\n" for k, v in secret_conf.items()))
+        hook = SparkSubmitHook(
+            conn_id=self.conn_id, conf=public_conf, name=self.name or spec["query_name"],
+            application_args=["--spec-file", str(spec_file), "--delete-spec-file"],
+            properties_file=properties_file, **submit, **self.submit_kwargs,
+        )  # fmt: skip
+        command = hook._build_spark_submit_command(job_path("stream_runner"))
+        log_path = private / "driver.log"
+        with open(log_path, "wb") as log:
+            driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      start_new_session=True)  # fmt: skip
+        self.log.info("Started detached driver pid %s for %s; log %s", driver.pid, spec["query_name"], log_path)
+        checkpoint = CheckpointHook(spec["checkpoint_location"], conn_id=self.checkpoint_conn_id)
+        deadline = time.monotonic() + self.startup_timeout
+        lease = status = None
+        while time.monotonic() < deadline:
+            if driver.poll() is not None:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+                raise StreamingRunIncompleteError(
+                    f"{self.task_id}: the driver exited with code {driver.returncode} before its query made progress; "
+                    f"the end of {log_path}:\n{tail}"
+                )
+            lease = checkpoint.get_lease()
+            if lease is not None and properties_file:
+                os.unlink(properties_file)
+                properties_file = None
+            if lease is not None:
+                status = self._checkpoint_status(spec["checkpoint_location"])
+                if (
+                    status
+                    and status.latest_committed_batch is not None
+                    and status.latest_committed_batch > committed_before
+                ):
+                    break
+            time.sleep(1)
+        else:
+            raise StreamingRunIncompleteError(
+                f"{self.task_id}: the query did not commit a batch within {self.startup_timeout}s; the driver "
+                f"(pid {driver.pid}) is still running, see {log_path}. Stop it with StopStreamingQueryOperator."
+            )
+        return {"mode": "long_running", "reattached": False, "app_id": lease.app_id, "host": lease.host,
+                "pid": lease.pid, "submit_pid": driver.pid, "checkpoint": status.checkpoint,
+                "query_id": status.query_id, "latest_committed_batch": status.latest_committed_batch,
+                "driver_log": str(log_path)}  # fmt: skip
+
+
+class StopStreamingQueryOperator(BaseOperator):
+    """Stop a stream runner query gracefully: after its current micro-batch, with nothing left uncommitted.
+
+    Writes the stop marker (``<checkpoint>/_stop``) that the runner watches, then
+    waits until the runner has released its lease (the query terminated). After
+    ``timeout`` seconds it falls back to killing the driver when it runs on this
+    host (``kill_on_timeout``), and otherwise fails.
+
+    :param checkpoint: the query's checkpoint location. (templated)
+    :param checkpoint_conn_id: the checkpoint's storage connection.
+    :param timeout: seconds to wait for the graceful stop.
+    :param kill_on_timeout: kill a local driver that does not stop in time.
+    :param poll_interval: seconds between checks.
+    """
+
+    template_fields: Sequence[str] = ("checkpoint",)
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str,
+        checkpoint_conn_id: str | None = None,
+        timeout: float = 300,
+        kill_on_timeout: bool = True,
+        poll_interval: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.checkpoint = checkpoint
+        self.checkpoint_conn_id = checkpoint_conn_id
+        self.stop_timeout = timeout
+        self.kill_on_timeout = kill_on_timeout
+        self.poll_interval = poll_interval
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import signal
+        import socket
+        import time
+
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+        hook = CheckpointHook(self.checkpoint, conn_id=self.checkpoint_conn_id)
+        lease = hook.get_lease()
+        killed = False
+        if lease is None:
+            self.log.info("No live query holds %s; nothing to stop", self.checkpoint)
+        else:
+            hook.request_stop()
+            deadline = time.monotonic() + self.stop_timeout
+            while time.monotonic() < deadline and hook.get_lease() is not None:
+                time.sleep(self.poll_interval)
+            if hook.get_lease() is not None:
+                if not (self.kill_on_timeout and lease.host == socket.gethostname() and lease.pid):
+                    raise StreamingRunIncompleteError(
+                        f"{self.task_id}: the query on {self.checkpoint} ({lease.app_id} on {lease.host}) did not stop "
+                        f"within {self.stop_timeout:.0f}s; kill application {lease.app_id} with your cluster manager."
+                    )
+                self.log.warning("Graceful stop timed out; killing driver pid %s", lease.pid)
+                os.kill(lease.pid, signal.SIGKILL)
+                killed = True
+            hook.clear_stop_request()
+        status = hook.get_status(include_state=False)
+        return {"was_running": lease is not None, "app_id": lease.app_id if lease else None, "killed": killed,
+                "latest_committed_batch": status.latest_committed_batch,
+                "has_uncommitted_batch": status.has_uncommitted_batch}  # fmt: skip
 
 
 def _templated(value: Any) -> bool:
