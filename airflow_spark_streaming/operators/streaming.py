@@ -85,6 +85,9 @@ class SparkStreamingSubmitOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.startup_timeout = startup_timeout
+        self._submit_hook = None
+        self._driver = None
+        self._checkpoint_for_kill: str | None = None
         if (spec is None) == (application is None):
             raise InvalidStreamSpecError(
                 f"{self.task_id}: give either spec (the stream runner) or application, not both."
@@ -181,7 +184,7 @@ class SparkStreamingSubmitOperator(BaseOperator):
             if secret_conf:
                 properties_file = os.path.join(private, "secret.properties")
                 _write_private(properties_file, "".join(f"{k} {_escape(v)}\n" for k, v in secret_conf.items()))
-            hook = SparkSubmitHook(
+            hook = self._submit_hook = SparkSubmitHook(
                 conn_id=self.conn_id,
                 conf=public_conf,
                 application_args=args,
@@ -214,6 +217,27 @@ class SparkStreamingSubmitOperator(BaseOperator):
         }
         self.log.info("%s: %d batches, %d rows", self.task_id, result["batches_committed"], result["rows_processed"])
         return result
+
+    def on_kill(self) -> None:
+        """A killed task does not leave its job behind.
+
+        While a long-running query is still starting, it is asked to stop through
+        the same stop marker as :class:`StopStreamingQueryOperator`, then killed
+        if it has not stopped within 30 s; a bounded run is killed through the
+        Spark provider's hook.
+        """
+        import time
+
+        if self._driver is not None and self._driver.poll() is None:
+            from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+            CheckpointHook(self._checkpoint_for_kill, conn_id=self.checkpoint_conn_id).request_stop()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self._driver.poll() is None:
+                time.sleep(0.5)
+            _kill_process_group(self._driver)
+        elif self._submit_hook is not None:
+            self._submit_hook.on_kill()
 
     # --- long-running mode -----------------------------------------------------------------------
 
@@ -258,6 +282,7 @@ class SparkStreamingSubmitOperator(BaseOperator):
         with open(log_path, "wb") as log:
             driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       start_new_session=True)  # fmt: skip
+        self._driver, self._checkpoint_for_kill = driver, spec["checkpoint_location"]
         self.log.info("Started detached driver pid %s for %s; log %s", driver.pid, spec["query_name"], log_path)
         checkpoint = CheckpointHook(spec["checkpoint_location"], conn_id=self.checkpoint_conn_id)
         deadline = time.monotonic() + self.startup_timeout
@@ -283,9 +308,10 @@ class SparkStreamingSubmitOperator(BaseOperator):
                     break
             time.sleep(1)
         else:
+            _kill_process_group(driver)
             raise StreamingRunIncompleteError(
-                f"{self.task_id}: the query did not commit a batch within {self.startup_timeout}s; the driver "
-                f"(pid {driver.pid}) is still running, see {log_path}. Stop it with StopStreamingQueryOperator."
+                f"{self.task_id}: the query did not commit a batch within {self.startup_timeout}s, so its driver "
+                f"(pid {driver.pid}) was stopped; see {log_path}."
             )
         return {"mode": "long_running", "reattached": False, "app_id": lease.app_id, "host": lease.host,
                 "pid": lease.pid, "submit_pid": driver.pid, "checkpoint": status.checkpoint,
@@ -358,6 +384,21 @@ class StopStreamingQueryOperator(BaseOperator):
         return {"was_running": lease is not None, "app_id": lease.app_id if lease else None, "killed": killed,
                 "latest_committed_batch": status.latest_committed_batch,
                 "has_uncommitted_batch": status.has_uncommitted_batch}  # fmt: skip
+
+
+def _kill_process_group(process) -> None:
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(15)
+            return
+        except Exception:  # noqa: BLE001 - still running: escalate
+            continue
 
 
 def _templated(value: Any) -> bool:

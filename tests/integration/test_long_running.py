@@ -14,6 +14,20 @@ from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_key
 pytestmark = pytest.mark.kafka
 
 
+def _kill_leftover_drivers(marker: str) -> None:
+    """Whatever happened above, no driver started by this test outlives it."""
+    import os
+    import signal
+    from pathlib import Path
+
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, monkeypatch, mocker):
     import airflow.providers.apache.spark.hooks.spark_submit as spark_submit
 
@@ -49,6 +63,7 @@ def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, m
         assert hook.get_status().latest_committed_batch >= started["latest_committed_batch"] + 2
     finally:
         stopped = StopStreamingQueryOperator(task_id="stop", checkpoint=str(checkpoint), timeout=120).execute({})
+        _kill_leftover_drivers(str(tmp_path))
 
     assert stopped["was_running"] and not stopped["killed"]
     assert not stopped["has_uncommitted_batch"]  # stopped between batches

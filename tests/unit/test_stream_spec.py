@@ -74,8 +74,12 @@ def test_invalid_specs_name_the_field(spec, field):
 def test_operator_rejects_bad_input_when_the_dag_is_parsed():
     with pytest.raises(InvalidStreamSpecError, match="sink.format"):
         SparkStreamingSubmitOperator(task_id="t", spec=_with("sink.format", "jdbc"))
-    with pytest.raises(InvalidStreamSpecError, match="bounded queries"):
-        SparkStreamingSubmitOperator(task_id="t", spec={**VALID, "trigger": {"processing_time": "10 seconds"}})
+    long_running = SparkStreamingSubmitOperator(
+        task_id="t", spec={**VALID, "trigger": {"processing_time": "10 seconds"}}
+    )
+    assert long_running._validated_spec()["trigger"] == {"processing_time": "10 seconds"}
+    with pytest.raises(InvalidStreamSpecError, match="lease_ttl_seconds"):
+        SparkStreamingSubmitOperator(task_id="t", spec={**VALID, "lease_ttl_seconds": 0})
     with pytest.raises(InvalidStreamSpecError, match="either spec .* or application"):
         SparkStreamingSubmitOperator(task_id="t")
     with pytest.raises(InvalidStreamSpecError, match="needs checkpoint"):

@@ -1,0 +1,93 @@
+"""Supervise a long-running stream: start it, watch freshness and lag with deferrable sensors, stop it gracefully.
+
+The query (Kafka → Delta, a micro-batch every 30 seconds by default) runs as a
+detached driver holding its checkpoint's lease; a retry of ``start_stream``
+reattaches to it. The sensors wait in the triggerer, not in a worker slot.
+``stop_stream`` is a teardown: it always runs, so a failed check never leaves
+the query behind, and the checks still decide whether the run failed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
+from airflow_spark_streaming.sensors.checkpoint import StreamingProgressSensor
+from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
+
+with DAG(
+    dag_id="streaming_supervisor",
+    description="Start a long-running Kafka to Delta stream, watch it, stop it gracefully",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["spark-streaming", "example"],
+    params={
+        "topic": Param("orders", type="string"),
+        "trigger_interval": Param("30 seconds", type="string"),
+        "max_offsets_per_trigger": Param(10_000, type="integer", minimum=1),
+        "batches_to_watch": Param(3, type="integer", minimum=1, description="new batches to see before stopping"),
+        "max_lag": Param(0, type="integer", minimum=0, description="lag at or below which the stream has caught up"),
+    },
+) as dag:
+
+    @task
+    def stream_spec(params: dict | None = None) -> dict:
+        from airflow.sdk import BaseHook, Variable
+
+        topic = params["topic"]
+        lake_root = Variable.get("spark_streaming_lake_root").rstrip("/")
+        checkpoint = f"{lake_root}/_checkpoints/{topic}_live"
+        spec = {
+            "query_name": f"live_{topic}",
+            "checkpoint_location": checkpoint,
+            "source": {
+                "format": "kafka",
+                "options": {
+                    "kafka.bootstrap.servers": BaseHook.get_connection("kafka_default").extra_dejson[
+                        "bootstrap.servers"
+                    ],
+                    "subscribe": topic,
+                    "startingOffsets": "earliest",
+                    "maxOffsetsPerTrigger": params["max_offsets_per_trigger"],
+                },
+            },
+            "transform_sql": "SELECT CAST(key AS STRING) AS key, CAST(value AS STRING) AS value, "
+            "partition AS kafka_partition, offset AS kafka_offset FROM source",
+            "sink": {"format": "delta", "path": f"{lake_root}/{topic}_live", "output_mode": "append"},
+            "trigger": {"processing_time": params["trigger_interval"]},
+        }
+        return {"spec": json.dumps(spec), "checkpoint": checkpoint}
+
+    stream = stream_spec()
+    start = SparkStreamingSubmitOperator(task_id="start_stream", spec=stream["spec"], retries=2)
+
+    @task
+    def target_batch(started: dict, params: dict | None = None) -> int:
+        return started["latest_committed_batch"] + params["batches_to_watch"]
+
+    fresh = StreamingProgressSensor(
+        task_id="stream_is_moving",
+        checkpoint=stream["checkpoint"],
+        target_batch_id=target_batch(start.output),
+        max_staleness=timedelta(minutes=10),
+        deferrable=True,
+        poke_interval=5,
+        timeout=3600,
+    )
+    caught_up = KafkaLagSensor(
+        task_id="lag_caught_up",
+        checkpoint=stream["checkpoint"],
+        max_total_lag="{{ params.max_lag }}",
+        deferrable=True,
+        poke_interval=5,
+        timeout=3600,
+    )
+    stop = StopStreamingQueryOperator(task_id="stop_stream", checkpoint=stream["checkpoint"])
+
+    # A teardown: it runs even when a check fails, and the checks still decide the run's state.
+    start >> [fresh, caught_up] >> stop.as_teardown(setups=start)
