@@ -105,3 +105,36 @@ def test_streaming_supervisor_dag_test(airflow_db, kafka_broker, kafka_topic, tm
     assert CheckpointHook(str(checkpoint)).get_lease() is None
     rows = read_delta(tmp_path / "lake" / f"{topic}_live")
     assert sorted(int(r["key"].removeprefix("key-")) for r in rows) == list(range(600))  # caught up, exactly once
+
+
+def test_airflow_lists_no_import_errors_for_the_example_dags(airflow_db):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(Path("example_dags").resolve())}
+    env.pop("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", None)  # the default bundle: the DAGs folder
+    reserialized = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "reserialize"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert reserialized.returncode == 0, reserialized.stderr[-2000:]
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "list-import-errors", "--output", "json"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert _json_lines(listed.stdout) in ([], [[]])
+    dags = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "list", "--output", "json"], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    ids = {d["dag_id"] for listing in _json_lines(dags.stdout) for d in listing}
+    assert {"kafka_to_delta_incremental", "streaming_supervisor", "delta_maintenance"} <= ids
+
+
+def _json_lines(output: str) -> list:
+    """The JSON documents an Airflow CLI printed with --output json, skipping its log lines."""
+    return [
+        json.loads(line) for line in output.splitlines() if line.startswith(("[", "{")) and not line.startswith("[2")
+    ]
