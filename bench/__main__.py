@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("import_cost", "checkpoint_status", "kafka_lag", "compaction")
+BENCHMARKS = ("import_cost", "checkpoint_status", "kafka_lag", "compaction", "waiting_cost", "runner_overhead")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="small sizes, as the test suite runs them")
-    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS][1:] or None, default=list(BENCHMARKS))
+    parser.add_argument("names", nargs="*", metavar="name", help=f"benchmarks to run (default: all of {BENCHMARKS})")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.{name}")
         module.main(["--smoke"] if args.smoke else [])

@@ -28,3 +28,11 @@ def test_import_cost_benchmark_reports_both_paths_and_no_heavy_module():
     assert [r["path"] for r in rows] == ["dag-parse path", "triggers"]
     assert all(r["heavy_modules_loaded"] == "none" for r in rows)
     assert rows[0]["modules"] + rows[1]["modules"] == len(import_cost.provider_modules())
+
+
+def test_waiting_cost_benchmark_fires_each_trigger_once():
+    from bench import waiting_cost
+
+    (row,) = waiting_cost.run(smoke=True)  # asserts inside: every trigger yielded exactly one "met" event
+    assert row["deferred_sensors"] == waiting_cost.SMOKE_SENSORS
+    assert row["wait_s"] >= waiting_cost.SMOKE_WAIT_SECONDS and row["triggerer_cpu_s"] > 0
