@@ -7,7 +7,6 @@ times ``CheckpointHook.get_status()`` and counts the storage calls it makes.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -15,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
-from bench.common import print_table, write_result
+from bench.common import bench_main
 
 SIZES = (100, 1_000, 10_000)
 SMOKE_SIZES = (10, 100)
@@ -85,16 +84,9 @@ def run(smoke: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small sizes, for the test suite")
-    args = parser.parse_args(argv)
-    rows = run(args.smoke)
-    print_table("CheckpointHook.get_status() vs retained batches",
-                [{k: v for k, v in r.items() if k != "calls"} for r in rows])  # fmt: skip
-    path = write_result("checkpoint_status", rows, smoke=args.smoke,
-                        notes="local file system; storage_calls counts fsspec calls per get_status()")  # fmt: skip
-    print(f"\nwrote {path}")
-    return 0
+    return bench_main(argv, doc=__doc__, name="checkpoint_status", title="CheckpointHook.get_status() vs retained batches",
+                      run=lambda args: run(args.smoke), hidden_columns=("calls",),
+                      notes="local file system; storage_calls counts fsspec calls per get_status()")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,3 +42,19 @@ def print_table(title: str, rows: list[dict]) -> None:
 
 def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def bench_main(argv, *, doc: str, name: str, title: str, run, notes: str, hidden_columns=(), add_arguments=None) -> int:
+    """The shared command line of a benchmark: ``--smoke``, run, print the table, write the JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="small sizes, as the test suite runs them")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    rows = run(args)
+    print_table(title, [{k: v for k, v in r.items() if k not in hidden_columns} for r in rows])
+    path = write_result(name, rows, smoke=args.smoke, notes=notes)
+    print(f"\nwrote {path}")
+    return 0

@@ -7,7 +7,6 @@ and times a full-scan read (delta-rs into Arrow) before and after.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import print_table, write_result
+from bench.common import bench_main
 
 FILES, SMOKE_FILES = 2_000, 120
 ROWS_PER_FILE = 50
@@ -84,16 +83,10 @@ def run(smoke: bool = False, spark=None) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    rows = run(args.smoke)
-    print_table("DeltaOptimizeOperator: native vs spark engine", rows)
-    path = write_result("compaction", rows, smoke=args.smoke,
-                        notes="optimize_s includes spark-submit start-up for the spark engine; scans read with delta-rs")  # fmt: skip
-    print(f"\nwrote {path}")
-    return 0
+    return bench_main(argv, doc=__doc__, name="compaction", title="DeltaOptimizeOperator: native vs spark engine",
+                      run=lambda args: run(args.smoke),
+                      notes="optimize_s includes spark-submit start-up for the spark engine; scans read with delta-rs")  # fmt: skip
 
 
 if __name__ == "__main__":

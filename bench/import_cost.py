@@ -15,14 +15,13 @@ It also records whether pyspark, delta, deltalake or confluent_kafka got loaded.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import print_table, write_result
+from bench.common import bench_main
 
 HEAVY = ("pyspark", "delta", "deltalake", "confluent_kafka")
 TARGET_MS = 50.0
@@ -83,14 +82,9 @@ def run(smoke: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
-    rows = run(args.smoke)
-    print_table("Import cost of the provider on top of airflow.sdk (median of fresh interpreters)", rows)
-    path = write_result("import_cost", rows, smoke=args.smoke, notes="wall time of fresh interpreters")
-    print(f"\nwrote {path}")
-    return 0
+    return bench_main(argv, doc=__doc__, name="import_cost",
+                      title="Import cost of the provider on top of airflow.sdk (median of fresh interpreters)",
+                      run=lambda args: run(args.smoke), notes="wall time of fresh interpreters")  # fmt: skip
 
 
 if __name__ == "__main__":

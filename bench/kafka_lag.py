@@ -7,7 +7,6 @@ offsets trail the broker by a known amount, and times ``KafkaLagHook.get_lag()``
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -16,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import print_table, write_result
+from bench.common import bench_main
 
 SIZES = (1, 8, 64)
 SMOKE_SIZES = (1, 4)
@@ -75,27 +74,25 @@ def run(bootstrap: str, smoke: bool = False) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--bootstrap-servers", help="use this broker instead of starting the local one")
-    args = parser.parse_args(argv)
+def _run_with_broker(args) -> list[dict]:
     if args.bootstrap_servers:
-        rows = run(args.bootstrap_servers, args.smoke)
-    else:
-        from devstack import kafka
+        return run(args.bootstrap_servers, args.smoke)
+    from devstack import kafka
 
-        with tempfile.TemporaryDirectory(prefix="bench-kafka-") as home:
-            broker = kafka.start(Path(home), port=0)
-            try:
-                rows = run(broker.bootstrap_servers, args.smoke)
-            finally:
-                kafka.stop(Path(home))
-    print_table("KafkaLagHook.get_lag() vs partitions", rows)
-    path = write_result("kafka_lag", rows, smoke=args.smoke,
-                        notes="local single-node KRaft broker on 127.0.0.1; round_trips counts admin requests")  # fmt: skip
-    print(f"\nwrote {path}")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as home:
+        broker = kafka.start(Path(home), port=0)
+        try:
+            return run(broker.bootstrap_servers, args.smoke)
+        finally:
+            kafka.stop(Path(home))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(argv, doc=__doc__, name="kafka_lag", title="KafkaLagHook.get_lag() vs partitions",
+                      run=_run_with_broker,
+                      add_arguments=lambda parser: parser.add_argument(
+                          "--bootstrap-servers", help="use this broker instead of starting the local one"),
+                      notes="local single-node KRaft broker on 127.0.0.1; round_trips counts admin requests")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ runner adds its spec parsing, its progress listener and its checkpoint lease.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -18,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import print_table, write_result
+from bench.common import bench_main
 
 FILES, SMOKE_FILES = 40, 10
 ROWS_PER_FILE, SMOKE_ROWS_PER_FILE = 25_000, 2_000
@@ -88,14 +87,9 @@ def run(smoke: bool = False, repeats: int | None = None) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
-    rows = run(args.smoke)
-    print_table("Declarative runner vs hand-written PySpark (rows per second of the whole spark-submit)", rows)
-    path = write_result("runner_overhead", rows, smoke=args.smoke, notes="local[2], JSON files to Delta, availableNow")
-    print(f"\nwrote {path}")
-    return 0
+    return bench_main(argv, doc=__doc__, name="runner_overhead",
+                      title="Declarative runner vs hand-written PySpark (rows per second of the whole spark-submit)",
+                      run=lambda args: run(args.smoke), notes="local[2], JSON files to Delta, availableNow")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ each trigger fired exactly one event.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import resource
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.checkpoint_status import build_checkpoint
-from bench.common import print_table, write_result
+from bench.common import bench_main
 
 SENSORS, SMOKE_SENSORS = 100, 10
 WAIT_SECONDS, SMOKE_WAIT_SECONDS = 30.0, 3.0
@@ -70,15 +69,9 @@ def run(smoke: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
-    rows = run(args.smoke)
-    print_table("100 deferred progress sensors in one triggerer loop", rows)
-    path = write_result("waiting_cost", rows, smoke=args.smoke,
-                        notes=f"poll_interval {POLL_INTERVAL}s, local checkpoints of {RETAINED_BATCHES} batches")  # fmt: skip
-    print(f"\nwrote {path}")
-    return 0
+    return bench_main(argv, doc=__doc__, name="waiting_cost", title="100 deferred progress sensors in one triggerer loop",
+                      run=lambda args: run(args.smoke),
+                      notes=f"poll_interval {POLL_INTERVAL}s, local checkpoints of {RETAINED_BATCHES} batches")  # fmt: skip
 
 
 if __name__ == "__main__":
