@@ -54,7 +54,7 @@ def run(smoke: bool = False, repeats: int | None = None) -> list[dict]:
 
     from airflow_spark_streaming.jobs import job_path
 
-    repeats = repeats or (1 if smoke else 3)
+    repeats = repeats or (1 if smoke else 2)
     handwritten = str(Path(__file__).parent / "jobs" / "handwritten_ingest.py")
     timings: dict[str, list[float]] = {"runner": [], "handwritten": []}
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as work:
