@@ -18,6 +18,19 @@ def _end_offset(progress: dict, index: int = 0):
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _run_to_end(frame, checkpoint, sink_format: str = "delta", path=None, output_mode: str = "append") -> dict:
+    """Write ``frame`` with an availableNow trigger until it ends; return the last progress as JSON."""
+    writer = (
+        frame.writeStream.format(sink_format)
+        .outputMode(output_mode)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+    )
+    query = writer.start(str(path)) if path else writer.start()
+    query.awaitTermination()
+    return json.loads(query.lastProgress.json)
+
+
 def test_file_source_checkpoint(file_source_checkpoint):
     checkpoint = file_source_checkpoint["checkpoint"]
     status = CheckpointHook(str(checkpoint)).get_status()
@@ -51,7 +64,7 @@ def test_history_lists_batches_with_times(file_source_checkpoint):
 def test_kafka_checkpoint_matches_the_last_progress(spark, kafka_broker, kafka_topic, tmp_path):
     topic = kafka_topic(partitions=3)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 300, partitions=3)
-    query = (
+    frame = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", kafka_broker.bootstrap_servers)
         .option("subscribe", topic)
@@ -59,13 +72,8 @@ def test_kafka_checkpoint_matches_the_last_progress(spark, kafka_broker, kafka_t
         .option("maxOffsetsPerTrigger", 120)
         .load()
         .selectExpr("CAST(value AS STRING) AS value")
-        .writeStream.format("delta")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start(str(tmp_path / "table"))
     )
-    query.awaitTermination()
-    progress = json.loads(query.lastProgress.json)
+    progress = _run_to_end(frame, tmp_path / "checkpoint", path=tmp_path / "table")
 
     status = CheckpointHook(str(tmp_path / "checkpoint")).get_status()
 
@@ -83,21 +91,15 @@ def test_stateful_windowed_aggregation_with_watermark(spark, tmp_path):
     from pyspark.sql import functions
 
     write_json_files(tmp_path / "input", files=3, rows_per_file=40)
-    query = (
+    frame = (
         spark.readStream.schema("id LONG, event_time TIMESTAMP")
         .option("maxFilesPerTrigger", 1)
         .json(str(tmp_path / "input"))
         .withWatermark("event_time", "30 seconds")
         .groupBy(functions.window("event_time", "1 minute"))
         .count()
-        .writeStream.format("delta")
-        .outputMode("append")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start(str(tmp_path / "table"))
     )
-    query.awaitTermination()
-    progress = json.loads(query.lastProgress.json)
+    progress = _run_to_end(frame, tmp_path / "checkpoint", path=tmp_path / "table")
 
     status = CheckpointHook(str(tmp_path / "checkpoint")).get_status()
 
@@ -155,16 +157,9 @@ def test_delta_source(spark, tmp_path):
     table = tmp_path / "upstream"
     spark.range(10).write.format("delta").save(str(table))
     spark.range(10, 20).write.format("delta").mode("append").save(str(table))
-    query = (
-        spark.readStream.format("delta")
-        .load(str(table))
-        .writeStream.format("delta")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start(str(tmp_path / "downstream"))
+    progress = _run_to_end(
+        spark.readStream.format("delta").load(str(table)), tmp_path / "checkpoint", path=tmp_path / "downstream"
     )
-    query.awaitTermination()
-    progress = json.loads(query.lastProgress.json)
 
     status = CheckpointHook(str(tmp_path / "checkpoint")).get_status()
     (source,) = status.committed_sources
@@ -203,16 +198,8 @@ def test_rate_source_running_query(spark, tmp_path):
 def test_compacted_file_source_log(spark, tmp_path):
     # File sources compact their log every 10 batches: sources/0/9.compact.
     write_json_files(tmp_path / "input", files=12, rows_per_file=2)
-    query = (
-        spark.readStream.schema("id LONG, event_time TIMESTAMP")
-        .option("maxFilesPerTrigger", 1)
-        .json(str(tmp_path / "input"))
-        .writeStream.format("parquet")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start(str(tmp_path / "out"))
-    )
-    query.awaitTermination()
+    frame = spark.readStream.schema("id LONG, event_time TIMESTAMP").option("maxFilesPerTrigger", 1)
+    _run_to_end(frame.json(str(tmp_path / "input")), tmp_path / "checkpoint", "parquet", tmp_path / "out")
     hook = CheckpointHook(str(tmp_path / "checkpoint"))
     assert (tmp_path / "checkpoint" / "sources" / "0" / "9.compact").exists()
     assert sorted(hook._log("sources/0")) == list(range(12))
