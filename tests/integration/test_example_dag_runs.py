@@ -11,13 +11,15 @@ from tests.integration.streaming_helpers import produce_keyed, read_delta
 pytestmark = pytest.mark.kafka
 
 
-def test_kafka_to_delta_incremental_dag_test(airflow_db, kafka_broker, kafka_topic, tmp_path, monkeypatch):
+@pytest.fixture
+def local_stack_env(kafka_conn, tmp_path, monkeypatch):
+    """What the example DAGs read: the spark and kafka connections and the lake-root Variable."""
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KAFKA_DEFAULT",
-        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_broker.bootstrap_servers}}),
-    )
+    kafka_conn("kafka_default")
     monkeypatch.setenv("AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT", str(tmp_path / "lake"))
+
+
+def test_kafka_to_delta_incremental_dag_test(airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path):
     topic = kafka_topic(partitions=3)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 900, partitions=3)
 
@@ -71,17 +73,11 @@ def test_delta_maintenance_dag_test(airflow_db, table_copy, min_small_files, com
         assert stats.num_files == files_before and stats.last_optimize is None
 
 
-def test_streaming_supervisor_dag_test(airflow_db, kafka_broker, kafka_topic, tmp_path, monkeypatch):
+def test_streaming_supervisor_dag_test(airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
-    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KAFKA_DEFAULT",
-        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_broker.bootstrap_servers}}),
-    )
-    monkeypatch.setenv("AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.setenv("AIRFLOW_SPARK_STREAMING_CACHE", str(tmp_path / "cache"))
     topic = kafka_topic(partitions=2)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 600, partitions=2)
