@@ -132,3 +132,11 @@ class StreamingRunIncompleteError(SparkStreamingError):
 
 class CheckpointInUseError(SparkStreamingError):
     """A live query holds the checkpoint's lease; a second query on it is refused."""
+
+
+class SparkSubmissionError(SparkStreamingError):
+    """spark-submit could not hand the job to the cluster manager, or the deployment cannot run it."""
+
+
+class ClusterManagerError(SparkSubmissionError):
+    """The cluster manager (standalone Master, YARN, Kubernetes) could not report on or kill a driver."""

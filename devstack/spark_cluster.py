@@ -34,21 +34,27 @@ class SparkCluster:
     master_ui_port: int
     master_pid: int
     worker_pid: int
+    rest_port: int = 0
 
     @property
     def master_url(self) -> str:
         return f"spark://{HOST}:{self.master_port}"
 
     @property
-    def rest_url(self) -> str:
+    def ui_url(self) -> str:
         return f"http://{HOST}:{self.master_ui_port}"
+
+    @property
+    def submission_url(self) -> str:
+        """The Master's REST submission server (cluster-mode submit, status and kill of drivers)."""
+        return f"http://{HOST}:{self.rest_port}"
 
     def is_alive(self) -> bool:
         return pid_alive(self.master_pid) and pid_alive(self.worker_pid)
 
     def master_state(self) -> dict:
         """The Master's JSON status page: workers, active and completed apps and drivers."""
-        with urllib.request.urlopen(f"{self.rest_url}/json/", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=5) as response:
             return json.load(response)
 
 
@@ -96,7 +102,7 @@ def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeo
     check_java()
     home.mkdir(parents=True, exist_ok=True)
     (home / "work").mkdir(exist_ok=True)
-    master_port, master_ui_port, worker_ui_port = free_port(), free_port(), free_port()
+    master_port, master_ui_port, worker_ui_port, rest_port = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
@@ -104,6 +110,8 @@ def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeo
         "SPARK_LOCAL_IP": HOST,
         "SPARK_LOG_DIR": str(home),
         "SPARK_NO_DAEMONIZE": "1",
+        # The REST submission server lets cluster-mode drivers be submitted, tracked and killed.
+        "SPARK_MASTER_OPTS": f"-Dspark.master.rest.enabled=true -Dspark.master.rest.port={rest_port}",
     }
     master = _spawn(
         home, "master", "org.apache.spark.deploy.master.Master",
@@ -114,7 +122,7 @@ def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeo
         "--host", HOST, "--cores", str(cores), "--memory", memory, "--webui-port", str(worker_ui_port),
         "--work-dir", str(home / "work"), env=env,
     )  # fmt: skip
-    cluster = SparkCluster(str(home), master_port, master_ui_port, master.pid, worker.pid)
+    cluster = SparkCluster(str(home), master_port, master_ui_port, master.pid, worker.pid, rest_port)
 
     def worker_registered() -> bool:
         for process, name in ((master, "master"), (worker, "worker")):
@@ -157,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             cluster = start(home)
-            print(f"spark-cluster: master {cluster.master_url}, UI {cluster.rest_url}")
+            print(f"spark-cluster: master {cluster.master_url}, UI {cluster.ui_url}, REST {cluster.submission_url}")
         elif args.command == "stop":
             print("spark-cluster: stopped" if stop(home) else "spark-cluster: was not running")
         else:

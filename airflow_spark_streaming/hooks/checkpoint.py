@@ -23,6 +23,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -40,6 +41,8 @@ OFFSETS_MAX_VERSION = 2
 PROGRESS_DIR = "_progress"  # written by the provider's stream runner
 LEASE_FILE = "_lease"  # heartbeat of the runner's live query
 STOP_FILE = "_stop"  # asks the runner's query to stop after its current batch
+SUBMISSION_FILE = "_submission"  # which driver the provider submitted on this checkpoint, and how
+STAGING_DIR = "_staging"  # files a cluster-mode driver reads once (its spec, the Python launcher jar)
 COMMITS_MAX_VERSION = 2
 _BATCH_FILE = re.compile(r"^(?P<batch>\d+)(?P<compact>\.compact)?$")
 _HEADER = re.compile(r"^v(?P<version>\d+)$")
@@ -105,6 +108,7 @@ class CheckpointLease:
     pid: int | None
     heartbeat_age_seconds: float
     ttl_seconds: float
+    submission_tag: str | None = None  # matches the SparkSubmission that started this driver
 
 
 @dataclass
@@ -559,6 +563,7 @@ class CheckpointHook(BaseHook):
             pid=data.get("pid"),
             heartbeat_age_seconds=max(0.0, now - data.get("heartbeat_ms", 0) / 1000),
             ttl_seconds=data.get("ttl_ms", 0) / 1000,
+            submission_tag=data.get("submission"),
         )
         return lease if lease.heartbeat_age_seconds < lease.ttl_seconds else None
 
@@ -569,6 +574,44 @@ class CheckpointHook(BaseHook):
     def clear_stop_request(self) -> None:
         try:
             self.root.fs.rm_file(self._path(STOP_FILE))
+        except FileNotFoundError:
+            pass
+
+    def put_submission(self, record: dict[str, Any]) -> None:
+        """Record which driver the provider submitted on this checkpoint, so a stop can find and kill it."""
+        self.root.fs.mkdirs(self.root.path, exist_ok=True)
+        self.root.fs.pipe_file(self._path(SUBMISSION_FILE), json.dumps(record).encode())
+
+    def get_submission(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._read(SUBMISSION_FILE))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def stage_file(self, name: str, data: bytes | Path) -> str:
+        """Write ``data`` (bytes, or a local file) to ``_staging/name``; return its location as Spark names it.
+
+        A cluster-mode driver runs on another host; it can read what sits next to
+        its checkpoint, because it must reach the checkpoint anyway. A local file
+        already staged with the same size is not copied again.
+        """
+        path = self._path(STAGING_DIR, name)
+        if isinstance(data, Path):
+            try:
+                unchanged = self.root.fs.size(path) == data.stat().st_size
+            except (FileNotFoundError, OSError):
+                unchanged = False
+            if not unchanged:
+                self.root.fs.mkdirs(posixpath.dirname(path), exist_ok=True)
+                self.root.fs.put_file(str(data), path)
+        else:
+            self.root.fs.mkdirs(posixpath.dirname(path), exist_ok=True)
+            self.root.fs.pipe_file(path, data)
+        return posixpath.join(self.checkpoint.rstrip("/"), STAGING_DIR, name)
+
+    def remove_staged(self, name: str) -> None:
+        try:
+            self.root.fs.rm_file(self._path(STAGING_DIR, name))
         except FileNotFoundError:
             pass
 

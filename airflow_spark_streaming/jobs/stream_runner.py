@@ -34,20 +34,34 @@ class SpecError(ValueError):
     """The spec cannot describe a query; the message names the field and the fix."""
 
 
-def load_spec(argv: list[str] | None = None) -> dict[str, Any]:
+SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"  # the submitting task's tag, kept in the lease
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stream_runner")
     given = parser.add_mutually_exclusive_group(required=True)
-    given.add_argument("--spec-file", help="path of the JSON spec")
+    given.add_argument("--spec-file", help="local path of the JSON spec")
+    given.add_argument("--spec-uri", help="Hadoop URI of the JSON spec (cluster mode: staged beside the checkpoint)")
     given.add_argument("--spec", help="the JSON spec itself")
     parser.add_argument(
         "--delete-spec-file", action="store_true", help="remove the spec file once read (it may hold secrets)"
     )
-    args = parser.parse_args(argv)
-    text = open(args.spec_file, encoding="utf-8").read() if args.spec_file else args.spec
-    if args.spec_file and args.delete_spec_file:
-        import os
+    return parser.parse_args(argv)
 
-        os.remove(args.spec_file)
+
+def load_spec(argv: list[str] | None = None, spark=None) -> dict[str, Any]:
+    """The spec named by the arguments; ``--spec-uri`` needs ``spark`` to read through Hadoop."""
+    args = parse_args(argv)
+    if args.spec_uri:
+        text = _read_hadoop_text(spark, args.spec_uri, delete=args.delete_spec_file)
+    elif args.spec_file:
+        text = open(args.spec_file, encoding="utf-8").read()
+        if args.delete_spec_file:
+            import os
+
+            os.remove(args.spec_file)
+    else:
+        text = args.spec
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as err:
@@ -55,6 +69,22 @@ def load_spec(argv: list[str] | None = None) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise SpecError("the spec must be a JSON object")
     return spec
+
+
+def _read_hadoop_text(spark, uri: str, *, delete: bool) -> str:
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        raise SpecError(f"the staged spec {uri} does not exist (was it already read by another driver?)")
+    stream = fs.open(path)
+    try:
+        text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+    if delete:
+        fs.delete(path, False)
+    return text
 
 
 def _require(section: dict[str, Any], key: str, where: str) -> Any:
@@ -181,7 +211,8 @@ class Lease:
         self.fs = self.path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
         self.ttl_ms = ttl_ms
         self.body = {"owner": str(uuid.uuid4()), "host": socket.gethostname(), "pid": os.getpid(),
-                     "app_id": spark.sparkContext.applicationId, "ttl_ms": ttl_ms}  # fmt: skip
+                     "app_id": spark.sparkContext.applicationId, "ttl_ms": ttl_ms,
+                     "submission": spark.conf.get(SUBMISSION_CONF, None)}  # fmt: skip
         self._stop = None
 
     def _read(self):
@@ -234,10 +265,15 @@ class Lease:
                 self.fs.delete(self.path, False)
 
 
-def run(spec: dict[str, Any]) -> int:
+def _session(app_name: str | None):
     from pyspark.sql import SparkSession
 
-    spark = SparkSession.builder.appName(spec.get("query_name") or "stream_runner").getOrCreate()
+    builder = SparkSession.builder
+    return (builder.appName(app_name) if app_name else builder).getOrCreate()
+
+
+def run(spec: dict[str, Any], spark=None) -> int:
+    spark = spark or _session(spec.get("query_name") or "stream_runner")
     checkpoint = _require(spec, "checkpoint_location", "spec")
     lease = Lease(spark, checkpoint, ttl_ms=int(float(spec.get("lease_ttl_seconds", LEASE_TTL_MS / 1000)) * 1000))
     try:
@@ -334,8 +370,9 @@ def _run_query(spark, spec: dict[str, Any], checkpoint: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        spec = load_spec(argv)
-        return run(spec)
+        spark = _session(None) if parse_args(argv).spec_uri else None  # spark-submit --name names it
+        spec = load_spec(argv, spark)
+        return run(spec, spark)
     except SpecError as err:
         print(f"stream_runner: invalid spec: {err}", file=sys.stderr)
         return 2
