@@ -102,7 +102,8 @@ def test_compaction_while_a_stream_appends(spark, tmp_path):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and (not (table / "_delta_log").exists() or _version(table) < 6):
+        first_commit = table / "_delta_log" / "00000000000000000000.json"  # the folder appears before it
+        while time.monotonic() < deadline and (not first_commit.exists() or _version(table) < 6):
             time.sleep(0.3)
         batch_before = query.lastProgress["batchId"]
         result = DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="native").execute({})
