@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_spark_streaming.exceptions import ClusterManagerError, SparkSubmissionError
@@ -85,10 +85,12 @@ def python_launcher_jar() -> bytes:
     return buffer.getvalue()
 
 
-class StreamingSubmitHook(SparkSubmitHook):
-    """``SparkSubmitHook`` for drivers that keep running after the task: submit, state, kill.
+class StreamingSubmitHook(BaseHook):
+    """The Spark provider's ``SparkSubmitHook``, for drivers that keep running after the task: submit, state, kill.
 
-    Takes every ``SparkSubmitHook`` argument and uses the same ``spark`` connection.
+    Takes every ``SparkSubmitHook`` argument and uses the same ``spark``
+    connection. The ``SparkSubmitHook`` it drives (``spark_submit``) is made on
+    first use, so importing this module stays cheap for the scheduler.
     """
 
     conn_name_attr = "conn_id"
@@ -96,30 +98,52 @@ class StreamingSubmitHook(SparkSubmitHook):
     conn_type = "spark"
     hook_name = "Spark Streaming Submit"
 
+    def __init__(self, conn_id: str = default_conn_name, **spark_submit_kwargs: Any) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self._spark_submit_kwargs = spark_submit_kwargs
+        self._spark_submit = None
+
+    @property
+    def spark_submit(self):
+        """The Spark provider's ``SparkSubmitHook``, which builds and parses every spark-submit call."""
+        if self._spark_submit is None:
+            from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+            self._spark_submit = SparkSubmitHook(conn_id=self.conn_id, **self._spark_submit_kwargs)
+        return self._spark_submit
+
+    def submit(self, application: str) -> None:
+        """Run spark-submit and wait for it, as ``SparkSubmitHook.submit`` does."""
+        self.spark_submit.submit(application)
+
+    def on_kill(self) -> None:
+        self.spark_submit.on_kill()
+
     @property
     def master(self) -> str:
-        return self._connection["master"]
+        return self.spark_submit._connection["master"]
 
     @property
     def deployment(self) -> str:
         """``client`` (the driver runs on this host), ``standalone``, ``yarn`` or ``kubernetes``."""
-        if self._connection["deploy_mode"] != "cluster":
+        if self.spark_submit._connection["deploy_mode"] != "cluster":
             return "client"
-        if self._is_kubernetes:
+        if self.spark_submit._is_kubernetes:
             return "kubernetes"
-        if self._is_yarn:
+        if self.spark_submit._is_yarn:
             return "yarn"
         if self.master.startswith("spark://"):
             return "standalone"
         raise SparkSubmissionError(
-            f"Spark connection {self._conn_id!r}: deploy mode 'cluster' is not supported on master {self.master}; "
+            f"Spark connection {self.conn_id!r}: deploy mode 'cluster' is not supported on master {self.master}; "
             "use a spark://, yarn or k8s:// master, or deploy mode 'client'."
         )
 
     def set_application(self, application_args: list[str], properties_file: str | None = None) -> None:
         """Arguments and properties file, known only once the task has staged its spec."""
-        self._application_args = list(application_args)
-        self._properties_file = properties_file
+        self.spark_submit._application_args = list(application_args)
+        self.spark_submit._properties_file = properties_file
 
     def stage_jars(self, checkpoint) -> None:
         """Copy the job's local jars next to the checkpoint (``_staging/jars/``) and submit those instead.
@@ -129,13 +153,13 @@ class StreamingSubmitHook(SparkSubmitHook):
         the same size are not copied again.
         """
         staged = []
-        for jar in filter(None, (self._jars or "").split(",")):
+        for jar in filter(None, (self.spark_submit._jars or "").split(",")):
             local = Path(jar.removeprefix("file://").removeprefix("file:"))
             if "://" in jar and not jar.startswith("file:"):
                 staged.append(jar)  # already on shared storage
                 continue
             staged.append(checkpoint.stage_file(f"jars/{local.name}", local))
-        self._jars = ",".join(staged) or None
+        self.spark_submit._jars = ",".join(staged) or None
 
     # --- submit --------------------------------------------------------------------------------
 
@@ -149,7 +173,7 @@ class StreamingSubmitHook(SparkSubmitHook):
         :param launcher_jar: standalone cluster mode with a Python application: a location the
             worker can fetch :func:`python_launcher_jar` from.
         """
-        self._conf = {**self._conf, SUBMISSION_CONF: tag}
+        self.spark_submit._conf = {**self.spark_submit._conf, SUBMISSION_CONF: tag}
         deployment = self.deployment
         if deployment == "client":
             return self._start_detached(application, tag=tag, log_path=log_path)
@@ -159,40 +183,46 @@ class StreamingSubmitHook(SparkSubmitHook):
                     "A Python application in standalone cluster mode needs launcher_jar, a location the "
                     "workers can read python_launcher_jar() from."
                 )
-            self._java_class = PYTHON_RUNNER_CLASS
-            self._application_args = [application, self._py_files or "", *(self._application_args or [])]
+            self.spark_submit._java_class = PYTHON_RUNNER_CLASS
+            self.spark_submit._application_args = [
+                application,
+                self.spark_submit._py_files or "",
+                *(self.spark_submit._application_args or []),
+            ]
             application = launcher_jar
         elif deployment == "yarn":
             try:
-                self._get_yarn_rm_base_url()  # status and kill need it: fail before submitting, not after
+                self.spark_submit._get_yarn_rm_base_url()  # status and kill need it: fail before submitting, not after
             except ValueError as err:
-                raise SparkSubmissionError(f"Spark connection {self._conn_id!r}: {err}") from err
-            self._conf["spark.yarn.submit.waitAppCompletion"] = "false"
+                raise SparkSubmissionError(f"Spark connection {self.conn_id!r}: {err}") from err
+            self.spark_submit._conf["spark.yarn.submit.waitAppCompletion"] = "false"
         elif deployment == "kubernetes":
-            self._conf["spark.kubernetes.submission.waitAppCompletion"] = "false"
-            self._track_driver_via_k8s_api = True  # spark-submit returns before the driver has an exit code
+            self.spark_submit._conf["spark.kubernetes.submission.waitAppCompletion"] = "false"
+            self.spark_submit._track_driver_via_k8s_api = (
+                True  # spark-submit returns before the driver has an exit code
+            )
         try:
-            self.submit(application)
+            self.spark_submit.submit(application)
         except (AirflowException, RuntimeError) as err:
             raise SparkSubmissionError(f"spark-submit to {self.master} failed: {err}") from err
         if deployment == "standalone":
-            submission_id = self._driver_id
+            submission_id = self.spark_submit._driver_id
         elif deployment == "yarn":
-            submission_id = self._yarn_application_id
+            submission_id = self.spark_submit._yarn_application_id
         else:
-            pod = self._kubernetes_driver_pod
-            submission_id = f"{self._connection['namespace'] or 'default'}:{pod}" if pod else None
+            pod = self.spark_submit._kubernetes_driver_pod
+            submission_id = f"{self.spark_submit._connection['namespace'] or 'default'}:{pod}" if pod else None
         if not submission_id:
             raise SparkSubmissionError(
                 f"spark-submit to {self.master} exited without reporting the driver's id, so the driver could not "
                 "be tracked; keep spark-submit's log level at INFO (log4j.logger.org.apache.spark.deploy=INFO)."
             )
         self.log.info("Submitted %s driver %s", deployment, submission_id)
-        return SparkSubmission(deployment, submission_id, tag, self._conn_id, self.master, time.time())
+        return SparkSubmission(deployment, submission_id, tag, self.conn_id, self.master, time.time())
 
     def _start_detached(self, application: str, *, tag: str, log_path: Path | None) -> SparkSubmission:
-        command = self._build_spark_submit_command(application)
-        env = {**os.environ, **(self._env or {})}
+        command = self.spark_submit._build_spark_submit_command(application)
+        env = {**os.environ, **(self.spark_submit._env or {})}
         log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
         try:
             driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -200,10 +230,10 @@ class StreamingSubmitHook(SparkSubmitHook):
         finally:
             if log_path:
                 log.close()
-        self._submit_sp = driver
+        self.spark_submit._submit_sp = driver
         host = socket.gethostname()
         self.log.info("Started detached driver pid %s; log %s", driver.pid, log_path)
-        return SparkSubmission("client", f"{host}:{driver.pid}", tag, self._conn_id, self.master, time.time(),
+        return SparkSubmission("client", f"{host}:{driver.pid}", tag, self.conn_id, self.master, time.time(),
                                host=host, pid=driver.pid, driver_log=str(log_path) if log_path else None)  # fmt: skip
 
     # --- state ---------------------------------------------------------------------------------
@@ -222,7 +252,7 @@ class StreamingSubmitHook(SparkSubmitHook):
             return self._standalone_request("status", submission.submission_id).get("driverState", "NOT_FOUND")
         if kind == "yarn":
             try:
-                return self.query_yarn_application_status(submission.submission_id).upper()
+                return self.spark_submit.query_yarn_application_status(submission.submission_id).upper()
             except (RuntimeError, ValueError) as err:
                 raise ClusterManagerError(
                     f"YARN could not report application {submission.submission_id}: {err}"
@@ -240,12 +270,12 @@ class StreamingSubmitHook(SparkSubmitHook):
         elif kind == "standalone":
             self._standalone_request("kill", submission.submission_id)
         elif kind == "yarn":
-            self._kill_yarn_application(submission.submission_id)
+            self.spark_submit._kill_yarn_application(submission.submission_id)
         elif kind == "kubernetes":
             namespace, pod = submission.submission_id.split(":", 1)
-            self._kubernetes_driver_pod = pod
-            self._connection["namespace"] = namespace
-            self._delete_driver_pod()
+            self.spark_submit._kubernetes_driver_pod = pod
+            self.spark_submit._connection["namespace"] = namespace
+            self.spark_submit._delete_driver_pod()
         else:
             raise ClusterManagerError(f"Unknown deployment {kind!r} in submission {submission.submission_id}.")
 
@@ -253,10 +283,10 @@ class StreamingSubmitHook(SparkSubmitHook):
         """One call to the standalone Master's REST server (``status`` or ``kill``)."""
         import requests
 
-        endpoint = self._connection.get("rest_endpoint")
+        endpoint = self.spark_submit._connection.get("rest_endpoint")
         if not endpoint:
             raise ClusterManagerError(
-                f"Spark connection {self._conn_id!r} has no REST endpoint for the standalone Master; use a "
+                f"Spark connection {self.conn_id!r} has no REST endpoint for the standalone Master; use a "
                 "connection of type 'spark' with deploy mode 'cluster' (extra 'rest-port' if not 6066)."
             )
         url = f"{endpoint}/v1/submissions/{action}/{driver_id}"

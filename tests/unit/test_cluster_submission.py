@@ -222,7 +222,7 @@ def test_a_client_mode_driver_is_tracked_by_its_process_and_killed_with_its_chil
     conn_id = _conn(monkeypatch, "spark_local", conn_type="spark", host="local[1]")
     hook = StreamingSubmitHook(conn_id=conn_id)
     monkeypatch.setattr(
-        hook, "_build_spark_submit_command", lambda app: [sys.executable, "-c", CHILD_AND_SLEEP, "tag-77"]
+        hook.spark_submit, "_build_spark_submit_command", lambda app: [sys.executable, "-c", CHILD_AND_SLEEP, "tag-77"]
     )
     submission = hook.submit_driver("app.py", tag="tag-77", log_path=tmp_path / "driver.log")
     assert submission.deployment == "client" and submission.submission_id.endswith(f":{submission.pid}")
