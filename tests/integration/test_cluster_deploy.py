@@ -165,3 +165,67 @@ def test_a_driver_that_does_not_stop_in_time_is_killed_through_the_master(spark_
     assert stopped["killed"] and stopped["submission_id"] == started["submission_id"]
     _wait(lambda: _driver(spark_cluster, started["submission_id"])["state"] == "KILLED", 60, "the Master to kill it")
     assert not (checkpoint / "_stop").exists()
+
+
+def _driver_processes(driver_id: str) -> list[int]:
+    """The driver's JVM on the Worker (its command line names its work folder) and the Python it runs."""
+    from pathlib import Path
+
+    jvms = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if driver_id in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                jvms.append(int(proc.name))
+        except OSError:
+            continue
+    children = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) in jvms:
+                children.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return jvms + children
+
+
+@pytest.mark.kafka
+def test_sigkilled_cluster_driver_then_a_new_run_leaves_every_record_exactly_once(
+    spark_cluster, cluster_conn, kafka_broker, kafka_topic, tmp_path
+):
+    import os
+    import signal
+
+    from airflow_spark_streaming.exceptions import CheckpointInUseError
+
+    topic = kafka_topic(partitions=2)
+    produce_keyed(kafka_broker.bootstrap_servers, topic, 1000, partitions=2)
+    table, checkpoint = tmp_path / "table", tmp_path / "ckpt"
+    bounded = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=100)
+    bounded["lease_ttl_seconds"] = 8
+    long_running = {**bounded, "trigger": {"processing_time": "1 second"}}
+
+    def task(spec):
+        return SparkStreamingSubmitOperator(
+            task_id="ingest", spec=spec, conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
+        )
+
+    started = task(long_running).execute({})
+    hook = CheckpointHook(str(checkpoint))
+    _wait(lambda: (hook.get_status().latest_committed_batch or 0) >= 2, 120, "three committed batches")
+    processes = _driver_processes(started["submission_id"])
+    assert processes, "the driver's processes were not found on the Worker"
+    for pid in processes:
+        os.kill(pid, signal.SIGKILL)  # a crash: no shutdown hook, no lease release
+    _wait(lambda: _driver(spark_cluster, started["submission_id"])["state"] in ("FAILED", "ERROR"), 60, "the Master")
+
+    assert hook.get_status().latest_committed_batch < 9  # killed mid-stream, with records left
+    with pytest.raises(CheckpointInUseError):  # the dead driver's lease is still fresh
+        task(bounded).execute({})
+    _wait(lambda: hook.get_lease() is None, 30, "the dead driver's lease to expire")
+
+    finished = task(bounded).execute({})
+
+    assert finished["deployment"] == "standalone" and not hook.get_status().has_uncommitted_batch
+    rows = read_delta(table)
+    assert sorted(int(r["key"].removeprefix("key-")) for r in rows) == list(range(1000))  # each exactly once
+    assert len({(r["kafka_partition"], r["kafka_offset"]) for r in rows}) == 1000
