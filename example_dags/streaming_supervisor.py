@@ -1,8 +1,12 @@
 """Supervise a long-running stream: start it, watch freshness and lag with deferrable sensors, stop it gracefully.
 
-The query (Kafka → Delta, a micro-batch every 30 seconds by default) runs as a
-detached driver holding its checkpoint's lease; a retry of ``start_stream``
-reattaches to it. The sensors wait in the triggerer, not in a worker slot.
+The query (Kafka → Delta, a micro-batch every 30 seconds by default) runs
+where the ``spark_default`` connection says: with ``{"deploy-mode": "cluster"}``
+on a standalone, YARN or Kubernetes master its driver runs in the cluster;
+on a local master it is a detached driver on the worker. Either way it holds its
+checkpoint's lease, and a retry of ``start_stream`` reattaches to it (the
+submission is kept in Airflow's task state store). The sensors wait in the
+triggerer, not in a worker slot.
 ``stop_stream`` is a teardown: it always runs, so a failed check never leaves
 the query behind, and the checks still decide whether the run failed.
 """

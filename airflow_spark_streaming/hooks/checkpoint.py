@@ -42,6 +42,8 @@ PROGRESS_DIR = "_progress"  # written by the provider's stream runner
 LEASE_FILE = "_lease"  # heartbeat of the runner's live query
 STOP_FILE = "_stop"  # asks the runner's query to stop after its current batch
 SUBMISSION_FILE = "_submission"  # which driver the provider submitted on this checkpoint, and how
+DEFAULT_LEASE_TTL_SECONDS = 30.0  # the runner's default; judges a lease too torn to say its own
+_LEASE_READS, _LEASE_REREAD_SECONDS = 5, 0.05
 STAGING_DIR = "_staging"  # files a cluster-mode driver reads once (its spec, the Python launcher jar)
 COMMITS_MAX_VERSION = 2
 _BATCH_FILE = re.compile(r"^(?P<batch>\d+)(?P<compact>\.compact)?$")
@@ -551,12 +553,34 @@ class CheckpointHook(BaseHook):
         return CheckpointHistory(checkpoint=str(self.root), batches=records)
 
     def get_lease(self, now: float | None = None) -> CheckpointLease | None:
-        """The live lease on this checkpoint (a running stream runner), or ``None`` if free or stale."""
-        try:
-            data = json.loads(self._read(LEASE_FILE))
-        except (FileNotFoundError, ValueError):
-            return None  # no lease, or one torn by a dying driver
+        """The live lease on this checkpoint (a running stream runner), or ``None`` if free or stale.
+
+        The runner rewrites the lease in place, so a read can land in the instant
+        it is truncated; such a read is retried rather than taken for a free
+        checkpoint. A lease that stays unreadable (torn by a dying driver) is
+        judged by its age, against the default time-to-live.
+        """
+        data = None
+        for attempt in range(_LEASE_READS):
+            try:
+                data = json.loads(self._read(LEASE_FILE))
+                break
+            except FileNotFoundError:
+                return None
+            except ValueError:
+                time.sleep(_LEASE_REREAD_SECONDS * (attempt + 1))
         now = time.time() if now is None else now
+        if not isinstance(data, dict):
+            try:
+                written = self._mtime(LEASE_FILE)
+            except FileNotFoundError:
+                return None
+            age = max(0.0, now - (written or 0))
+            return (
+                CheckpointLease(None, None, None, age, DEFAULT_LEASE_TTL_SECONDS)
+                if age < DEFAULT_LEASE_TTL_SECONDS
+                else None
+            )
         lease = CheckpointLease(
             app_id=data.get("app_id"),
             host=data.get("host"),

@@ -358,10 +358,15 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         submission = self._submission = SparkSubmission.from_dict(external_id)
         if self._reattached is None:
             self._reattached = True  # the mixin found it in the task state store; submit_job did not run
-        if self._job.long_running:
-            self._wait_until_streaming(submission)
-        else:
-            self._wait_until_finished(submission)
+        try:
+            if self._job.long_running:
+                self._wait_until_streaming(submission)
+            else:
+                self._wait_until_finished(submission)
+        finally:
+            # The runner deletes its staged spec once read; a driver that died first must not leave it behind.
+            if submission.deployment != "client":
+                self._checkpoint_hook().remove_staged(f"spec-{submission.tag}.json")
         return self.get_job_result(external_id, context)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
@@ -548,6 +553,7 @@ class StopStreamingQueryOperator(BaseOperator):
         self.stop_timeout = timeout
         self.kill_on_timeout = kill_on_timeout
         self.poll_interval = poll_interval
+        self._submit_hook = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         import time
@@ -566,9 +572,9 @@ class StopStreamingQueryOperator(BaseOperator):
         else:
             hook.request_stop()
             deadline = time.monotonic() + self.stop_timeout
-            while time.monotonic() < deadline and hook.get_lease() is not None:
+            while time.monotonic() < deadline and self._still_running(hook, ours):
                 time.sleep(self.poll_interval)
-            if hook.get_lease() is not None:
+            if self._still_running(hook, ours):
                 if not self.kill_on_timeout:
                     raise StreamingRunIncompleteError(
                         f"{self.task_id}: the query on {self.checkpoint} ({lease.app_id} on {lease.host}) did not stop "
@@ -587,6 +593,23 @@ class StopStreamingQueryOperator(BaseOperator):
                 "latest_committed_batch": status.latest_committed_batch if status else None,
                 "has_uncommitted_batch": status.has_uncommitted_batch if status else False}  # fmt: skip
 
+    def _still_running(self, hook, record: dict[str, Any] | None) -> bool:
+        """The lease is held, or (for a driver this provider submitted) its driver has not ended yet.
+
+        The runner releases its lease just before its driver exits; waiting for
+        both means the checkpoint read afterwards is the final one.
+        """
+        if hook.get_lease() is not None:
+            return True
+        if record is None:
+            return False
+        from airflow_spark_streaming.hooks.spark_submission import ACTIVE_STATES, SparkSubmission, StreamingSubmitHook
+
+        submission = SparkSubmission.from_dict(record)
+        if self._submit_hook is None:
+            self._submit_hook = StreamingSubmitHook(conn_id=self.conn_id or submission.conn_id)
+        return self._submit_hook.get_driver_state(submission) in ACTIVE_STATES
+
     def _kill(self, lease, record: dict[str, Any] | None) -> None:
         import signal
         import socket
@@ -598,7 +621,9 @@ class StopStreamingQueryOperator(BaseOperator):
             self.log.warning(
                 "Graceful stop timed out; killing %s driver %s", submission.deployment, submission.submission_id
             )
-            StreamingSubmitHook(conn_id=self.conn_id or submission.conn_id).kill_driver(submission)
+            (self._submit_hook or StreamingSubmitHook(conn_id=self.conn_id or submission.conn_id)).kill_driver(
+                submission
+            )
         elif lease.host == socket.gethostname() and lease.pid:
             self.log.warning("Graceful stop timed out; killing driver pid %s", lease.pid)
             os.kill(lease.pid, signal.SIGKILL)

@@ -175,3 +175,29 @@ def test_require_fully_committed():
     verdict = evaluate_progress(status, ProgressCriteria(require_fully_committed=True), now=2000.0)
     assert verdict.state == "waiting" and "batch 5 is planned but not committed" in verdict.message
     assert evaluate_progress(status, ProgressCriteria(), now=2000.0).state == "met"
+
+
+def test_a_lease_read_while_the_runner_rewrites_it_is_retried_not_taken_for_free(tmp_path, monkeypatch):
+    """The runner truncates and rewrites ``_lease`` in place; a read in that instant sees no JSON."""
+    import os
+    import time
+
+    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+    hook = CheckpointHook(str(tmp_path))
+    body = {"app_id": "app-1", "host": "h", "pid": 7, "ttl_ms": 30_000, "submission": "tag"}
+    (tmp_path / "_lease").write_text(json.dumps({**body, "heartbeat_ms": int(time.time() * 1000)}))
+    reads = iter([b"", b'{"app_id": "ap'])  # truncated, then half written, then whole
+    real_read = hook._read
+    monkeypatch.setattr(hook, "_read", lambda *parts, **kw: next(reads, None) or real_read(*parts, **kw))
+
+    lease = hook.get_lease()
+    assert lease is not None and (lease.app_id, lease.submission_tag) == ("app-1", "tag")
+
+    # A lease that stays torn (its driver died mid-write) is judged by its age.
+    monkeypatch.undo()
+    (tmp_path / "_lease").write_text('{"app_id": "app-1", "ho')
+    assert hook.get_lease() is not None and hook.get_lease().app_id is None
+    old = time.time() - 120
+    os.utime(tmp_path / "_lease", (old, old))
+    assert hook.get_lease() is None
