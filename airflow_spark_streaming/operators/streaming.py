@@ -230,7 +230,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         """Bounded run with the driver in this process's spark-submit: wait for it, then read the checkpoint."""
         from airflow_spark_streaming.jobs import job_path
 
-        self._refuse_if_in_use(None)
+        self._refuse_if_in_use()
         committed_before = self._committed()
         with tempfile.TemporaryDirectory(prefix="spark-streaming-") as private:
             os.chmod(private, 0o700)
@@ -252,7 +252,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             _write_private(properties_file, "".join(f"{k} {_escape(v)}\n" for k, v in self._job.secret_conf.items()))
         return args, properties_file
 
-    def _refuse_if_in_use(self, context: Context | None) -> dict[str, Any] | None:
+    def _refuse_if_in_use(self) -> dict[str, Any] | None:
         """Refuse a checkpoint a live query holds; return the submission record if that query is our own."""
         hook = self._checkpoint_hook()
         lease = hook.get_lease()
@@ -282,7 +282,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         from airflow_spark_streaming.jobs import job_path
         from airflow_spark_streaming.jvm import cache_dir
 
-        own = self._refuse_if_in_use(context)
+        own = self._refuse_if_in_use()
         if own is not None:
             self.log.info(
                 "Query on %s is already running as %s; reattaching", self._job.checkpoint, own["submission_id"]
