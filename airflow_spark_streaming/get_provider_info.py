@@ -28,6 +28,7 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.checkpoint",
                     "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.kafka_lag",
+                    "airflow_spark_streaming.hooks.runner_control",
                     "airflow_spark_streaming.hooks.spark_submission",
                 ],
             },

@@ -26,8 +26,6 @@ from xml.sax.saxutils import escape
 
 from airflow_spark_streaming.exceptions import (
     InvalidMavenCoordinateError,
-    JavaNotFoundError,
-    JavaVersionError,
     MavenNotFoundError,
     MavenResolutionError,
 )
@@ -48,7 +46,7 @@ DELTA_SPARK_CONF: dict[str, str] = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 
-MIN_JAVA_VERSION = 17
+MIN_JAVA_VERSION = 17  # Spark 4's floor; devstack.java checks the local JDK against it
 RESOLVERS = ("packages", "maven")
 
 # Ivy settings with Maven Central as the only remote and without Spark's
@@ -57,7 +55,6 @@ RESOLVERS = ("packages", "maven")
 IVY_SETTINGS_FILE = Path(__file__).with_name("ivysettings.xml")
 
 _COORDINATE = re.compile(r"^[A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-]+$")
-_JAVA_VERSION = re.compile(r'version "(?P<version>[^"]+)"')
 # "<artifact>-<version>.jar", where the version is the last dash-part starting "<digits>.<digits>".
 _JAR_NAME = re.compile(r"^(?P<artifact>.+)-(?P<version>\d+(?:\.\d+)+[^_]*)\.jar$")
 
@@ -187,55 +184,6 @@ def spark_home() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def java_executable() -> Path:
-    """The ``java`` of ``JAVA_HOME`` if set, else the one on the ``PATH``."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        candidate = Path(java_home) / "bin" / "java"
-        if candidate.is_file():
-            return candidate
-        raise JavaNotFoundError(
-            f"JAVA_HOME is {java_home!r} but {candidate} does not exist; "
-            f"point JAVA_HOME at a JDK {MIN_JAVA_VERSION}+ or unset it to use java from the PATH."
-        )
-    found = shutil.which("java")
-    if not found:
-        raise JavaNotFoundError(
-            f"No 'java' on the PATH and JAVA_HOME is not set; Spark {SPARK_VERSION} needs "
-            f"Java {MIN_JAVA_VERSION} or newer: install a JDK {MIN_JAVA_VERSION}+ and set JAVA_HOME."
-        )
-    return Path(found)
-
-
-def parse_java_major(version_output: str) -> int:
-    """The major version from ``java -version`` output (``1.8.0_x`` is 8)."""
-    match = _JAVA_VERSION.search(version_output)
-    if not match:
-        raise JavaNotFoundError(
-            f"Could not read a version from 'java -version' output {version_output.strip()[:200]!r}; "
-            "check that JAVA_HOME points at a working JDK."
-        )
-    parts = match.group("version").split(".")
-    major = int(re.sub(r"\D.*", "", parts[1] if parts[0] == "1" else parts[0]) or 0)
-    return major
-
-
-def check_java(minimum: int = MIN_JAVA_VERSION) -> int:
-    """Return the Java major version, or raise if Java is missing or too old."""
-    java = java_executable()
-    try:
-        done = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise JavaNotFoundError(f"Running '{java} -version' failed ({err}); check the JDK installation.") from err
-    major = parse_java_major(done.stderr + done.stdout)
-    if major < minimum:
-        raise JavaVersionError(
-            f"{java} is Java {major}, but Spark {SPARK_VERSION} needs Java {minimum} or newer; "
-            f"install a JDK {minimum}+ and point JAVA_HOME at it."
-        )
-    return major
 
 
 def _pom(coordinates: Sequence[str]) -> str:

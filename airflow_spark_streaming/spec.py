@@ -20,11 +20,14 @@ import re
 from typing import Any
 
 from airflow_spark_streaming.exceptions import InvalidStreamSpecError
+from airflow_spark_streaming.protocol import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    FILE_FORMATS,
+    PATH_SINKS,
+    SINK_FORMATS,
+    SOURCE_FORMATS,
+)
 
-FILE_FORMATS = ("json", "csv", "parquet", "text", "orc")
-SOURCE_FORMATS = ("kafka", "rate", "delta", *FILE_FORMATS)
-PATH_SINKS = ("delta", "parquet", "json", "csv", "orc")
-SINK_FORMATS = (*PATH_SINKS, "kafka", "console")
 OUTPUT_MODES = ("append", "update", "complete")
 _KAFKA_SUBSCRIPTIONS = ("subscribe", "subscribePattern", "assign")
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
@@ -49,6 +52,17 @@ def _options(section: dict[str, Any], where: str) -> dict[str, str]:
             for k, v in options.items()}  # fmt: skip
 
 
+def _section(spec: dict[str, Any], name: str, formats: tuple[str, ...], shape: str) -> dict[str, Any]:
+    """The ``source`` or ``sink`` object, with a known format and its options normalised."""
+    section = spec.get(name)
+    if not isinstance(section, dict):
+        raise _fail(name, f"is required, {shape}")
+    if section.get("format") not in formats:
+        raise _fail(f"{name}.format", f"{section.get('format')!r} is not one of {', '.join(formats)}")
+    section["options"] = _options(section, name)
+    return section
+
+
 def validate_stream_spec(spec: Any) -> dict[str, Any]:
     """Return a normalised copy of ``spec``, or raise :class:`InvalidStreamSpecError` naming the field and the fix."""
     if not isinstance(spec, dict):
@@ -65,12 +79,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec.get("checkpoint_location"), str) or not spec["checkpoint_location"].strip():
         raise _fail("checkpoint_location", "is required: every streaming query needs its own checkpoint")
 
-    source = spec.get("source")
-    if not isinstance(source, dict):
-        raise _fail("source", "is required, an object with 'format' and 'options'")
-    if source.get("format") not in SOURCE_FORMATS:
-        raise _fail("source.format", f"{source.get('format')!r} is not one of {', '.join(SOURCE_FORMATS)}")
-    source["options"] = _options(source, "source")
+    source = _section(spec, "source", SOURCE_FORMATS, "an object with 'format' and 'options'")
     if source["format"] == "kafka":
         if not source["options"].get("kafka.bootstrap.servers"):
             raise _fail("source.options", "a kafka source needs 'kafka.bootstrap.servers'")
@@ -88,12 +97,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     if transform is not None and (not isinstance(transform, str) or not re.search(r"\bsource\b", transform)):
         raise _fail("transform_sql", "must be SQL that reads the view named 'source'")
 
-    sink = spec.get("sink")
-    if not isinstance(sink, dict):
-        raise _fail("sink", "is required, an object with 'format'")
-    if sink.get("format") not in SINK_FORMATS:
-        raise _fail("sink.format", f"{sink.get('format')!r} is not one of {', '.join(SINK_FORMATS)}")
-    sink["options"] = _options(sink, "sink")
+    sink = _section(spec, "sink", SINK_FORMATS, "an object with 'format'")
     sink.setdefault("output_mode", "append")
     if sink["output_mode"] not in OUTPUT_MODES:
         raise _fail("sink.output_mode", f"{sink['output_mode']!r} is not one of {', '.join(OUTPUT_MODES)}")
@@ -109,7 +113,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     if sink.get("merge_schema") and sink["format"] != "delta":
         raise _fail("sink.merge_schema", "schema merging is a Delta sink feature")
 
-    ttl = spec.setdefault("lease_ttl_seconds", 30)
+    ttl = spec.setdefault("lease_ttl_seconds", DEFAULT_LEASE_TTL_SECONDS)
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= 3600:
         raise _fail("lease_ttl_seconds", f"{ttl!r} must be a number of seconds from 1 to 3600")
 

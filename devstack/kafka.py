@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
-from airflow_spark_streaming.jvm import cache_dir, check_java, java_executable, resolve_with_maven
+from airflow_spark_streaming.jvm import cache_dir, resolve_with_maven
 from devstack.errors import LocalStackError, PortInUseError
+from devstack.java import check_java, java_executable
 from devstack.process import free_port, pid_alive, port_is_free, terminate, wait_for
 
 KAFKA_VERSION = "4.1.1"

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
-from airflow_spark_streaming.jvm import cache_dir, check_java, spark_home
+from airflow_spark_streaming.jvm import cache_dir, spark_home
 from devstack.errors import LocalStackError
+from devstack.java import check_java
 from devstack.process import free_port, pid_alive, terminate, wait_for
 
 HOST = "127.0.0.1"

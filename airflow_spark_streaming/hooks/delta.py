@@ -11,16 +11,14 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_spark_streaming.exceptions import DeltaMaintenanceError, NotADeltaTableError, SparkStreamingError
+from airflow_spark_streaming.conditions.compaction import DEFAULT_SMALL_FILE_BYTES, MIB
+from airflow_spark_streaming.exceptions import DeltaMaintenanceError, NotADeltaTableError
+from airflow_spark_streaming.storage import is_local_uri, is_spark_file_sink_output, local_path
 
-MIB = 1024 * 1024
-# Delta auto compaction: files under 64 MiB are small; 50 of them in a partition trigger it.
-DEFAULT_SMALL_FILE_BYTES = 64 * MIB
 HISTOGRAM_BOUNDS = (1 * MIB, 8 * MIB, 32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB)
 
 
@@ -130,7 +128,7 @@ class DeltaTableHook(BaseHook):
         for remote tables; never logged.
     """
 
-    conn_name_attr = "conn_id"
+    conn_name_attr = "storage_conn_id"
     default_conn_name = None
     hook_name = "Delta Lake table"
 
@@ -138,20 +136,17 @@ class DeltaTableHook(BaseHook):
         super().__init__()
         self.table_uri = table_uri
         self.storage_options = storage_options
-
-    def _is_local(self) -> bool:
-        return "://" not in self.table_uri or self.table_uri.startswith("file://")
+        self.storage_conn_id = None  # remote tables authenticate through storage_options for now
 
     def get_table(self):
         """The ``deltalake.DeltaTable``; raises :class:`NotADeltaTableError` for a missing path or non-Delta folder."""
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
-        if self._is_local():
-            local = Path(self.table_uri.removeprefix("file://"))
-            if not local.exists():
+        if is_local_uri(self.table_uri):
+            if not local_path(self.table_uri).exists():
                 raise NotADeltaTableError(f"{self.table_uri} does not exist; check the table path.")
-            if (local / "_spark_metadata").is_dir() and not (local / "_delta_log").is_dir():
+            if is_spark_file_sink_output(self.table_uri):
                 raise NotADeltaTableError(
                     f"{self.table_uri} is the output of Spark's Parquet file sink (it has _spark_metadata), not a Delta "
                     "table; see PlainParquetSinkError and convert it to Delta or copy-compact it instead."
@@ -189,7 +184,7 @@ class DeltaTableHook(BaseHook):
         import pyarrow
 
         if small_file_bytes <= 0:
-            raise SparkStreamingError(f"small_file_bytes must be positive, got {small_file_bytes!r}.")
+            raise DeltaMaintenanceError(f"small_file_bytes must be positive, got {small_file_bytes!r}.")
         table = self.get_table()
         metadata, protocol = table.metadata(), table.protocol()
         partition_columns = list(metadata.partition_columns)
@@ -245,10 +240,12 @@ class DeltaTableHook(BaseHook):
             last_vacuum=last["VACUUM END"],
         )
 
-    def retention_seconds(self) -> float:
+    def get_retention_seconds(self) -> float:
         """The table's ``delta.deletedFileRetentionDuration`` (default one week), in seconds."""
         configuration = self.get_table().metadata().configuration
         return parse_interval(configuration.get("delta.deletedFileRetentionDuration", DEFAULT_DELETED_FILE_RETENTION))
+
+    retention_seconds = get_retention_seconds  # the old name, until operators/delta.py calls get_retention_seconds
 
     def optimize_native(
         self,
@@ -278,7 +275,7 @@ class DeltaTableHook(BaseHook):
                     metrics = table.optimize.compact(partition_filters=partition_filters, target_size=target_file_bytes)
             except CommitFailedError as err:
                 if attempt == max_attempts:
-                    raise SparkStreamingError(
+                    raise DeltaMaintenanceError(
                         f"OPTIMIZE of {self.table_uri} lost to concurrent commits {max_attempts} times ({err}); "
                         "run it on colder partitions (partition_filters) or when writers are idle."
                     ) from err
@@ -295,110 +292,6 @@ class DeltaTableHook(BaseHook):
         return self.get_table().vacuum(
             retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False, full=full
         )
-
-
-# --- when compaction pays off ---------------------------------------------------------------------
-
-#: The heuristics the thresholds are modelled on.
-RULES = {
-    # Delta auto compaction: >= 50 files under 64 MiB in a partition.
-    "delta": {"small_file_fraction": None, "small_file_bytes": DEFAULT_SMALL_FILE_BYTES, "min_small_files": 50},
-    # Iceberg's rewrite planner: >= 5 files under 75% of the target size in a partition.
-    "iceberg": {"small_file_fraction": 0.75, "small_file_bytes": None, "min_small_files": 5},
-}
-DEFAULT_TARGET_FILE_BYTES = 128 * MIB
-
-
-@dataclass
-class CompactionPolicy:
-    """Explicit thresholds deciding whether compacting a table pays off.
-
-    A partition qualifies when it holds at least ``min_small_files`` files
-    smaller than ``small_file_bytes``; compaction is warranted when any
-    partition qualifies. :meth:`from_rule` fills the numbers from the Delta
-    (``delta``) or Iceberg (``iceberg``) heuristics.
-    """
-
-    small_file_bytes: int
-    min_small_files: int
-    target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES
-    rule: str = "custom"
-
-    def __post_init__(self) -> None:
-        if self.small_file_bytes <= 0 or self.min_small_files < 2 or self.target_file_bytes <= 0:
-            raise SparkStreamingError(
-                "Compaction thresholds must be positive and min_small_files at least 2 (one file has nothing to "
-                f"merge with); got small_file_bytes={self.small_file_bytes}, min_small_files={self.min_small_files}, "
-                f"target_file_bytes={self.target_file_bytes}."
-            )
-
-    @classmethod
-    def from_rule(
-        cls,
-        rule: str = "delta",
-        *,
-        target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES,
-        small_file_bytes: int | None = None,
-        min_small_files: int | None = None,
-    ) -> CompactionPolicy:
-        if rule not in RULES:
-            raise SparkStreamingError(f"Unknown compaction rule {rule!r}; use one of {sorted(RULES)}.")
-        base = RULES[rule]
-        default_small = base["small_file_bytes"] or int(base["small_file_fraction"] * target_file_bytes)
-        return cls(
-            small_file_bytes=small_file_bytes or default_small,
-            min_small_files=min_small_files or base["min_small_files"],
-            target_file_bytes=target_file_bytes,
-            rule=rule,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class CompactionDecision:
-    """Whether to compact, why, and which partitions would be rewritten."""
-
-    warranted: bool
-    reason: str
-    policy: CompactionPolicy
-    partitions: list[dict[str, str | None]]
-    candidate_files: int
-    candidate_bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def decide_compaction(stats: DeltaTableStats, policy: CompactionPolicy) -> CompactionDecision:
-    """Apply ``policy`` to ``stats`` (pure). ``stats`` must be read with ``policy.small_file_bytes``."""
-    if stats.small_file_bytes != policy.small_file_bytes:
-        raise SparkStreamingError(
-            f"The statistics count files under {stats.small_file_bytes} bytes as small, the policy under "
-            f"{policy.small_file_bytes}; read them with get_stats(small_file_bytes={policy.small_file_bytes})."
-        )
-    qualifying = [p for p in stats.partitions if p.small_files >= policy.min_small_files]
-    worst = max(stats.partitions, key=lambda p: p.small_files, default=None)
-    if qualifying:
-        reason = (
-            f"{len(qualifying)} of {len(stats.partitions)} partitions hold at least {policy.min_small_files} files "
-            f"under {policy.small_file_bytes:,} bytes ({policy.rule} rule)"
-        )
-    else:
-        most = worst.small_files if worst else 0
-        reason = (
-            f"no partition holds {policy.min_small_files} files under {policy.small_file_bytes:,} bytes "
-            f"(at most {most}); compaction would not pay off ({policy.rule} rule)"
-        )
-    return CompactionDecision(
-        warranted=bool(qualifying),
-        reason=reason,
-        policy=policy,
-        partitions=[p.partition for p in qualifying],
-        candidate_files=sum(p.small_files for p in qualifying),
-        candidate_bytes=sum(p.small_bytes for p in qualifying),
-    )
 
 
 # --- maintenance with delta-rs (the "native" engine) ---------------------------------------------
@@ -419,16 +312,16 @@ def parse_interval(text: str) -> float:
     """Seconds in a Delta interval property such as ``interval 7 days`` or ``interval 1 week``."""
     words = text.lower().replace("interval", " ").split()
     if len(words) % 2 or not words:
-        raise SparkStreamingError(f"Cannot read the interval {text!r}; expected for example 'interval 7 days'.")
+        raise DeltaMaintenanceError(f"Cannot read the interval {text!r}; expected for example 'interval 7 days'.")
     seconds = 0.0
     for amount, unit in zip(words[::2], words[1::2], strict=True):
         unit = unit.rstrip("s")
         if unit not in _INTERVAL_UNITS:
-            raise SparkStreamingError(f"Unknown unit {unit!r} in interval {text!r}.")
+            raise DeltaMaintenanceError(f"Unknown unit {unit!r} in interval {text!r}.")
         try:
             seconds += float(amount) * _INTERVAL_UNITS[unit]
         except ValueError as err:
-            raise SparkStreamingError(f"Cannot read {amount!r} in interval {text!r}.") from err
+            raise DeltaMaintenanceError(f"Cannot read {amount!r} in interval {text!r}.") from err
     return seconds
 
 

@@ -15,18 +15,16 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_spark_streaming.checkpoint.models import BATCH_BASES as BASES
+from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import (
     KafkaBrokerUnreachableError,
     KafkaConfigError,
     KafkaLagError,
     KafkaTopicDeletedError,
     NoKafkaSourceError,
-    SparkStreamingError,
 )
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
-from airflow_spark_streaming.verdict import Verdict
-
-BASES = ("committed", "planned")
 
 
 @dataclass
@@ -150,20 +148,30 @@ class KafkaLagHook(BaseHook):
             f"{self.timeout:.0f}s ({cause}); check bootstrap.servers, the network and the security settings."
         )
 
-    def get_lag(self, checkpoint: str, *, checkpoint_conn_id: str | None = None, basis: str = "committed") -> LagReport:
+    def get_lag(
+        self,
+        checkpoint: str,
+        *,
+        storage_conn_id: str | None = None,
+        basis: str = "committed",
+        checkpoint_conn_id: str | None = None,
+    ) -> LagReport:
         """Lag of every Kafka partition the query reads.
 
         :param checkpoint: the query's checkpoint location (path or URI).
-        :param checkpoint_conn_id: the storage connection of the checkpoint.
+        :param storage_conn_id: the storage connection of the checkpoint
+            (``checkpoint_conn_id`` is its deprecated old name).
         :param basis: ``committed`` counts from the last committed batch (what
             the sink has durably written); ``planned`` from the newest planned
             batch (what the query has started to read).
         """
+        storage_conn_id = renamed_parameter(
+            "KafkaLagHook.get_lag", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
+        )
         if basis not in BASES:
             raise KafkaLagError(f"basis must be one of {BASES}, got {basis!r}.")
-        status = CheckpointHook(checkpoint, conn_id=checkpoint_conn_id).get_status(include_state=False)
-        sources = status.committed_sources if basis == "committed" else status.planned_sources
-        batch_id = status.latest_committed_batch if basis == "committed" else status.latest_planned_batch
+        status = CheckpointHook(checkpoint, storage_conn_id).get_status(include_state=False)
+        batch_id, sources = status.sources_at(basis)
         kafka_sources = [s for s in sources if s.kind == "kafka"]
         if not kafka_sources:
             kinds = sorted({s.kind for s in sources}) or ["none yet"]
@@ -251,116 +259,33 @@ class KafkaLagHook(BaseHook):
         )
 
 
-def get_kafka_lag(
+def get_kafka_lag_report(
     checkpoint: str,
     *,
     kafka_config_id: str = "kafka_default",
-    checkpoint_conn_id: str | None = None,
+    storage_conn_id: str | None = None,
     basis: str = "committed",
     timeout: float = 15.0,
-) -> dict[str, Any]:
-    """The :class:`LagReport` of a streaming query as a dict, for use in a ``@task``.
+) -> LagReport:
+    """The :class:`LagReport` of a streaming query (see :meth:`KafkaLagHook.get_lag`)."""
+    return KafkaLagHook(kafka_config_id, timeout=timeout).get_lag(
+        checkpoint, storage_conn_id=storage_conn_id, basis=basis
+    )
+
+
+def get_kafka_lag(checkpoint: str, *, checkpoint_conn_id: str | None = None, **arguments: Any) -> dict[str, Any]:
+    """The :class:`LagReport` of a streaming query in its XCom form, a JSON-serialisable dict, for a ``@task``.
+
+    Takes the arguments of :func:`get_kafka_lag_report`, which returns the dataclass itself.
+    ``checkpoint_conn_id`` is the deprecated old name of ``storage_conn_id``.
 
     .. code-block:: python
 
         @task
         def lag():
-            return get_kafka_lag("s3://lake/_checkpoints/orders", checkpoint_conn_id="aws_default")
+            return get_kafka_lag("s3://lake/_checkpoints/orders", storage_conn_id="aws_default")
     """
-    hook = KafkaLagHook(kafka_config_id, timeout=timeout)
-    return hook.get_lag(checkpoint, checkpoint_conn_id=checkpoint_conn_id, basis=basis).to_dict()
-
-
-# --- lag thresholds: one evaluation shared by the sensor's poke and its trigger ----------------
-
-
-@dataclass
-class LagCriteria:
-    """When lag is low enough, and when it has been too high for too long.
-
-    :param max_total_lag: met when the total lag is at or below this.
-    :param max_partition_lag: met when every partition's lag is at or below this.
-    :param ceiling: alert threshold on the total lag.
-    :param ceiling_seconds: fail when the total lag stays above ``ceiling``
-        for longer than this.
-    :param basis: ``committed`` or ``planned`` (see :meth:`KafkaLagHook.get_lag`).
-    """
-
-    max_total_lag: int | None = None
-    max_partition_lag: int | None = None
-    ceiling: int | None = None
-    ceiling_seconds: float | None = None
-    basis: str = "committed"
-
-    def __post_init__(self) -> None:
-        if self.max_total_lag is None and self.max_partition_lag is None and self.ceiling is None:
-            raise KafkaLagError(
-                "Give max_total_lag, max_partition_lag or a ceiling: otherwise there is nothing to wait for."
-            )
-        for name in ("max_total_lag", "max_partition_lag", "ceiling", "ceiling_seconds"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise KafkaLagError(f"{name} must be zero or more, got {value!r}.")
-        if (self.ceiling is None) != (self.ceiling_seconds is None):
-            raise KafkaLagError(
-                "ceiling and ceiling_seconds go together: set both to alert on sustained lag, or neither."
-            )
-        if self.basis not in BASES:
-            raise KafkaLagError(f"basis must be one of {BASES}, got {self.basis!r}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def evaluate_lag(
-    report: LagReport, criteria: LagCriteria, above_since: float | None, now: float | None = None
-) -> tuple[Verdict, float | None]:
-    """Decide on one report (pure). Returns the verdict and when the lag went over the ceiling."""
-    now = time.time() if now is None else now
-    total, worst = report.total_lag, report.max_lag
-    summary = f"total lag {total:,}, max partition lag {worst:,} over {len(report.partitions)} partitions"
-    if criteria.ceiling is not None and total > criteria.ceiling:
-        above_since = above_since if above_since is not None else now
-        if now - above_since > criteria.ceiling_seconds:
-            return (
-                Verdict(
-                    "alert",
-                    f"{report.checkpoint}: {summary}; above the ceiling {criteria.ceiling:,} for "
-                    f"{now - above_since:.0f}s, longer than {criteria.ceiling_seconds:.0f}s.",
-                    report.to_dict(),
-                ),
-                above_since,
-            )
-    else:
-        above_since = None
-    thresholds = [
-        (criteria.max_total_lag, total, "total"),
-        (criteria.max_partition_lag, worst, "max partition"),
-    ]
-    unmet = [
-        f"{what} lag {value:,} > {limit:,}" for limit, value, what in thresholds if limit is not None and value > limit
-    ]
-    if criteria.max_total_lag is None and criteria.max_partition_lag is None:
-        unmet.append("alert-only wait")  # only a ceiling: keep watching until the alert or the timeout
-    if unmet:
-        return Verdict("waiting", f"{report.checkpoint}: {summary}; {'; '.join(unmet)}", report.to_dict()), above_since
-    return Verdict("met", f"{report.checkpoint}: {summary}", report.to_dict()), above_since
-
-
-def check_lag(
-    checkpoint: str,
-    criteria: LagCriteria,
-    *,
-    kafka_config_id: str = "kafka_default",
-    checkpoint_conn_id: str | None = None,
-    timeout: float = 15.0,
-    above_since: float | None = None,
-) -> tuple[Verdict, float | None]:
-    """Measure and evaluate; project errors come back as an ``error`` verdict. Blocking."""
-    try:
-        report = KafkaLagHook(kafka_config_id, timeout=timeout).get_lag(
-            checkpoint, checkpoint_conn_id=checkpoint_conn_id, basis=criteria.basis
-        )
-    except SparkStreamingError as err:
-        return Verdict.from_error(err), above_since
-    return evaluate_lag(report, criteria, above_since)
+    arguments["storage_conn_id"] = renamed_parameter(
+        "get_kafka_lag", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, arguments.get("storage_conn_id")
+    )
+    return get_kafka_lag_report(checkpoint, **arguments).to_dict()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.exceptions import SparkSubmissionError
 
 _JOBS_DIR = Path(__file__).parent
 
@@ -18,5 +18,5 @@ def job_path(name: str) -> str:
     path = _JOBS_DIR / f"{name}.py"
     if not path.is_file():
         available = sorted(p.stem for p in _JOBS_DIR.glob("*.py") if not p.stem.startswith("_"))
-        raise SparkStreamingError(f"No bundled Spark job named {name!r}; the bundled jobs are {available}.")
+        raise SparkSubmissionError(f"No bundled Spark job named {name!r}; the bundled jobs are {available}.")
     return str(path)

@@ -23,18 +23,22 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-FILE_FORMATS = ("json", "csv", "parquet", "text", "orc")
-SOURCE_FORMATS = ("kafka", "rate", "delta", *FILE_FORMATS)
-SINK_FORMATS = ("delta", "parquet", "json", "csv", "orc", "kafka", "console")
+try:
+    from airflow_spark_streaming import protocol
+except ImportError:  # spark-submit runs this file by path; a driver whose Python lacks the package finds it here
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
+    from airflow_spark_streaming import protocol
+
+FILE_FORMATS = protocol.FILE_FORMATS
+SOURCE_FORMATS = protocol.SOURCE_FORMATS
+SINK_FORMATS = protocol.SINK_FORMATS
 
 
 class SpecError(ValueError):
     """The spec cannot describe a query; the message names the field and the fix."""
-
-
-SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"  # the submitting task's tag, kept in the lease
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -140,8 +144,7 @@ def build_writer(frame, spec: dict[str, Any]):
     return writer, None
 
 
-PROGRESS_DIR = "_progress"
-PROGRESS_KEEP = 200
+PROGRESS_KEEP = protocol.PROGRESS_KEEP
 
 
 def progress_listener(spark, checkpoint: str, batch_done=None):
@@ -153,7 +156,7 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
     from pyspark.sql.streaming import StreamingQueryListener
 
     jvm = spark.sparkContext._jvm
-    folder = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + PROGRESS_DIR)
+    folder = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + protocol.PROGRESS_DIR)
     fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
     class ProgressWriter(StreamingQueryListener):
@@ -163,7 +166,7 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
         def onQueryProgress(self, event):
             # event.progress.json: json.dumps fails on PySpark 4's progress objects (they hold UUIDs).
             progress = event.progress
-            target = jvm.org.apache.hadoop.fs.Path(folder, f"{progress.batchId}.json")
+            target = jvm.org.apache.hadoop.fs.Path(folder, protocol.progress_file(progress.batchId))
             stream = fs.create(target, True)
             try:
                 stream.write(bytearray(progress.json.encode("utf-8")))
@@ -173,7 +176,7 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
                 batch_done.set()
             old = progress.batchId - PROGRESS_KEEP
             if old >= 0:
-                fs.delete(jvm.org.apache.hadoop.fs.Path(folder, f"{old}.json"), False)
+                fs.delete(jvm.org.apache.hadoop.fs.Path(folder, protocol.progress_file(old)), False)
 
         def onQueryIdle(self, event):
             pass
@@ -184,9 +187,7 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
     return ProgressWriter()
 
 
-STOP_FILE = "_stop"
-LEASE_FILE = "_lease"
-LEASE_TTL_MS = 30_000
+LEASE_TTL_MS = protocol.DEFAULT_LEASE_TTL_SECONDS * 1000
 
 
 class CheckpointInUse(RuntimeError):
@@ -207,15 +208,17 @@ class Lease:
 
         jvm = spark.sparkContext._jvm
         self._jvm = jvm
-        self.path = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + LEASE_FILE)
+        self.path = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + protocol.LEASE_FILE)
         self.fs = self.path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
         self.ttl_ms = ttl_ms
-        self.body = {"owner": str(uuid.uuid4()), "host": socket.gethostname(), "pid": os.getpid(),
-                     "app_id": spark.sparkContext.applicationId, "ttl_ms": ttl_ms,
-                     "submission": spark.conf.get(SUBMISSION_CONF, None)}  # fmt: skip
+        self.body = protocol.LeaseRecord(
+            owner=str(uuid.uuid4()), host=socket.gethostname(), pid=os.getpid(),
+            app_id=spark.sparkContext.applicationId, ttl_ms=ttl_ms,
+            submission=spark.conf.get(protocol.SUBMISSION_CONF, None),
+        )  # fmt: skip
         self._stop = None
 
-    def _read(self):
+    def _read(self) -> protocol.LeaseRecord | None:
         if not self.fs.exists(self.path):
             return None
         stream = self.fs.open(self.path)
@@ -224,28 +227,27 @@ class Lease:
         finally:
             stream.close()
         try:
-            return json.loads(text)
-        except ValueError:
+            return protocol.LeaseRecord.from_json(text)
+        except (ValueError, TypeError):
             return None  # torn write by a dying driver: treat as stale
 
     def _write(self) -> None:
-        import time
-
+        self.body.heartbeat_ms = int(time.time() * 1000)
         stream = self.fs.create(self.path, True)
         try:
-            stream.write(bytearray(json.dumps({**self.body, "heartbeat_ms": int(time.time() * 1000)}).encode()))
+            stream.write(bytearray(self.body.to_json().encode()))
         finally:
             stream.close()
 
     def acquire(self) -> None:
         import threading
-        import time
 
         held = self._read()
-        if held and time.time() * 1000 - held.get("heartbeat_ms", 0) < held.get("ttl_ms", self.ttl_ms):
+        if held and held.is_live(time.time() * 1000, default_ttl_ms=self.ttl_ms):
+            ttl_ms = held.ttl_ms if held.ttl_ms is not None else self.ttl_ms
             raise CheckpointInUse(
-                f"the checkpoint is in use by Spark application {held.get('app_id')} on {held.get('host')} "
-                f"(pid {held.get('pid')}); stop that query first, or wait {held.get('ttl_ms', self.ttl_ms) // 1000}s "
+                f"the checkpoint is in use by Spark application {held.app_id} on {held.host} "
+                f"(pid {held.pid}); stop that query first, or wait {ttl_ms // 1000}s "
                 "after it died for its lease to expire"
             )
         self._write()
@@ -261,7 +263,7 @@ class Lease:
         if self._stop is not None:
             self._stop.set()
             held = self._read()
-            if held and held.get("owner") == self.body["owner"]:
+            if held and held.owner == self.body.owner:
                 self.fs.delete(self.path, False)
 
 
@@ -299,7 +301,7 @@ def watch_stop_marker(spark, query, checkpoint: str, batch_done, interval: float
 
     requested = threading.Event()
     jvm = spark.sparkContext._jvm
-    marker = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + STOP_FILE)
+    marker = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + protocol.STOP_FILE)
     fs = marker.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
     def watch():

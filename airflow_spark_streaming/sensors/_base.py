@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
 
-    from airflow_spark_streaming.verdict import Verdict
+    from airflow_spark_streaming.conditions.verdict import Verdict
 
 
 def optional_int(task_id: str, name: str, value: Any) -> int | None:
@@ -43,9 +43,11 @@ class VerdictSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def _conclude(self, verdict: Verdict) -> PokeReturnValue:
+        from airflow_spark_streaming.conditions.verdict import VerdictState
+
         self.log.info("%s", verdict.message)
         verdict.raise_for_state()
-        return PokeReturnValue(is_done=verdict.state == "met", xcom_value=verdict.payload)
+        return PokeReturnValue(is_done=verdict.state == VerdictState.MET, xcom_value=verdict.payload)
 
     def poke(self, context: Context) -> PokeReturnValue:
         return self._conclude(self._check(context))
@@ -63,7 +65,7 @@ class VerdictSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow_spark_streaming.verdict import Verdict
+        from airflow_spark_streaming.conditions.verdict import Verdict
 
         outcome = self._conclude(Verdict(**event))
         if not outcome.is_done:

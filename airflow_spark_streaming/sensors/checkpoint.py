@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import SparkStreamingError
 from airflow_spark_streaming.sensors._base import VerdictSensor, optional_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria
+    from airflow_spark_streaming.conditions.progress import ProgressCriteria
+    from airflow_spark_streaming.conditions.verdict import Verdict
     from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
-    from airflow_spark_streaming.verdict import Verdict
 
 DAG_RUN_START = "dag_run_start"
 
@@ -28,11 +29,12 @@ class StreamingProgressSensor(VerdictSensor):
     batch has committed after ``committed_after``; with neither, when any batch
     has committed. Fails at once, without waiting for the timeout, when the
     newest commit is older than ``max_staleness``. The
-    :class:`~airflow_spark_streaming.hooks.checkpoint.CheckpointStatus` is
+    :class:`~airflow_spark_streaming.checkpoint.CheckpointStatus` is
     pushed to XCom (``return_value``).
 
     :param checkpoint: the query's checkpoint location, a path or URI. (templated)
-    :param conn_id: the storage connection for the checkpoint; none for local paths.
+    :param storage_conn_id: the storage connection for the checkpoint; none for local paths.
+        ``conn_id`` is its deprecated old name.
     :param target_batch_id: wait until this batch id has committed. (templated)
     :param committed_after: wait for a commit after this moment: ``"dag_run_start"``,
         a datetime, or an ISO-8601 string. (templated)
@@ -52,18 +54,21 @@ class StreamingProgressSensor(VerdictSensor):
         self,
         *,
         checkpoint: str,
-        conn_id: str | None = None,
+        storage_conn_id: str | None = None,
         target_batch_id: int | str | None = None,
         committed_after: datetime | str | None = None,
         max_staleness: timedelta | float | None = None,
         wait_for_checkpoint: bool = True,
         require_fully_committed: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.checkpoint = checkpoint
-        self.conn_id = conn_id
+        self.storage_conn_id = renamed_parameter(
+            "StreamingProgressSensor", "conn_id", "storage_conn_id", conn_id, storage_conn_id
+        )
         self.target_batch_id = target_batch_id
         self.committed_after = committed_after
         if isinstance(max_staleness, timedelta):
@@ -76,7 +81,7 @@ class StreamingProgressSensor(VerdictSensor):
         self.deferrable = deferrable
 
     def _criteria(self, context: Context) -> ProgressCriteria:
-        from airflow_spark_streaming.hooks.checkpoint import ProgressCriteria
+        from airflow_spark_streaming.conditions.progress import ProgressCriteria
 
         if not self.checkpoint or not str(self.checkpoint).strip():
             raise SparkStreamingError(f"{self.task_id}: checkpoint is empty; pass the query's checkpoint path or URI.")
@@ -100,9 +105,9 @@ class StreamingProgressSensor(VerdictSensor):
         )
 
     def _check(self, context: Context) -> Verdict:
-        from airflow_spark_streaming.hooks.checkpoint import check_progress
+        from airflow_spark_streaming.checks import check_progress
 
-        return check_progress(self.checkpoint, self.conn_id, self._criteria(context))
+        return check_progress(self.checkpoint, self.storage_conn_id, self._criteria(context))
 
     def _trigger(self, context: Context) -> CheckpointProgressTrigger:
         from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
@@ -110,6 +115,6 @@ class StreamingProgressSensor(VerdictSensor):
         return CheckpointProgressTrigger(
             checkpoint=self.checkpoint,
             criteria=self._criteria(context).to_dict(),
-            conn_id=self.conn_id,
+            storage_conn_id=self.storage_conn_id,
             poll_interval=self.poke_interval,
         )

@@ -12,13 +12,13 @@ from airflow_spark_streaming.sensors._base import optional_int
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_spark_streaming.hooks.delta import CompactionPolicy
+    from airflow_spark_streaming.conditions.compaction import CompactionPolicy
 
 
 class DeltaSmallFilesSensor(BaseSensorOperator):
     """Succeed when a Delta table has enough small files for compaction to pay off.
 
-    The thresholds are explicit (see :class:`~airflow_spark_streaming.hooks.delta.CompactionPolicy`):
+    The thresholds are explicit (see :class:`~airflow_spark_streaming.conditions.compaction.CompactionPolicy`):
 
     - ``rule="delta"`` (default), after Delta's auto compaction: a partition
       with at least 50 files under 64 MiB;
@@ -66,7 +66,7 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         self.storage_options = storage_options
 
     def _policy(self) -> CompactionPolicy:
-        from airflow_spark_streaming.hooks.delta import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
+        from airflow_spark_streaming.conditions.compaction import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
 
         return CompactionPolicy.from_rule(
             self.rule,
@@ -79,7 +79,8 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_spark_streaming.hooks.delta import DeltaTableHook, decide_compaction
+        from airflow_spark_streaming.conditions.compaction import decide_compaction
+        from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
         policy = self._policy()
         stats = DeltaTableHook(self.table_uri, storage_options=self.storage_options).get_stats(

@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.deprecation import renamed_parameter
+from airflow_spark_streaming.exceptions import KafkaLagError
 from airflow_spark_streaming.sensors._base import VerdictSensor, optional_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_spark_streaming.hooks.kafka_lag import LagCriteria
+    from airflow_spark_streaming.conditions.lag import LagCriteria
+    from airflow_spark_streaming.conditions.verdict import Verdict
     from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
-    from airflow_spark_streaming.verdict import Verdict
 
 
 class KafkaLagSensor(VerdictSensor):
@@ -33,7 +34,8 @@ class KafkaLagSensor(VerdictSensor):
 
     :param checkpoint: the query's checkpoint location (path or URI). (templated)
     :param kafka_config_id: the ``kafka`` connection of the brokers.
-    :param checkpoint_conn_id: the storage connection of the checkpoint.
+    :param storage_conn_id: the storage connection of the checkpoint (``checkpoint_conn_id``
+        is its deprecated old name).
     :param max_total_lag: succeed when the total lag is at or below this. (templated)
     :param max_partition_lag: succeed when every partition's lag is at or below this. (templated)
     :param ceiling: alert threshold on the total lag.
@@ -51,7 +53,7 @@ class KafkaLagSensor(VerdictSensor):
         *,
         checkpoint: str,
         kafka_config_id: str = "kafka_default",
-        checkpoint_conn_id: str | None = None,
+        storage_conn_id: str | None = None,
         max_total_lag: int | str | None = None,
         max_partition_lag: int | str | None = None,
         ceiling: int | None = None,
@@ -59,17 +61,20 @@ class KafkaLagSensor(VerdictSensor):
         basis: str = "committed",
         request_timeout: float = 15.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        checkpoint_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if max_total_lag is None and max_partition_lag is None and ceiling is None:
-            raise SparkStreamingError(
+            raise KafkaLagError(
                 f"{self.task_id}: give max_total_lag, max_partition_lag, or ceiling with ceiling_for; "
                 "otherwise the sensor has nothing to wait for."
             )
         self.checkpoint = checkpoint
         self.kafka_config_id = kafka_config_id
-        self.checkpoint_conn_id = checkpoint_conn_id
+        self.storage_conn_id = renamed_parameter(
+            "KafkaLagSensor", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
+        )
         self.max_total_lag = max_total_lag
         self.max_partition_lag = max_partition_lag
         self.ceiling = ceiling
@@ -80,7 +85,7 @@ class KafkaLagSensor(VerdictSensor):
         self._above_since: float | None = None
 
     def _criteria(self) -> LagCriteria:
-        from airflow_spark_streaming.hooks.kafka_lag import LagCriteria
+        from airflow_spark_streaming.conditions.lag import LagCriteria
 
         return LagCriteria(
             max_total_lag=optional_int(self.task_id, "max_total_lag", self.max_total_lag),
@@ -91,13 +96,13 @@ class KafkaLagSensor(VerdictSensor):
         )
 
     def _check(self, context: Context) -> Verdict:
-        from airflow_spark_streaming.hooks.kafka_lag import check_lag
+        from airflow_spark_streaming.checks import check_lag
 
         verdict, self._above_since = check_lag(
             self.checkpoint,
             self._criteria(),
             kafka_config_id=self.kafka_config_id,
-            checkpoint_conn_id=self.checkpoint_conn_id,
+            storage_conn_id=self.storage_conn_id,
             timeout=self.request_timeout,
             above_since=self._above_since,
         )
@@ -110,7 +115,7 @@ class KafkaLagSensor(VerdictSensor):
             checkpoint=self.checkpoint,
             criteria=self._criteria().to_dict(),
             kafka_config_id=self.kafka_config_id,
-            checkpoint_conn_id=self.checkpoint_conn_id,
+            storage_conn_id=self.storage_conn_id,
             poll_interval=self.poke_interval,
             timeout=self.request_timeout,
             above_since=self._above_since,

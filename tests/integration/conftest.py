@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_spark_streaming.jvm import check_java, resolve_jvm_dependencies
+from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+from devstack.java import check_java
 
 
 def pytest_collection_modifyitems(items):

@@ -6,6 +6,17 @@ import json
 
 import pytest
 
+from airflow_spark_streaming.checkpoint import (
+    CheckpointStatus,
+    classify_offset,
+    contiguous_batches,
+    parse_commit_file,
+    parse_offsets_file,
+    parse_query_metadata,
+    parse_source_head,
+)
+from airflow_spark_streaming.conditions.progress import ProgressCriteria, evaluate_progress
+from airflow_spark_streaming.conditions.verdict import Verdict
 from airflow_spark_streaming.exceptions import (
     CorruptCheckpointFileError,
     NonContiguousBatchesError,
@@ -13,19 +24,7 @@ from airflow_spark_streaming.exceptions import (
     StreamStaleError,
     UnsupportedCheckpointVersionError,
 )
-from airflow_spark_streaming.hooks.checkpoint import (
-    CheckpointStatus,
-    ProgressCriteria,
-    classify_offset,
-    contiguous_batches,
-    evaluate_progress,
-    parse_commit_file,
-    parse_offsets_file,
-    parse_query_metadata,
-    parse_source_head,
-)
 from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
-from airflow_spark_streaming.verdict import Verdict
 
 META = '{"batchWatermarkMs":5000,"batchTimestampMs":1795468736127,"conf":{"spark.sql.shuffle.partitions":"2"}}'
 
@@ -156,7 +155,7 @@ def test_verdicts_raise_their_named_errors():
 
 
 def test_trigger_serialize_round_trip_and_validation():
-    trigger = CheckpointProgressTrigger("s3://b/c", {"target_batch_id": 3}, conn_id="aws", poll_interval=5)
+    trigger = CheckpointProgressTrigger("s3://b/c", {"target_batch_id": 3}, storage_conn_id="aws", poll_interval=5)
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_spark_streaming.triggers.checkpoint.CheckpointProgressTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs
@@ -182,9 +181,9 @@ def test_a_lease_read_while_the_runner_rewrites_it_is_retried_not_taken_for_free
     import os
     import time
 
-    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
-    hook = CheckpointHook(str(tmp_path))
+    hook = RunnerControlHook(str(tmp_path))
     body = {"app_id": "app-1", "host": "h", "pid": 7, "ttl_ms": 30_000, "submission": "tag"}
     (tmp_path / "_lease").write_text(json.dumps({**body, "heartbeat_ms": int(time.time() * 1000)}))
     reads = iter([b"", b'{"app_id": "ap'])  # truncated, then half written, then whole

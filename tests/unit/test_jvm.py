@@ -17,6 +17,7 @@ from airflow_spark_streaming.exceptions import (
     MavenNotFoundError,
     SparkStreamingError,
 )
+from devstack import java
 
 
 def test_spark_packages_validates_and_deduplicates():
@@ -72,7 +73,7 @@ def test_unknown_resolver_is_rejected():
     ],
 )
 def test_parse_java_major(output, major):
-    assert jvm.parse_java_major(output) == major
+    assert java.parse_java_major(output) == major
 
 
 def _fake_java(tmp_path: Path, version: str) -> Path:
@@ -87,25 +88,25 @@ def _fake_java(tmp_path: Path, version: str) -> Path:
 def test_too_old_java_names_version_and_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(_fake_java(tmp_path, "11.0.2")))
     with pytest.raises(JavaVersionError, match=r"Java 11, but Spark 4.2.0 needs Java 17 or newer.*JAVA_HOME"):
-        jvm.check_java()
+        java.check_java()
 
 
 def test_new_enough_java_passes(tmp_path, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(_fake_java(tmp_path, "21.0.1")))
-    assert jvm.check_java() == 21
+    assert java.check_java() == 21
 
 
 def test_java_home_pointing_nowhere(tmp_path, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "missing"))
     with pytest.raises(JavaNotFoundError, match="does not exist"):
-        jvm.check_java()
+        java.check_java()
 
 
 def test_no_java_at_all(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(JavaNotFoundError, match="install a JDK 17"):
-        jvm.check_java()
+        java.check_java()
     assert issubclass(JavaNotFoundError, JvmEnvironmentError)
 
 

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
+from airflow_spark_streaming.conditions.lag import LagCriteria, evaluate_lag
+from airflow_spark_streaming.conditions.verdict import Verdict
 from airflow_spark_streaming.exceptions import KafkaLagCeilingError, KafkaLagError, SparkStreamingError
-from airflow_spark_streaming.hooks.kafka_lag import LagCriteria, LagReport, PartitionLag, evaluate_lag
+from airflow_spark_streaming.hooks.kafka_lag import LagReport, PartitionLag
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
-from airflow_spark_streaming.verdict import Verdict
 
 
 def _report(*lags: int) -> LagReport:

@@ -7,8 +7,9 @@ import json
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_spark_streaming.conditions.compaction import CompactionPolicy, decide_compaction
 from airflow_spark_streaming.exceptions import NotADeltaTableError, SparkStreamingError
-from airflow_spark_streaming.hooks.delta import CompactionPolicy, DeltaTableHook, DeltaTableStats, decide_compaction
+from airflow_spark_streaming.hooks.delta import DeltaTableHook, DeltaTableStats
 from airflow_spark_streaming.sensors.delta import DeltaSmallFilesSensor
 
 

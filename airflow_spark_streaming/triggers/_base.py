@@ -1,0 +1,73 @@
+"""What the provider's triggers share: one sensor check, repeated in a worker thread until it decides."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_spark_streaming.exceptions import SparkStreamingError
+
+if TYPE_CHECKING:
+    from airflow_spark_streaming.conditions.verdict import Verdict
+
+
+class VerdictTrigger(BaseTrigger):
+    """Repeat a blocking check (the sensor's ``poke``) every ``poll_interval`` seconds until it is not ``waiting``.
+
+    The check runs through ``asyncio.to_thread``, so the triggerer's event loop
+    never blocks on storage or Kafka. Yields exactly one event, the verdict as a
+    dict, then returns. Subclasses give ``_check`` and the kwargs ``serialize``
+    returns besides ``checkpoint``, ``criteria`` and ``poll_interval``.
+    """
+
+    #: The error raised for invalid arguments.
+    error_class: ClassVar[type[SparkStreamingError]] = SparkStreamingError
+
+    def _criteria_class(self) -> type:
+        """The criteria dataclass; imported when needed, so importing a trigger stays cheap."""
+        raise NotImplementedError
+
+    def __init__(self, checkpoint: str, criteria: dict[str, Any], poll_interval: float) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if not checkpoint or not isinstance(checkpoint, str):
+            raise self.error_class(f"{name} needs a checkpoint path or URI, got {checkpoint!r}.")
+        self._require_positive("poll_interval", poll_interval)
+        try:
+            self.criteria = self._criteria_class()(**criteria)
+        except TypeError as err:
+            raise self.error_class(f"{name} criteria {criteria!r} are invalid: {err}.") from err
+        self.checkpoint = checkpoint
+        self.poll_interval = float(poll_interval)
+
+    def _require_positive(self, name: str, value: Any) -> None:
+        if not isinstance(value, int | float) or value <= 0:
+            raise self.error_class(f"{type(self).__name__} {name} must be > 0 seconds, got {value!r}.")
+
+    def _kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _check(self) -> Verdict:
+        """One blocking check; runs in a worker thread."""
+        raise NotImplementedError
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"checkpoint": self.checkpoint, "criteria": self.criteria.to_dict(), **self._kwargs(),
+             "poll_interval": self.poll_interval},
+        )  # fmt: skip
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_spark_streaming.conditions.verdict import VerdictState
+
+        while True:
+            verdict = await asyncio.to_thread(self._check)
+            if verdict.state != VerdictState.WAITING:
+                yield TriggerEvent(verdict.to_dict())
+                return
+            self.log.info("%s; checking again in %.0fs", verdict.message, self.poll_interval)
+            await asyncio.sleep(self.poll_interval)
