@@ -118,8 +118,8 @@ class VacuumOutsideTableError(DeltaMaintenanceError):
     """A VACUUM plan names a file outside the table root; nothing was deleted."""
 
 
-class PlainParquetSinkError(DeltaMaintenanceError):
-    """The path is Spark's Parquet file-sink output (``_spark_metadata``), which cannot be compacted in place."""
+class PlainParquetSinkError(NotADeltaTableError):
+    """The path is Spark's Parquet file-sink output (``_spark_metadata``), not a Delta table; not compactable in place."""
 
 
 class InvalidStreamSpecError(SparkStreamingError):

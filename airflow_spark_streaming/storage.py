@@ -24,12 +24,14 @@ def storage_uri(location: str) -> str:
     return location if "://" in location else f"file://{posixpath.abspath(str(local_path(location)))}"
 
 
-def is_spark_file_sink_output(location: str) -> bool:
-    """A local folder written by Spark's file sink (it has ``_spark_metadata``) that is not a Delta table.
+def has_spark_file_sink_log(location: str) -> bool:
+    """A local folder with Spark's file-sink log, ``_spark_metadata``.
 
     Remote locations answer ``False``: only a local folder can be looked into without a connection.
     """
-    if not is_local_uri(location):
-        return False
-    root = local_path(location)
-    return (root / SPARK_FILE_SINK_LOG).is_dir() and not (root / DELTA_LOG).is_dir()
+    return is_local_uri(location) and (local_path(location) / SPARK_FILE_SINK_LOG).is_dir()
+
+
+def is_spark_file_sink_output(location: str) -> bool:
+    """A local folder written by Spark's file sink (it has ``_spark_metadata``) that is not a Delta table."""
+    return has_spark_file_sink_log(location) and not (local_path(location) / DELTA_LOG).is_dir()

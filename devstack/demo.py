@@ -83,7 +83,7 @@ def maintenance_history(table: Path, since_version: int) -> dict:
     return {
         "optimized": optimized,
         "vacuum_deleted": int(stats.last_vacuum.metrics.get("numDeletedFiles", 0)) if vacuumed else 0,
-        "retention_hours": round(hook.retention_seconds() / 3600),
+        "retention_hours": round(hook.get_retention_seconds() / 3600),
     }
 
 

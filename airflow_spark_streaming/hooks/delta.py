@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.conditions.compaction import DEFAULT_SMALL_FILE_BYTES, MIB
-from airflow_spark_streaming.exceptions import DeltaMaintenanceError, NotADeltaTableError
+from airflow_spark_streaming.exceptions import DeltaMaintenanceError, NotADeltaTableError, PlainParquetSinkError
 from airflow_spark_streaming.storage import is_local_uri, is_spark_file_sink_output, local_path
 
 HISTOGRAM_BOUNDS = (1 * MIB, 8 * MIB, 32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB)
@@ -120,6 +120,19 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return {}
 
 
+def refuse_spark_file_sink_output(table_uri: str) -> None:
+    """Raise :class:`PlainParquetSinkError` for Spark's Parquet file-sink output, with the safe alternatives."""
+    if is_spark_file_sink_output(table_uri):
+        raise PlainParquetSinkError(
+            f"{table_uri} is the output of Spark's Parquet file sink: its _spark_metadata log lists the files readers "
+            "use. Compacting in place would write files that Spark readers never see and delete files they still "
+            "read, and vacuuming would remove files the log names. Safe paths instead: stop the stream and run "
+            "CONVERT TO DELTA (Delta honours _spark_metadata), or copy-compact the data into a new location "
+            "(spark.read.parquet on this path reads through the log) and switch the readers over; then write the "
+            "stream to a Delta sink (ConvertFileSinkToDeltaOperator does either)."
+        )
+
+
 class DeltaTableHook(BaseHook):
     """Read a Delta table's file statistics and maintenance history with delta-rs.
 
@@ -146,11 +159,7 @@ class DeltaTableHook(BaseHook):
         if is_local_uri(self.table_uri):
             if not local_path(self.table_uri).exists():
                 raise NotADeltaTableError(f"{self.table_uri} does not exist; check the table path.")
-            if is_spark_file_sink_output(self.table_uri):
-                raise NotADeltaTableError(
-                    f"{self.table_uri} is the output of Spark's Parquet file sink (it has _spark_metadata), not a Delta "
-                    "table; see PlainParquetSinkError and convert it to Delta or copy-compact it instead."
-                )
+            refuse_spark_file_sink_output(self.table_uri)
         try:
             return DeltaTable(self.table_uri, storage_options=self.storage_options)
         except TableNotFoundError as err:
