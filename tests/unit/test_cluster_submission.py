@@ -277,3 +277,28 @@ def test_credentials_in_conf_are_refused_on_a_standalone_master_before_anything_
         task.execute({})
     assert "hunter2" not in str(refused.value)
     assert not argv_file.exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still_that_process(monkeypatch):
+    """StopStreamingQueryOperator's kill of a driver another starter ran: a reused pid is never signalled."""
+    import socket
+    import subprocess
+    import time
+    import types
+
+    hook = StreamingSubmitHook(spark_conn_id=_conn(monkeypatch, "spark_local2", conn_type="spark", host="local[1]"))
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        started = time.time()
+        elsewhere = types.SimpleNamespace(pid=driver.pid, host="another-host", heartbeat_age_seconds=0.0)
+        assert hook.kill_lease_holder(elsewhere) is False
+        # A lease whose last heartbeat is older than the process: the pid was reused, so it is left alone.
+        reused = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=3600.0)
+        assert hook.kill_lease_holder(reused) is True
+        assert driver.poll() is None
+        live = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=0.0)
+        assert hook.kill_lease_holder(live) is True
+        assert not _alive(driver.pid) and time.time() - started < 20  # the kill reaps it: no exit status left
+    finally:
+        driver.kill()
+        driver.wait()

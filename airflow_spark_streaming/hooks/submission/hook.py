@@ -155,6 +155,28 @@ class StreamingSubmitHook(BaseHook):
         self.log.warning("Killing %s driver %s", submission.deployment, submission.submission_id)
         self._backend_of(submission).kill(submission)
 
+    def stop_driver(self, submission: SparkSubmission, checkpoint, *, grace_seconds: float) -> None:
+        """Ask the query to stop through its checkpoint's stop marker; kill the driver if it runs ``grace_seconds`` later."""
+        checkpoint.request_stop()
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and self.get_driver_state(submission).is_active:
+            time.sleep(0.5)
+        if self.get_driver_state(submission).is_active:
+            self.kill_driver(submission)
+        checkpoint.clear_stop_request()
+
+    def get_driver_log_hint(self, submission: SparkSubmission, lines: int = 30) -> str:
+        """Where to read why the driver ended: the end of its log on this host, or its cluster manager."""
+        if submission.driver_log:
+            try:
+                with open(submission.driver_log, errors="replace") as log:
+                    tail = "\n".join(log.read().splitlines()[-lines:])
+            except OSError:
+                pass
+            else:
+                return f"the end of {submission.driver_log}:\n{tail}"
+        return f"see the driver's log in the cluster manager ({submission.master})."
+
     def kill_lease_holder(self, lease) -> bool:
         """Kill a driver that another starter ran on this host, by its lease's pid; ``False`` if it is elsewhere."""
         heartbeat_at = time.time() - lease.heartbeat_age_seconds
