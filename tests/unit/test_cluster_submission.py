@@ -302,3 +302,33 @@ def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still
     finally:
         driver.kill()
         driver.wait()
+
+
+def test_the_delta_spark_engine_passes_secret_settings_in_a_private_properties_file(tmp_path, monkeypatch):
+    """DeltaOptimizeOperator's Spark engine goes through the submission hook: credentials never reach argv."""
+    from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
+
+    bin_dir, record = tmp_path / "bin", tmp_path / "seen.json"
+    bin_dir.mkdir()
+    script = bin_dir / "spark-submit"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, stat, sys\n"
+        "props = sys.argv[sys.argv.index('--properties-file') + 1]\n"
+        "seen = {'argv': sys.argv[1:], 'mode': stat.S_IMODE(os.stat(props).st_mode), 'text': open(props).read(),\n"
+        "        'props': props}\n"
+        f"json.dump(seen, open({str(record)!r}, 'w'))\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    conn_id = _conn(monkeypatch, "spark_delta", conn_type="spark", host="local[1]")
+    task = DeltaOptimizeOperator(
+        task_id="optimize", table_uri=str(tmp_path / "table"), engine="spark", spark_conn_id=conn_id,
+        spark_conf={"spark.hadoop.fs.s3a.secret.key": "hunter2", "spark.ui.enabled": "false"},
+    )  # fmt: skip
+    task._submit_spark_job({"action": "optimize", "table": str(tmp_path / "table")})
+
+    seen = json.loads(record.read_text())
+    assert "hunter2" not in " ".join(seen["argv"]) and "spark.ui.enabled=false" in seen["argv"]
+    assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key hunter2\n"
+    assert not os.path.exists(seen["props"])  # removed once spark-submit returned

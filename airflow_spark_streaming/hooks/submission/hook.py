@@ -126,9 +126,12 @@ class StreamingSubmitHook(BaseHook):
         try:
             submission = self._submit(backend, prepared.application, tag=tag, committed_before=committed_before,
                                       owner=owner, **prepared.submit_kwargs)  # fmt: skip
-        finally:
-            if prepared.remove_after_submit is not None:
-                shutil.rmtree(prepared.remove_after_submit, ignore_errors=True)
+        except BaseException:
+            if prepared.private_dir is not None:
+                shutil.rmtree(prepared.private_dir, ignore_errors=True)
+            raise
+        if prepared.private_dir is not None and not prepared.driver_reads_later:
+            shutil.rmtree(prepared.private_dir, ignore_errors=True)
         checkpoint.put_submission(submission.to_dict())
         return submission
 

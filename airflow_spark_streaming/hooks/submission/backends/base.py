@@ -28,7 +28,8 @@ class Prepared(NamedTuple):
 
     application: str
     submit_kwargs: dict[str, Any]  # for SubmissionBackend.submit
-    remove_after_submit: Path | None  # a private folder spark-submit reads and nothing needs later
+    private_dir: Path | None  # the spec and secrets files, if written locally
+    driver_reads_later: bool = False  # the detached driver reads private_dir after spark-submit started it
 
 
 class SubmissionBackend:

@@ -36,7 +36,7 @@ class LocalDetachedBackend(SubmissionBackend):
         spec_file, properties_file = write_private_files(private, spec=job.spec, secret_conf=job.secret_conf)
         args = ["--spec-file", spec_file, "--delete-spec-file"] if spec_file else list(job.application_args)
         self.spark.set_application(args, properties_file)
-        return Prepared(job.application, {"log_path": private / "driver.log"}, None)
+        return Prepared(job.application, {"log_path": private / "driver.log"}, private, driver_reads_later=True)
 
     def submit(self, application: str, *, tag: str, **record: Any) -> SparkSubmission:
         record.pop("launcher_jar", None)

@@ -40,11 +40,12 @@ class StandaloneBackend(ClusterBackend):
         return spark.master.startswith("spark://")
 
     def prepare(self, job: SparkJob, *, tag: str, checkpoint) -> Prepared:
-        prepared = super().prepare(job, tag=tag, checkpoint=checkpoint)
         self.stage_jars(checkpoint)
+        launcher = {}
         if job.application.endswith(".py"):
-            prepared.submit_kwargs["launcher_jar"] = checkpoint.stage_file(LAUNCHER_JAR_NAME, python_launcher_jar())
-        return prepared
+            launcher["launcher_jar"] = checkpoint.stage_file(LAUNCHER_JAR_NAME, python_launcher_jar())
+        prepared = super().prepare(job, tag=tag, checkpoint=checkpoint)  # last: it writes the private folder
+        return prepared._replace(submit_kwargs={**prepared.submit_kwargs, **launcher})
 
     def stage_jars(self, checkpoint) -> None:
         """Copy the job's local jars next to the checkpoint (``_staging/jars/``) and submit those instead.
