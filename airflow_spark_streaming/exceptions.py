@@ -140,3 +140,10 @@ class SparkSubmissionError(SparkStreamingError):
 
 class ClusterManagerError(SparkSubmissionError):
     """The cluster manager (standalone Master, YARN, Kubernetes) could not report on or kill a driver."""
+
+
+# --- submission (hooks/submission) ---------------------------------------------------------------
+
+
+class SparkProviderIncompatibleError(SparkSubmissionError):
+    """The installed Spark provider's ``SparkSubmitHook`` lacks a member this provider relies on."""

@@ -29,7 +29,7 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.runner_control",
-                    "airflow_spark_streaming.hooks.spark_submission",
+                    "airflow_spark_streaming.hooks.submission.hook",
                 ],
             },
         ],
@@ -38,6 +38,7 @@ def get_provider_info() -> dict:
                 "integration-name": "Spark Structured Streaming",
                 "python-modules": [
                     "airflow_spark_streaming.operators.delta",
+                    "airflow_spark_streaming.operators.stop",
                     "airflow_spark_streaming.operators.streaming",
                 ],
             },

@@ -72,7 +72,7 @@ with DAG(
     locations = build_spec()
 
     # Bounded: works through the backlog and ends; succeeds only with every batch committed.
-    ingest = SparkStreamingSubmitOperator(task_id="ingest", spec=locations["spec"], conn_id="spark_default")
+    ingest = SparkStreamingSubmitOperator(task_id="ingest", spec=locations["spec"], spark_conn_id="spark_default")
 
     @task
     def table_summary(table_uri: str) -> dict:

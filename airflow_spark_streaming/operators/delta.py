@@ -108,23 +108,27 @@ class _DeltaMaintenanceOperator(BaseOperator):
         return "native"
 
     def _submit_spark_job(self, spec: dict[str, Any]) -> None:
-        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
-
+        """spark-submit the maintenance job and wait; Spark settings holding secrets go in a private properties file."""
+        from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
         from airflow_spark_streaming.jobs import job_path
         from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+        from airflow_spark_streaming.spec import is_secret_key
 
         deps = resolve_jvm_dependencies(
             delta=True, extra_packages=self.extra_packages, extra_jars=self.extra_jars, user_conf=self.spark_conf
         )
         submit = deps.submit_kwargs()
-        conf = {**submit.pop("conf"), **self.spark_conf}
-        SparkSubmitHook(
-            conn_id=self.spark_conn_id,
-            conf=conf,
+        conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.spark_conf.items()}}
+        secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
+        hook = StreamingSubmitHook(
+            self.spark_conn_id,
+            conf={k: v for k, v in conf.items() if k not in secret_conf},
             name=f"{self.task_id}-{spec['action']}",
-            application_args=["--spec", json.dumps(spec)],
             **submit,
-        ).submit(job_path("delta_maintenance"))
+        )
+        job = SparkJob(job_path("delta_maintenance"), application_args=["--spec", json.dumps(spec)],
+                       secret_conf=secret_conf)  # fmt: skip
+        hook.run_to_completion(job)
 
 
 class DeltaOptimizeOperator(_DeltaMaintenanceOperator):

@@ -74,7 +74,7 @@ def test_bounded_kafka_to_delta_with_the_driver_on_the_worker(
     )
     store = TaskStateStore()
     result = SparkStreamingSubmitOperator(
-        task_id="ingest", spec=spec, conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
+        task_id="ingest", spec=spec, spark_conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
     ).execute({"task_state_store": store})
 
     assert result["deployment"] == "standalone" and result["submission_id"].startswith("driver-")
@@ -102,7 +102,7 @@ def test_long_running_on_the_cluster_reattaches_on_retry_and_stops_gracefully(
 
     def start_task():
         return SparkStreamingSubmitOperator(
-            task_id="start", spec=spec, conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
+            task_id="start", spec=spec, spark_conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
         )
 
     store = TaskStateStore()
@@ -130,9 +130,9 @@ def test_long_running_on_the_cluster_reattaches_on_retry_and_stops_gracefully(
         stopped = StopStreamingQueryOperator(task_id="stop", checkpoint=str(checkpoint), timeout=120).execute({})
     finally:
         if stopped is None and (record := hook.get_submission()):
-            from airflow_spark_streaming.hooks.spark_submission import SparkSubmission, StreamingSubmitHook
+            from airflow_spark_streaming.hooks.submission import SparkSubmission, StreamingSubmitHook
 
-            StreamingSubmitHook(conn_id=cluster_conn).kill_driver(SparkSubmission.from_dict(record))
+            StreamingSubmitHook(spark_conn_id=cluster_conn).kill_driver(SparkSubmission.from_dict(record))
 
     assert stopped["was_running"] and not stopped["killed"] and not stopped["has_uncommitted_batch"]
     assert stopped["submission_id"] == started["submission_id"] and stopped["deployment"] == "standalone"
@@ -155,7 +155,7 @@ def test_a_driver_that_does_not_stop_in_time_is_killed_through_the_master(spark_
         "lease_ttl_seconds": 15,
     }
     started = SparkStreamingSubmitOperator(
-        task_id="start", spec=spec, conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
+        task_id="start", spec=spec, spark_conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
     ).execute({})
     hook = CheckpointHook(str(checkpoint))
     _wait(lambda: hook.get_status().has_uncommitted_batch, 60, "a slow batch to start")
@@ -206,7 +206,7 @@ def test_sigkilled_cluster_driver_then_a_new_run_leaves_every_record_exactly_onc
 
     def task(spec):
         return SparkStreamingSubmitOperator(
-            task_id="ingest", spec=spec, conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
+            task_id="ingest", spec=spec, spark_conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
         )
 
     started = task(long_running).execute({})

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from airflow_spark_streaming.exceptions import ClusterManagerError, SparkSubmissionError
-from airflow_spark_streaming.hooks.spark_submission import (
+from airflow_spark_streaming.hooks.submission import (
     ACTIVE_STATES,
     SparkSubmission,
     StreamingSubmitHook,
@@ -78,7 +78,7 @@ def yarn_conn(monkeypatch):
 
 def test_yarn_submission_returns_at_once_with_the_application_id(yarn_conn, fake_spark_submit):
     argv_file = fake_spark_submit(f"INFO Client: Submitted application {YARN_APP}")
-    hook = StreamingSubmitHook(conn_id=yarn_conn, conf={"spark.ui.enabled": "false"})
+    hook = StreamingSubmitHook(spark_conn_id=yarn_conn, conf={"spark.ui.enabled": "false"})
     hook.set_application(["--spec-uri", "hdfs:///ckpt/_staging/spec-x.json"])
 
     submission = hook.submit_driver("/opt/jobs/stream_runner.py", tag="tag-1")
@@ -98,7 +98,7 @@ def test_yarn_states_come_from_the_resource_manager(yarn_conn, mocker):
         "FAILED": ("KILLED", "KILLED"),
     }
     submission = SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
-    hook = StreamingSubmitHook(conn_id=yarn_conn)
+    hook = StreamingSubmitHook(spark_conn_id=yarn_conn)
     for expected, (state, final) in answers.items():
         get = mocker.patch("requests.get", return_value=_Response({"app": {"state": state, "finalStatus": final}}))
         assert hook.get_driver_state(submission) == expected
@@ -108,7 +108,9 @@ def test_yarn_states_come_from_the_resource_manager(yarn_conn, mocker):
 
 def test_yarn_kill_goes_to_the_resource_manager(yarn_conn, mocker):
     put = mocker.patch("requests.put", return_value=_Response({}))
-    StreamingSubmitHook(conn_id=yarn_conn).kill_driver(SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0))
+    StreamingSubmitHook(spark_conn_id=yarn_conn).kill_driver(
+        SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
+    )
     assert put.call_args.args[0] == f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}/state"
     assert put.call_args.kwargs["json"] == {"state": "KILLED"}
 
@@ -117,20 +119,20 @@ def test_yarn_without_a_resource_manager_address_fails_before_submitting(monkeyp
     argv_file = fake_spark_submit(f"Submitted application {YARN_APP}")
     conn_id = _conn(monkeypatch, "spark_yarn_bare", conn_type="spark", host="yarn", extra={"deploy-mode": "cluster"})
     with pytest.raises(SparkSubmissionError, match="yarn_resourcemanager_webapp_address"):
-        StreamingSubmitHook(conn_id=conn_id).submit_driver("/opt/jobs/app.py", tag="t")
+        StreamingSubmitHook(spark_conn_id=conn_id).submit_driver("/opt/jobs/app.py", tag="t")
     assert not argv_file.exists()
 
 
 def test_a_submission_without_an_id_is_an_error_not_an_untracked_driver(yarn_conn, fake_spark_submit):
     fake_spark_submit("INFO Client: something else entirely")
     with pytest.raises(SparkSubmissionError, match="without reporting the driver's id"):
-        StreamingSubmitHook(conn_id=yarn_conn).submit_driver("/opt/jobs/app.py", tag="t")
+        StreamingSubmitHook(spark_conn_id=yarn_conn).submit_driver("/opt/jobs/app.py", tag="t")
 
 
 def test_a_failing_spark_submit_is_a_submission_error(yarn_conn, fake_spark_submit):
     fake_spark_submit("Exception in thread main: queue 'nope' does not exist", exit_code=1)
     with pytest.raises(SparkSubmissionError, match="queue 'nope' does not exist"):
-        StreamingSubmitHook(conn_id=yarn_conn).submit_driver("/opt/jobs/app.py", tag="t")
+        StreamingSubmitHook(spark_conn_id=yarn_conn).submit_driver("/opt/jobs/app.py", tag="t")
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def k8s_conn(monkeypatch):
 
 def test_kubernetes_submission_returns_the_driver_pod(k8s_conn, fake_kubernetes, fake_spark_submit):
     argv_file = fake_spark_submit(f"\t pod name: {K8S_POD}\n\t phase: Pending")
-    submission = StreamingSubmitHook(conn_id=k8s_conn).submit_driver("local:///opt/jobs/app.py", tag="t")
+    submission = StreamingSubmitHook(spark_conn_id=k8s_conn).submit_driver("local:///opt/jobs/app.py", tag="t")
 
     assert (submission.deployment, submission.submission_id) == ("kubernetes", f"streams:{K8S_POD}")
     assert "spark.kubernetes.submission.waitAppCompletion=false" in json.loads(argv_file.read_text())
@@ -176,7 +178,7 @@ def test_kubernetes_submission_returns_the_driver_pod(k8s_conn, fake_kubernetes,
 
 def test_kubernetes_state_is_the_pod_phase_and_kill_deletes_the_pod(k8s_conn, fake_kubernetes):
     submission = SparkSubmission("kubernetes", f"streams:{K8S_POD}", "t", k8s_conn, "k8s://", 0.0)
-    hook = StreamingSubmitHook(conn_id=k8s_conn)
+    hook = StreamingSubmitHook(spark_conn_id=k8s_conn)
 
     fake_kubernetes.read_namespaced_pod.return_value = types.SimpleNamespace(
         status=types.SimpleNamespace(phase="Running")
@@ -203,14 +205,14 @@ def test_standalone_status_without_a_rest_server_names_the_fix(monkeypatch):
     )  # fmt: skip
     submission = SparkSubmission("standalone", "driver-20260101000000-0000", "t", conn_id, "spark://", 0.0)
     with pytest.raises(ClusterManagerError, match=r"spark\.master\.rest\.enabled=true"):
-        StreamingSubmitHook(conn_id=conn_id).get_driver_state(submission)
+        StreamingSubmitHook(spark_conn_id=conn_id).get_driver_state(submission)
 
 
 def test_cluster_mode_on_an_unsupported_master_is_refused(monkeypatch):
     conn_id = _conn(
         monkeypatch, "spark_mesos", conn_type="spark", host="mesos://m:5050", extra={"deploy-mode": "cluster"}
     )
-    hook = StreamingSubmitHook(conn_id=conn_id)
+    hook = StreamingSubmitHook(spark_conn_id=conn_id)
     with pytest.raises(SparkSubmissionError, match="spark://, yarn or k8s://"):
         hook.submit_driver("/opt/jobs/app.py", tag="t")
 
@@ -220,7 +222,7 @@ def test_a_client_mode_driver_is_tracked_by_its_process_and_killed_with_its_chil
     import time
 
     conn_id = _conn(monkeypatch, "spark_local", conn_type="spark", host="local[1]")
-    hook = StreamingSubmitHook(conn_id=conn_id)
+    hook = StreamingSubmitHook(spark_conn_id=conn_id)
     monkeypatch.setattr(
         hook.spark_submit, "_build_spark_submit_command", lambda app: [sys.executable, "-c", CHILD_AND_SLEEP, "tag-77"]
     )
@@ -269,9 +271,64 @@ def test_credentials_in_conf_are_refused_on_a_standalone_master_before_anything_
     )
     task = SparkStreamingSubmitOperator(
         task_id="start", application="/opt/jobs/app.py", checkpoint=str(tmp_path / "ckpt"), long_running=True,
-        conn_id=conn_id, conf={"spark.hadoop.fs.s3a.secret.key": "hunter2", "spark.ui.enabled": "false"},
+        spark_conn_id=conn_id, conf={"spark.hadoop.fs.s3a.secret.key": "hunter2", "spark.ui.enabled": "false"},
     )  # fmt: skip
     with pytest.raises(SparkSubmissionError, match=r"spark\.hadoop\.fs\.s3a\.secret\.key") as refused:
         task.execute({})
     assert "hunter2" not in str(refused.value)
     assert not argv_file.exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still_that_process(monkeypatch):
+    """StopStreamingQueryOperator's kill of a driver another starter ran: a reused pid is never signalled."""
+    import socket
+    import subprocess
+    import time
+    import types
+
+    hook = StreamingSubmitHook(spark_conn_id=_conn(monkeypatch, "spark_local2", conn_type="spark", host="local[1]"))
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        started = time.time()
+        elsewhere = types.SimpleNamespace(pid=driver.pid, host="another-host", heartbeat_age_seconds=0.0)
+        assert hook.kill_lease_holder(elsewhere) is False
+        # A lease whose last heartbeat is older than the process: the pid was reused, so it is left alone.
+        reused = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=3600.0)
+        assert hook.kill_lease_holder(reused) is True
+        assert driver.poll() is None
+        live = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=0.0)
+        assert hook.kill_lease_holder(live) is True
+        assert not _alive(driver.pid) and time.time() - started < 20  # the kill reaps it: no exit status left
+    finally:
+        driver.kill()
+        driver.wait()
+
+
+def test_the_delta_spark_engine_passes_secret_settings_in_a_private_properties_file(tmp_path, monkeypatch):
+    """DeltaOptimizeOperator's Spark engine goes through the submission hook: credentials never reach argv."""
+    from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
+
+    bin_dir, record = tmp_path / "bin", tmp_path / "seen.json"
+    bin_dir.mkdir()
+    script = bin_dir / "spark-submit"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, stat, sys\n"
+        "props = sys.argv[sys.argv.index('--properties-file') + 1]\n"
+        "seen = {'argv': sys.argv[1:], 'mode': stat.S_IMODE(os.stat(props).st_mode), 'text': open(props).read(),\n"
+        "        'props': props}\n"
+        f"json.dump(seen, open({str(record)!r}, 'w'))\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    conn_id = _conn(monkeypatch, "spark_delta", conn_type="spark", host="local[1]")
+    task = DeltaOptimizeOperator(
+        task_id="optimize", table_uri=str(tmp_path / "table"), engine="spark", spark_conn_id=conn_id,
+        spark_conf={"spark.hadoop.fs.s3a.secret.key": "hunter2", "spark.ui.enabled": "false"},
+    )  # fmt: skip
+    task._submit_spark_job({"action": "optimize", "table": str(tmp_path / "table")})
+
+    seen = json.loads(record.read_text())
+    assert "hunter2" not in " ".join(seen["argv"]) and "spark.ui.enabled=false" in seen["argv"]
+    assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key hunter2\n"
+    assert not os.path.exists(seen["props"])  # removed once spark-submit returned

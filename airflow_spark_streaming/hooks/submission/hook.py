@@ -1,0 +1,222 @@
+"""Submit a Spark driver that outlives the task, then find, watch and kill it through its cluster manager.
+
+The Spark provider's ``SparkSubmitHook`` builds the spark-submit command and
+parses what spark-submit prints. :class:`StreamingSubmitHook` adds what a
+streaming driver needs on top, delegating each deployment to its backend
+(:mod:`.backends`):
+
+- submission that returns at once: a detached process in client mode, and
+  ``waitAppCompletion=false`` (or the standalone Master's own hand-off) in
+  cluster mode;
+- one state vocabulary across cluster managers (:class:`DriverState`);
+- a kill that reaches the driver wherever it runs;
+- the private files that keep the spec and credentials off the command line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_spark_streaming.deprecation import renamed_parameter
+from airflow_spark_streaming.exceptions import CheckpointNotFoundError
+from airflow_spark_streaming.hooks.submission._spark_compat import SparkSubmitAdapter
+from airflow_spark_streaming.hooks.submission.backends import (
+    LocalDetachedBackend,
+    SubmissionBackend,
+    backend_for,
+    backend_named,
+)
+from airflow_spark_streaming.hooks.submission.models import DriverState, SparkJob, SparkSubmission
+from airflow_spark_streaming.hooks.submission.private_files import write_private_files
+
+SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"  # protocol: the runner keeps it in its lease
+
+
+class StreamingSubmitHook(BaseHook):
+    """The Spark provider's ``SparkSubmitHook``, for drivers that keep running after the task: submit, state, kill.
+
+    Takes every ``SparkSubmitHook`` argument and uses the same ``spark``
+    connection. The ``SparkSubmitHook`` it drives is made on first use, so
+    importing this module stays cheap for the scheduler.
+
+    :param spark_conn_id: the ``spark`` connection.
+    :param conn_id: deprecated spelling of ``spark_conn_id``.
+    """
+
+    conn_name_attr = "spark_conn_id"
+    default_conn_name = "spark_default"
+    conn_type = "spark"
+    hook_name = "Spark Streaming Submit"
+
+    def __init__(
+        self, spark_conn_id: str | None = None, *, conn_id: str | None = None, **spark_submit_kwargs: Any
+    ) -> None:
+        super().__init__()
+        self.spark_conn_id = renamed_parameter(
+            type(self).__name__, "conn_id", "spark_conn_id", conn_id, spark_conn_id, self.default_conn_name
+        )
+        self._spark = SparkSubmitAdapter(self.spark_conn_id, **spark_submit_kwargs)
+
+    @property
+    def spark_submit(self):
+        """The Spark provider's ``SparkSubmitHook``, which builds and parses every spark-submit call."""
+        return self._spark.hook
+
+    @property
+    def master(self) -> str:
+        return self._spark.master
+
+    @property
+    def backend(self) -> SubmissionBackend:
+        """The backend the connection's master and deploy mode call for."""
+        return backend_for(self._spark)(self._spark)
+
+    @property
+    def deployment(self) -> str:
+        """``client`` (the driver runs on this host), ``standalone``, ``yarn`` or ``kubernetes``."""
+        return backend_for(self._spark).deployment
+
+    def _backend_of(self, submission: SparkSubmission) -> SubmissionBackend:
+        return backend_named(submission.deployment, submission.submission_id)(self._spark)
+
+    # --- in this process, waiting ----------------------------------------------------------------
+
+    def submit(self, application: str) -> None:
+        """Run spark-submit and wait for it, as ``SparkSubmitHook.submit`` does."""
+        self._spark.submit(application)
+
+    def run_to_completion(self, job: SparkJob) -> None:
+        """spark-submit ``job`` and wait for it; its spec and secrets go in private files, removed afterwards."""
+        private = Path(tempfile.mkdtemp(prefix="spark-streaming-"))
+        try:
+            spec_file, properties_file = write_private_files(private, spec=job.spec, secret_conf=job.secret_conf)
+            args = ["--spec-file", spec_file, "--delete-spec-file"] if spec_file else list(job.application_args)
+            self._spark.set_application(args, properties_file)
+            self._spark.submit(job.application)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def on_kill(self) -> None:
+        self._spark.on_kill()
+
+    def set_application(self, application_args: list[str], properties_file: str | None = None) -> None:
+        """Arguments and properties file, for :meth:`submit` and :meth:`submit_driver`."""
+        self._spark.set_application(application_args, properties_file)
+
+    # --- drivers that outlive the task -----------------------------------------------------------
+
+    def start_driver(self, job: SparkJob, *, checkpoint, owner: str | None = None) -> SparkSubmission:
+        """Prepare and submit ``job``'s driver, record it beside its checkpoint, and return as soon as it is handed over.
+
+        :param checkpoint: the query's ``CheckpointHook``: what a cluster-mode
+            driver reads is staged there, and a stop finds the submission there.
+        :param owner: who submitted (the task), so that only its own retries reattach.
+        """
+        tag = uuid.uuid4().hex
+        committed_before = latest_committed_batch(checkpoint)
+        backend = self.backend
+        prepared = backend.prepare(job, tag=tag, checkpoint=checkpoint)
+        try:
+            submission = self._submit(backend, prepared.application, tag=tag, committed_before=committed_before,
+                                      owner=owner, **prepared.submit_kwargs)  # fmt: skip
+        except BaseException:
+            if prepared.private_dir is not None:
+                shutil.rmtree(prepared.private_dir, ignore_errors=True)
+            raise
+        if prepared.private_dir is not None and not prepared.driver_reads_later:
+            shutil.rmtree(prepared.private_dir, ignore_errors=True)
+        checkpoint.put_submission(submission.to_dict())
+        return submission
+
+    def submit_driver(self, application: str, *, tag: str, **record: Any) -> SparkSubmission:
+        """Submit ``application`` (arguments from :meth:`set_application`) and return once its driver is handed over.
+
+        :param tag: written into the driver's Spark conf; the stream runner puts it in its lease.
+        :param record: ``log_path`` (client mode: where the detached driver's output goes),
+            ``launcher_jar`` (standalone, Python: where workers fetch ``python_launcher_jar()``),
+            and :class:`SparkSubmission` fields to record (``committed_before``, ``owner``).
+        """
+        return self._submit(self.backend, application, tag=tag, **record)
+
+    def _submit(self, backend: SubmissionBackend, application: str, *, tag: str, **record: Any) -> SparkSubmission:
+        self._spark.set_conf(SUBMISSION_CONF, tag)
+        return backend.submit(application, tag=tag, **record)
+
+    def get_driver_state(self, submission: SparkSubmission) -> DriverState:
+        """The driver's state; :attr:`DriverState.is_active` says whether it is alive."""
+        return self._backend_of(submission).get_state(submission)
+
+    def kill_driver(self, submission: SparkSubmission) -> None:
+        """Kill the driver through whatever runs it."""
+        self.log.warning("Killing %s driver %s", submission.deployment, submission.submission_id)
+        self._backend_of(submission).kill(submission)
+
+    def stop_driver(self, submission: SparkSubmission, checkpoint, *, grace_seconds: float) -> None:
+        """Ask the query to stop through its checkpoint's stop marker; kill the driver if it runs ``grace_seconds`` later."""
+        checkpoint.request_stop()
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and self.get_driver_state(submission).is_active:
+            time.sleep(0.5)
+        if self.get_driver_state(submission).is_active:
+            self.kill_driver(submission)
+        checkpoint.clear_stop_request()
+
+    def get_driver_log_hint(self, submission: SparkSubmission, lines: int = 30) -> str:
+        """Where to read why the driver ended: the end of its log on this host, or its cluster manager."""
+        if submission.driver_log:
+            try:
+                with open(submission.driver_log, errors="replace") as log:
+                    tail = "\n".join(log.read().splitlines()[-lines:])
+            except OSError:
+                pass
+            else:
+                return f"the end of {submission.driver_log}:\n{tail}"
+        return f"see the driver's log in the cluster manager ({submission.master})."
+
+    def kill_lease_holder(self, lease) -> bool:
+        """Kill a driver that another starter ran on this host, by its lease's pid; ``False`` if it is elsewhere."""
+        heartbeat_at = time.time() - lease.heartbeat_age_seconds
+        return LocalDetachedBackend.kill_lease_holder(lease.pid, lease.host, heartbeat_at)
+
+    def release_private_files(self, submission: SparkSubmission, checkpoint) -> None:
+        """The driver has read its spec and secrets, or has ended: remove what is left of them."""
+        self._backend_of(submission).release(submission, checkpoint)
+
+    # --- the submission recorded beside the checkpoint -------------------------------------------
+
+    @staticmethod
+    def get_submission(checkpoint) -> SparkSubmission | None:
+        """The submission recorded beside ``checkpoint`` (a ``CheckpointHook``), or ``None``."""
+        record = checkpoint.get_submission()
+        return SparkSubmission.from_dict(record) if record else None
+
+    @classmethod
+    def get_lease_holder(cls, checkpoint) -> tuple[Any, SparkSubmission | None]:
+        """The checkpoint's live lease (or ``None``), and the recorded submission when it is the lease's holder."""
+        lease = checkpoint.get_lease()
+        if lease is None or not lease.submission_tag:
+            return lease, None
+        submission = cls.get_submission(checkpoint)
+        return lease, submission if submission and submission.tag == lease.submission_tag else None
+
+    @staticmethod
+    def holds_lease(submission: SparkSubmission, checkpoint) -> bool:
+        """``submission``'s driver holds the checkpoint's lease: its query runs."""
+        lease = checkpoint.get_lease()
+        return lease is not None and lease.submission_tag == submission.tag
+
+
+def latest_committed_batch(checkpoint) -> int:
+    """The newest batch committed in ``checkpoint`` (a ``CheckpointHook``): -1 for none, or no checkpoint yet."""
+    try:
+        status = checkpoint.get_status(include_state=False)
+    except CheckpointNotFoundError:
+        return -1
+    return status.latest_committed_batch if status.latest_committed_batch is not None else -1

@@ -1,0 +1,39 @@
+"""Files that carry what must stay off spark-submit's command line: the runner's spec and Spark settings with secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SPEC_FILE = "spec.json"
+PROPERTIES_FILE = "secret.properties"
+
+
+def write_private_files(
+    directory: Path, *, spec: Mapping[str, Any] | None = None, secret_conf: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """Write the spec and a Spark properties file of ``secret_conf`` into ``directory``, each 0600.
+
+    Returns their paths, ``None`` for what there is nothing to write for.
+    """
+    spec_file = properties_file = None
+    if spec is not None:
+        spec_file = str(directory / SPEC_FILE)
+        _write_private(spec_file, json.dumps(spec))
+    if secret_conf:
+        properties_file = str(directory / PROPERTIES_FILE)
+        _write_private(properties_file, "".join(f"{k} {_escape(v)}\n" for k, v in secret_conf.items()))
+    return spec_file, properties_file
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _write_private(path: str, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
