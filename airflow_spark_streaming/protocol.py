@@ -30,6 +30,20 @@ STAGING_DIR = "_staging"
 SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"
 #: The lease's time-to-live unless the spec sets ``lease_ttl_seconds``; also judges a torn lease.
 DEFAULT_LEASE_TTL_SECONDS = 30
+#: Staged in ``_staging/`` for a standalone cluster-mode Python driver (see the standalone backend).
+PYTHON_LAUNCHER_JAR = "python-driver-launcher.jar"
+#: ``_staging/`` subfolder holding jars resolved for a standalone cluster-mode driver's executors.
+STAGED_JARS_DIR = "jars"
+
+#: The runner's command line: where its spec is, and that it deletes the spec once read.
+SPEC_FILE_ARG, SPEC_URI_ARG, DELETE_SPEC_FILE_ARG = "--spec-file", "--spec-uri", "--delete-spec-file"
+
+
+def staged_spec_name(tag: str) -> str:
+    """The spec staged in ``_staging/`` for the driver of submission ``tag``; the runner deletes it once read."""
+    return f"spec-{tag}.json"
+
+
 #: Progress files the runner keeps (the newest ones).
 PROGRESS_KEEP = 200
 

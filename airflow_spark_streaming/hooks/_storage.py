@@ -40,6 +40,14 @@ class CheckpointStorageHook(BaseHook):
             self._root = ObjectStoragePath(storage_uri(self.checkpoint), conn_id=self.storage_conn_id)
         return self._root
 
+    def sibling(self, hook_class: type[CheckpointStorageHook]) -> CheckpointStorageHook:
+        """Another hook over the same checkpoint that reuses this one's resolved storage root."""
+        if isinstance(self, hook_class):
+            return self
+        other = hook_class(self.checkpoint, self.storage_conn_id)
+        other._root = self._root
+        return other
+
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root.path, *parts)
 

@@ -36,9 +36,8 @@ from airflow_spark_streaming.exceptions import (
 from airflow_spark_streaming.hooks._storage import CheckpointStorageHook
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
-    from airflow_spark_streaming.hooks.runner_control import CheckpointLease, RunnerControlHook
+    pass
 
 # Enough for the initial offsets of thousands of Kafka partitions; a file
 # source's sources/<n>/0 (a list of files) is never read further than this.
@@ -179,40 +178,6 @@ class CheckpointHook(CheckpointStorageHook):
                 )
             )
         return CheckpointHistory(checkpoint=str(self.root), batches=records)
-
-    # --- the runner's side files moved to RunnerControlHook; these delegate until the operators use it.
-
-    @property
-    def runner_control(self) -> RunnerControlHook:
-        from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
-
-        control = RunnerControlHook(self.checkpoint, self.storage_conn_id)
-        control._root = self._root
-        return control
-
-    def get_lease(self, now: float | None = None) -> CheckpointLease | None:
-        return self.runner_control.get_lease(now)
-
-    def request_stop(self) -> None:
-        self.runner_control.request_stop()
-
-    def clear_stop_request(self) -> None:
-        self.runner_control.clear_stop_request()
-
-    def put_submission(self, record: dict[str, Any]) -> None:
-        self.runner_control.put_submission(record)
-
-    def get_submission(self) -> dict[str, Any] | None:
-        return self.runner_control.get_submission()
-
-    def stage_file(self, name: str, data: bytes | Path) -> str:
-        return self.runner_control.stage_file(name, data)
-
-    def remove_staged(self, name: str) -> None:
-        self.runner_control.remove_staged(name)
-
-    def get_progress(self, *, after_batch: int = -1) -> list[dict[str, Any]]:
-        return self.runner_control.get_progress(after_batch=after_batch)
 
     def _initial_offsets(self) -> dict[str, Any]:
         found = {}

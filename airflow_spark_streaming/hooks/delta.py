@@ -254,7 +254,6 @@ class DeltaTableHook(BaseHook):
         configuration = self.get_table().metadata().configuration
         return parse_interval(configuration.get("delta.deletedFileRetentionDuration", DEFAULT_DELETED_FILE_RETENTION))
 
-    retention_seconds = get_retention_seconds  # the old name, until operators/delta.py calls get_retention_seconds
 
     def optimize_native(
         self,

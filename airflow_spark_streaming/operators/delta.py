@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -13,11 +12,11 @@ from airflow.sdk import BaseOperator
 from airflow_spark_streaming.exceptions import (
     DeltaMaintenanceError,
     EngineUnsupportedError,
-    PlainParquetSinkError,
     UnsafeRetentionError,
     VacuumOutsideTableError,
     ZOrderColumnError,
 )
+from airflow_spark_streaming.storage import has_spark_file_sink_log, is_local_uri, local_path
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,22 +26,6 @@ if TYPE_CHECKING:
 ENGINES = ("auto", "native", "spark")
 #: ``auto`` picks the native engine up to this table size.
 DEFAULT_NATIVE_MAX_BYTES = 20 * 1024**3
-
-
-def refuse_file_sink_output(table_uri: str) -> None:
-    """Raise :class:`PlainParquetSinkError` for Spark's Parquet file-sink output, with the safe alternatives."""
-    if "://" in table_uri and not table_uri.startswith("file://"):
-        return  # remote: the hook's Delta check still refuses non-Delta paths
-    root = Path(table_uri.removeprefix("file://"))
-    if (root / "_spark_metadata").is_dir() and not (root / "_delta_log").is_dir():
-        raise PlainParquetSinkError(
-            f"{table_uri} is the output of Spark's Parquet file sink: its _spark_metadata log lists the files readers "
-            "use. Compacting in place would write files that Spark readers never see and delete files they still "
-            "read, and vacuuming would remove files the log names. Safe paths instead: stop the stream and run "
-            "CONVERT TO DELTA (Delta honours _spark_metadata), or copy-compact the data into a new location "
-            "(spark.read.parquet on this path reads through the log) and switch the readers over; then write the "
-            "stream to a Delta sink (ConvertFileSinkToDeltaOperator does either)."
-        )
 
 
 def files_outside_root(table_uri: str, files: list[str]) -> list[str]:
@@ -200,9 +183,13 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         return filters or None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_spark_streaming.hooks.delta import partition_filters_sql, spark_optimize_metrics
+        from airflow_spark_streaming.hooks.delta import (
+            partition_filters_sql,
+            refuse_spark_file_sink_output,
+            spark_optimize_metrics,
+        )
 
-        refuse_file_sink_output(self.table_uri)
+        refuse_spark_file_sink_output(self.table_uri)
         hook = self._hook()
         before = hook.get_stats()
         filters = self._validate(before, [f.name for f in hook.get_table().schema().fields])
@@ -288,7 +275,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         self.i_understand_this_can_break_readers = i_understand_this_can_break_readers
 
     def _retention_hours(self, hook: DeltaTableHook) -> int:
-        table_seconds = hook.retention_seconds()
+        table_seconds = hook.get_retention_seconds()
         seconds = self.retention.total_seconds() if self.retention else table_seconds
         floors = [("the table's delta.deletedFileRetentionDuration", table_seconds)]
         if self.min_retention:
@@ -312,7 +299,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
             )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        refuse_file_sink_output(self.table_uri)
+        from airflow_spark_streaming.hooks.delta import refuse_spark_file_sink_output
+
+        refuse_spark_file_sink_output(self.table_uri)
         hook = self._hook()
         stats = hook.get_stats()
         hours = self._retention_hours(hook)
@@ -384,12 +373,11 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
-        local = "://" not in self.table_uri or self.table_uri.startswith("file://")
-        if local and not (Path(self.table_uri.removeprefix("file://")) / "_spark_metadata").is_dir():
+        if is_local_uri(self.table_uri) and not has_spark_file_sink_log(self.table_uri):
             raise DeltaMaintenanceError(
                 f"{self.table_uri} has no _spark_metadata: it is not Spark file-sink output; nothing was converted."
             )
-        if self.target_uri and "://" not in self.target_uri and Path(self.target_uri).exists():
+        if self.target_uri and is_local_uri(self.target_uri) and local_path(self.target_uri).exists():
             raise DeltaMaintenanceError(f"{self.target_uri} already exists; copy-compaction needs a new location.")
         self._submit_spark_job({"action": "convert", "table": self.table_uri, "target": self.target_uri,
                                 "partition_by": self.partition_by, "files_per_partition": self.files_per_partition})  # fmt: skip

@@ -77,8 +77,9 @@ class StopStreamingQueryOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+        from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
-        checkpoint = CheckpointHook(self.checkpoint, conn_id=self.storage_conn_id)
+        checkpoint = RunnerControlHook(self.checkpoint, storage_conn_id=self.storage_conn_id)
         lease, ours = StreamingSubmitHook.get_lease_holder(checkpoint)
         killed = False
         if lease is None:
@@ -98,7 +99,7 @@ class StopStreamingQueryOperator(BaseOperator):
                 killed = True
             checkpoint.clear_stop_request()
         try:
-            status = checkpoint.get_status(include_state=False)
+            status = checkpoint.sibling(CheckpointHook).get_status(include_state=False)
         except CheckpointNotFoundError:
             status = None  # the query never started
         return {"was_running": lease is not None, "app_id": lease.app_id if lease else None, "killed": killed,

@@ -37,7 +37,7 @@ from airflow_spark_streaming.spec import is_secret_key, redact_spec, validate_st
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
 ON_KILL_GRACE_SECONDS = 30
 
@@ -186,10 +186,11 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
                 raise InvalidStreamSpecError(f"{self.task_id}: spec is not valid JSON ({err.msg}).") from err
         return validate_stream_spec(spec)
 
-    def _checkpoint_hook(self) -> CheckpointHook:
-        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+    def _checkpoint_hook(self) -> RunnerControlHook:
+        """The runner's side files beside the checkpoint; ``sibling(CheckpointHook)`` reads its status."""
+        from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
-        return CheckpointHook(self._run.checkpoint, conn_id=self.storage_conn_id)
+        return RunnerControlHook(self._run.checkpoint, storage_conn_id=self.storage_conn_id)
 
     # --- execute -------------------------------------------------------------------------------
 
@@ -347,7 +348,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     def _streaming_result(self, submission: SparkSubmission) -> dict[str, Any]:
         checkpoint = self._checkpoint_hook()
         lease = checkpoint.get_lease()
-        status = checkpoint.get_status(include_state=False)
+        status = _status(checkpoint)
         return {"mode": "long_running", "reattached": self._reattached, "deployment": submission.deployment,
                 "submission_id": submission.submission_id, "app_id": lease.app_id if lease else None,
                 "host": lease.host if lease else None, "pid": lease.pid if lease else None,
@@ -357,7 +358,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
     def _bounded_result(self, committed_before: int) -> dict[str, Any]:
         checkpoint = self._checkpoint_hook()
-        after = checkpoint.get_status(include_state=False)
+        after = _status(checkpoint)
         if after.has_uncommitted_batch:
             raise StreamingRunIncompleteError(
                 f"{self.task_id}: the job exited but batch {after.latest_planned_batch} in {after.checkpoint} is "
@@ -415,3 +416,9 @@ def _owner(context: Context, task_id: str) -> str:
 
 def _templated(value: Any) -> bool:
     return "{{" in json.dumps(value, default=str)
+
+
+def _status(control: RunnerControlHook):
+    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+    return control.sibling(CheckpointHook).get_status(include_state=False)

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_spark_streaming.exceptions import CheckpointInUseError
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
@@ -54,7 +55,7 @@ def test_lease_guards_a_live_checkpoint_and_expires_after_sigkill(
         while time.monotonic() < deadline and not (checkpoint / "commits" / "2").exists():
             assert driver.poll() is None, (tmp_path / "long-running.log").read_text()[-3000:]
             time.sleep(0.5)
-        lease = hook.get_lease()
+        lease = RunnerControlHook(str(checkpoint)).get_lease()
         assert lease is not None and lease.ttl_seconds == 6 and lease.app_id.startswith("local-")
 
         popen = mocker.spy(spark_submit.subprocess, "Popen")
@@ -68,11 +69,11 @@ def test_lease_guards_a_live_checkpoint_and_expires_after_sigkill(
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    assert hook.get_lease() is not None  # its last heartbeat is still fresh
+    assert RunnerControlHook(str(checkpoint)).get_lease() is not None  # its last heartbeat is still fresh
     rows_before = len(read_delta(table))
     assert 0 < rows_before < 2000
     time.sleep(7)  # past the 6 s time-to-live
-    assert hook.get_lease() is None
+    assert RunnerControlHook(str(checkpoint)).get_lease() is None
 
     result = SparkStreamingSubmitOperator(task_id="resume", spec=bounded).execute({})
 
@@ -80,4 +81,4 @@ def test_lease_guards_a_live_checkpoint_and_expires_after_sigkill(
     assert len(rows) == 2000  # every record exactly once, despite the SIGKILL
     assert len({(r["kafka_partition"], r["kafka_offset"]) for r in rows}) == 2000
     assert result["rows_processed"] + rows_before >= 2000 and not hook.get_status().has_uncommitted_batch
-    assert hook.get_lease() is None  # the bounded run released its lease
+    assert RunnerControlHook(str(checkpoint)).get_lease() is None  # the bounded run released its lease

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
 from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
 
@@ -102,7 +103,12 @@ def test_long_running_on_the_cluster_reattaches_on_retry_and_stops_gracefully(
 
     def start_task():
         return SparkStreamingSubmitOperator(
-            task_id="start", spec=spec, spark_conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
+            task_id="start",
+            spec=spec,
+            spark_conn_id=cluster_conn,
+            conf=CONF,
+            submit_kwargs=SMALL_DRIVER,
+            poll_interval=1,
         )
 
     store = TaskStateStore()
@@ -129,7 +135,7 @@ def test_long_running_on_the_cluster_reattaches_on_retry_and_stops_gracefully(
         )
         stopped = StopStreamingQueryOperator(task_id="stop", checkpoint=str(checkpoint), timeout=120).execute({})
     finally:
-        if stopped is None and (record := hook.get_submission()):
+        if stopped is None and (record := RunnerControlHook(str(checkpoint)).get_submission()):
             from airflow_spark_streaming.hooks.submission import SparkSubmission, StreamingSubmitHook
 
             StreamingSubmitHook(spark_conn_id=cluster_conn).kill_driver(SparkSubmission.from_dict(record))
@@ -206,7 +212,12 @@ def test_sigkilled_cluster_driver_then_a_new_run_leaves_every_record_exactly_onc
 
     def task(spec):
         return SparkStreamingSubmitOperator(
-            task_id="ingest", spec=spec, spark_conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
+            task_id="ingest",
+            spec=spec,
+            spark_conn_id=cluster_conn,
+            conf=CONF,
+            submit_kwargs=SMALL_DRIVER,
+            poll_interval=1,
         )
 
     started = task(long_running).execute({})
@@ -221,7 +232,7 @@ def test_sigkilled_cluster_driver_then_a_new_run_leaves_every_record_exactly_onc
     assert hook.get_status().latest_committed_batch < 9  # killed mid-stream, with records left
     with pytest.raises(CheckpointInUseError):  # the dead driver's lease is still fresh
         task(bounded).execute({})
-    _wait(lambda: hook.get_lease() is None, 30, "the dead driver's lease to expire")
+    _wait(lambda: RunnerControlHook(str(checkpoint)).get_lease() is None, 30, "the dead driver's lease to expire")
 
     finished = task(bounded).execute({})
 

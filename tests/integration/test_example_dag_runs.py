@@ -76,7 +76,7 @@ def test_delta_maintenance_dag_test(airflow_db, table_copy, min_small_files, com
 def test_streaming_supervisor_dag_test(airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
     monkeypatch.setenv("AIRFLOW_SPARK_STREAMING_CACHE", str(tmp_path / "cache"))
     topic = kafka_topic(partitions=2)
@@ -98,7 +98,7 @@ def test_streaming_supervisor_dag_test(airflow_db, local_stack_env, kafka_broker
     stopped = run.get_task_instance("stop_stream").xcom_pull(task_ids="stop_stream")
     assert stopped["was_running"] and not stopped["killed"] and not stopped["has_uncommitted_batch"]
     checkpoint = tmp_path / "lake" / "_checkpoints" / f"{topic}_live"
-    assert CheckpointHook(str(checkpoint)).get_lease() is None
+    assert RunnerControlHook(str(checkpoint)).get_lease() is None
     rows = read_delta(tmp_path / "lake" / f"{topic}_live")
     assert sorted(int(r["key"].removeprefix("key-")) for r in rows) == list(range(600))  # caught up, exactly once
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
 from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
 
@@ -67,7 +68,7 @@ def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, m
 
     assert stopped["was_running"] and not stopped["killed"]
     assert not stopped["has_uncommitted_batch"]  # stopped between batches
-    assert hook.get_lease() is None and not (checkpoint / "_stop").exists()
+    assert RunnerControlHook(str(checkpoint)).get_lease() is None and not (checkpoint / "_stop").exists()
     committed = stopped["latest_committed_batch"]
     rows = read_delta(table)
     assert len(rows) == 50 * (committed + 1)  # maxOffsetsPerTrigger=50 per batch, every batch exactly once

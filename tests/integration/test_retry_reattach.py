@@ -8,7 +8,7 @@ import json
 def test_a_retry_after_a_worker_crash_reattaches_instead_of_submitting_again(airflow_db, tmp_path, monkeypatch, capfd):
     from airflow.dag_processing.dagbag import DagBag
 
-    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
     from tests.integration.streaming_helpers import read_delta
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
@@ -36,7 +36,7 @@ def test_a_retry_after_a_worker_crash_reattaches_instead_of_submitting_again(air
     assert "Reconnecting to existing job" in task_output and "status=RUNNING" in task_output
     # One submission only: the retry found it in the task state store and the driver still running.
     assert len(list((tmp_path / "cache" / "drivers").iterdir())) == 1
-    assert CheckpointHook(str(checkpoint)).get_submission()["submission_id"] == started["submission_id"]
+    assert RunnerControlHook(str(checkpoint)).get_submission()["submission_id"] == started["submission_id"]
     stopped = run.get_task_instance("stop").xcom_pull(task_ids="stop")
     assert stopped["was_running"] and not stopped["killed"] and not stopped["has_uncommitted_batch"]
     assert stopped["submission_id"] == started["submission_id"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_spark_streaming.hooks.submission.backends import python_launcher_jar
-from airflow_spark_streaming.hooks.submission.hook import SUBMISSION_CONF, StreamingSubmitHook, latest_committed_batch
+from airflow_spark_streaming.hooks.submission.hook import StreamingSubmitHook, latest_committed_batch
 from airflow_spark_streaming.hooks.submission.models import (
     ACTIVE_STATES,
     SUCCEEDED_STATES,
@@ -14,7 +14,6 @@ from airflow_spark_streaming.hooks.submission.models import (
 
 __all__ = [
     "ACTIVE_STATES",
-    "SUBMISSION_CONF",
     "SUCCEEDED_STATES",
     "DriverState",
     "SparkJob",

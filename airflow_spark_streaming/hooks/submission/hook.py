@@ -35,8 +35,7 @@ from airflow_spark_streaming.hooks.submission.backends import (
 )
 from airflow_spark_streaming.hooks.submission.models import DriverState, SparkJob, SparkSubmission
 from airflow_spark_streaming.hooks.submission.private_files import write_private_files
-
-SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"  # protocol: the runner keeps it in its lease
+from airflow_spark_streaming.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG, SUBMISSION_CONF
 
 
 class StreamingSubmitHook(BaseHook):
@@ -97,7 +96,7 @@ class StreamingSubmitHook(BaseHook):
         private = Path(tempfile.mkdtemp(prefix="spark-streaming-"))
         try:
             spec_file, properties_file = write_private_files(private, spec=job.spec, secret_conf=job.secret_conf)
-            args = ["--spec-file", spec_file, "--delete-spec-file"] if spec_file else list(job.application_args)
+            args = [SPEC_FILE_ARG, spec_file, DELETE_SPEC_FILE_ARG] if spec_file else list(job.application_args)
             self._spark.set_application(args, properties_file)
             self._spark.submit(job.application)
         finally:
@@ -115,7 +114,7 @@ class StreamingSubmitHook(BaseHook):
     def start_driver(self, job: SparkJob, *, checkpoint, owner: str | None = None) -> SparkSubmission:
         """Prepare and submit ``job``'s driver, record it beside its checkpoint, and return as soon as it is handed over.
 
-        :param checkpoint: the query's ``CheckpointHook``: what a cluster-mode
+        :param checkpoint: the query's ``RunnerControlHook``: what a cluster-mode
             driver reads is staged there, and a stop finds the submission there.
         :param owner: who submitted (the task), so that only its own retries reattach.
         """
@@ -193,7 +192,7 @@ class StreamingSubmitHook(BaseHook):
 
     @staticmethod
     def get_submission(checkpoint) -> SparkSubmission | None:
-        """The submission recorded beside ``checkpoint`` (a ``CheckpointHook``), or ``None``."""
+        """The submission recorded beside ``checkpoint`` (a ``RunnerControlHook``), or ``None``."""
         record = checkpoint.get_submission()
         return SparkSubmission.from_dict(record) if record else None
 
@@ -213,10 +212,12 @@ class StreamingSubmitHook(BaseHook):
         return lease is not None and lease.submission_tag == submission.tag
 
 
-def latest_committed_batch(checkpoint) -> int:
-    """The newest batch committed in ``checkpoint`` (a ``CheckpointHook``): -1 for none, or no checkpoint yet."""
+def latest_committed_batch(control) -> int:
+    """The newest batch committed in ``control``'s checkpoint: -1 for none, or no checkpoint yet."""
+    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
     try:
-        status = checkpoint.get_status(include_state=False)
+        status = control.sibling(CheckpointHook).get_status(include_state=False)
     except CheckpointNotFoundError:
         return -1
     return status.latest_committed_batch if status.latest_committed_batch is not None else -1

@@ -15,12 +15,9 @@ from airflow_spark_streaming.exceptions import SparkSubmissionError
 from airflow_spark_streaming.hooks.submission._spark_compat import SparkSubmitAdapter
 from airflow_spark_streaming.hooks.submission.models import DriverState, SparkJob, SparkSubmission
 from airflow_spark_streaming.hooks.submission.private_files import write_private_files
+from airflow_spark_streaming.protocol import DELETE_SPEC_FILE_ARG, SPEC_URI_ARG, staged_spec_name
 
 log = logging.getLogger(__name__)
-
-
-def staged_spec_name(tag: str) -> str:
-    return f"spec-{tag}.json"  # protocol: the runner deletes it once read
 
 
 class Prepared(NamedTuple):
@@ -80,7 +77,7 @@ class ClusterBackend(SubmissionBackend):
         if job.spec is not None:
             # The driver runs on another host: it reads its spec next to its checkpoint, then deletes it.
             uri = checkpoint.stage_file(staged_spec_name(tag), json.dumps(job.spec).encode())
-            args = ["--spec-uri", uri, "--delete-spec-file"]
+            args = [SPEC_URI_ARG, uri, DELETE_SPEC_FILE_ARG]
         private = Path(tempfile.mkdtemp(prefix="spark-streaming-"))  # spark-submit reads it, then it goes
         _, properties_file = write_private_files(private, secret_conf=job.secret_conf)
         self.spark.set_application(args, properties_file)

@@ -15,6 +15,7 @@ from airflow_spark_streaming.exceptions import ClusterManagerError
 from airflow_spark_streaming.hooks.submission.backends.base import Prepared, SubmissionBackend
 from airflow_spark_streaming.hooks.submission.models import DriverState, SparkJob, SparkSubmission
 from airflow_spark_streaming.hooks.submission.private_files import PROPERTIES_FILE, write_private_files
+from airflow_spark_streaming.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG
 
 KILL_WAIT_SECONDS = 15
 
@@ -34,7 +35,7 @@ class LocalDetachedBackend(SubmissionBackend):
         private = cache_dir() / "drivers" / f"{job.label}-{tag[:8]}"
         private.mkdir(parents=True, mode=0o700)
         spec_file, properties_file = write_private_files(private, spec=job.spec, secret_conf=job.secret_conf)
-        args = ["--spec-file", spec_file, "--delete-spec-file"] if spec_file else list(job.application_args)
+        args = [SPEC_FILE_ARG, spec_file, DELETE_SPEC_FILE_ARG] if spec_file else list(job.application_args)
         self.spark.set_application(args, properties_file)
         return Prepared(job.application, {"log_path": private / "driver.log"}, private, driver_reads_later=True)
 

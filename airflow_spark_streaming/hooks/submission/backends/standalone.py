@@ -17,9 +17,9 @@ from airflow_spark_streaming.exceptions import ClusterManagerError, SparkSubmiss
 from airflow_spark_streaming.hooks.submission._spark_compat import SparkSubmitAdapter
 from airflow_spark_streaming.hooks.submission.backends.base import ClusterBackend, Prepared
 from airflow_spark_streaming.hooks.submission.models import DriverState, SparkJob, SparkSubmission
+from airflow_spark_streaming.protocol import PYTHON_LAUNCHER_JAR, STAGED_JARS_DIR
 
 PYTHON_RUNNER_CLASS = "org.apache.spark.deploy.PythonRunner"
-LAUNCHER_JAR_NAME = "python-driver-launcher.jar"  # protocol: staged in the checkpoint's _staging/
 
 
 def python_launcher_jar() -> bytes:
@@ -43,7 +43,7 @@ class StandaloneBackend(ClusterBackend):
         self.stage_jars(checkpoint)
         launcher = {}
         if job.application.endswith(".py"):
-            launcher["launcher_jar"] = checkpoint.stage_file(LAUNCHER_JAR_NAME, python_launcher_jar())
+            launcher["launcher_jar"] = checkpoint.stage_file(PYTHON_LAUNCHER_JAR, python_launcher_jar())
         prepared = super().prepare(job, tag=tag, checkpoint=checkpoint)  # last: it writes the private folder
         return prepared._replace(submit_kwargs={**prepared.submit_kwargs, **launcher})
 
@@ -60,7 +60,7 @@ class StandaloneBackend(ClusterBackend):
                 staged.append(jar)  # already on shared storage
                 continue
             local = Path(jar.removeprefix("file://").removeprefix("file:"))
-            staged.append(checkpoint.stage_file(f"jars/{local.name}", local))
+            staged.append(checkpoint.stage_file(f"{STAGED_JARS_DIR}/{local.name}", local))
         self.spark.jars = staged
 
     def _before_submit(self, application: str, launcher_jar: str | None) -> str:
