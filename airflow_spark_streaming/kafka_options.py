@@ -9,6 +9,8 @@ are listed so callers keep them off command lines and register them with the
 secrets masker.
 
 Standard library only: imported on the DAG-parse path and by the Spark job.
+Longer than most modules because the translation table, its refusals and the
+classifier of the broker's refusals are one contract and are read together.
 """
 
 from __future__ import annotations
@@ -409,17 +411,17 @@ _AUTHENTICATION = ("SaslAuthenticationException", "Authentication failed", "SASL
 _AUTHENTICATION_CODES = frozenset({"SASL_AUTHENTICATION_FAILED", "_AUTHENTICATION"})
 
 
-def _describe_chain(exc: BaseException) -> tuple[str, set[str]]:
+def _describe_chain(exc: object) -> tuple[str, set[str]]:
     """The text of ``exc`` and its causes, and the librdkafka error names found in them."""
     parts, codes, seen, current = [], set(), set(), exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         parts.append(f"{type(current).__name__}: {current}")
-        for arg in getattr(current, "args", ())[:1]:
-            name = getattr(arg, "name", None)  # confluent_kafka.KafkaError
+        for candidate in (current, *getattr(current, "args", ())[:1]):
+            name = getattr(candidate, "name", None)  # confluent_kafka.KafkaError
             if callable(name):
                 codes.add(str(name()))
-        current = current.__cause__ or current.__context__
+        current = getattr(current, "__cause__", None) or getattr(current, "__context__", None)
     return "\n".join(parts), codes
 
 
@@ -430,12 +432,12 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def classify_kafka_error(
-    exc: BaseException, *, conn_id: str | None = None, secrets: Iterable[str] = ()
+    exc: object, *, conn_id: str | None = None, secrets: Iterable[str] = ()
 ) -> KafkaAccessError | None:
     """A named provider error for a broker's refusal in ``exc``, else ``None`` (re-raise ``exc`` then).
 
-    Recognises Spark's Java errors (as Py4J/pyspark exception text) and confluent-kafka's
-    ``KafkaException``. ``secrets`` are removed from the message; chain it with ``raise ... from None``
+    Recognises Spark's Java errors (as Py4J/pyspark exception text), confluent-kafka's
+    ``KafkaException`` and a bare ``KafkaError`` (as an ``error_cb`` receives it). ``secrets`` are removed from the message; chain it with ``raise ... from None``
     when the original text may carry them.
     """
     chain, codes = _describe_chain(exc)
