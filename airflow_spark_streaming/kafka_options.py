@@ -217,8 +217,7 @@ def _mechanism(config: Mapping[str, Any], conn: str) -> str:
         )
     if mechanism not in LOGIN_MODULES:
         raise KafkaAuthUnsupportedError(
-            f"Kafka connection {conn} uses sasl.mechanism={mechanism!r}; supported are "
-            f"{', '.join(LOGIN_MODULES)}."
+            f"Kafka connection {conn} uses sasl.mechanism={mechanism!r}; supported are {', '.join(LOGIN_MODULES)}."
         )
     return mechanism
 
@@ -262,7 +261,10 @@ def _tls_options(config, conn: str, embed_files: bool, read_text, out: dict, sec
     cert_path, key_path = _text(config, "ssl.certificate.location", conn), _text(config, "ssl.key.location", conn)
     cert_pem, key_pem = _text(config, "ssl.certificate.pem", conn), _text(config, "ssl.key.pem", conn)
     key_password = _text(config, "ssl.key.password", conn)
-    keystore, keystore_password = _text(config, "ssl.keystore.location", conn), _text(config, "ssl.keystore.password", conn)
+    keystore, keystore_password = (
+        _text(config, "ssl.keystore.location", conn),
+        _text(config, "ssl.keystore.password", conn),
+    )
     has_cert, has_key = bool(cert_path or cert_pem), bool(key_path or key_pem)
     if keystore and (has_cert or has_key):
         raise KafkaConnectionIncompleteError(
@@ -275,7 +277,9 @@ def _tls_options(config, conn: str, embed_files: bool, read_text, out: dict, sec
             secrets.append(keystore_password)
         return
     if has_cert != has_key:
-        missing = "ssl.key.location (or ssl.key.pem)" if has_cert else "ssl.certificate.location (or ssl.certificate.pem)"
+        missing = (
+            "ssl.key.location (or ssl.key.pem)" if has_cert else "ssl.certificate.location (or ssl.certificate.pem)"
+        )
         raise KafkaConnectionIncompleteError(
             f"Kafka connection {conn} gives half of a client certificate for mutual TLS; add {missing}."
         )
@@ -355,7 +359,9 @@ def spark_kafka_options(
         )
     out["kafka.security.protocol"] = protocol
 
-    sasl_keys = sorted(k for k in ("sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password") if k in config)
+    sasl_keys = sorted(
+        k for k in ("sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password") if k in config
+    )
     if protocol.startswith("SASL_"):
         mechanism = _mechanism(config, conn)
         username, password = _text(config, "sasl.username", conn), config.get("sasl.password")

@@ -175,7 +175,9 @@ def _log_tail(home: Path, lines: int = 15) -> str:
     return text.strip()
 
 
-def start(home: Path | None = None, port: int | None = None, *, auth: bool = False, timeout: float = 120) -> KafkaBroker:
+def start(
+    home: Path | None = None, port: int | None = None, *, auth: bool = False, timeout: float = 120
+) -> KafkaBroker:
     """Start a broker in ``home`` (or return the one already running there).
 
     :param port: the PLAINTEXT client port; ``0`` picks a free one. The

@@ -152,8 +152,15 @@ def provision(bootstrap_servers: str, passwords: dict[str, str], timeout: float 
         for future in admin.alter_user_scram_credentials(upserts).values():
             future.result(timeout=timeout)
     acls = [
-        AclBinding(kind, f"{user}.", ResourcePatternType.PREFIXED, f"User:{user}", "*", AclOperation.ALL,
-                   AclPermissionType.ALLOW)  # fmt: skip
+        AclBinding(
+            kind,
+            f"{user}.",
+            ResourcePatternType.PREFIXED,
+            f"User:{user}",
+            "*",
+            AclOperation.ALL,
+            AclPermissionType.ALLOW,
+        )  # fmt: skip
         for user in TEST_USERS
         for kind in (ResourceType.TOPIC, ResourceType.GROUP)
     ]

@@ -172,8 +172,9 @@ def test_client_only_keys_are_ignored_by_name_and_reported():
 
 
 def test_custom_timeouts_and_delivery_timeout_never_below_request_timeout():
-    result = spark_kafka_options({"bootstrap.servers": "b:1"},
-                                 timeouts=KafkaTimeouts(request_timeout_ms=50_000, fetch_offset_num_retries=0))
+    result = spark_kafka_options(
+        {"bootstrap.servers": "b:1"}, timeouts=KafkaTimeouts(request_timeout_ms=50_000, fetch_offset_num_retries=0)
+    )
     assert result.source_options["fetchOffset.numRetries"] == "0"
     assert result.sink_options["kafka.delivery.timeout.ms"] == "50000"
 

@@ -30,10 +30,18 @@ def _cases(broker, topic_of):
     wrong = "wrong-" + secrets.token_hex(6)
     return {
         "wrong_password": ({**alice, "sasl.password": wrong}, topic_of("alice"), KafkaAuthenticationError, wrong),
-        "unknown_user": ({**alice, "sasl.username": "mallory"}, topic_of("alice"), KafkaAuthenticationError,
-                         alice["sasl.password"]),  # fmt: skip
-        "untrusted_ca": ({**broker.client_config("alice", "SASL_SSL", "PLAIN"), "ssl.ca.location": broker.other_ca_file},
-                         topic_of("alice"), KafkaTlsHandshakeError, alice["sasl.password"]),  # fmt: skip
+        "unknown_user": (
+            {**alice, "sasl.username": "mallory"},
+            topic_of("alice"),
+            KafkaAuthenticationError,
+            alice["sasl.password"],
+        ),  # fmt: skip
+        "untrusted_ca": (
+            {**broker.client_config("alice", "SASL_SSL", "PLAIN"), "ssl.ca.location": broker.other_ca_file},
+            topic_of("alice"),
+            KafkaTlsHandshakeError,
+            alice["sasl.password"],
+        ),  # fmt: skip
         "acl_denied": (alice, topic_of("bob"), KafkaAuthorizationError, alice["sasl.password"]),
     }
 
@@ -66,7 +74,9 @@ def _confluent_refusal(config: dict, topic: str):
 def test_confluent_side_refusal_is_named_and_bounded(auth_broker, auth_topic, case):
     config, topic, expected, password = _cases(auth_broker, auth_topic)[case]
     classified, raw, elapsed = _confluent_refusal(config, topic)
-    print(f"\nconfluent {case}: {elapsed:.1f}s raw={type(raw).__name__}:{str(raw)[:160]} -> {type(classified).__name__}")
+    print(
+        f"\nconfluent {case}: {elapsed:.1f}s raw={type(raw).__name__}:{str(raw)[:160]} -> {type(classified).__name__}"
+    )
     assert type(classified) is expected
     assert elapsed < BOUND_SECONDS
     assert password not in str(classified) and password not in str(raw)
