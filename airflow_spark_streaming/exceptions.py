@@ -147,3 +147,38 @@ class ClusterManagerError(SparkSubmissionError):
 
 class SparkProviderIncompatibleError(SparkSubmissionError):
     """The installed Spark provider's ``SparkSubmitHook`` lacks a member this provider relies on."""
+
+class KafkaConnectionConfigError(SparkStreamingError):
+    """A ``kafka`` connection cannot be translated to Spark's Kafka options; nothing was submitted."""
+
+
+class KafkaConnectionKeyUnsupportedError(KafkaConnectionConfigError):
+    """A connection key has no Spark equivalent (unknown or confluent-kafka-only) and would be lost."""
+
+
+class KafkaAuthUnsupportedError(KafkaConnectionConfigError):
+    """The connection's authentication (OAUTHBEARER, ``oauth_cb``, Kerberos) cannot be expressed as Spark options."""
+
+
+class KafkaConnectionIncompleteError(KafkaConnectionConfigError):
+    """A setting is missing or contradicts another (no bootstrap servers, SASL without a password, ...)."""
+
+
+class KafkaTlsFileError(KafkaConnectionConfigError):
+    """A PEM file of the connection is unreadable, not PEM, or a key format Java cannot load."""
+
+
+class KafkaAccessError(SparkStreamingError):
+    """The Kafka broker refused the client: authentication, TLS trust or authorization failed."""
+
+
+class KafkaAuthenticationError(KafkaAccessError):
+    """The broker rejected the SASL login (wrong password, unknown user, mechanism not enabled)."""
+
+
+class KafkaTlsHandshakeError(KafkaAccessError):
+    """The TLS handshake failed: the broker certificate is not trusted or does not match the host."""
+
+
+class KafkaAuthorizationError(KafkaAccessError):
+    """The broker's ACLs deny the authenticated user the topic or consumer group."""

@@ -3,9 +3,13 @@
 The broker runs from Apache Kafka's own jars, resolved from Maven Central with
 Maven and cached; no Docker engine and no Kafka download are needed.
 
+With ``auth=True`` (``--auth``) the broker also listens with SASL_PLAINTEXT,
+SASL_SSL and mutual-TLS SSL, enforces ACLs and has users; see
+:mod:`devstack.kafka_auth`.
+
 Usage::
 
-    python -m devstack.kafka start|stop|status [--home DIR] [--port 9092]
+    python -m devstack.kafka start|stop|status [--home DIR] [--port 9092] [--auth]
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
@@ -47,16 +51,49 @@ logger.kafka.level = INFO
 
 @dataclass
 class KafkaBroker:
-    """A running broker: where it lives and how to reach it."""
+    """A running broker: where it lives and how to reach it.
+
+    ``port`` is the PLAINTEXT listener. An authenticated broker (``auth``) also
+    has ``listeners`` (security protocol -> port), a CA file clients trust,
+    ``passwords`` per user (``admin`` is the super user; ``alice`` and ``bob``
+    may only use topics and groups named ``<user>.*``) and PEM client
+    certificates/keys per test user for mutual TLS.
+    """
 
     home: str
     port: int
     controller_port: int
     pid: int
+    auth: bool = False
+    listeners: dict[str, int] = field(default_factory=dict)
+    ca_file: str | None = None
+    other_ca_file: str | None = None
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    client_certificates: dict[str, str] = field(default_factory=dict)
+    client_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{HOST}:{self.port}"
+
+    def bootstrap(self, protocol: str = "PLAINTEXT") -> str:
+        """``host:port`` of the listener with this security protocol."""
+        port = self.port if protocol == "PLAINTEXT" else self.listeners.get(protocol)
+        if port is None:
+            raise LocalStackError(f"The broker in {self.home} has no {protocol} listener; start it with auth=True.")
+        return f"{HOST}:{port}"
+
+    def client_config(self, user: str, protocol: str = "SASL_PLAINTEXT", mechanism: str = "SCRAM-SHA-512") -> dict:
+        """A confluent-kafka config (a ``kafka`` connection's extra) for ``user`` over ``protocol``."""
+        config = {"bootstrap.servers": self.bootstrap(protocol), "security.protocol": protocol}
+        if protocol.startswith("SASL_"):
+            config.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": self.passwords[user]})
+        if protocol.endswith("SSL"):
+            config["ssl.ca.location"] = self.ca_file
+        if protocol == "SSL":
+            config.update({"ssl.certificate.location": self.client_certificates[user],
+                           "ssl.key.location": self.client_keys[user]})  # fmt: skip
+        return config
 
     def is_alive(self) -> bool:
         return pid_alive(self.pid)
@@ -79,16 +116,25 @@ def read_state(home: Path) -> KafkaBroker | None:
     return broker if broker.is_alive() else None
 
 
-def _server_properties(home: Path, port: int, controller_port: int) -> str:
+def _properties_value(value: str) -> str:
+    """Escape a value for java.util.Properties (backslashes and line breaks)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _server_properties(
+    home: Path, port: int, controller_port: int, listeners: dict[str, int] | None = None, extra=None
+) -> str:
+    client = {"PLAINTEXT": port, **(listeners or {})}
+    advertised = ",".join(f"{name}://{HOST}:{p}" for name, p in client.items())
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": f"{advertised},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(f"{n}:{n}" for n in client) + ",CONTROLLER:PLAINTEXT",
         "log.dirs": str(home / "data"),
         "num.partitions": "1",
         "offsets.topic.replication.factor": "1",
@@ -101,8 +147,9 @@ def _server_properties(home: Path, port: int, controller_port: int) -> str:
         "delete.topic.enable": "true",
         # Tests change retention and delete records; check often.
         "log.retention.check.interval.ms": "1000",
+        **(extra or {}),
     }
-    return "".join(f"{k}={v}\n" for k, v in settings.items())
+    return "".join(f"{k}={_properties_value(v)}\n" for k, v in settings.items())
 
 
 def _java_command(home: Path, classpath: str, main: str, *args: str) -> list[str]:
@@ -129,11 +176,15 @@ def _log_tail(home: Path, lines: int = 15) -> str:
     return text.strip()
 
 
-def start(home: Path | None = None, port: int | None = None, *, timeout: float = 120) -> KafkaBroker:
+def start(
+    home: Path | None = None, port: int | None = None, *, auth: bool = False, timeout: float = 120
+) -> KafkaBroker:
     """Start a broker in ``home`` (or return the one already running there).
 
-    :param port: the client port; ``0`` picks a free one. The controller port
-        is always picked free.
+    :param port: the PLAINTEXT client port; ``0`` picks a free one. The
+        controller port and the authenticated listeners' ports are always picked free.
+    :param auth: also listen with SASL_PLAINTEXT, SASL_SSL and SSL (mutual
+        TLS), with throwaway TLS material, users and ACLs made at start.
     """
     home = Path(home or default_home())
     running = read_state(home)
@@ -154,7 +205,19 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
 
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
-    (home / "server.properties").write_text(_server_properties(home, port, controller_port))
+    listeners: dict[str, int] = {}
+    extra: dict[str, str] = {}
+    tls = passwords = None
+    if auth:
+        from devstack import kafka_auth
+
+        listeners = {name: free_port() for name in ("SASL_PLAINTEXT", "SASL_SSL", "SSL")}
+        tls, passwords = kafka_auth.make_tls(home), kafka_auth.new_passwords()
+        extra = kafka_auth.server_settings(tls, passwords)
+    properties = home / "server.properties"
+    properties.touch(mode=0o600)
+    os.chmod(properties, 0o600)  # PLAIN users' passwords are in it
+    properties.write_text(_server_properties(home, port, controller_port, listeners, extra))
     (home / "log4j2.properties").write_text(_LOG4J2.format(log=home / "logs" / "server.log"))
     if not (home / "data" / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -174,7 +237,11 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
             _java_command(home, classpath, "kafka.Kafka", str(home / "server.properties")),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-    broker = KafkaBroker(home=str(home), port=port, controller_port=controller_port, pid=process.pid)
+    broker = KafkaBroker(home=str(home), port=port, controller_port=controller_port, pid=process.pid, auth=auth,
+                         listeners=listeners)  # fmt: skip
+    if tls is not None:
+        broker.ca_file, broker.other_ca_file, broker.passwords = tls.ca_file, tls.other_ca_file, passwords
+        broker.client_certificates, broker.client_keys = tls.client_certificates, tls.client_keys
 
     def ready() -> bool:
         if process.poll() is not None:
@@ -186,18 +253,27 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
 
     try:
         wait_for(ready, timeout=timeout, what=f"the Kafka broker on {HOST}:{port}")
+        if auth:
+            from devstack import kafka_auth
+
+            kafka_auth.provision(broker.bootstrap_servers, broker.passwords)
+            wait_for(lambda: _broker_answers(broker.bootstrap("SASL_PLAINTEXT"), broker.client_config("alice")),
+                     timeout=timeout, what="SCRAM login of the test user")  # fmt: skip
     except Exception:
         terminate(process.pid)
         raise
-    _state_file(home).write_text(json.dumps(asdict(broker)))
+    state = _state_file(home)
+    state.touch(mode=0o600)
+    os.chmod(state, 0o600)  # holds the throwaway users' passwords
+    state.write_text(json.dumps(asdict(broker)))
     return broker
 
 
-def _broker_answers(bootstrap_servers: str) -> bool:
+def _broker_answers(bootstrap_servers: str, config: dict | None = None) -> bool:
     from confluent_kafka.admin import AdminClient
 
     try:
-        metadata = AdminClient({"bootstrap.servers": bootstrap_servers}).list_topics(timeout=5)
+        metadata = AdminClient({**(config or {}), "bootstrap.servers": bootstrap_servers}).list_topics(timeout=5)
     except Exception:  # the broker is not up yet
         return False
     return bool(metadata.brokers)
@@ -219,12 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["start", "stop", "status"])
     parser.add_argument("--home", type=Path, default=None, help="broker folder (data, logs, state)")
     parser.add_argument("--port", type=int, default=None, help=f"client port (default {DEFAULT_PORT})")
+    parser.add_argument("--auth", action="store_true", help="add SASL_PLAINTEXT, SASL_SSL and mTLS listeners + ACLs")
     args = parser.parse_args(argv)
     home = Path(args.home or default_home())
     try:
         if args.command == "start":
-            broker = start(home, args.port)
+            broker = start(home, args.port, auth=args.auth)
             print(f"kafka-local: running on {broker.bootstrap_servers} (pid {broker.pid}, home {home})")
+            for name, listener_port in broker.listeners.items():
+                print(f"kafka-local: {name} on {HOST}:{listener_port}")
+            if broker.auth:
+                print(f"kafka-local: CA {broker.ca_file}; users and passwords in {_state_file(home)}")
         elif args.command == "stop":
             print("kafka-local: stopped" if stop(home) else "kafka-local: was not running")
         else:

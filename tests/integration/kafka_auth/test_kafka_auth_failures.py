@@ -1,0 +1,103 @@
+"""Refusals by the authenticated broker fail in bounded time with a named error that holds no password.
+
+Each case runs on both sides: confluent-kafka (what the lag hook and sensors use)
+and Spark's Kafka source with the options translated from the connection.
+The measured times and messages are printed (run with ``-s``) for the docs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+
+from airflow_spark_streaming.exceptions import (
+    KafkaAuthenticationError,
+    KafkaAuthorizationError,
+    KafkaTlsHandshakeError,
+)
+from airflow_spark_streaming.kafka_options import classify_kafka_error, spark_kafka_options
+
+pytestmark = pytest.mark.kafka
+
+# A refusal must surface within this bound (the translated timeouts allow ~15 s per request).
+BOUND_SECONDS = 45
+
+
+def _cases(broker, topic_of):
+    alice = broker.client_config("alice", "SASL_PLAINTEXT", "SCRAM-SHA-512")
+    wrong = "wrong-" + secrets.token_hex(6)
+    return {
+        "wrong_password": ({**alice, "sasl.password": wrong}, topic_of("alice"), KafkaAuthenticationError, wrong),
+        "unknown_user": (
+            {**alice, "sasl.username": "mallory"},
+            topic_of("alice"),
+            KafkaAuthenticationError,
+            alice["sasl.password"],
+        ),  # fmt: skip
+        "untrusted_ca": (
+            {**broker.client_config("alice", "SASL_SSL", "PLAIN"), "ssl.ca.location": broker.other_ca_file},
+            topic_of("alice"),
+            KafkaTlsHandshakeError,
+            alice["sasl.password"],
+        ),  # fmt: skip
+        "acl_denied": (alice, topic_of("bob"), KafkaAuthorizationError, alice["sasl.password"]),
+    }
+
+
+CASES = ("wrong_password", "unknown_user", "untrusted_ca", "acl_denied")
+
+
+def _confluent_refusal(config: dict, topic: str):
+    """Describe ``topic`` with the connection's config until a refusal is classified or the bound passes."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AdminClient
+
+    reported = []  # librdkafka reports authentication and TLS failures through error_cb
+    admin = AdminClient({**config, "error_cb": reported.append})
+    started = time.monotonic()
+    future = admin.describe_topics(TopicCollection([topic]), request_timeout=15)[topic]
+    while time.monotonic() - started < BOUND_SECONDS:
+        admin.poll(0.2)
+        candidates = list(reported)
+        if future.done() and future.exception() is not None:
+            candidates.append(future.exception())
+        for candidate in candidates:
+            classified = classify_kafka_error(candidate, conn_id="kafka_auth_test", secrets=[config["sasl.password"]])
+            if classified is not None:
+                return classified, candidate, time.monotonic() - started
+    pytest.fail(f"no refusal classified within {BOUND_SECONDS}s; saw {reported} / {future}")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_confluent_side_refusal_is_named_and_bounded(auth_broker, auth_topic, case):
+    config, topic, expected, password = _cases(auth_broker, auth_topic)[case]
+    classified, raw, elapsed = _confluent_refusal(config, topic)
+    print(
+        f"\nconfluent {case}: {elapsed:.1f}s raw={type(raw).__name__}:{str(raw)[:160]} -> {type(classified).__name__}"
+    )
+    assert type(classified) is expected
+    assert elapsed < BOUND_SECONDS
+    assert password not in str(classified) and password not in str(raw)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_spark_side_refusal_is_named_and_bounded(spark, auth_broker, auth_topic, case):
+    config, topic, expected, password = _cases(auth_broker, auth_topic)[case]
+    options = spark_kafka_options(config, conn_id="kafka_auth_test")
+    assert spark.range(3).count() == 3  # the session's start-up is not part of the measured time
+    started = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        spark.read.format("kafka").options(**options.for_source()).option("subscribe", topic).option(
+            "startingOffsets", "earliest"
+        ).load().collect()
+    elapsed = time.monotonic() - started
+    raw = caught.value
+    classified = classify_kafka_error(raw, conn_id="kafka_auth_test", secrets=options.secret_values)
+    first_line = next((line for line in str(raw).splitlines() if "Exception" in line), str(raw)[:160])
+    print(f"\nspark {case}: {elapsed:.1f}s raw={type(raw).__name__}:{first_line[:200]} -> {type(classified).__name__}")
+    assert type(classified) is expected
+    assert elapsed < BOUND_SECONDS
+    for text in (str(raw), str(classified)):
+        assert password not in text and options.options.get("kafka.sasl.jaas.config", "\0") not in text
