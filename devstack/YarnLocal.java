@@ -1,7 +1,7 @@
 // A one-JVM YARN (ResourceManager + NodeManager) and optional HDFS for tests, from Hadoop's minicluster jar.
 // devstack/yarn.py compiles and starts it:  java YarnLocal <site.xml> <conf-out-dir> <work-dir> <hdfs-port|0=no HDFS>
 // When both are up it writes yarn-site.xml, core-site.xml and hdfs-site.xml into <conf-out-dir> (the client
-// HADOOP_CONF_DIR), then <work-dir>/ready last, and runs until it is signalled.
+// HADOOP_CONF_DIR), then <work-dir>/ready (default FS, WebHDFS address) last, and runs until it is signalled.
 
 import java.io.File;
 import java.io.FileOutputStream;
@@ -36,6 +36,7 @@ public final class YarnLocal {
 
     MiniDFSCluster dfs = null;
     String defaultFs = "file:///";
+    String webHdfs = "";
     if (hdfsPort > 0) {
       Configuration dfsConf = new Configuration();
       dfsConf.addResource(new Path(site.getAbsolutePath()));
@@ -43,6 +44,7 @@ public final class YarnLocal {
           .nameNodePort(hdfsPort).numDataNodes(1).format(true).build();
       dfs.waitActive();
       defaultFs = dfs.getFileSystem().getUri().toString();
+      webHdfs = "127.0.0.1:" + dfs.getNameNode().getHttpAddress().getPort();
     }
 
     YarnConfiguration yarnConf = new YarnConfiguration();
@@ -71,9 +73,12 @@ public final class YarnLocal {
     writeXml(core, new File(confOut, "core-site.xml"));
     Configuration hdfsSite = new Configuration(false);
     hdfsSite.set("dfs.replication", "1");
+    if (!webHdfs.isEmpty()) {
+      hdfsSite.set("dfs.namenode.http-address", webHdfs);
+    }
     writeXml(hdfsSite, new File(confOut, "hdfs-site.xml"));
     File ready = new File(work, "ready");
-    Files.writeString(ready.toPath(), defaultFs + "\n");
+    Files.writeString(ready.toPath(), defaultFs + "\n" + webHdfs + "\n");
 
     Thread.currentThread().join();
   }

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ class YarnCluster:
     rm_port: int
     rm_webapp_port: int
     default_fs: str
+    webhdfs_address: str = ""  # the NameNode's HTTP address, for fsspec/ObjectStoragePath "webhdfs://"
 
     @property
     def conf_dir(self) -> str:
@@ -91,7 +93,7 @@ class YarnCluster:
     @property
     def nodemanager_dirs(self) -> Path:
         """Where the NodeManager keeps container work dirs, launch scripts and logs."""
-        return Path(self.home) / "work" / "target" / "yarn-local"
+        return Path(self.home) / "work" / "target"  # MiniYARNCluster's ./target/test/data/yarn-local/...
 
     def is_alive(self) -> bool:
         return pid_alive(self.pid)
@@ -114,6 +116,18 @@ class YarnCluster:
         query = "&".join(f"{k}={v}" for k, v in filters.items())
         apps = self.rm_get(f"/apps{'?' + query if query else ''}").get("apps") or {}
         return apps.get("app", [])
+
+    def am_container_log(self, app_id: str, name: str = "stdout") -> str:
+        """A log file of the application's AM (the driver, in cluster mode) from the NodeManager's REST API.
+
+        A Python driver's traceback is in ``stdout``: Spark's PythonRunner copies the Python process's
+        output there, while the RM's diagnostics only say "User application exited with status 1".
+        """
+        logs = urllib.parse.urlsplit(self.application(app_id)["amContainerLogs"])  # .../containerlogs/<id>/<user>
+        container = logs.path.split("/")[3]
+        url = f"{logs.scheme}://{logs.netloc}/ws/v1/node/containers/{container}/logs/{name}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode(errors="replace")
 
     def kill(self, app_id: str) -> int:
         """Ask the RM to kill ``app_id`` (as ``yarn application -kill`` does); return the HTTP status."""
@@ -280,8 +294,8 @@ def start(home: Path | None = None, *, hdfs: bool = True, timeout: float = 180) 
     except Exception:
         terminate(process.pid)
         raise
-    default_fs = (home / "work" / "ready").read_text().strip()
-    cluster = YarnCluster(str(home), process.pid, rm_ports["address"], rm_ports["webapp"], default_fs)
+    default_fs, webhdfs_address = [*(home / "work" / "ready").read_text().splitlines(), ""][:2]
+    cluster = YarnCluster(str(home), process.pid, rm_ports["address"], rm_ports["webapp"], default_fs, webhdfs_address)
     _state_file(home).write_text(json.dumps(asdict(cluster)))
     return cluster
 

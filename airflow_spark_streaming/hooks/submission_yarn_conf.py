@@ -102,7 +102,9 @@ def yarn_jars(jars: Iterable[str], *, shared_paths: bool = True) -> list[str]:
     converted = []
     for jar in jars:
         is_local_file = "://" not in jar and not jar.startswith("local:")
-        converted.append(f"local:{Path(jar.removeprefix('file:')).resolve()}" if shared_paths and is_local_file else jar)
+        converted.append(
+            f"local:{Path(jar.removeprefix('file:')).resolve()}" if shared_paths and is_local_file else jar
+        )
     return converted
 
 

@@ -72,8 +72,14 @@ def yarn_submit(yarn_cluster, tmp_path_factory):
     jars = yarn_jars(deps.jars)
     ivy_home = tmp_path_factory.mktemp("ivy")
 
-    def submit(app_args: list[str], *, wait: bool = True, properties_file: str | None = None,
-               extra_conf: dict[str, str] | None = None, timeout: float = 300) -> Submitted:
+    def submit(
+        app_args: list[str],
+        *,
+        wait: bool = True,
+        properties_file: str | None = None,
+        extra_conf: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> Submitted:
         conf = {
             **settings.conf, **DELTA_SPARK_CONF,
             "spark.yarn.submit.waitAppCompletion": str(wait).lower(),

@@ -57,8 +57,11 @@ def test_detached_submit_returns_app_id_then_rest_kill_ends_killed_without_leaki
     # The environment channel, for comparison: YARN writes container environments into launch_container.sh.
     env_secret = {"spark.yarn.appMasterEnv.API_TOKEN": "env-SECRET-5d2e"}
 
+    # The stream keeps its table and checkpoint in HDFS: hdfs:// checkpoints on YARN.
+    hdfs_dir = f"/streams/{tmp_path.name}"
     done = yarn_submit(
-        [f"file://{tmp_path / 'in'}", f"file://{tmp_path / 'table'}", f"file://{tmp_path / 'cp'}", "forever"],
+        [f"file://{tmp_path / 'in'}", f"{yarn_cluster.default_fs}{hdfs_dir}/table",
+         f"{yarn_cluster.default_fs}{hdfs_dir}/cp", "forever"],
         wait=False, properties_file=str(properties), extra_conf=env_secret,
     )  # fmt: skip
     TIMINGS["detached_submit_returns_s"] = done.seconds
@@ -69,7 +72,12 @@ def test_detached_submit_returns_app_id_then_rest_kill_ends_killed_without_leaki
     report = _wait_for_state(yarn_cluster, done.app_id, {"RUNNING"}, timeout=120)
     TIMINGS["submit_to_running_s"] = time.monotonic() - submitted_at
     # RUNNING means the AM registered; wait for the driver's first commit, so its executor has started too.
-    _wait_for(lambda: (tmp_path / "cp" / "commits" / "0").exists(), 180, "the first committed batch")
+    # Read back through WebHDFS, as ObjectStoragePath("webhdfs://...") does: hdfs:// needs libhdfs, not on PyPI.
+    from airflow.sdk import ObjectStoragePath
+
+    commit = ObjectStoragePath(f"webhdfs://{yarn_cluster.webhdfs_address}{hdfs_dir}/cp/commits/0")
+    _wait_for(commit.exists, 180, "the first committed batch")
+    assert (ObjectStoragePath(f"webhdfs://{yarn_cluster.webhdfs_address}{hdfs_dir}/table/_delta_log")).is_dir()
 
     scripts = sorted(yarn_cluster.nodemanager_dirs.rglob("launch_container.sh"))
     app_scripts = [s for s in scripts if done.app_id.removeprefix("application_") in str(s)]
@@ -83,9 +91,19 @@ def test_detached_submit_returns_app_id_then_rest_kill_ends_killed_without_leaki
         assert secret not in launch_text, f"a --properties-file secret leaked into launch_container.sh: {secret}"
         assert secret not in report_text, f"a --properties-file secret leaked into the RM report: {secret}"
         assert secret not in done.output, "spark-submit printed a --properties-file secret"
-    assert env_secret["spark.yarn.appMasterEnv.API_TOKEN"] in launch_text  # env vars are not a safe channel
-    conf_copies = [p for p in yarn_cluster.nodemanager_dirs.rglob("__spark_conf__.properties") if done.app_id.removeprefix("application_") in str(p)]
-    TIMINGS["spark_conf_copies_on_nm"] = len(conf_copies)
+    # Environment variables are not a safe channel: launch_container.sh holds them, and the NodeManager
+    # serves that script with the container's logs.
+    assert env_secret["spark.yarn.appMasterEnv.API_TOKEN"] in launch_text
+    # The properties file travels in __spark_conf__.zip (staging dir, then the NodeManager's private file
+    # cache of the submitting user): on disk, readable by that user only.
+    conf_copies = [
+        p
+        for p in yarn_cluster.nodemanager_dirs.rglob("__spark_conf__.properties")
+        if "s3a-SECRET-1f9c" in p.read_text()
+    ]
+    assert conf_copies, "the driver's conf was not found in the NodeManager's file cache"
+    for copy in conf_copies:
+        assert copy.stat().st_mode & 0o077 == 0 and copy.parent.stat().st_mode & 0o077 == 0, oct(copy.stat().st_mode)
 
     assert yarn_cluster.kill(done.app_id) in (200, 202)
     report = _wait_for_state(yarn_cluster, done.app_id, {"KILLED", "FAILED", "FINISHED"}, timeout=60)
@@ -100,7 +118,10 @@ def test_failing_driver_ends_failed_with_diagnostics_in_rm_report(yarn_cluster, 
     assert done.returncode != 0
     report = yarn_cluster.application(done.app_id)
     assert (report["state"], report["finalStatus"]) == ("FINISHED", "FAILED"), report
-    assert "no_such_column" in report["diagnostics"], report["diagnostics"]
+    # YARN only knows the exit status; the Python traceback is in the AM container's stdout.
+    assert report["diagnostics"].startswith("User application exited with status 1"), report["diagnostics"]
+    assert "no_such_column" not in report["diagnostics"]
+    assert "no_such_column" in yarn_cluster.am_container_log(done.app_id, "stdout")
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
