@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_spark_streaming.hooks.submission_yarn_conf import yarn_jars, yarn_submit_settings
 from airflow_spark_streaming.jvm import DELTA_SPARK_CONF, resolve_jvm_dependencies, spark_home
+from airflow_spark_streaming.yarn_conf import yarn_jars, yarn_submit_settings
 
 APPS = Path(__file__).parent / "apps"
 TIMINGS: dict[str, float] = {}
@@ -61,7 +61,7 @@ class Submitted:
 
 @pytest.fixture(scope="session")
 def yarn_submit(yarn_cluster, tmp_path_factory):
-    """Run spark-submit --master yarn --deploy-mode cluster with the conf of submission_yarn_conf."""
+    """Run spark-submit --master yarn --deploy-mode cluster with the conf of yarn_conf."""
     import re
 
     home = spark_home()

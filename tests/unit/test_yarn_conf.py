@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from airflow_spark_streaming.exceptions import SparkSubmissionError
-from airflow_spark_streaming.hooks.submission_yarn_conf import yarn_jars, yarn_submit_settings
+from airflow_spark_streaming.yarn_conf import yarn_jars, yarn_submit_settings
 
 
 @pytest.fixture
