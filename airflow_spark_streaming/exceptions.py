@@ -140,3 +140,7 @@ class SparkSubmissionError(SparkStreamingError):
 
 class ClusterManagerError(SparkSubmissionError):
     """The cluster manager (standalone Master, YARN, Kubernetes) could not report on or kill a driver."""
+
+
+class InvalidEventTriggerError(SparkStreamingError):
+    """An event trigger (for an ``AssetWatcher``) was given a parameter it cannot watch with."""
