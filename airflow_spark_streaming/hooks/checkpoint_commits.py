@@ -75,7 +75,12 @@ def read_committed_batches(
             position = batch_id
             continue  # purged by Spark's retention: nothing left to report it from
         event = progress.get(batch_id)
-        if event is None and runner_managed and record.commit_time and now - record.commit_time < progress_grace_seconds:
+        if (
+            event is None
+            and runner_managed
+            and record.commit_time
+            and now - record.commit_time < progress_grace_seconds
+        ):
             break  # its progress event is about to be written
         position = batch_id
         if batch_id == latest:

@@ -59,8 +59,9 @@ class DeltaCommit:
             files_added=metric("numFiles", "numAddedFiles", "numFilesAdded", "num_added_files", "numTargetFilesAdded"),
             files_removed=metric("numRemovedFiles", "numFilesRemoved", "num_removed_files", "numTargetFilesRemoved"),
             bytes_added=metric("numOutputBytes", "numAddedBytes", "num_added_bytes"),
-            operation_parameters={str(k): v if isinstance(v, str | int | float | bool) else str(v)
-                                  for k, v in params.items()},  # fmt: skip
+            operation_parameters={
+                str(k): v if isinstance(v, str | int | float | bool) else str(v) for k, v in params.items()
+            },  # fmt: skip
         )
 
 
@@ -118,7 +119,9 @@ class DeltaHistoryHook(BaseHook):
         try:
             return DeltaTable(self.table_uri, storage_options=options or None)
         except TableNotFoundError as err:
-            raise NotADeltaTableError(f"{self.table_uri} is not a Delta table (no readable _delta_log): {err}.") from err
+            raise NotADeltaTableError(
+                f"{self.table_uri} is not a Delta table (no readable _delta_log): {err}."
+            ) from err
 
     def latest_version(self) -> int:
         """The table's newest version (0 after the first commit)."""

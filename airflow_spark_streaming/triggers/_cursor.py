@@ -60,7 +60,9 @@ class CommitEventTrigger(BaseEventTrigger):
         if storage_conn_id is not None and (not isinstance(storage_conn_id, str) or not storage_conn_id):
             raise InvalidEventTriggerError(f"{name} storage_conn_id must be a connection id or None.")
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
-            raise InvalidEventTriggerError(f"{name} poll_interval must be a number of seconds > 0, got {poll_interval!r}.")
+            raise InvalidEventTriggerError(
+                f"{name} poll_interval must be a number of seconds > 0, got {poll_interval!r}."
+            )
         self.storage_conn_id = storage_conn_id
         self.poll_interval = float(poll_interval)
         self._cursor: dict[str, Any] | None = None
@@ -112,7 +114,13 @@ class CommitEventTrigger(BaseEventTrigger):
     # --- one poll loop per location, shared by every watcher of it ------------------------------
 
     def shared_stream_key(self) -> Hashable | None:
-        return (type(self).__module__, type(self).__qualname__, self.location(), self.storage_conn_id, self.poll_interval)
+        return (
+            type(self).__module__,
+            type(self).__qualname__,
+            self.location(),
+            self.storage_conn_id,
+            self.poll_interval,
+        )
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
@@ -134,7 +142,9 @@ class CommitEventTrigger(BaseEventTrigger):
             except InvalidEventTriggerError:
                 raise
             except Exception as err:  # storage blips: keep polling, say why
-                reader.log.warning("Cannot read %s (%s); retrying in %.0fs", reader.location(), err, reader.poll_interval)
+                reader.log.warning(
+                    "Cannot read %s (%s); retrying in %.0fs", reader.location(), err, reader.poll_interval
+                )
             await asyncio.sleep(reader.poll_interval)
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:

@@ -184,7 +184,9 @@ class DeltaVersionEventTrigger(CommitEventTrigger):
     def read_after(self, after: int | None, up_to: int | None = None) -> tuple[int | None, list[dict[str, Any]]]:
         from airflow_spark_streaming.hooks.delta_history import DeltaHistoryHook
 
-        hook = DeltaHistoryHook(self.table_uri, storage_conn_id=self.storage_conn_id, storage_options=self.storage_options)
+        hook = DeltaHistoryHook(
+            self.table_uri, storage_conn_id=self.storage_conn_id, storage_options=self.storage_options
+        )
         if after is None:
             return hook.latest_version(), []
         latest, commits = hook.commits_after(after)

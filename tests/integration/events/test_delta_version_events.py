@@ -119,7 +119,9 @@ def test_watchers_of_one_table_share_one_poll_loop(table, monkeypatch):
         got = {1: [], 2: []}
 
         async def subscriber(trigger_id, trigger):
-            async for event in trigger.filter_shared_stream(manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)):
+            async for event in trigger.filter_shared_stream(
+                manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+            ):
                 got[trigger_id].append(event.payload)
 
         tasks = [asyncio.ensure_future(subscriber(1, appends_only)), asyncio.ensure_future(subscriber(2, everything))]
@@ -129,7 +131,7 @@ def test_watchers_of_one_table_share_one_poll_loop(table, monkeypatch):
         append(table, [1, 2])
         optimize(table)
         await loop.until(lambda: len(got[2]) == 2 and cursor_position(stores[1]) == 2, what="both versions")
-        for trigger_id, task in zip((1, 2), tasks):
+        for trigger_id, task in zip((1, 2), tasks, strict=True):
             task.cancel()
             await manager.unsubscribe(trigger_id, key)
         await asyncio.gather(*tasks, return_exceptions=True)
