@@ -24,11 +24,19 @@ def append(table: Path, rows: list[tuple[str, int]]) -> None:
     write_deltalake(str(table), frame, mode="append")
 
 
+@pytest.fixture(scope="module")
+def lake_root(tmp_path_factory):
+    # One location for the module: Airflow keeps asset names unique among active assets, so the
+    # example's "orders_delta" asset must keep its URI across the tests that serialize the DAG.
+    root = tmp_path_factory.mktemp("events-lake") / "lake"
+    append(root / "orders", [("eu", 1000)])  # version 0, before the watcher starts
+    return root
+
+
 @pytest.fixture
-def lake(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARK_STREAMING_LAKE_ROOT", str(tmp_path / "lake"))
-    append(tmp_path / "lake" / "orders", [("eu", 1000)])  # version 0, before the watcher starts
-    return tmp_path / "lake"
+def lake(lake_root, monkeypatch):
+    monkeypatch.setenv("SPARK_STREAMING_LAKE_ROOT", str(lake_root))
+    return lake_root
 
 
 def example_dag():
