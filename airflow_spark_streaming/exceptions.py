@@ -148,6 +148,7 @@ class ClusterManagerError(SparkSubmissionError):
 class SparkProviderIncompatibleError(SparkSubmissionError):
     """The installed Spark provider's ``SparkSubmitHook`` lacks a member this provider relies on."""
 
+
 class KafkaConnectionConfigError(SparkStreamingError):
     """A ``kafka`` connection cannot be translated to Spark's Kafka options; nothing was submitted."""
 
@@ -182,3 +183,7 @@ class KafkaTlsHandshakeError(KafkaAccessError):
 
 class KafkaAuthorizationError(KafkaAccessError):
     """The broker's ACLs deny the authenticated user the topic or consumer group."""
+
+
+class InvalidEventTriggerError(SparkStreamingError):
+    """An event trigger (for an ``AssetWatcher``) was given a parameter it cannot watch with."""

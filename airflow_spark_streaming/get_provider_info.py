@@ -26,7 +26,9 @@ def get_provider_info() -> dict:
                 "integration-name": "Spark Structured Streaming",
                 "python-modules": [
                     "airflow_spark_streaming.hooks.checkpoint",
+                    "airflow_spark_streaming.hooks.checkpoint_commits",
                     "airflow_spark_streaming.hooks.delta",
+                    "airflow_spark_streaming.hooks.delta_history",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.runner_control",
                     "airflow_spark_streaming.hooks.submission.hook",
@@ -58,6 +60,7 @@ def get_provider_info() -> dict:
                 "integration-name": "Spark Structured Streaming",
                 "python-modules": [
                     "airflow_spark_streaming.triggers.checkpoint",
+                    "airflow_spark_streaming.triggers.events",
                     "airflow_spark_streaming.triggers.kafka_lag",
                 ],
             },

@@ -1,0 +1,105 @@
+"""CheckpointCommitEventTrigger (and the version trigger on its sink) against a real Spark streaming query."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from airflow_spark_streaming.exceptions import InvalidEventTriggerError
+from airflow_spark_streaming.triggers.events import CheckpointCommitEventTrigger, DeltaVersionEventTrigger
+from tests.integration.checkpoint_fixtures import write_json_files
+from tests.integration.events.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
+
+ROWS_PER_FILE = 25
+
+
+def run_query(spark, base):
+    """Every new input file is one micro-batch into the Delta sink; runs until the input is consumed."""
+    query = (
+        spark.readStream.schema("id LONG, event_time TIMESTAMP")
+        .option("maxFilesPerTrigger", 1)
+        .json(str(base / "input"))
+        .writeStream.format("delta")
+        .option("checkpointLocation", str(base / "checkpoint"))
+        .trigger(availableNow=True)
+        .start(str(base / "table"))
+    )
+    query.awaitTermination()
+
+
+@pytest.fixture
+def streaming_query(spark, tmp_path):
+    """A file → Delta query whose progress events the provider's runner listener writes to ``_progress/``."""
+    from airflow_spark_streaming.jobs.stream_runner import progress_listener
+
+    listener = progress_listener(spark, str(tmp_path / "checkpoint"))
+    spark.streams.addListener(listener)
+    write_json_files(tmp_path / "input", files=2, rows_per_file=ROWS_PER_FILE)
+    run_query(spark, tmp_path)  # batches 0 and 1 exist before the watchers start
+    yield tmp_path
+    spark.streams.removeListener(listener)
+
+
+def position(store):
+    (value,) = store.values.values() or [None]
+    return None if value is None else value["position"]
+
+
+def test_one_event_per_committed_batch_with_offsets_rows_and_commit_time(spark, streaming_query):
+    base = streaming_query
+    ckpt_store, table_store = InMemoryAssetStateStore(), InMemoryAssetStateStore()
+    commits = CheckpointCommitEventTrigger(str(base / "checkpoint"), poll_interval=0.2)
+    versions = DeltaVersionEventTrigger(str(base / "table"), poll_interval=0.2)
+    commits.asset_state_store, versions.asset_state_store = ckpt_store, table_store
+
+    async def scenario():
+        ckpt_loop, table_loop = TriggerLoop(commits).start(), TriggerLoop(versions).start()
+        await ckpt_loop.until(lambda: position(ckpt_store) == 1, what="the checkpoint's first poll")
+        await table_loop.until(lambda: position(table_store) == 1, what="the table's first poll")
+        write_json_files(base / "input", files=3, rows_per_file=ROWS_PER_FILE, start=2)
+        await asyncio.to_thread(run_query, spark, base)  # batches 2, 3, 4
+        await ckpt_loop.until(lambda: len(ckpt_loop.events) == 3 and position(ckpt_store) == 4, what="3 batches")
+        await table_loop.until(lambda: len(table_loop.events) == 3 and position(table_store) == 4, what="3 versions")
+        await ckpt_loop.stop()
+        await table_loop.stop()
+
+        # A restart with nothing new repeats nothing; one more batch is reported once.
+        revived = revive(commits, ckpt_store)
+        loop = TriggerLoop(revived).start()
+        write_json_files(base / "input", files=1, rows_per_file=ROWS_PER_FILE, start=5)
+        await asyncio.to_thread(run_query, spark, base)  # batch 5
+        await loop.until(lambda: position(ckpt_store) == 5, what="batch 5 after the restart")
+        await asyncio.sleep(0.6)
+        await loop.stop()
+        return ckpt_loop.events, table_loop.events, loop.events
+
+    batches, table_versions, after_restart = asyncio.run(scenario())
+    assert [b["batch_id"] for b in batches] == [2, 3, 4]
+    assert [b["rows"] for b in batches] == [ROWS_PER_FILE] * 3
+    assert [b["previous_event_batch_id"] for b in batches] == [None, 2, 3]
+    for batch in batches:
+        (source,) = batch["sources"]
+        assert source["kind"] == "file" and source["offset"] == {"logOffset": batch["batch_id"]}
+        assert batch["commit_time"] is not None and batch["batch_timestamp_ms"] is not None
+    assert len({b["query_id"] for b in batches}) == 1
+    assert [v["version"] for v in table_versions] == [2, 3, 4]
+    assert {v["operation"] for v in table_versions} == {"STREAMING UPDATE"}
+    assert [v["rows_added"] for v in table_versions] == [ROWS_PER_FILE] * 3
+    assert [b["batch_id"] for b in after_restart] == [5]
+    assert after_restart[0]["previous_event_batch_id"] == 4
+
+
+def test_checkpoint_trigger_parameters_and_round_trip():
+    with pytest.raises(InvalidEventTriggerError, match="poll_interval"):
+        CheckpointCommitEventTrigger("ckpt", poll_interval=-1)
+    with pytest.raises(InvalidEventTriggerError, match="progress_grace_seconds"):
+        CheckpointCommitEventTrigger("ckpt", progress_grace_seconds="soon")
+    trigger = CheckpointCommitEventTrigger("s3://lake/_checkpoints/orders", storage_conn_id="lake", poll_interval=5)
+    assert revive(trigger, None).serialize() == trigger.serialize()
+    assert trigger.serialize()[1] == {
+        "checkpoint": "s3://lake/_checkpoints/orders",
+        "storage_conn_id": "lake",
+        "poll_interval": 5.0,
+        "progress_grace_seconds": 30.0,
+    }
