@@ -54,7 +54,10 @@ def read_committed_batches(
     (or ``after_batch`` when none), except with ``after_batch=None``.
     Batches Spark already purged (beyond ``minBatchesToRetain``) cannot be read and are left out.
     """
-    from airflow_spark_streaming.hooks.checkpoint import PROGRESS_DIR, CheckpointHook, parse_offsets_file
+    from airflow_spark_streaming.checkpoint import parse_offsets_file
+    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.protocol import PROGRESS_DIR
 
     hook = CheckpointHook(checkpoint, storage_conn_id)
     status = hook.get_status(include_state=False)
@@ -64,7 +67,7 @@ def read_committed_batches(
     last = min(latest, up_to) if up_to is not None else latest
     last = min(last, after_batch + MAX_BATCHES_PER_READ)
     history = {b.batch_id: b for b in hook.get_history(last=latest - after_batch + 1).batches}
-    progress = {int(p["batchId"]): p for p in hook.get_progress(after_batch=after_batch) if "batchId" in p}
+    progress = {int(p["batchId"]): p for p in hook.sibling(RunnerControlHook).get_progress(after_batch=after_batch) if "batchId" in p}
     runner_managed = bool(progress) or (hook.root / PROGRESS_DIR).exists()
     now = time.time() if now is None else now
     batches: list[CommittedBatch] = []
