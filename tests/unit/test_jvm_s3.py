@@ -54,7 +54,11 @@ def test_maven_resolver_hands_s3_jars_without_a_second_hadoop_client(monkeypatch
 
     def fake_resolve(coordinates):
         seen["coordinates"] = list(coordinates)
-        return [tmp_path / "hadoop-aws-3.5.0.jar", tmp_path / "bundle-2.35.4.jar", tmp_path / "hadoop-client-api-3.5.0.jar"]
+        return [
+            tmp_path / "hadoop-aws-3.5.0.jar",
+            tmp_path / "bundle-2.35.4.jar",
+            tmp_path / "hadoop-client-api-3.5.0.jar",
+        ]
 
     monkeypatch.setattr(jvm, "resolve_with_maven", fake_resolve)
     deps = jvm.resolve_jvm_dependencies(delta=False, s3=True, resolver="maven")
