@@ -29,6 +29,7 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.spark_submission",
+                    "airflow_spark_streaming.hooks.storage",
                 ],
             },
         ],
