@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,12 +31,11 @@ from airflow_spark_streaming.exceptions import SparkStreamingError
 from airflow_spark_streaming.jvm import cache_dir
 from devstack.errors import LocalStackError, PortInUseError
 from devstack.process import free_port, pid_alive, port_is_free, terminate, wait_for
+from devstack.s3_serve import CREDENTIALS_FILE
 
 DEFAULT_PORT = int(os.environ.get("S3_LOCAL_PORT", "9000"))
 HOST = "127.0.0.1"
 REGION = "us-east-1"
-USER_NAME = "lake"
-_MUTATING = frozenset({"PUT", "POST", "DELETE"})
 
 
 @dataclass
@@ -97,7 +95,7 @@ def _state_file(home: Path) -> Path:
 
 
 def _credentials_file(home: Path) -> Path:
-    return home / "credentials.json"
+    return home / CREDENTIALS_FILE
 
 
 def read_state(home: Path) -> S3Server | None:
@@ -116,7 +114,7 @@ def _log_tail(home: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start(home: Path | None = None, port: int | None = None, *, timeout: float = 60) -> S3Server:
+def start(home: Path | None = None, port: int | None = None, *, timeout: float = 120) -> S3Server:
     """Start a server in ``home`` (or return the one already running there).
 
     :param port: the HTTP port; ``0`` picks a free one.
@@ -138,7 +136,8 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
     credentials.unlink(missing_ok=True)
     with open(home / "server.log", "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.s3", "serve", "--home", str(home), "--port", str(port)],
+            # A module of its own: the server process imports moto only, not Airflow.
+            [sys.executable, "-m", "devstack.s3_serve", str(home), str(port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             cwd=str(Path(__file__).resolve().parents[1]),
         )  # fmt: skip
@@ -187,48 +186,15 @@ def stop(home: Path | None = None) -> bool:
     return True
 
 
-def _serve(home: Path, port: int) -> None:
-    """Run moto in this process: auth enforced, mutations under one lock."""
-    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # read by moto at import
-    os.environ.setdefault("MOTO_PORT", str(port))
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.iam.models import iam_backends
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import run_simple
-
-    iam = iam_backends[DEFAULT_ACCOUNT_ID]["global"]
-    iam.create_user(REGION, USER_NAME)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam.put_user_policy(USER_NAME, "everything", json.dumps(policy))
-    key = iam.create_access_key(USER_NAME)
-
-    app = DomainDispatcherApplication(create_backend_app)
-    lock = threading.Lock()
-
-    def serialised(environ, start_response):
-        if environ.get("REQUEST_METHOD") not in _MUTATING:
-            return app(environ, start_response)
-        with lock:
-            # Consume the response inside the lock: moto may build it lazily.
-            return list(app(environ, start_response))
-
-    descriptor = os.open(_credentials_file(home), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        json.dump({"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}, out)
-    run_simple(HOST, port, serialised, threaded=True, request_handler=MotoRequestHandler)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="s3-local", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status", "serve"])
+    parser.add_argument("command", choices=["start", "stop", "status"])
     parser.add_argument("--home", type=Path, default=None, help="server folder (state, credentials, log)")
     parser.add_argument("--port", type=int, default=None, help=f"HTTP port (default {DEFAULT_PORT})")
     args = parser.parse_args(argv)
     home = Path(args.home or default_home())
     try:
-        if args.command == "serve":
-            _serve(home, args.port or DEFAULT_PORT)
-        elif args.command == "start":
+        if args.command == "start":
             server = start(home, args.port)
             print(
                 f"s3-local: running on {server.endpoint_url} (pid {server.pid}, home {home}); "
