@@ -187,3 +187,23 @@ class KafkaAuthorizationError(KafkaAccessError):
 
 class InvalidEventTriggerError(SparkStreamingError):
     """An event trigger (for an ``AssetWatcher``) was given a parameter it cannot watch with."""
+
+
+class StorageError(SparkStreamingError):
+    """Object storage (S3 or an S3-compatible store) cannot be used with the configured connection."""
+
+
+class StorageConnectionError(StorageError):
+    """The ``storage_conn_id`` connection is missing, is not an ``aws`` connection, or its provider is not installed."""
+
+
+class StorageAccessDeniedError(StorageError):
+    """The store refused the connection's credentials (unknown key, wrong secret) or their permissions (403)."""
+
+
+class BucketNotFoundError(StorageError):
+    """The bucket named in an ``s3://``/``s3a://`` path does not exist at the connection's endpoint."""
+
+
+class StorageUnreachableError(StorageError):
+    """The storage endpoint did not answer within the bounded connect/request time and retries."""

@@ -32,6 +32,8 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.runner_control",
                     "airflow_spark_streaming.hooks.submission.hook",
+
+                    "airflow_spark_streaming.hooks.storage",
                 ],
             },
         ],

@@ -40,6 +40,15 @@ _SPARK_MAJOR_MINOR = ".".join(SPARK_VERSION.split(".")[:2])
 
 DELTA_SPARK_PACKAGE = f"io.delta:delta-spark_{_SPARK_MAJOR_MINOR}_{SCALA_BINARY_VERSION}:{DELTA_VERSION}"
 KAFKA_SQL_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_{SCALA_BINARY_VERSION}:{SPARK_VERSION}"
+# S3A must match the Hadoop client inside the pyspark wheel (hadoop-client-api 3.5.0);
+# the AWS SDK v2 bundle is the version hadoop-aws 3.5.0 itself declares.
+HADOOP_VERSION = "3.5.0"
+AWS_SDK_VERSION = "2.35.4"
+HADOOP_AWS_PACKAGE = f"org.apache.hadoop:hadoop-aws:{HADOOP_VERSION}"
+AWS_SDK_BUNDLE_PACKAGE = f"software.amazon.awssdk:bundle:{AWS_SDK_VERSION}"
+S3A_PACKAGES = (HADOOP_AWS_PACKAGE, AWS_SDK_BUNDLE_PACKAGE)
+# Schemes Spark reaches through S3A (s3:// and s3n:// are mapped onto it by the storage settings).
+S3_SCHEMES = ("s3a://", "s3://", "s3n://")
 
 DELTA_SPARK_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -101,9 +110,17 @@ def validate_coordinate(coordinate: str) -> str:
     return candidate
 
 
-def spark_packages(*, delta: bool = True, kafka: bool = False, extra_packages: Iterable[str] = ()) -> list[str]:
+def uses_s3(*paths: str | None) -> bool:
+    """Whether any of ``paths`` (checkpoints, tables, sources) lives on S3, so the job needs S3A."""
+    return any(isinstance(p, str) and p.strip().lower().startswith(S3_SCHEMES) for p in paths)
+
+
+def spark_packages(
+    *, delta: bool = True, kafka: bool = False, s3: bool = False, extra_packages: Iterable[str] = ()
+) -> list[str]:
     """The Maven coordinates a job needs, validated and without repeats."""
     wanted = ([DELTA_SPARK_PACKAGE] if delta else []) + ([KAFKA_SQL_PACKAGE] if kafka else [])
+    wanted += list(S3A_PACKAGES) if s3 else []
     wanted += [validate_coordinate(p) for p in extra_packages]
     return list(dict.fromkeys(wanted))
 
@@ -128,6 +145,7 @@ def resolve_jvm_dependencies(
     *,
     delta: bool = True,
     kafka: bool = False,
+    s3: bool = False,
     extra_packages: Iterable[str] = (),
     extra_jars: Iterable[str] = (),
     resolver: str | None = None,
@@ -137,6 +155,7 @@ def resolve_jvm_dependencies(
 
     :param delta: load Delta Lake and its SQL extensions.
     :param kafka: load Spark's Kafka connector.
+    :param s3: load S3A (``hadoop-aws`` and its AWS SDK); see :func:`uses_s3`.
     :param extra_packages: more Maven coordinates the job needs.
     :param extra_jars: jar paths or URLs passed through unchanged.
     :param resolver: ``packages`` (Spark's Ivy) or ``maven`` (resolve now with
@@ -147,7 +166,7 @@ def resolve_jvm_dependencies(
     resolver = resolver or default_resolver()
     if resolver not in RESOLVERS:
         raise InvalidMavenCoordinateError(f"jvm resolver {resolver!r} is unknown; use one of {', '.join(RESOLVERS)}.")
-    packages = spark_packages(delta=delta, kafka=kafka, extra_packages=extra_packages)
+    packages = spark_packages(delta=delta, kafka=kafka, s3=s3, extra_packages=extra_packages)
     jars = [str(j) for j in extra_jars]
     conf = dict(DELTA_SPARK_CONF) if delta else {}
     user_conf = user_conf or {}

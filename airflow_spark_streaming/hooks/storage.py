@@ -1,0 +1,441 @@
+"""Object-storage credentials from an Airflow ``aws`` connection, for every engine the provider drives.
+
+One ``storage_conn_id`` (an ``aws`` connection: key in login/password, or any
+credential source the amazon provider resolves; a custom endpoint in its extra
+as ``endpoint_url``) becomes:
+
+- delta-rs ``storage_options`` (:meth:`StorageHook.delta_storage_options`);
+- Spark ``spark.hadoop.fs.s3a.*`` settings, split into what may go on a command
+  line and what must only go to a 0600 properties file
+  (:meth:`StorageHook.spark_conf`);
+- the arguments of ``ObjectStoragePath`` (:meth:`StorageHook.object_storage_path`).
+
+All three get bounded connect/request timeouts and retries, so a wrong key, a
+missing bucket or a dead endpoint fails a task in seconds, with a named error
+(:meth:`StorageHook.check` and :func:`classify_storage_failure`). Secrets are
+registered with Airflow's secrets masker as soon as they are read.
+
+boto3, the amazon provider and deltalake are imported only inside functions.
+The module is a little over 400 lines: the mapping for three engines and the
+error classification they share belong together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+
+from airflow_spark_streaming.exceptions import (
+    BucketNotFoundError,
+    StorageAccessDeniedError,
+    StorageConnectionError,
+    StorageError,
+    StorageUnreachableError,
+)
+
+DEFAULT_REGION = "us-east-1"
+S3_SCHEMES = ("s3", "s3a", "s3n")
+_SECRET_S3A_KEYS = ("fs.s3a.access.key", "fs.s3a.secret.key", "fs.s3a.session.token")
+
+
+@dataclass(frozen=True)
+class StorageTimeouts:
+    """How long one storage call may take before the task fails with a named error."""
+
+    connect_seconds: float = 5.0
+    request_seconds: float = 30.0
+    #: Attempts in total (1 = no retry) for one request, in every engine.
+    max_attempts: int = 2
+
+    @property
+    def worst_case_seconds(self) -> float:
+        return self.max_attempts * (self.connect_seconds + self.request_seconds)
+
+
+@dataclass(frozen=True)
+class StorageCredentials:
+    """What one ``aws`` connection resolves to. The secret fields never appear in ``repr``."""
+
+    conn_id: str
+    region: str
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    @property
+    def allow_http(self) -> bool:
+        return bool(self.endpoint_url) and self.endpoint_url.lower().startswith("http://")
+
+    @property
+    def has_static_keys(self) -> bool:
+        return bool(self.access_key_id and self.secret_access_key)
+
+
+@dataclass(frozen=True)
+class SparkStorageConf:
+    """Spark settings for S3A. ``settings`` may be shown; ``secret_settings`` go only to a 0600 file."""
+
+    settings: dict[str, str]
+    secret_settings: dict[str, str] = field(repr=False)
+
+    def all(self) -> dict[str, str]:
+        return {**self.settings, **self.secret_settings}
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A bucket and key prefix parsed from ``s3://``, ``s3a://`` or ``s3n://``."""
+
+    scheme: str
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        parts = urlsplit(url.strip())
+        if parts.scheme.lower() not in S3_SCHEMES or not parts.netloc:
+            raise StorageConnectionError(
+                f"{url!r} is not an S3 path; write it as 's3://<bucket>/<prefix>' (Airflow, delta-rs) "
+                "or 's3a://<bucket>/<prefix>' (Spark)."
+            )
+        return cls(parts.scheme.lower(), parts.netloc, parts.path.lstrip("/"))
+
+    def as_scheme(self, scheme: str) -> str:
+        return f"{scheme}://{self.bucket}/{self.key}".rstrip("/")
+
+
+class StorageHook(BaseHook):
+    """Turn one ``aws`` connection into storage settings for delta-rs, Spark and ``ObjectStoragePath``.
+
+    :param storage_conn_id: an ``aws`` connection (amazon provider, ``[s3]`` extra).
+        Put a custom endpoint (MinIO, moto, on-premises S3) in its extra as
+        ``endpoint_url``; the region as ``region_name``.
+    :param storage_options: raw delta-rs ``storage_options`` merged on top of
+        what the connection gives (the override of last resort).
+    :param timeouts: connect/request timeouts and attempts for every engine.
+    """
+
+    conn_name_attr = "storage_conn_id"
+    default_conn_name = "aws_default"
+    conn_type = "aws"
+    hook_name = "Object storage (S3)"
+
+    def __init__(
+        self,
+        storage_conn_id: str = default_conn_name,
+        *,
+        storage_options: Mapping[str, str] | None = None,
+        timeouts: StorageTimeouts | None = None,
+    ) -> None:
+        super().__init__()
+        self.storage_conn_id = storage_conn_id
+        self.storage_options_override = dict(storage_options or {})
+        self.timeouts = timeouts or StorageTimeouts()
+        self._credentials: StorageCredentials | None = None
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def credentials(self) -> StorageCredentials:
+        """Resolve (once) the connection's keys, endpoint and region; secrets are masked from here on."""
+        if self._credentials is None:
+            self._credentials = self._resolve()
+            _mask(self._credentials.secret_access_key, self._credentials.session_token)
+        return self._credentials
+
+    def _resolve(self) -> StorageCredentials:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            connection = self.get_connection(self.storage_conn_id)
+        except AirflowNotFoundException as err:
+            raise StorageConnectionError(
+                f"Connection {self.storage_conn_id!r} does not exist; create an 'aws' connection with the key in "
+                "login/password and a custom endpoint in its extra as 'endpoint_url'."
+            ) from err
+        if connection.conn_type not in ("aws", None, ""):
+            raise StorageConnectionError(
+                f"Connection {self.storage_conn_id!r} is of type {connection.conn_type!r}; storage_conn_id needs an "
+                "'aws' connection (key in login/password, endpoint in extra 'endpoint_url')."
+            )
+        try:
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        except ImportError as err:
+            raise StorageConnectionError(
+                "storage_conn_id needs the Amazon provider; install 'airflow-spark-streaming[s3]'."
+            ) from err
+        aws = AwsBaseHook(aws_conn_id=self.storage_conn_id, client_type="s3")
+        config = aws.conn_config
+        endpoint = config.get_service_endpoint_url(service_name="s3") or config.endpoint_url
+        region = config.region_name or DEFAULT_REGION
+        access_key = secret_key = token = None
+        if connection.login or connection.password:
+            access_key, secret_key = connection.login, connection.password
+            token = config.aws_session_token
+        else:  # roles, profiles, web identity: let botocore resolve them now
+            resolved = aws.get_credentials(region_name=region)
+            access_key, secret_key, token = resolved.access_key, resolved.secret_key, resolved.token
+        return StorageCredentials(
+            conn_id=self.storage_conn_id,
+            region=region,
+            endpoint_url=endpoint,
+            access_key_id=access_key,
+            secret_access_key=secret_key,
+            session_token=token,
+        )
+
+    # -- delta-rs ---------------------------------------------------------------------------
+
+    def delta_storage_options(self) -> dict[str, str]:
+        """``storage_options`` for ``deltalake``: credentials, endpoint, bounded retries, conditional commits.
+
+        delta-rs 1.6 commits ``_delta_log/N.json`` with a put-if-absent
+        (``If-None-Match: *``) copy, so two writers can never both win one
+        version; the options below make that explicit and never enable
+        ``AWS_S3_ALLOW_UNSAFE_RENAME``.
+        """
+        creds = self.credentials()
+        options: dict[str, str] = {"AWS_REGION": creds.region}
+        if creds.access_key_id:
+            options["AWS_ACCESS_KEY_ID"] = creds.access_key_id
+        if creds.secret_access_key:
+            options["AWS_SECRET_ACCESS_KEY"] = creds.secret_access_key
+        if creds.session_token:
+            options["AWS_SESSION_TOKEN"] = creds.session_token
+        if creds.endpoint_url:
+            options["AWS_ENDPOINT_URL"] = creds.endpoint_url
+            # object_store's default is path-style; say so for stores without virtual hosts.
+            options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+        if creds.allow_http:
+            options["AWS_ALLOW_HTTP"] = "true"
+        t = self.timeouts
+        options.update(
+            {
+                "conditional_put": "etag",
+                "copy_if_not_exists": "multipart",
+                "AWS_EC2_METADATA_DISABLED": "true" if creds.has_static_keys else "false",
+                "connect_timeout": f"{t.connect_seconds:g}s",
+                "timeout": f"{t.request_seconds:g}s",
+                "max_retries": str(max(t.max_attempts - 1, 0)),
+                "retry_timeout": f"{t.worst_case_seconds:g}s",
+                "backoff_config.init_backoff": "100ms",
+                "backoff_config.max_backoff": "2s",
+            }
+        )
+        options.update(self.storage_options_override)
+        if options.get("AWS_S3_ALLOW_UNSAFE_RENAME", "").lower() == "true":
+            self.log.warning("storage_options enable AWS_S3_ALLOW_UNSAFE_RENAME: concurrent commits may be lost.")
+        return options
+
+    # -- Spark ------------------------------------------------------------------------------
+
+    def spark_conf(self) -> SparkStorageConf:
+        """``spark.hadoop.fs.s3a.*`` settings for a SparkSession or spark-submit.
+
+        Not set on purpose: ``fs.s3a.create.performance``. In Hadoop 3.5 it turns
+        every ``create(path, overwrite=false)`` into a blind overwrite without the
+        existence probe, and Delta's S3 log store commits through exactly that call.
+        """
+        creds = self.credentials()
+        t = self.timeouts
+        s3a = {
+            # s3:// and s3n:// paths reach the same S3A client as s3a://.
+            "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+            "fs.s3n.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+            "fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
+            "fs.s3a.endpoint.region": creds.region,
+            "fs.s3a.connection.establish.timeout": f"{int(t.connect_seconds * 1000)}ms",
+            "fs.s3a.connection.timeout": f"{int(t.request_seconds * 1000)}ms",
+            "fs.s3a.connection.request.timeout": f"{int(t.request_seconds * 1000)}ms",
+            # SDK attempts per request, then S3A's own retry loop: both bounded.
+            "fs.s3a.attempts.maximum": str(t.max_attempts),
+            "fs.s3a.retry.limit": str(max(t.max_attempts - 1, 0)),
+            "fs.s3a.retry.interval": "200ms",
+            "fs.s3a.retry.throttle.limit": str(t.max_attempts),
+            "fs.s3a.retry.throttle.interval": "500ms",
+        }
+        if creds.endpoint_url:
+            s3a["fs.s3a.endpoint"] = creds.endpoint_url
+            s3a["fs.s3a.path.style.access"] = "true"
+            s3a["fs.s3a.connection.ssl.enabled"] = "false" if creds.allow_http else "true"
+        # Lets createFile(...).opt("fs.option.create.conditional.overwrite") send If-None-Match: *.
+        s3a["fs.s3a.create.conditional.enabled"] = "true"
+        secret: dict[str, str] = {}
+        if creds.has_static_keys:
+            provider = "TemporaryAWSCredentialsProvider" if creds.session_token else "SimpleAWSCredentialsProvider"
+            s3a["fs.s3a.aws.credentials.provider"] = f"org.apache.hadoop.fs.s3a.{provider}"
+            secret["fs.s3a.access.key"] = creds.access_key_id or ""
+            secret["fs.s3a.secret.key"] = creds.secret_access_key or ""
+            if creds.session_token:
+                secret["fs.s3a.session.token"] = creds.session_token
+        return SparkStorageConf(
+            settings={f"spark.hadoop.{k}": v for k, v in s3a.items()},
+            secret_settings={f"spark.hadoop.{k}": v for k, v in secret.items()},
+        )
+
+    # -- Airflow ObjectStoragePath ----------------------------------------------------------
+
+    def object_storage_options(self) -> dict[str, Any]:
+        """botocore ``Config`` arguments the amazon provider's s3fs filesystem takes as storage options."""
+        t = self.timeouts
+        return {
+            "connect_timeout": t.connect_seconds,
+            "read_timeout": t.request_seconds,
+            "retries": {"total_max_attempts": t.max_attempts, "mode": "standard"},
+        }
+
+    def object_storage_path(self, url: str):
+        """``ObjectStoragePath`` for ``url`` (``s3://``; ``s3a://`` is rewritten) through this connection."""
+        from airflow.sdk import ObjectStoragePath
+
+        self.credentials()  # fail early, with a named error, on a bad connection
+        location = S3Location.parse(url)
+        return ObjectStoragePath(
+            location.as_scheme("s3"), conn_id=self.storage_conn_id, **self.object_storage_options()
+        )
+
+    # -- probing ----------------------------------------------------------------------------
+
+    def client(self):
+        """A boto3 S3 client with this connection's endpoint, keys and bounded timeouts."""
+        import boto3
+        from botocore.config import Config
+
+        creds = self.credentials()
+        t = self.timeouts
+        config = Config(
+            region_name=creds.region,
+            connect_timeout=t.connect_seconds,
+            read_timeout=t.request_seconds,
+            retries={"total_max_attempts": t.max_attempts, "mode": "standard"},
+            s3={"addressing_style": "path" if creds.endpoint_url else "auto"},
+        )
+        return boto3.client(
+            "s3",
+            endpoint_url=creds.endpoint_url,
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+            config=config,
+        )
+
+    def check(self, url: str) -> S3Location:
+        """Prove within bounded time that the bucket of ``url`` exists and the key may list it.
+
+        :raises StorageAccessDeniedError: the store refused the key or its permissions.
+        :raises BucketNotFoundError: no such bucket at this endpoint.
+        :raises StorageUnreachableError: the endpoint did not answer in time.
+        """
+        location = S3Location.parse(url)
+        try:
+            self.client().list_objects_v2(Bucket=location.bucket, Prefix=location.key, MaxKeys=1)
+        except Exception as err:
+            raise self.translate(err, url) from err
+        return location
+
+    def translate(self, err: BaseException, url: str) -> BaseException:
+        """The named storage error for ``err`` (boto3, deltalake or S3A text), else ``err`` itself.
+
+        s3fs reports a missing bucket while listing as a plain "not a directory";
+        for such an error one bounded probe (:meth:`check`) tells a missing
+        bucket from a missing path.
+        """
+        if isinstance(err, StorageError):
+            return err
+        kind = classify_storage_failure(_describe(err))
+        if kind is None:
+            if isinstance(err, FileNotFoundError | NotADirectoryError) and _is_s3(url):
+                try:
+                    self.check(url)
+                except StorageError as named:
+                    return named
+                except Exception:  # the probe itself failed in an unnamed way: keep the original
+                    return err
+            return err
+        creds = self._credentials
+        endpoint = (creds.endpoint_url if creds else None) or "the AWS default endpoint"
+        location = S3Location.parse(url) if _is_s3(url) else None
+        bucket = location.bucket if location else url
+        if kind is StorageAccessDeniedError:
+            message = (
+                f"The store at {endpoint} refused the credentials of connection {self.storage_conn_id!r} for "
+                f"{url!r}; fix the access key and secret in that connection (login/password) or grant it access "
+                f"to bucket {bucket!r}."
+            )
+        elif kind is BucketNotFoundError:
+            message = (
+                f"Bucket {bucket!r} of {url!r} does not exist at {endpoint} (connection {self.storage_conn_id!r}); "
+                "create it, or fix the bucket name or the connection's endpoint_url."
+            )
+        else:
+            message = (
+                f"Storage endpoint {endpoint} of connection {self.storage_conn_id!r} did not answer for {url!r} "
+                f"within {self.timeouts.worst_case_seconds:g}s; check that the store is running and that the "
+                "connection's endpoint_url (extra) is right."
+            )
+        return kind(message)
+
+
+# Ordered: the first pattern that matches wins (a 403 naming a bucket is still access denied).
+_FAILURE_PATTERNS: tuple[tuple[type[StorageError], re.Pattern[str]], ...] = (
+    (
+        StorageAccessDeniedError,
+        re.compile(
+            r"InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|Access Denied|InvalidToken|ExpiredToken|"
+            r"signature we calculated does not match|PermissionError|403 Forbidden|status(?: code)?:? 403|"
+            r"\b403\b.*Forbidden",
+            re.I,
+        ),
+    ),
+    (
+        BucketNotFoundError,
+        re.compile(r"NoSuchBucket|UnknownStoreException|bucket .{0,80}does not exist|Bucket not found", re.I),
+    ),
+    (
+        StorageUnreachableError,
+        re.compile(
+            r"EndpointConnectionError|Could not connect to the endpoint|ConnectTimeout|Connect timeout|"
+            r"Connection refused|ConnectException|tcp connect error|error sending request|"
+            r"Unable to execute HTTP request|Read timeout on endpoint|timed out",
+            re.I,
+        ),
+    ),
+)
+
+
+def classify_storage_failure(text: str) -> type[StorageError] | None:
+    """Which named storage error a failure text (Python exception, delta-rs or S3A/JVM log) stands for."""
+    for kind, pattern in _FAILURE_PATTERNS:
+        if pattern.search(text or ""):
+            return kind
+    return None
+
+
+def _describe(err: BaseException) -> str:
+    parts = [type(err).__name__, str(err)]
+    response = getattr(err, "response", None)
+    if isinstance(response, dict):
+        parts.append(str(response.get("Error", {}).get("Code", "")))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 and "Bucket" in str(response.get("Error", {})):
+            parts.append("NoSuchBucket")
+        elif status == 403:
+            parts.append("403 Forbidden")
+    return " ".join(parts)
+
+
+def _is_s3(url: str) -> bool:
+    return urlsplit(url.strip()).scheme.lower() in S3_SCHEMES
+
+
+def _mask(*secrets: str | None) -> None:
+    from airflow.sdk.log import mask_secret
+
+    for secret in secrets:
+        if secret:
+            mask_secret(secret)

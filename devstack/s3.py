@@ -1,0 +1,216 @@
+"""A real S3-compatible server (moto's standalone server) on 127.0.0.1, for tests and the demo.
+
+The server speaks the S3 and DynamoDB HTTP APIs in one Python process, from the
+``moto[server]`` package of the ``dev`` extra; no Docker engine and no download.
+Two things are set up on top of moto's defaults, so the local stack behaves
+like S3 where the provider's guarantees depend on it:
+
+* Authentication is enforced. One IAM user with one access key is created at
+  start; any other key, or a wrong secret, is refused with 403, as on AWS. The
+  key lives in ``credentials.json`` (mode 0600) in the server's home.
+* Mutating requests are serialised. moto checks ``If-None-Match: *`` and then
+  writes, without a lock; under one lock the conditional create is atomic, as
+  S3 guarantees it (the lease and the Delta commits rely on it).
+
+Usage::
+
+    python -m devstack.s3 start|stop|status [--home DIR] [--port 9000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.jvm import cache_dir
+from devstack.errors import LocalStackError, PortInUseError
+from devstack.process import free_port, pid_alive, port_is_free, terminate, wait_for
+from devstack.s3_serve import CREDENTIALS_FILE
+
+DEFAULT_PORT = int(os.environ.get("S3_LOCAL_PORT", "9000"))
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+
+
+@dataclass
+class S3Server:
+    """A running server: where it lives, how to reach it, which access key it accepts."""
+
+    home: str
+    port: int
+    pid: int
+    access_key_id: str
+    region: str = REGION
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def secret_access_key(self) -> str:
+        return json.loads(_credentials_file(Path(self.home)).read_text())["secret_access_key"]
+
+    def is_alive(self) -> bool:
+        return pid_alive(self.pid)
+
+    def client(self, service: str = "s3", **overrides):
+        """A boto3 client for this server (tests and the demo set up buckets with it)."""
+        import boto3
+        from botocore.config import Config
+
+        settings = {
+            "endpoint_url": self.endpoint_url,
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "region_name": self.region,
+            "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, connect_timeout=5,
+                             read_timeout=30),
+        }  # fmt: skip
+        return boto3.client(service, **{**settings, **overrides})
+
+    def connection_uri(self, conn_type: str = "aws") -> str:
+        """The ``aws`` connection for this server, as a JSON ``AIRFLOW_CONN_*`` value."""
+        return json.dumps(
+            {
+                "conn_type": conn_type,
+                "login": self.access_key_id,
+                "password": self.secret_access_key,
+                "extra": {"endpoint_url": self.endpoint_url, "region_name": self.region},
+            }
+        )
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("S3_LOCAL_HOME") or cache_dir() / "s3-local")
+
+
+def _state_file(home: Path) -> Path:
+    return home / "server.json"
+
+
+def _credentials_file(home: Path) -> Path:
+    return home / CREDENTIALS_FILE
+
+
+def read_state(home: Path) -> S3Server | None:
+    """The server recorded in ``home``, if it is still running."""
+    try:
+        server = S3Server(**json.loads(_state_file(home).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return server if server.is_alive() else None
+
+
+def _log_tail(home: Path, lines: int = 15) -> str:
+    path = home / "server.log"
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start(home: Path | None = None, port: int | None = None, *, timeout: float = 120) -> S3Server:
+    """Start a server in ``home`` (or return the one already running there).
+
+    :param port: the HTTP port; ``0`` picks a free one.
+    """
+    home = Path(home or default_home())
+    running = read_state(home)
+    if running:
+        return running
+    port = DEFAULT_PORT if port is None else port
+    port = port or free_port()
+    if not port_is_free(HOST, port):
+        raise PortInUseError(
+            f"Port {port} on {HOST} is already in use by another process, so the local S3 server cannot "
+            f"listen there; stop that process (for example 'scripts/s3-local stop') or pick another port "
+            f"with S3_LOCAL_PORT=<port>."
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    credentials = _credentials_file(home)
+    credentials.unlink(missing_ok=True)
+    with open(home / "server.log", "wb") as out:
+        process = subprocess.Popen(
+            # A module of its own: the server process imports moto only, not Airflow.
+            [sys.executable, "-m", "devstack.s3_serve", str(home), str(port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[1]),
+        )  # fmt: skip
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise LocalStackError(
+                f"The local S3 server exited with code {process.returncode} while starting; "
+                f"its log ends with:\n{_log_tail(home)}"
+            )
+        return credentials.exists() and not port_is_free(HOST, port)
+
+    try:
+        wait_for(ready, timeout=timeout, what=f"the S3 server on {HOST}:{port}", interval=0.2)
+        key = json.loads(credentials.read_text())
+    except Exception:
+        terminate(process.pid)
+        raise
+    server = S3Server(home=str(home), port=port, pid=process.pid, access_key_id=key["access_key_id"])
+    try:
+        wait_for(lambda: _answers(server), timeout=timeout, what=f"the S3 API on {HOST}:{port}", interval=0.2)
+    except Exception:
+        terminate(process.pid)
+        raise
+    _state_file(home).write_text(json.dumps(asdict(server)))
+    return server
+
+
+def _answers(server: S3Server) -> bool:
+    try:
+        server.client().list_buckets()
+    except Exception:  # not up yet
+        return False
+    return True
+
+
+def stop(home: Path | None = None) -> bool:
+    """Stop the server recorded in ``home``; return whether one was running."""
+    home = Path(home or default_home())
+    server = read_state(home)
+    _state_file(home).unlink(missing_ok=True)
+    if server is None:
+        return False
+    terminate(server.pid, grace=10)
+    _credentials_file(home).unlink(missing_ok=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="s3-local", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("--home", type=Path, default=None, help="server folder (state, credentials, log)")
+    parser.add_argument("--port", type=int, default=None, help=f"HTTP port (default {DEFAULT_PORT})")
+    args = parser.parse_args(argv)
+    home = Path(args.home or default_home())
+    try:
+        if args.command == "start":
+            server = start(home, args.port)
+            print(
+                f"s3-local: running on {server.endpoint_url} (pid {server.pid}, home {home}); "
+                f"access key {server.access_key_id}, secret in {_credentials_file(home)}"
+            )
+        elif args.command == "stop":
+            print("s3-local: stopped" if stop(home) else "s3-local: was not running")
+        else:
+            server = read_state(home)
+            print(f"s3-local: running on {server.endpoint_url}" if server else "s3-local: not running")
+            return 0 if server else 3
+    except SparkStreamingError as err:
+        print(f"s3-local: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
