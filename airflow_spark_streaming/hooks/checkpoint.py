@@ -43,7 +43,6 @@ LEASE_FILE = "_lease"  # heartbeat of the runner's live query
 STOP_FILE = "_stop"  # asks the runner's query to stop after its current batch
 SUBMISSION_FILE = "_submission"  # which driver the provider submitted on this checkpoint, and how
 DEFAULT_LEASE_TTL_SECONDS = 30.0  # the runner's default; judges a lease too torn to say its own
-_LEASE_READS, _LEASE_REREAD_SECONDS = 5, 0.05
 STAGING_DIR = "_staging"  # files a cluster-mode driver reads once (its spec, the Python launcher jar)
 COMMITS_MAX_VERSION = 2
 _BATCH_FILE = re.compile(r"^(?P<batch>\d+)(?P<compact>\.compact)?$")
@@ -553,43 +552,27 @@ class CheckpointHook(BaseHook):
         return CheckpointHistory(checkpoint=str(self.root), batches=records)
 
     def get_lease(self, now: float | None = None) -> CheckpointLease | None:
-        """The live lease on this checkpoint (a running stream runner), or ``None`` if free or stale.
+        """The live lease on this checkpoint (a running stream runner), or ``None`` if free, released or stale.
 
-        The runner rewrites the lease in place, so a read can land in the instant
-        it is truncated; such a read is retried rather than taken for a free
-        checkpoint. A lease that stays unreadable (torn by a dying driver) is
-        judged by its age, against the default time-to-live.
+        Judged by :func:`airflow_spark_streaming.lease.read_lease_state`, the rule
+        the runner itself applies: clock skew and TTL are bounded, and a lease that
+        cannot be read (being written, or torn) counts as held for a TTL from when
+        it was written.
         """
-        data = None
-        for attempt in range(_LEASE_READS):
-            try:
-                data = json.loads(self._read(LEASE_FILE))
-                break
-            except FileNotFoundError:
-                return None
-            except ValueError:
-                time.sleep(_LEASE_REREAD_SECONDS * (attempt + 1))
-        now = time.time() if now is None else now
-        if not isinstance(data, dict):
-            try:
-                written = self._mtime(LEASE_FILE)
-            except FileNotFoundError:
-                return None
-            age = max(0.0, now - (written or 0))
-            return (
-                CheckpointLease(None, None, None, age, DEFAULT_LEASE_TTL_SECONDS)
-                if age < DEFAULT_LEASE_TTL_SECONDS
-                else None
-            )
-        lease = CheckpointLease(
-            app_id=data.get("app_id"),
-            host=data.get("host"),
-            pid=data.get("pid"),
-            heartbeat_age_seconds=max(0.0, now - data.get("heartbeat_ms", 0) / 1000),
-            ttl_seconds=data.get("ttl_ms", 0) / 1000,
-            submission_tag=data.get("submission"),
+        from airflow_spark_streaming.lease import read_lease_state
+
+        state = read_lease_state(_LeaseFiles(self), now=now, fallback_ttl_ms=int(DEFAULT_LEASE_TTL_SECONDS * 1000))
+        if not state.held:
+            return None
+        record = state.record
+        return CheckpointLease(
+            app_id=record.app_id if record else None,
+            host=record.host if record else None,
+            pid=record.pid if record else None,
+            heartbeat_age_seconds=(state.heartbeat_age_ms or 0.0) / 1000,
+            ttl_seconds=(state.ttl_ms or 0) / 1000,
+            submission_tag=record.submission if record else None,
         )
-        return lease if lease.heartbeat_age_seconds < lease.ttl_seconds else None
 
     def request_stop(self) -> None:
         """Ask the stream runner's query to stop gracefully after its current micro-batch."""
@@ -718,6 +701,27 @@ class ProgressCriteria:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _LeaseFiles:
+    """The lease store's read side over a hook's ObjectStoragePath, for ``read_lease_state``."""
+
+    def __init__(self, hook: CheckpointHook) -> None:
+        self.hook = hook
+
+    def list_names(self, folder: str) -> list[str]:
+        return self.hook._list(folder)
+
+    def read(self, name: str, limit: int) -> tuple[bytes, float | None] | None:
+        try:
+            info = self.hook.root.fs.info(self.hook._path(name))
+            written = _mtime(info)
+            if info.get("type") != "file":
+                return b"", written * 1000 if written else None  # a FIFO or device: unreadable, never opened
+            data = self.hook._read(name, limit=limit + 1)
+        except FileNotFoundError:
+            return None
+        return data, written * 1000 if written else None
 
 
 def evaluate_progress(status: CheckpointStatus, criteria: ProgressCriteria, now: float | None = None) -> Verdict:
