@@ -158,6 +158,7 @@ def judge(
     ``fallback_ttl_ms`` from the earlier of first sight and its write time.
     """
     seen = now_ms if first_seen_ms is None else min(first_seen_ms, now_ms)
+    latest_heartbeat = (seen if written_ms is None else min(seen, written_ms)) + MAX_CLOCK_SKEW_MS
     anchor = seen if written_ms is None else min(seen, written_ms + MAX_CLOCK_SKEW_MS)
     try:
         record = LeaseRecord.parse(data, generation) if data is not None else None
@@ -170,7 +171,7 @@ def judge(
     if record.released:
         return LeaseState(False, "released", generation, record, None, clamp_ttl(record.ttl_ms))
     ttl = clamp_ttl(record.ttl_ms)
-    heartbeat = min(record.heartbeat_ms, anchor + MAX_CLOCK_SKEW_MS)
+    heartbeat = min(record.heartbeat_ms, latest_heartbeat)
     age = max(0.0, now_ms - heartbeat)
     return LeaseState(age < ttl, "live" if age < ttl else "stale", generation, record, age, ttl)
 
@@ -312,25 +313,28 @@ class RunnerLease:
                 self.on_lost(reason)
 
     def _renew_loop(self) -> None:
-        interval, backoff = self.ttl_ms / 3000, min(0.2, self.ttl_ms / 6000)
-        wait = interval
+        interval, first_backoff = self.ttl_ms / 3000, min(0.2, self.ttl_ms / 6000)
+        wait, backoff, last_error = interval, first_backoff, None
         while not self._stop.wait(wait):
             silent = self._monotonic() - self._last_renewed
-            if silent >= self.ttl_ms / 1000:  # e.g. the process was paused: others may have taken over
-                self._lose(f"the lease was not renewed for {silent:.1f}s, longer than its {self.ttl_ms / 1000:g}s TTL")
+            if silent >= self.ttl_ms / 1000:  # store errors all along, or the process was paused
+                self._lose(
+                    f"the lease could not be renewed within its TTL: {last_error}"
+                    if last_error
+                    else f"the lease was not renewed for {silent:.1f}s (was the process paused?), "
+                    f"longer than its {self.ttl_ms / 1000:g}s TTL"
+                )
                 return
             try:
                 self.renew_once()
-                wait, backoff = interval, min(0.2, self.ttl_ms / 6000)
+                wait, backoff, last_error = interval, first_backoff, None
             except LeaseLost as err:
                 self._lose(str(err))
                 return
             except Exception as err:  # noqa: BLE001 - a store error: retried until the TTL runs out
+                last_error = err
                 left = self.ttl_ms / 1000 - (self._monotonic() - self._last_renewed)
-                if left <= 0:
-                    self._lose(f"the lease could not be renewed within its TTL: {err}")
-                    return
-                wait, backoff = min(backoff, left), min(backoff * 2, interval)
+                wait, backoff = max(0.0, min(backoff, left)), min(backoff * 2, interval)
 
     def start_renewing(self) -> None:
         self._thread = threading.Thread(target=self._renew_loop, name="checkpoint-lease", daemon=True)
