@@ -301,8 +301,11 @@ class RunnerLease:
 
     def renew_once(self) -> None:
         """Check ownership, then rewrite the own generation; :class:`LeaseLost` if another owns the lease."""
+        checked = self._monotonic()
         self._check_ownership()
         self.store.overwrite(generation_name(self.generation), self._record(self.generation).to_bytes())
+        if self._monotonic() - checked >= self.ttl_ms / 1000:
+            raise LeaseLost("the renewal itself took longer than the TTL (was the process paused?)")
         self._last_renewed = self._monotonic()
 
     def _lose(self, reason: str) -> None:
