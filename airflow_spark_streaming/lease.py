@@ -21,6 +21,9 @@ passed in at run time. Layout under the checkpoint::
   the reader first saw it, and an unreadable (torn) record is held for a TTL
   from when it was first seen (or written).
 
+One module of about 500 lines, on purpose: the rule and the stores whose
+atomic create it relies on are reviewed together.
+
 Exclusion relies on an atomic create-if-absent: local disk (``os.link``), HDFS
 (``create(overwrite=false)`` at the NameNode) and S3A with conditional create
 (``If-None-Match: *``, Hadoop 3.5+). Elsewhere a double take is still found at
