@@ -242,6 +242,7 @@ class RunnerLease:
         self.generation: int | None = None
         self.lost = threading.Event()
         self.lost_reason: str | None = None
+        self._losing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renewed = 0.0
@@ -312,24 +313,52 @@ class RunnerLease:
         self._last_renewed = self._monotonic()
 
     def _lose(self, reason: str) -> None:
-        if not self.lost.is_set():
+        with self._losing:
+            if self.lost.is_set():
+                return
             self.lost_reason = reason
             self.lost.set()
-            if self.on_lost is not None:
-                self.on_lost(reason)
+        if self.on_lost is not None:
+            self.on_lost(reason)
+
+    def _silence_reason(self, last_error: BaseException | None = None) -> str | None:
+        silent = self._monotonic() - self._last_renewed
+        if silent < self.ttl_ms / 1000:
+            return None
+        if last_error is not None:
+            return f"the lease could not be renewed within its TTL: {last_error}"
+        return (
+            f"the lease was not renewed for {silent:.1f}s (was the process paused?), "
+            f"longer than its {self.ttl_ms / 1000:g}s TTL"
+        )
+
+    def confirm(self) -> bool:
+        """Whether this runner still holds the lease, checked now from any thread (``lost`` is set if not).
+
+        The runner asks before deciding how it ended: after a pause, its query
+        can fail before the renew thread wakes up to notice the lease is gone.
+        """
+        if self.lost.is_set() or self.generation is None:
+            return not self.lost.is_set()
+        reason = self._silence_reason()
+        if reason is None:
+            try:
+                self._check_ownership()
+                return True
+            except LeaseLost as err:
+                reason = str(err)
+            except Exception:  # noqa: BLE001 - a store error: the renew thread keeps judging within the TTL
+                return True
+        self._lose(reason)
+        return False
 
     def _renew_loop(self) -> None:
         interval, first_backoff = self.ttl_ms / 3000, min(0.2, self.ttl_ms / 6000)
         wait, backoff, last_error = interval, first_backoff, None
         while not self._stop.wait(wait):
-            silent = self._monotonic() - self._last_renewed
-            if silent >= self.ttl_ms / 1000:  # store errors all along, or the process was paused
-                self._lose(
-                    f"the lease could not be renewed within its TTL: {last_error}"
-                    if last_error
-                    else f"the lease was not renewed for {silent:.1f}s (was the process paused?), "
-                    f"longer than its {self.ttl_ms / 1000:g}s TTL"
-                )
+            reason = self._silence_reason(last_error)  # store errors all along, or the process was paused
+            if reason is not None:
+                self._lose(reason)
                 return
             try:
                 self.renew_once()

@@ -220,6 +220,9 @@ class Lease:
         self._lease.acquire()
         self._lease.start_renewing()
 
+    def confirm(self) -> bool:
+        return self._lease.confirm()
+
     def release(self) -> None:
         self._lease.release()
 
@@ -241,7 +244,13 @@ def run(spec: dict[str, Any], spark=None) -> int:
         print(f"stream_runner: refusing to start: {err}", file=sys.stderr)
         return 3
     try:
-        code = _run_query(spark, spec, checkpoint, lease.lost)
+        try:
+            code = _run_query(spark, spec, checkpoint, lease.lost)
+        except Exception:
+            if lease.confirm():
+                raise
+            code = 1  # the query failed because another runner took over: say that below
+        lease.confirm()  # a resumed driver's query can end before the renew thread notices
     finally:
         lease.release()
     if lease.lost.is_set():

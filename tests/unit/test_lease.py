@@ -202,12 +202,27 @@ def test_a_paused_owner_resuming_after_a_takeover_stops_and_clobbers_nothing(tmp
 
     with pytest.raises(L.LeaseLost, match="generation 2 > 1"):
         paused.renew_once()
-    paused._last_renewed -= 2  # the pause, as its own monotonic clock saw it
+    assert not paused.confirm() and "generation 2 > 1" in lost[0]  # checked now, from the runner's own thread
     paused.start_renewing()
-    assert paused.lost.wait(5) and "not renewed for" in lost[0]
+    paused._thread.join(5)  # the heartbeat thread sees the loss and ends without writing
+    assert not paused._thread.is_alive() and lost == [paused.lost_reason]
     paused.release()
     assert store.read(L.generation_name(2), L.MAX_RECORD_BYTES)[0] == taken  # the new owner's file is intact
     assert L.generations(store.list_names(L.LEASE_DIR)) == [2]  # the paused owner's file was pruned on takeover
+
+
+def test_a_pause_longer_than_the_ttl_loses_the_lease_even_without_a_taker(tmp_path):
+    store = L.LocalLeaseStore(str(tmp_path))
+    lost = []
+    runner = L.RunnerLease(store, ttl_ms=1_000, on_lost=lost.append)
+    runner.acquire()
+    assert runner.confirm()
+    written = store.read(L.generation_name(1), L.MAX_RECORD_BYTES)[0]
+    runner._last_renewed -= 2  # the pause, as the process's own monotonic clock saw it
+    runner.start_renewing()
+    assert runner.lost.wait(5) and "was the process paused?" in lost[0] and not runner.confirm()
+    runner.release()
+    assert store.read(L.generation_name(1), L.MAX_RECORD_BYTES)[0] == written  # nothing written after the loss
 
 
 def test_a_live_legacy_lease_still_refuses_a_start(tmp_path):
