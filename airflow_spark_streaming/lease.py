@@ -510,7 +510,7 @@ class HadoopLeaseStore:
     def _write(self, name: str, data: bytes, overwrite: bool) -> None:
         path = self._path(name)
         if self.scheme == "s3a" and not overwrite:
-            builder = self._fs.createFile(path).overwrite(False)
+            builder = self._fs.createFile(path).overwrite(False).recursive()  # parents too, like create()
             builder.opt(CONDITIONAL_CREATE, True)
             stream = builder.build()
             if not stream.hasCapability(CONDITIONAL_CREATE) and not self._warned:
