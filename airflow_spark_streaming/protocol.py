@@ -7,7 +7,7 @@ tag, and the lease's default time-to-live.
 
 Side files, relative to the checkpoint root::
 
-    _lease                 the runner's heartbeat (:class:`LeaseRecord` as JSON)
+    _leases/<generation>   the runner's lease and heartbeat (airflow_spark_streaming.lease)
     _stop                  present: stop the query after its current micro-batch
     _progress/<batch>.json Spark's StreamingQueryProgress JSON, one per batch
     _submission            which driver the provider submitted on this checkpoint
@@ -16,11 +16,8 @@ Side files, relative to the checkpoint root::
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
-from typing import Any
-
-LEASE_FILE = "_lease"
+LEASE_DIR = "_leases"  # one record per taker: <generation>, see airflow_spark_streaming.lease
+LEGACY_LEASE_FILE = "_lease"  # written by earlier runners; still honoured while its heartbeat is fresh
 STOP_FILE = "_stop"
 PROGRESS_DIR = "_progress"
 SUBMISSION_FILE = "_submission"
@@ -62,42 +59,3 @@ def progress_batch(name: str) -> int | None:
     """The batch id of a ``_progress/`` file name, or ``None`` for anything else."""
     stem = name.removesuffix(".json")
     return int(stem) if name.endswith(".json") and stem.isdigit() else None
-
-
-@dataclass
-class LeaseRecord:
-    """The JSON body of ``_lease``: who holds the checkpoint, and when it last said so.
-
-    ``owner`` is random per runner, so only the runner that wrote a lease
-    deletes it; ``submission`` is the tag from :data:`SUBMISSION_CONF`.
-    """
-
-    owner: str | None = None
-    host: str | None = None
-    pid: int | None = None
-    app_id: str | None = None
-    ttl_ms: int | None = None
-    submission: str | None = None
-    heartbeat_ms: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> LeaseRecord:
-        """Parse a lease; raise ``ValueError`` for a torn or foreign body (caught by both sides)."""
-        data: Any = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError(f"a lease is a JSON object, not {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        record = cls(**{k: v for k, v in data.items() if k in known})
-        record.heartbeat_ms = record.heartbeat_ms or 0
-        return record
-
-    def age_ms(self, now_ms: float) -> float:
-        return max(0.0, now_ms - self.heartbeat_ms)
-
-    def is_live(self, now_ms: float, default_ttl_ms: int | None = None) -> bool:
-        """The heartbeat is younger than the TTL (the lease's own, else ``default_ttl_ms``, else none)."""
-        ttl = self.ttl_ms if self.ttl_ms is not None else default_ttl_ms
-        return self.age_ms(now_ms) < (ttl or 0)

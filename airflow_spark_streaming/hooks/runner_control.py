@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import json
 import posixpath
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_spark_streaming.checkpoint import parse_json
+from airflow_spark_streaming.checkpoint import mtime_of, parse_json
 from airflow_spark_streaming.hooks._storage import CheckpointStorageHook
 from airflow_spark_streaming.protocol import (
     DEFAULT_LEASE_TTL_SECONDS,
-    LEASE_FILE,
     PROGRESS_DIR,
     STAGING_DIR,
     STOP_FILE,
     SUBMISSION_FILE,
-    LeaseRecord,
     progress_batch,
     progress_file,
 )
-
-_LEASE_READS, _LEASE_REREAD_SECONDS = 5, 0.05
 
 
 @dataclass
@@ -56,43 +51,26 @@ class RunnerControlHook(CheckpointStorageHook):
     hook_name = "Stream runner control files"
 
     def get_lease(self, now: float | None = None) -> CheckpointLease | None:
-        """The live lease on this checkpoint (a running stream runner), or ``None`` if free or stale.
+        """The live lease on this checkpoint (a running stream runner), or ``None`` if free, released or stale.
 
-        The runner rewrites the lease in place, so a read can land in the instant
-        it is truncated; such a read is retried rather than taken for a free
-        checkpoint. A lease that stays unreadable (torn by a dying driver) is
-        judged by its age, against the default time-to-live.
+        Judged by :func:`airflow_spark_streaming.lease.read_lease_state`, the rule
+        the runner itself applies: clock skew and TTL are bounded, and a lease that
+        cannot be read (being written, or torn) counts as held for a TTL from when
+        it was written.
         """
-        record = None
-        for attempt in range(_LEASE_READS):
-            try:
-                record = LeaseRecord.from_json(self._read(LEASE_FILE))
-                break
-            except FileNotFoundError:
-                return None
-            except (ValueError, TypeError):
-                time.sleep(_LEASE_REREAD_SECONDS * (attempt + 1))
-        now = time.time() if now is None else now
-        if record is None:
-            try:
-                written = self._mtime(LEASE_FILE)
-            except FileNotFoundError:
-                return None
-            age = max(0.0, now - (written or 0))
-            return (
-                CheckpointLease(None, None, None, age, DEFAULT_LEASE_TTL_SECONDS)
-                if age < DEFAULT_LEASE_TTL_SECONDS
-                else None
-            )
-        if not record.is_live(now * 1000):
+        from airflow_spark_streaming.lease import read_lease_state
+
+        state = read_lease_state(_LeaseFiles(self), now=now, fallback_ttl_ms=int(DEFAULT_LEASE_TTL_SECONDS * 1000))
+        if not state.held:
             return None
+        record = state.record
         return CheckpointLease(
-            app_id=record.app_id,
-            host=record.host,
-            pid=record.pid,
-            heartbeat_age_seconds=record.age_ms(now * 1000) / 1000,
-            ttl_seconds=(record.ttl_ms or 0) / 1000,
-            submission_tag=record.submission,
+            app_id=record.app_id if record else None,
+            host=record.host if record else None,
+            pid=record.pid if record else None,
+            heartbeat_age_seconds=(state.heartbeat_age_ms or 0.0) / 1000,
+            ttl_seconds=(state.ttl_ms or 0) / 1000,
+            submission_tag=record.submission if record else None,
         )
 
     def request_stop(self) -> None:
@@ -158,3 +136,24 @@ class RunnerControlHook(CheckpointStorageHook):
                 parse_json(self._text(PROGRESS_DIR, name), self._describe(PROGRESS_DIR, name), "the progress event")
             )
         return events
+
+
+class _LeaseFiles:
+    """The lease store's read side over a hook's storage, for ``read_lease_state``."""
+
+    def __init__(self, hook: RunnerControlHook) -> None:
+        self.hook = hook
+
+    def list_names(self, folder: str) -> list[str]:
+        return self.hook._list(folder)
+
+    def read(self, name: str, limit: int) -> tuple[bytes, float | None] | None:
+        try:
+            info = self.hook.root.fs.info(self.hook._path(name))
+            written = mtime_of(info)
+            if info.get("type") != "file":
+                return b"", written * 1000 if written else None  # a FIFO or device: unreadable, never opened
+            data = self.hook._read(name, limit=limit + 1)
+        except FileNotFoundError:
+            return None
+        return data, written * 1000 if written else None

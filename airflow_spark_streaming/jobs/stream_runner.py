@@ -190,81 +190,42 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
 LEASE_TTL_MS = protocol.DEFAULT_LEASE_TTL_SECONDS * 1000
 
 
-class CheckpointInUse(RuntimeError):
-    """A live query already holds the checkpoint's lease."""
+from airflow_spark_streaming.lease import CheckpointInUse  # noqa: E402 - re-exported; beside its user for merges
 
 
 class Lease:
-    """A heartbeat file, ``<checkpoint>/_lease``, that tells others a live query owns the checkpoint.
+    """The checkpoint's lease (``airflow_spark_streaming.lease``): ``<checkpoint>/_leases/<generation>``.
 
-    Renewed every third of its time-to-live by a daemon thread; a lease whose
-    heartbeat is older than the TTL is stale (its driver died) and is taken over.
+    Taken with an atomic create-if-absent, renewed every third of its
+    time-to-live after checking ownership. ``lost`` is set when another runner
+    took over or renewal failed for a whole TTL; the query then stops after its
+    current batch, like a stop marker.
     """
 
     def __init__(self, spark, checkpoint: str, ttl_ms: int = LEASE_TTL_MS):
         import os
         import socket
-        import uuid
 
-        jvm = spark.sparkContext._jvm
-        self._jvm = jvm
-        self.path = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + protocol.LEASE_FILE)
-        self.fs = self.path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-        self.ttl_ms = ttl_ms
-        self.body = protocol.LeaseRecord(
-            owner=str(uuid.uuid4()), host=socket.gethostname(), pid=os.getpid(),
-            app_id=spark.sparkContext.applicationId, ttl_ms=ttl_ms,
-            submission=spark.conf.get(protocol.SUBMISSION_CONF, None),
-        )  # fmt: skip
-        self._stop = None
+        from airflow_spark_streaming import lease
 
-    def _read(self) -> protocol.LeaseRecord | None:
-        if not self.fs.exists(self.path):
-            return None
-        stream = self.fs.open(self.path)
-        try:
-            text = self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
-        try:
-            return protocol.LeaseRecord.from_json(text)
-        except (ValueError, TypeError):
-            return None  # torn write by a dying driver: treat as stale
+        identity = {"host": socket.gethostname(), "pid": os.getpid(), "app_id": spark.sparkContext.applicationId,
+                    "submission": spark.conf.get(protocol.SUBMISSION_CONF, None)}  # fmt: skip
+        self._lease = lease.RunnerLease(lease.open_store(spark, checkpoint), ttl_ms=ttl_ms, identity=identity)
+        self.lost = self._lease.lost
 
-    def _write(self) -> None:
-        self.body.heartbeat_ms = int(time.time() * 1000)
-        stream = self.fs.create(self.path, True)
-        try:
-            stream.write(bytearray(self.body.to_json().encode()))
-        finally:
-            stream.close()
+    @property
+    def lost_reason(self) -> str | None:
+        return self._lease.lost_reason
 
     def acquire(self) -> None:
-        import threading
+        self._lease.acquire()
+        self._lease.start_renewing()
 
-        held = self._read()
-        if held and held.is_live(time.time() * 1000, default_ttl_ms=self.ttl_ms):
-            ttl_ms = held.ttl_ms if held.ttl_ms is not None else self.ttl_ms
-            raise CheckpointInUse(
-                f"the checkpoint is in use by Spark application {held.app_id} on {held.host} "
-                f"(pid {held.pid}); stop that query first, or wait {ttl_ms // 1000}s "
-                "after it died for its lease to expire"
-            )
-        self._write()
-        self._stop = threading.Event()
-
-        def renew():
-            while not self._stop.wait(self.ttl_ms / 3000):
-                self._write()
-
-        threading.Thread(target=renew, name="checkpoint-lease", daemon=True).start()
+    def confirm(self) -> bool:
+        return self._lease.confirm()
 
     def release(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-            held = self._read()
-            if held and held.owner == self.body.owner:
-                self.fs.delete(self.path, False)
+        self._lease.release()
 
 
 def _session(app_name: str | None):
@@ -284,18 +245,32 @@ def run(spec: dict[str, Any], spark=None) -> int:
         print(f"stream_runner: refusing to start: {err}", file=sys.stderr)
         return 3
     try:
-        return _run_query(spark, spec, checkpoint)
+        try:
+            code = _run_query(spark, spec, checkpoint, lease.lost)
+        except Exception:
+            if lease.confirm():
+                raise
+            code = 1  # the query failed because another runner took over: say that below
+        lease.confirm()  # a resumed driver's query can end before the renew thread notices
     finally:
         lease.release()
+    if lease.lost.is_set():
+        print(
+            f"stream_runner: lost the checkpoint lease: {lease.lost_reason}. The query stopped after its current "
+            f"batch; another runner may own {checkpoint} now. Start this stream again only once that one stopped.",
+            file=sys.stderr,
+        )
+        return 4
+    return code
 
 
-def watch_stop_marker(spark, query, checkpoint: str, batch_done, interval: float = 1.0):
+def watch_stop_marker(spark, query, checkpoint: str, batch_done, interval: float = 1.0, stop_event=None):
     """Stop ``query`` gracefully once ``<checkpoint>/_stop`` appears: right after a batch has committed.
 
     ``batch_done`` is set by the progress listener after every batch, so the
     stop lands in the gap before the next trigger, never inside a batch.
     User applications can run this helper too. Returns an event set once the
-    stop was requested.
+    stop was requested. ``stop_event`` (the lease's ``lost``) stops the query the same way.
     """
     import threading
 
@@ -306,16 +281,21 @@ def watch_stop_marker(spark, query, checkpoint: str, batch_done, interval: float
 
     def watch():
         while query.isActive:
-            if fs.exists(marker):
+            lease_lost = stop_event is not None and stop_event.is_set()
+            if lease_lost or fs.exists(marker):
                 requested.set()
                 batch_done.clear()
                 # A batch running now commits first; an idle query stops at once.
                 while query.isActive and query.status["isTriggerActive"] and not batch_done.wait(0.1):
                     pass
                 query.stop()
-                fs.delete(marker, False)
+                if not lease_lost:  # a marker left for a newer owner is not ours to remove
+                    fs.delete(marker, False)
                 return
-            time.sleep(interval)
+            if stop_event is not None:
+                stop_event.wait(interval)
+            else:
+                time.sleep(interval)
 
     threading.Thread(target=watch, name="stop-marker", daemon=True).start()
     return requested
@@ -345,15 +325,16 @@ def _has_uncommitted_batch(spark, checkpoint: str) -> bool:
     return newest("offsets") > newest("commits")
 
 
-def _run_query(spark, spec: dict[str, Any], checkpoint: str) -> int:
+def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None) -> int:
     import threading
 
     batch_done = threading.Event()
     spark.streams.addListener(progress_listener(spark, checkpoint, batch_done))
     query = _start_query(spark, spec)
-    stop_requested = watch_stop_marker(spark, query, checkpoint, batch_done)
+    stop_requested = watch_stop_marker(spark, query, checkpoint, batch_done, stop_event=lease_lost)
     query.awaitTermination()
-    if stop_requested.is_set() and query.exception() is None and _has_uncommitted_batch(spark, checkpoint):
+    owned = lease_lost is None or not lease_lost.is_set()  # a runner without the lease writes nothing more
+    if owned and stop_requested.is_set() and query.exception() is None and _has_uncommitted_batch(spark, checkpoint):
         # The stop landed inside a batch (a query that is behind has no idle gap). On restart Spark
         # re-runs exactly that planned batch; a one-batch run commits it, and the stop is clean.
         print("stream_runner: finishing the batch the stop interrupted", file=sys.stderr)

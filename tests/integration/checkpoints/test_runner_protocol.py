@@ -7,6 +7,8 @@ SparkSession; the Airflow side is the hook that operators and sensors use.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -41,7 +43,7 @@ def test_the_lease_the_runner_writes_is_the_lease_the_hook_reads(spark, tmp_path
         assert seen.app_id == spark.sparkContext.applicationId
         assert seen.submission_tag == "tag-42"
         assert seen.ttl_seconds == 7.0 and seen.heartbeat_age_seconds < 7.0
-        assert seen.pid == lease.body.pid and seen.host == lease.body.host
+        assert seen.pid == os.getpid() and seen.host == socket.gethostname()
         # A second runner on the same checkpoint is refused while the hook sees the lease live.
         try:
             stream_runner.Lease(spark, checkpoint).acquire()
@@ -53,7 +55,9 @@ def test_the_lease_the_runner_writes_is_the_lease_the_hook_reads(spark, tmp_path
     finally:
         lease.release()
     assert control.get_lease() is None
-    assert not (tmp_path / "ckpt" / protocol.LEASE_FILE).exists()
+    # The newest generation stays, marked released, so generation numbers are never reused.
+    newest = sorted((tmp_path / "ckpt" / protocol.LEASE_DIR).iterdir())[-1]
+    assert json.loads(newest.read_text())["released"] is True
 
 
 def test_progress_events_the_runner_writes_are_what_the_hook_reads(spark, tmp_path, monkeypatch):
