@@ -12,7 +12,7 @@ import time
 import pytest
 
 from airflow_spark_streaming import lease as L
-from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
@@ -127,13 +127,13 @@ def test_two_spark_submits_at_the_same_moment_exactly_one_runs(kafka_broker, kaf
         assert loser.wait(30) == 3, _log(loser)[-3000:]
         assert "refusing to start: the checkpoint is in use by Spark application" in _log(loser)
         _wait_for(lambda: (checkpoint / "commits" / "1").exists(), 600, "both batches", winner)
-        CheckpointHook(str(checkpoint)).request_stop()
+        RunnerControlHook(str(checkpoint)).request_stop()
         assert winner.wait(300) == 0, _log(winner)[-3000:]
     finally:
         _kill(first, second)
     rows = read_delta(table)
     assert len(rows) == 200 and len({(r["kafka_partition"], r["kafka_offset"]) for r in rows}) == 200
-    assert CheckpointHook(str(checkpoint)).get_lease() is None
+    assert RunnerControlHook(str(checkpoint)).get_lease() is None
 
 
 @pytest.mark.kafka
@@ -143,7 +143,7 @@ def test_a_driver_paused_past_its_ttl_stops_itself_and_every_record_lands_once(k
     table, checkpoint = tmp_path / "table", tmp_path / "ckpt"
     bounded = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=100)
     bounded["lease_ttl_seconds"] = 8
-    hook = CheckpointHook(str(checkpoint))
+    hook = RunnerControlHook(str(checkpoint))
     paused = _spark_submit({**bounded, "trigger": {"processing_time": "1 second"}}, tmp_path, "paused")
     taker = None
     try:

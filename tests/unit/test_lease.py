@@ -11,7 +11,7 @@ import time
 import pytest
 
 from airflow_spark_streaming import lease as L
-from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
 NOW_MS = 1_800_000_000_000
 
@@ -154,7 +154,7 @@ def test_a_heartbeat_from_the_future_cannot_keep_a_dead_lease_alive(tmp_path):
     (tmp_path / "_lease").write_bytes(_record(heartbeat_ms=int(time.time() * 1000) + 365 * 86_400_000))
     a_minute_ago = time.time() - 60
     os.utime(tmp_path / "_lease", (a_minute_ago, a_minute_ago))
-    assert CheckpointHook(str(tmp_path)).get_lease() is None
+    assert RunnerControlHook(str(tmp_path)).get_lease() is None
 
 
 def test_a_huge_ttl_is_clamped(tmp_path):
@@ -164,7 +164,7 @@ def test_a_huge_ttl_is_clamped(tmp_path):
     assert L.judge(_record(ttl_ms=10**15), 1, now_ms=NOW_MS + 3_599_000).held  # within the clamped hour
 
     (tmp_path / "_lease").write_bytes(_record(heartbeat_ms=int(time.time() * 1000) - 2 * 3_600_000, ttl_ms=10**15))
-    assert CheckpointHook(str(tmp_path)).get_lease() is None
+    assert RunnerControlHook(str(tmp_path)).get_lease() is None
 
 
 def test_release_joins_the_heartbeat_and_marks_only_its_own_generation(tmp_path):
@@ -172,13 +172,13 @@ def test_release_joins_the_heartbeat_and_marks_only_its_own_generation(tmp_path)
     runner = L.RunnerLease(store, ttl_ms=1_000, identity={"app_id": "app-a", "host": "h", "pid": 1})
     runner.acquire()
     runner.start_renewing()
-    lease = CheckpointHook(str(tmp_path)).get_lease()
+    lease = RunnerControlHook(str(tmp_path)).get_lease()
     assert lease is not None and lease.app_id == "app-a" and lease.ttl_seconds == 1
     runner.release()
     assert not runner._thread.is_alive()  # joined: no ghost heartbeat can follow the release
     state = L.read_lease_state(store)
     assert not state.held and state.reason == "released" and state.generation == 1
-    assert CheckpointHook(str(tmp_path)).get_lease() is None
+    assert RunnerControlHook(str(tmp_path)).get_lease() is None
 
     # A runner whose lease was taken over releases nothing of the new owner's.
     first = L.RunnerLease(store, ttl_ms=1_000)
