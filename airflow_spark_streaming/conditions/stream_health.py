@@ -164,10 +164,12 @@ def assess_time_lag(
         max_time_lag_partition=partition_name(oldest.topic, oldest.partition) if oldest and oldest.lag else None,
         min_headroom_seconds=tightest.headroom_seconds if tightest else None,
         min_headroom_partition=partition_name(tightest.topic, tightest.partition) if tightest else None,
-        unbounded_partitions=[partition_name(r.topic, r.partition) for r in lagging
-                              if r.retention_kind in ("infinite", "compact")],  # fmt: skip
-        size_bound_partitions=[partition_name(r.topic, r.partition) for r in lagging
-                               if r.retention_kind in ("size", "time_and_size")],  # fmt: skip
+        unbounded_partitions=[
+            partition_name(r.topic, r.partition) for r in lagging if r.retention_kind in ("infinite", "compact")
+        ],  # fmt: skip
+        size_bound_partitions=[
+            partition_name(r.topic, r.partition) for r in lagging if r.retention_kind in ("size", "time_and_size")
+        ],  # fmt: skip
         unknown_partitions=[partition_name(r.topic, r.partition) for r in lagging if r.time_lag_seconds is None],
         measured_at=now,
     )
@@ -296,7 +298,9 @@ def _decreases(batches: Sequence[BatchOffsets]) -> dict[str, str]:
         for name, offset in later.end_offsets.items():
             before = earlier.end_offsets.get(name)
             if before is not None and offset < before and name not in found:
-                found[name] = f"offset went back from {before} to {offset} between batches {earlier.batch_id} and {later.batch_id}"
+                found[name] = (
+                    f"offset went back from {before} to {offset} between batches {earlier.batch_id} and {later.batch_id}"
+                )
         # fmt: skip
     return found
 
@@ -311,11 +315,15 @@ def _lag_samples(batches: Sequence[BatchOffsets], name: str, lag_now: int | None
 
 
 def grew_across(samples: Sequence[int]) -> bool:
-    """Lag never fell between samples, ended above where it began, and above zero."""
-    if len(samples) < MIN_LAG_SAMPLES:
+    """Lag stayed above zero in every sample, never fell, and ended above where it began.
+
+    A caught-up sample anywhere breaks it: the query kept up at that point, and
+    later lag is judged by the stall rule, which looks at the end of the window.
+    """
+    if len(samples) < MIN_LAG_SAMPLES or min(samples) <= 0:
         return False
     steps = zip(samples, samples[1:], strict=False)
-    return all(later >= earlier for earlier, later in steps) and samples[-1] > samples[0] and samples[-1] > 0
+    return all(later >= earlier for earlier, later in steps) and samples[-1] > samples[0]
 
 
 def evaluate_stream_health(
@@ -391,7 +399,10 @@ def evaluate_stream_health(
     elif total_lag and allowance is None and inputs.lease_alive is not False:
         status, reason = OK, f"lag {total_lag:,}; too few commits in the window to know the cadence"
     else:
-        status, reason = OK, f"lag {total_lag:,}" + ("" if inputs.lease_alive is not None else "; liveness unknown (no lease)")
+        status, reason = (
+            OK,
+            f"lag {total_lag:,}" + ("" if inputs.lease_alive is not None else "; liveness unknown (no lease)"),
+        )
 
     lagged = [len(p.lag_samples) for p in partitions]
     return StreamHealth(

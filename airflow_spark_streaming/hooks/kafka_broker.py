@@ -259,7 +259,10 @@ class KafkaBrokerHook(BaseHook):
         found: dict[tuple[str, int], RecordTimestamp] = {}
         try:
             consumer.assign(
-                [TopicPartition(t, p, start if start >= 0 else OFFSET_BEGINNING) for (t, p), (_, start) in wanted.items()]
+                [
+                    TopicPartition(t, p, start if start >= 0 else OFFSET_BEGINNING)
+                    for (t, p), (_, start) in wanted.items()
+                ]
             )
             deadline = time.monotonic() + self.timeout
             while len(found) < len(wanted) and time.monotonic() < deadline:
