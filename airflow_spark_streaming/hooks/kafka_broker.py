@@ -351,6 +351,30 @@ class KafkaBrokerHook(BaseHook):
             lost=max(0, low - requested) if low is not None and low >= 0 else 0, end_offset=eof_offset,
         )  # fmt: skip
 
+    def get_latest_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The latest offset (high watermark) of each partition, in one list-offsets request."""
+        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in sorted(set(partitions))}
+        if not request:
+            return {}
+        answers = self.admin.list_offsets(request, request_timeout=self.timeout)
+        latest = {}
+        for tp, future in answers.items():
+            try:
+                latest[(tp.topic, tp.partition)] = future.result(timeout=self.timeout + 5).offset
+            except KafkaException as err:
+                raise KafkaLagError(
+                    f"Listing the latest offset of {partition_name(tp.topic, tp.partition)} failed: {err}"
+                ) from err
+            except TimeoutError as err:
+                raise KafkaBrokerUnreachableError(
+                    f"The brokers of Kafka connection {self.kafka_config_id!r} did not list offsets within "
+                    f"{self.timeout:.0f}s; check bootstrap.servers and the network."
+                ) from err
+        return latest
+
     # --- both, for a lag report ---------------------------------------------------------------
 
     def get_time_lag(self, partitions: Iterable[Any], *, retention: bool = True, now: float | None = None):
