@@ -27,8 +27,10 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_spark_streaming.hooks.checkpoint",
                     "airflow_spark_streaming.hooks.delta",
+                    "airflow_spark_streaming.hooks.kafka_broker",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.spark_submission",
+                    "airflow_spark_streaming.hooks.stream_health",
                 ],
             },
         ],
