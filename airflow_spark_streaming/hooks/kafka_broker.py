@@ -189,7 +189,7 @@ class KafkaBrokerHook(BaseHook):
             self._admin = self._client(AdminClient)
         return self._admin
 
-    def _consumer(self, partitions: int, stats: list[dict] | None):
+    def _consumer(self, partitions: int, stats: list[int | None] | None):
         from confluent_kafka import Consumer
 
         def make(config: dict[str, Any]):
@@ -217,8 +217,12 @@ class KafkaBrokerHook(BaseHook):
             if stats is not None:
                 import json
 
-                config["statistics.interval.ms"] = 10
-                config["stats_cb"] = lambda text: stats.append(json.loads(text))
+                config["statistics.interval.ms"] = 100
+
+                def keep_fetch_count(text: str) -> None:  # keep one number: statistics of many partitions are large
+                    stats[:] = [_fetch_requests(json.loads(text))]
+
+                config["stats_cb"] = keep_fetch_count
             return Consumer(config)
 
         return self._client(make)
@@ -254,7 +258,7 @@ class KafkaBrokerHook(BaseHook):
         for (topic, partition), offset in offsets.items():
             start = max(offset, earliest.get((topic, partition), offset))
             wanted[(topic, partition)] = (int(offset), start)
-        stats: list[dict] | None = [] if count_requests else None
+        stats: list[int | None] | None = [] if count_requests else None
         consumer = self._consumer(len(wanted), stats)
         found: dict[tuple[str, int], RecordTimestamp] = {}
         try:
@@ -306,7 +310,7 @@ class KafkaBrokerHook(BaseHook):
             records=[found[key] for key in sorted(found)],
             isolation_level="read_committed",
             elapsed_seconds=round(time.perf_counter() - started, 6),
-            fetch_requests=_fetch_requests(stats) if count_requests else None,
+            fetch_requests=stats[-1] if stats else None,
         )
 
     @staticmethod
@@ -448,10 +452,10 @@ class KafkaBrokerHook(BaseHook):
         return dict(sorted(retention.items()))
 
     @staticmethod
-    def _settle_stats(consumer, stats: list[dict]) -> None:
-        seen = len(stats)
-        deadline = time.monotonic() + 1.0
-        while len(stats) <= seen and time.monotonic() < deadline:
+    def _settle_stats(consumer, stats: list[int | None]) -> None:
+        stats.clear()
+        deadline = time.monotonic() + 2.0
+        while not stats and time.monotonic() < deadline:
             consumer.poll(0.02)
 
 
@@ -475,8 +479,6 @@ def _retention(topic: str, config: Mapping[str, str | None]) -> TopicRetention:
     )
 
 
-def _fetch_requests(stats: list[dict] | None) -> int | None:
-    if not stats:
-        return None
-    brokers = stats[-1].get("brokers", {})
+def _fetch_requests(stats: dict[str, Any]) -> int:
+    brokers = stats.get("brokers", {})
     return sum((b.get("req") or {}).get("Fetch", 0) for b in brokers.values() if b.get("nodeid", -1) >= 0)
