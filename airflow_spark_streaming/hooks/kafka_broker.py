@@ -1,5 +1,7 @@
 """What the brokers know beyond offsets: the timestamp of a partition's next record, and each topic's retention.
 
+(Over 400 lines: the consumer's outcomes and the admin error mapping belong together with the one hook.)
+
 Two batched requests, each one broker round trip in the common case:
 
 * :meth:`KafkaBrokerHook.get_record_timestamps` assigns one consumer at the
