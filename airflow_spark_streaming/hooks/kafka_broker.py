@@ -6,8 +6,8 @@ Two batched requests, each one broker round trip in the common case:
 
 * :meth:`KafkaBrokerHook.get_record_timestamps` assigns one consumer at the
   given offsets of every partition and reads the first record at or after
-  each offset (``max.partition.fetch.bytes`` of 1 byte: the broker still
-  returns the first record batch of every partition in one fetch). Given a
+  each offset (``max.partition.fetch.bytes`` of 64 KiB: the first record
+  batch of every partition comes back in one fetch). Given a
   checkpoint's offsets this is the oldest record the query has not processed.
 * :meth:`KafkaBrokerHook.get_retention` reads ``retention.ms``,
   ``retention.bytes``, ``cleanup.policy`` and ``message.timestamp.type`` of
@@ -48,6 +48,7 @@ OFFSET_BEYOND_END = "offset_beyond_end"  # the partition ends below the offset: 
 RETENTION_KINDS = ("time", "infinite", "size", "time_and_size", "compact")
 
 _POLL_SECONDS = 0.05
+_PARTITION_FETCH_BYTES = 64 * 1024
 
 
 def partition_name(topic: str, partition: int) -> str:
@@ -204,10 +205,11 @@ class KafkaBrokerHook(BaseHook):
                 "auto.offset.reset": "earliest",  # a deleted offset resumes at the earliest retained record
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
-                # The broker returns the first record batch of a partition even when it is larger than
-                # the limit, so 1 byte means "one batch per partition", all partitions in one fetch.
-                "max.partition.fetch.bytes": 1,
-                "fetch.max.bytes": min(max(partitions, 1) * 64 * 1024, 50 * 1024 * 1024),
+                # The broker returns a batch larger than the per-partition limit whole only for the first
+                # partition of a response; in the others it would be cut, and librdkafka would fetch that
+                # partition again. 64 KiB holds a typical first batch, so all partitions come in one fetch.
+                "max.partition.fetch.bytes": _PARTITION_FETCH_BYTES,
+                "fetch.max.bytes": min(max(partitions, 1) * _PARTITION_FETCH_BYTES, 50 * 1024 * 1024),
                 "fetch.wait.max.ms": 10,
                 "fetch.error.backoff.ms": 10,
             }
