@@ -1,0 +1,134 @@
+"""Gather what a stream-health status needs: the checkpoint's last batches, the lease, the brokers' offsets.
+
+:func:`read_batch_window` gives the last batches of a Kafka query: end
+offsets, commit times and the brokers' latest offsets when each was planned.
+
+Reads through :class:`CheckpointHook`'s public API: ``get_history`` (batch ids
+and commit times, from ``commits/`` file modification times), ``get_progress``
+(the provider runner's progress events, which carry the Kafka source's
+``latestOffset`` per batch) and ``get_lease``; each batch's ``offsets/<id>``
+file is parsed with ``parse_offsets_file``. Cost: the history's reads plus
+one file per batch in the window.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow_spark_streaming.conditions.stream_health import (
+    DEFAULT_WINDOW,
+    BatchOffsets,
+    HealthInputs,
+    HealthMark,
+    StreamHealth,
+    evaluate_stream_health,
+)
+from airflow_spark_streaming.hooks.checkpoint import CheckpointHook, parse_offsets_file
+from airflow_spark_streaming.hooks.kafka_broker import FOUND, RESET_TO_EARLIEST, KafkaBrokerHook, partition_name
+
+
+def _kafka_offsets(value: Any) -> dict[str, int]:
+    """``{"topic": {"0": 12}}`` (or its JSON text) as ``{"topic:0": 12}``; empty for other sources."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    if not isinstance(value, dict):
+        return {}
+    found = {}
+    for topic, parts in value.items():
+        if not isinstance(parts, dict):
+            return {}
+        for partition, offset in parts.items():
+            if isinstance(offset, int) and str(partition).lstrip("-").isdigit():
+                found[partition_name(topic, int(partition))] = offset
+    return found
+
+
+def read_batch_window(hook: CheckpointHook, last: int = DEFAULT_WINDOW) -> tuple[str, list[BatchOffsets]]:
+    """The query id and the newest ``last`` batches, oldest first, with their Kafka offsets."""
+    status = hook.get_status(include_state=False)
+    history = hook.get_history(last=last)
+    first = history.batches[0].batch_id if history.batches else 0
+    latest_by_batch: dict[int, dict[str, int]] = {}
+    for event in hook.get_progress(after_batch=first - 1):
+        merged: dict[str, int] = {}
+        for source in event.get("sources") or []:
+            merged.update(_kafka_offsets(source.get("latestOffset")))
+        if merged and isinstance(event.get("batchId"), int):
+            latest_by_batch[event["batchId"]] = merged
+    batches = []
+    for record in history.batches:
+        path = hook.root / "offsets" / str(record.batch_id)
+        try:
+            entry = parse_offsets_file(path.read_text(), str(path), record.batch_id)
+        except Exception:  # noqa: BLE001 - the newest file may be mid-write; get_history already judged it
+            if record.committed:
+                raise
+            continue
+        offsets: dict[str, int] = {}
+        for source in entry.sources:
+            offsets.update({partition_name(t, p): o for (t, p), o in source.kafka_partitions().items()})
+        batches.append(
+            BatchOffsets(
+                batch_id=record.batch_id,
+                committed=record.committed,
+                commit_time=record.commit_time,
+                end_offsets=offsets,
+                latest_offsets=latest_by_batch.get(record.batch_id),
+                planned_time_ms=record.batch_timestamp_ms,
+            )
+        )
+    return status.query_id, batches
+
+
+def get_stream_health(
+    checkpoint: str,
+    *,
+    kafka_config_id: str = "kafka_default",
+    storage_conn_id: str | None = None,
+    window: int = DEFAULT_WINDOW,
+    previous: HealthMark | None = None,
+    timeout: float = 15.0,
+    now: float | None = None,
+) -> StreamHealth:
+    """Read the checkpoint, the lease and the brokers, and judge the query's health.
+
+    Broker cost: one list-offsets request for the latest offsets, and one fetch
+    for the first unprocessed record of the lagging partitions (it times a
+    stall from when the data arrived). Pass the previous result's ``mark`` as
+    ``previous`` to detect a checkpoint replaced by an older copy.
+    """
+    import time
+
+    hook = CheckpointHook(checkpoint, conn_id=storage_conn_id)
+    query_id, batches = read_batch_window(hook, window)
+    lease = hook.get_lease()
+    # The provider's runner keeps a lease and writes progress events; for other queries liveness is unknown.
+    runner = lease is not None or hook.get_submission() is not None or any(b.latest_offsets for b in batches)
+    broker = KafkaBrokerHook(kafka_config_id, timeout=timeout)
+    committed = [b for b in batches if b.committed]
+    positions = dict(committed[-1].end_offsets) if committed else {}
+    keys = {tuple(name.rsplit(":", 1)) for name in positions}
+    latest = broker.get_latest_offsets({(topic, int(partition)) for topic, partition in keys})
+    lagging = {k: positions[partition_name(*k)] for k, end in latest.items()
+               if partition_name(*k) in positions and end > positions[partition_name(*k)]}  # fmt: skip
+    arrived = {}
+    if lagging:
+        for record in broker.get_record_timestamps(lagging, latest=latest).records:
+            if record.outcome in (FOUND, RESET_TO_EARLIEST) and record.timestamp_ms is not None:
+                arrived[record.name] = record.timestamp_ms
+    return evaluate_stream_health(
+        HealthInputs(
+            query_id=query_id,
+            batches=batches,
+            latest_offsets={partition_name(*k): v for k, v in latest.items()},
+            lease_alive=True if lease is not None else (False if runner else None),
+            now=time.time() if now is None else now,
+            window=window,
+            oldest_unprocessed_ms=arrived,
+            previous=previous,
+        )
+    )

@@ -1,0 +1,115 @@
+"""Extra cost of time lag and retention headroom over a lag poke, for 1, 64 and 1,024 lagging partitions.
+
+Starts the local Kafka broker (devstack), makes one topic per size whose
+records carry timestamps an hour old, writes a checkpoint in Spark's layout
+that trails the broker on every partition, then times the lag poke
+(``KafkaLagHook.get_lag()``) and, on its report, ``KafkaBrokerHook.get_time_lag()``
+(one fetch for the first unprocessed record of every partition, with the
+describe-configs request for retention answered while it runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import bench_main
+from bench.kafka_lag import write_checkpoint
+
+SIZES = (1, 64, 1024)
+SMOKE_SIZES = (1, 4)
+RECORDS_PER_PARTITION = 20  # the checkpoint has read 15 of them (bench.kafka_lag's layout)
+AGE_SECONDS = 3600
+
+
+def prepare_topic(bootstrap: str, partitions: int) -> tuple[str, int]:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"bench-time-lag-{partitions}-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(60)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    old = int(time.time() * 1000) - AGE_SECONDS * 1000
+    for partition in range(partitions):
+        for i in range(RECORDS_PER_PARTITION):
+            producer.produce(topic, value=b"x", key=str(i), partition=partition, timestamp=old + i)
+    producer.flush(60)
+    return topic, old
+
+
+def run(bootstrap: str, smoke: bool = False) -> list[dict]:
+    from airflow_spark_streaming.hooks.kafka_broker import KafkaBrokerHook
+    from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
+
+    os.environ["AIRFLOW_CONN_KAFKA_BENCH"] = json.dumps(
+        {"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}}
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-time-lag-") as work:
+        for partitions in SMOKE_SIZES if smoke else SIZES:
+            topic, produced_ms = prepare_topic(bootstrap, partitions)
+            checkpoint = Path(work) / f"ckpt-{partitions}"
+            write_checkpoint(checkpoint, topic, partitions)
+            lag_hook, broker = KafkaLagHook("kafka_bench"), KafkaBrokerHook("kafka_bench", timeout=60)
+            lag_hook.admin, broker.admin  # connect once, outside the timing  # noqa: B018
+            report = lag_hook.get_lag(str(checkpoint))  # metadata warm-up
+            broker.get_time_lag(report.partitions)
+            poke, extra, time_lag = [], [], None
+            for _ in range(3 if smoke else 10):
+                started = time.perf_counter()
+                report = lag_hook.get_lag(str(checkpoint))
+                measured = time.perf_counter()
+                time_lag = broker.get_time_lag(report.partitions)
+                done = time.perf_counter()
+                poke.append(measured - started)
+                extra.append(done - measured)
+            lagging = {(p.topic, p.partition): p.checkpoint_offset for p in report.partitions}
+            fetches = broker.get_record_timestamps(lagging, count_requests=True).fetch_requests
+            assert len(time_lag.partitions) == partitions
+            expected = time_lag.measured_at - produced_ms / 1000  # the oldest record's age when measured
+            assert abs(time_lag.max_time_lag_seconds - expected) < 1, (time_lag.max_time_lag_seconds, expected)
+            rows.append({
+                "partitions": partitions,
+                "lag_poke_ms": round(statistics.median(poke) * 1000, 2),
+                "time_lag_extra_ms": round(statistics.median(extra) * 1000, 2),
+                "total_ms": round(statistics.median([a + b for a, b in zip(poke, extra, strict=True)]) * 1000, 2),
+                "fetch_requests": fetches,
+                "describe_configs_requests": 1,
+                "max_time_lag_s": round(time_lag.max_time_lag_seconds, 1),
+                "expected_s": round(expected, 1),
+                "unknown_partitions": len(time_lag.unknown_partitions),
+            })  # fmt: skip
+    return rows
+
+
+def _run_with_broker(args) -> list[dict]:
+    if args.bootstrap_servers:
+        return run(args.bootstrap_servers, args.smoke)
+    from devstack import kafka
+
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as home:
+        broker = kafka.start(Path(home), port=0)
+        try:
+            return run(broker.bootstrap_servers, args.smoke)
+        finally:
+            kafka.stop(Path(home))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(argv, doc=__doc__, name="time_lag", title="Time lag over a lag poke vs lagging partitions",
+                      run=_run_with_broker,
+                      add_arguments=lambda parser: parser.add_argument(
+                          "--bootstrap-servers", help="use this broker instead of starting the local one"),
+                      notes="local single-node KRaft broker on 127.0.0.1; medians of 10; fetch_requests counted "
+                            "from librdkafka statistics (Fetch requests the peek consumer sent, all partitions "
+                            "in each); describe-configs runs concurrently with the fetch")  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
