@@ -23,9 +23,7 @@ class ConflictingParametersError(SparkStreamingError, TypeError):
     """A renamed parameter was given under both its old and its new name."""
 
 
-def renamed_parameter(
-    owner: str, old: str, new: str, old_value: Any, new_value: Any, default: Any = None
-) -> Any:
+def renamed_parameter(owner: str, old: str, new: str, old_value: Any, new_value: Any, default: Any = None) -> Any:
     """Return the value of ``new``, accepting ``old`` with a :class:`ProviderDeprecationWarning`.
 
     ``old_value`` and ``new_value`` are what the caller received, ``None`` meaning

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("import_cost", "checkpoint_status", "kafka_lag", "time_lag", "compaction", "waiting_cost", "runner_overhead")
+BENCHMARKS = (
+    "import_cost",
+    "checkpoint_status",
+    "kafka_lag",
+    "time_lag",
+    "compaction",
+    "waiting_cost",
+    "runner_overhead",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,6 @@ from airflow_spark_streaming.exceptions import (
 from airflow_spark_streaming.hooks._storage import CheckpointStorageHook
 
 if TYPE_CHECKING:
-
     pass
 
 # Enough for the initial offsets of thousands of Kafka partitions; a file

@@ -67,7 +67,11 @@ def read_committed_batches(
     last = min(latest, up_to) if up_to is not None else latest
     last = min(last, after_batch + MAX_BATCHES_PER_READ)
     history = {b.batch_id: b for b in hook.get_history(last=latest - after_batch + 1).batches}
-    progress = {int(p["batchId"]): p for p in hook.sibling(RunnerControlHook).get_progress(after_batch=after_batch) if "batchId" in p}
+    progress = {
+        int(p["batchId"]): p
+        for p in hook.sibling(RunnerControlHook).get_progress(after_batch=after_batch)
+        if "batchId" in p
+    }
     runner_managed = bool(progress) or (hook.root / PROGRESS_DIR).exists()
     now = time.time() if now is None else now
     batches: list[CommittedBatch] = []

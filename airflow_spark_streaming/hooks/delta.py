@@ -254,7 +254,6 @@ class DeltaTableHook(BaseHook):
         configuration = self.get_table().metadata().configuration
         return parse_interval(configuration.get("delta.deletedFileRetentionDuration", DEFAULT_DELETED_FILE_RETENTION))
 
-
     def optimize_native(
         self,
         *,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from airflow_spark_streaming.checkpoint import parse_offsets_file
 from airflow_spark_streaming.conditions.stream_health import (
     DEFAULT_WINDOW,
     BatchOffsets,
@@ -24,8 +25,9 @@ from airflow_spark_streaming.conditions.stream_health import (
     StreamHealth,
     evaluate_stream_health,
 )
-from airflow_spark_streaming.hooks.checkpoint import CheckpointHook, parse_offsets_file
+from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.kafka_broker import FOUND, RESET_TO_EARLIEST, KafkaBrokerHook, partition_name
+from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
 
 def _kafka_offsets(value: Any) -> dict[str, int]:
@@ -53,7 +55,7 @@ def read_batch_window(hook: CheckpointHook, last: int = DEFAULT_WINDOW) -> tuple
     history = hook.get_history(last=last)
     first = history.batches[0].batch_id if history.batches else 0
     latest_by_batch: dict[int, dict[str, int]] = {}
-    for event in hook.get_progress(after_batch=first - 1):
+    for event in hook.sibling(RunnerControlHook).get_progress(after_batch=first - 1):
         merged: dict[str, int] = {}
         for source in event.get("sources") or []:
             merged.update(_kafka_offsets(source.get("latestOffset")))
@@ -103,9 +105,9 @@ def get_stream_health(
     """
     import time
 
-    hook = CheckpointHook(checkpoint, conn_id=storage_conn_id)
+    hook = CheckpointHook(checkpoint, storage_conn_id=storage_conn_id)
     query_id, batches = read_batch_window(hook, window)
-    lease = hook.get_lease()
+    lease = hook.sibling(RunnerControlHook).get_lease()
     # The provider's runner keeps a lease and writes progress events; for other queries liveness is unknown.
     runner = lease is not None or hook.get_submission() is not None or any(b.latest_offsets for b in batches)
     broker = KafkaBrokerHook(kafka_config_id, timeout=timeout)

@@ -45,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stream_runner")
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument(protocol.SPEC_FILE_ARG, help="local path of the JSON spec")
-    given.add_argument(protocol.SPEC_URI_ARG, help="Hadoop URI of the JSON spec (cluster mode: staged beside the checkpoint)")
+    given.add_argument(
+        protocol.SPEC_URI_ARG, help="Hadoop URI of the JSON spec (cluster mode: staged beside the checkpoint)"
+    )
     given.add_argument("--spec", help="the JSON spec itself")
     parser.add_argument(
         protocol.DELETE_SPEC_FILE_ARG, action="store_true", help="remove the spec file once read (it may hold secrets)"
