@@ -207,3 +207,26 @@ class BucketNotFoundError(StorageError):
 
 class StorageUnreachableError(StorageError):
     """The storage endpoint did not answer within the bounded connect/request time and retries."""
+
+
+# --- hardening (issue 13: bounded checkpoint reads, parameters refused at parse time) -------------
+
+
+class InvalidParameterError(SparkStreamingError, ValueError):
+    """An operator, sensor or trigger parameter has the wrong type or value; refused when the DAG is parsed."""
+
+
+class InvalidCheckpointPathError(CheckpointError, InvalidParameterError):
+    """The checkpoint path is empty or not a string."""
+
+
+class CheckpointFileTooLargeError(CorruptCheckpointFileError):
+    """A checkpoint metadata file is far larger than any file Spark writes there; it was not read."""
+
+
+class NotARegularFileError(CorruptCheckpointFileError):
+    """A checkpoint metadata file is a FIFO, device, socket or a symlink to one; it was not read."""
+
+
+class StorageSupportMissingError(StorageError):
+    """The checkpoint's URI scheme (``s3://``, ``gs://``, ``abfs://``) needs a provider that is not installed."""

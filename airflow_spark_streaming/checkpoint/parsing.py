@@ -57,6 +57,15 @@ def parse_json(text: str, path: str, what: str) -> Any:
         ) from err
 
 
+def _int_field(value: Any, path: str, what: str) -> int:
+    """An integer field of an offset; a string of digits is accepted (JSON writers differ), anything else is corrupt."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise CorruptCheckpointFileError(f"{path}: {what} is {value!r}, not an integer; the file is corrupt.")
+
+
 def classify_offset(index: int, source_id: str, raw: str, path: str) -> SourceOffset:
     """Parse one source line of an offsets file into a typed :class:`SourceOffset`."""
     raw = raw.strip()
@@ -70,10 +79,10 @@ def classify_offset(index: int, source_id: str, raw: str, path: str) -> SourceOf
         if "reservoirVersion" in value:
             source.kind = "delta"
             source.reservoir_id = value.get("reservoirId")
-            source.reservoir_version = int(value["reservoirVersion"])
-            source.delta_index = int(value.get("index", -1))
+            source.reservoir_version = _int_field(value["reservoirVersion"], path, f"source {source_id} reservoirVersion")
+            source.delta_index = _int_field(value.get("index", -1), path, f"source {source_id} index")
         elif set(value) == {"logOffset"}:
-            source.kind, source.log_offset = "file", int(value["logOffset"])
+            source.kind, source.log_offset = "file", _int_field(value["logOffset"], path, f"source {source_id} logOffset")
         elif {"offset", "timestamp"} <= set(value):
             source.kind = "rate-micro-batch"
         elif value and all(
@@ -107,12 +116,18 @@ def parse_offsets_file(text: str, path: str, batch_id: int) -> OffsetsEntry:
                 raise CorruptCheckpointFileError(f"{path}: v2 source line {line[:60]!r} is not 'id:offset'.")
             source_id, raw = line.split(":", 1)
         sources.append(classify_offset(index, source_id, raw, path))
+    conf = metadata.get("conf") or {}
+    if not isinstance(conf, dict):
+        raise CorruptCheckpointFileError(
+            f"{path}: the batch metadata's conf is a {type(conf).__name__}, not an object of Spark settings; "
+            "the file is corrupt."
+        )
     return OffsetsEntry(
         batch_id=batch_id,
         version=version,
         batch_timestamp_ms=metadata.get("batchTimestampMs"),
         batch_watermark_ms=metadata.get("batchWatermarkMs"),
-        conf={str(k): str(v) for k, v in (metadata.get("conf") or {}).items()},
+        conf={str(k): str(v) for k, v in conf.items()},
         sources=sources,
     )
 
@@ -173,14 +188,23 @@ def mtime_of(info: dict[str, Any]) -> float | None:
 
 
 def contiguous_batches(names: set[int] | dict[int, Any], folder: str) -> list[int]:
-    """Sorted batch ids; raise if there is a gap between the oldest and the newest."""
+    """Sorted batch ids; raise if there is a gap between the oldest and the newest.
+
+    The gaps are counted arithmetically from neighbouring ids, so ``0`` and ``10**20``
+    cost two comparisons, not a list of every missing id.
+    """
     batches = sorted(names)
-    if batches and batches[-1] - batches[0] + 1 != len(batches):
-        present = set(batches)
-        missing = [b for b in range(batches[0], batches[-1] + 1) if b not in present]
-        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+    missing_count = batches[-1] - batches[0] + 1 - len(batches) if batches else 0
+    if missing_count:
+        first_missing: list[int] = []
+        for low, high in zip(batches, batches[1:], strict=False):
+            if high - low > 1:
+                first_missing.extend(range(low + 1, min(high, low + 1 + 5 - len(first_missing))))
+            if len(first_missing) >= 5:
+                break
+        shown = ", ".join(map(str, first_missing)) + (" ..." if missing_count > len(first_missing) else "")
         raise NonContiguousBatchesError(
-            f"{folder} has batches {batches[0]}..{batches[-1]} with {len(missing)} missing ({shown}); "
+            f"{folder} has batches {batches[0]}..{batches[-1]} with {missing_count} missing ({shown}); "
             "Spark cannot restart from a log with gaps. Restore the missing files or start a new checkpoint."
         )
     return batches
@@ -192,9 +216,19 @@ def parse_operator_metadata(text: str, path: str) -> tuple[str | None, list[str]
     if len(lines) < 2 or not HEADER.match(lines[0].strip()):
         return None, [], None
     info = parse_json(lines[1], path, "the operator metadata")
-    stores = info.get("stateStoreInfo", [])
+    stores = info.get("stateStoreInfo", []) if isinstance(info, dict) else None
+    operator = info.get("operatorInfo") or {} if isinstance(info, dict) else None
+    if (
+        not isinstance(stores, list)
+        or not isinstance(operator, dict)
+        or not all(isinstance(s, dict) and isinstance(s.get("numPartitions", 0), int) for s in stores)
+    ):
+        raise CorruptCheckpointFileError(
+            f"{path}: the operator metadata is not Spark's shape "
+            '({"operatorInfo": {...}, "stateStoreInfo": [...]}); the file is corrupt.'
+        )
     return (
-        (info.get("operatorInfo") or {}).get("operatorName"),
+        operator.get("operatorName"),
         [s.get("storeName") for s in stores],
         max((s.get("numPartitions", 0) for s in stores), default=None),
     )

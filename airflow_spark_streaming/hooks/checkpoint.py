@@ -86,10 +86,6 @@ class CheckpointHook(CheckpointStorageHook):
         path = self._describe("offsets", str(batch_id))
         return parse_offsets_file(self._text("offsets", str(batch_id)), path, batch_id)
 
-    def _offsets_entry(self, batch_id: int) -> OffsetsEntry:
-        path = self._describe("offsets", str(batch_id))
-        return parse_offsets_file(self._text("offsets", str(batch_id)), path, batch_id)
-
     def get_status(self, *, include_state: bool = True) -> CheckpointStatus:
         """Read where the query stands.
 
@@ -125,6 +121,11 @@ class CheckpointHook(CheckpointStorageHook):
             committed = (
                 planned if planned and planned.batch_id == latest_committed else self._offsets_entry(latest_committed)
             )
+        previous = latest_planned - 1 if latest_planned is not None else None
+        if previous is not None and previous in offsets and previous not in {latest_committed, latest_planned}:
+            # Spark reads offsets/<N-1> too when it restarts (the previous batch's end offsets); garbage there
+            # stops the restart, so it is not a healthy checkpoint.
+            self._offsets_entry(previous)
         commits_version, commit_body = None, {}
         if latest_committed is not None:
             commits_version, commit_body = parse_commit_file(

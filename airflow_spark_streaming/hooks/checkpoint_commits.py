@@ -93,8 +93,8 @@ def read_committed_batches(
         if batch_id == latest:
             sources = status.committed_sources
         else:
-            path = str(hook.root / "offsets" / str(batch_id))
-            sources = parse_offsets_file((hook.root / "offsets" / str(batch_id)).read_text(), path, batch_id).sources
+            path = hook._describe("offsets", str(batch_id))
+            sources = parse_offsets_file(hook.read_metadata_text("offsets", str(batch_id)), path, batch_id).sources
         sink = (event or {}).get("sink") or {}
         batches.append(
             CommittedBatch(

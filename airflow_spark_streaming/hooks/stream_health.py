@@ -25,6 +25,7 @@ from airflow_spark_streaming.conditions.stream_health import (
     StreamHealth,
     evaluate_stream_health,
 )
+from airflow_spark_streaming.exceptions import CorruptCheckpointFileError
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.kafka_broker import FOUND, RESET_TO_EARLIEST, KafkaBrokerHook, partition_name
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
@@ -63,10 +64,11 @@ def read_batch_window(hook: CheckpointHook, last: int = DEFAULT_WINDOW) -> tuple
             latest_by_batch[event["batchId"]] = merged
     batches = []
     for record in history.batches:
-        path = hook.root / "offsets" / str(record.batch_id)
+        name = str(record.batch_id)
         try:
-            entry = parse_offsets_file(path.read_text(), str(path), record.batch_id)
-        except Exception:  # noqa: BLE001 - the newest file may be mid-write; get_history already judged it
+            entry = parse_offsets_file(hook.read_metadata_text("offsets", name), hook._describe("offsets", name),
+                                       record.batch_id)  # fmt: skip
+        except (CorruptCheckpointFileError, FileNotFoundError):  # the newest file may be mid-write; get_history already judged it
             if record.committed:
                 raise
             continue
