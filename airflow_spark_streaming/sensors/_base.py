@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_spark_streaming import params
 from airflow_spark_streaming.exceptions import SparkStreamingError
 
 if TYPE_CHECKING:
@@ -16,14 +17,15 @@ if TYPE_CHECKING:
     from airflow_spark_streaming.conditions.verdict import Verdict
 
 
-def optional_int(task_id: str, name: str, value: Any) -> int | None:
-    """A (possibly rendered-from-template) integer argument; ``None`` or ``""`` mean unset."""
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError) as err:
-        raise SparkStreamingError(f"{task_id}: {name} {value!r} is not an integer.") from err
+def optional_int(task_id: str, name: str, value: Any, *, minimum: int | None = 0) -> int | None:
+    """A (possibly rendered-from-template) integer argument; ``None`` or ``""`` mean unset; ``1.9`` is refused."""
+    return params.integer(task_id, name, value, optional=True, minimum=minimum)
+
+
+def check_unless_templated(task_id: str, name: str, value: Any, *, minimum: int | None = 0) -> None:
+    """Check an integer parameter when the DAG is parsed; a Jinja template is checked once rendered."""
+    if not params.is_template(value):
+        optional_int(task_id, name, value, minimum=minimum)
 
 
 class VerdictSensor(BaseSensorOperator):
@@ -35,6 +37,12 @@ class VerdictSensor(BaseSensorOperator):
     """
 
     deferrable: bool = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # The base sensor accepts 0, NaN and infinity here: a busy loop, or a wait that never ends.
+        params.seconds(self.task_id, "poke_interval", self.poke_interval)
+        params.seconds(self.task_id, "timeout", self.timeout)
 
     def _check(self, context: Context) -> Verdict:
         raise NotImplementedError

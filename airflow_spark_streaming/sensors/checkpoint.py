@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_spark_streaming import params
 from airflow_spark_streaming.deprecation import renamed_parameter
-from airflow_spark_streaming.exceptions import SparkStreamingError
-from airflow_spark_streaming.sensors._base import VerdictSensor, optional_int
+from airflow_spark_streaming.exceptions import InvalidCheckpointPathError, InvalidParameterError
+from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -69,13 +70,14 @@ class StreamingProgressSensor(VerdictSensor):
         self.storage_conn_id = renamed_parameter(
             "StreamingProgressSensor", "conn_id", "storage_conn_id", conn_id, storage_conn_id
         )
+        if not params.is_template(checkpoint):
+            self._check_checkpoint(checkpoint)
+        check_unless_templated(self.task_id, "target_batch_id", target_batch_id)
+        if not params.is_template(committed_after):
+            self._committed_after(committed_after)
         self.target_batch_id = target_batch_id
         self.committed_after = committed_after
-        if isinstance(max_staleness, timedelta):
-            max_staleness = max_staleness.total_seconds()
-        if max_staleness is not None and max_staleness <= 0:
-            raise SparkStreamingError(f"{self.task_id}: max_staleness must be positive, got {max_staleness!r} seconds.")
-        self.max_staleness = max_staleness
+        self.max_staleness = params.seconds(self.task_id, "max_staleness", max_staleness, optional=True)
         self.wait_for_checkpoint = wait_for_checkpoint
         self.require_fully_committed = require_fully_committed
         self.deferrable = deferrable
@@ -83,25 +85,36 @@ class StreamingProgressSensor(VerdictSensor):
     def _criteria(self, context: Context) -> ProgressCriteria:
         from airflow_spark_streaming.conditions.progress import ProgressCriteria
 
-        if not self.checkpoint or not str(self.checkpoint).strip():
-            raise SparkStreamingError(f"{self.task_id}: checkpoint is empty; pass the query's checkpoint path or URI.")
-
-        after = self.committed_after
+        self._check_checkpoint(self.checkpoint)
+        after = self._committed_after(self.committed_after)
         if after == DAG_RUN_START:
             after = context["dag_run"].start_date
-        elif isinstance(after, str) and after:
-            try:
-                after = datetime.fromisoformat(after)
-            except ValueError as err:
-                raise SparkStreamingError(
-                    f"{self.task_id}: committed_after {after!r} is neither {DAG_RUN_START!r} nor an ISO-8601 time."
-                ) from err
         return ProgressCriteria(
             target_batch_id=optional_int(self.task_id, "target_batch_id", self.target_batch_id),
             committed_after=after.timestamp() if isinstance(after, datetime) else None,
             max_staleness_seconds=self.max_staleness,
             wait_for_checkpoint=self.wait_for_checkpoint,
             require_fully_committed=self.require_fully_committed,
+        )
+
+    def _check_checkpoint(self, checkpoint: Any) -> None:
+        if not isinstance(checkpoint, str) or not checkpoint.strip():
+            raise InvalidCheckpointPathError(
+                f"{self.task_id}: checkpoint={checkpoint!r} is empty; pass the query's checkpoint path or URI."
+            )
+
+    def _committed_after(self, after: Any) -> datetime | str | None:
+        """``committed_after`` checked: ``dag_run_start``, a datetime, an ISO-8601 string, or unset."""
+        if after is None or after == "" or after == DAG_RUN_START or isinstance(after, datetime):
+            return after or None
+        if isinstance(after, str):
+            try:
+                return datetime.fromisoformat(after)
+            except ValueError:
+                pass
+        raise InvalidParameterError(
+            f"{self.task_id}: committed_after={after!r} is neither {DAG_RUN_START!r}, a datetime, nor an ISO-8601 "
+            "time such as '2026-01-31T12:00:00+00:00'."
         )
 
     def _check(self, context: Context) -> Verdict:

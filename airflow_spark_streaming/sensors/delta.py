@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_spark_streaming import params
 from airflow_spark_streaming.sensors._base import optional_int
 
 if TYPE_CHECKING:
@@ -59,21 +60,22 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         self.target_file_bytes = target_file_bytes
         self.small_file_bytes = small_file_bytes
         self.min_small_files = min_small_files
-        if not any(isinstance(v, str) and "{{" in v for v in (small_file_bytes, min_small_files)):
+        self.storage_options = params.mapping(self.task_id, "storage_options", storage_options, optional=True) or None
+        if not any(params.is_template(v) for v in (small_file_bytes, min_small_files)):
             self._policy()  # bad thresholds fail when the DAG is parsed, unless they are templated
         self.table_uri = table_uri
         self.skip_when_not_needed = skip_when_not_needed
-        self.storage_options = storage_options
 
     def _policy(self) -> CompactionPolicy:
         from airflow_spark_streaming.conditions.compaction import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
 
+        # 0 is refused (minimum 1), not silently read as "the rule's default".
+        target = optional_int(self.task_id, "target_file_bytes", self.target_file_bytes, minimum=1)
         return CompactionPolicy.from_rule(
             self.rule,
-            target_file_bytes=optional_int(self.task_id, "target_file_bytes", self.target_file_bytes)
-            or DEFAULT_TARGET_FILE_BYTES,
-            small_file_bytes=optional_int(self.task_id, "small_file_bytes", self.small_file_bytes),
-            min_small_files=optional_int(self.task_id, "min_small_files", self.min_small_files),
+            target_file_bytes=DEFAULT_TARGET_FILE_BYTES if target is None else target,
+            small_file_bytes=optional_int(self.task_id, "small_file_bytes", self.small_file_bytes, minimum=1),
+            min_small_files=optional_int(self.task_id, "min_small_files", self.min_small_files, minimum=1),
         )
 
     def poke(self, context: Context) -> PokeReturnValue:

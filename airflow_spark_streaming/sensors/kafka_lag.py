@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_spark_streaming import params
+from airflow_spark_streaming.checkpoint.models import BATCH_BASES
 from airflow_spark_streaming.deprecation import renamed_parameter
-from airflow_spark_streaming.exceptions import KafkaLagError
-from airflow_spark_streaming.sensors._base import VerdictSensor, optional_int
+from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
+from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -75,12 +77,19 @@ class KafkaLagSensor(VerdictSensor):
         self.storage_conn_id = renamed_parameter(
             "KafkaLagSensor", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
         )
+        check_unless_templated(self.task_id, "max_total_lag", max_total_lag)
+        check_unless_templated(self.task_id, "max_partition_lag", max_partition_lag)
+        if (ceiling is None) != (ceiling_for is None):
+            raise InvalidParameterError(
+                f"{self.task_id}: ceiling={ceiling!r} and ceiling_for={ceiling_for!r} go together: set both to alert "
+                "when the lag stays above the ceiling for that long, or neither."
+            )
         self.max_total_lag = max_total_lag
         self.max_partition_lag = max_partition_lag
-        self.ceiling = ceiling
-        self.ceiling_for = ceiling_for.total_seconds() if isinstance(ceiling_for, timedelta) else ceiling_for
-        self.basis = basis
-        self.request_timeout = request_timeout
+        self.ceiling = params.integer(self.task_id, "ceiling", ceiling, optional=True, minimum=0)
+        self.ceiling_for = params.seconds(self.task_id, "ceiling_for", ceiling_for, optional=True)
+        self.basis = params.choice(self.task_id, "basis", basis, BATCH_BASES)
+        self.request_timeout = params.seconds(self.task_id, "request_timeout", request_timeout)
         self.deferrable = deferrable
         self._above_since: float | None = None
 
