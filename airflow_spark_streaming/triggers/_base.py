@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_spark_streaming import params
 from airflow_spark_streaming.exceptions import SparkStreamingError
 
 if TYPE_CHECKING:
@@ -35,17 +36,23 @@ class VerdictTrigger(BaseTrigger):
         name = type(self).__name__
         if not checkpoint or not isinstance(checkpoint, str):
             raise self.error_class(f"{name} needs a checkpoint path or URI, got {checkpoint!r}.")
-        self._require_positive("poll_interval", poll_interval)
+        self.poll_interval = self._require_positive("poll_interval", poll_interval)
+        if not isinstance(criteria, dict):
+            raise self.error_class(f"{name} criteria {criteria!r} are invalid: not a dict.")
+        criteria = self._checked_criteria(dict(criteria))
         try:
             self.criteria = self._criteria_class()(**criteria)
         except TypeError as err:
             raise self.error_class(f"{name} criteria {criteria!r} are invalid: {err}.") from err
         self.checkpoint = checkpoint
-        self.poll_interval = float(poll_interval)
 
-    def _require_positive(self, name: str, value: Any) -> None:
-        if not isinstance(value, int | float) or value <= 0:
-            raise self.error_class(f"{type(self).__name__} {name} must be > 0 seconds, got {value!r}.")
+    def _require_positive(self, name: str, value: Any) -> float:
+        """Positive finite seconds (NaN and infinity would poll never or forever); raises InvalidParameterError."""
+        return params.seconds(type(self).__name__, name, value)
+
+    def _checked_criteria(self, criteria: dict[str, Any]) -> dict[str, Any]:
+        """Type checks of the criteria fields the dataclass does not make (1.9 is not a batch id)."""
+        return criteria
 
     def _kwargs(self) -> dict[str, Any]:
         raise NotImplementedError

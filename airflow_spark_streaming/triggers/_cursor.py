@@ -30,6 +30,7 @@ How a watcher reports each commit exactly once
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
@@ -59,7 +60,12 @@ class CommitEventTrigger(BaseEventTrigger):
             raise InvalidEventTriggerError(f"{name} needs a path or URI to watch, got {location!r}.")
         if storage_conn_id is not None and (not isinstance(storage_conn_id, str) or not storage_conn_id):
             raise InvalidEventTriggerError(f"{name} storage_conn_id must be a connection id or None.")
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, int | float)
+            or not math.isfinite(poll_interval)
+            or poll_interval <= 0
+        ):
             raise InvalidEventTriggerError(
                 f"{name} poll_interval must be a number of seconds > 0, got {poll_interval!r}."
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_spark_streaming import params
 from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.triggers._base import VerdictTrigger
 
@@ -44,6 +45,18 @@ class CheckpointProgressTrigger(VerdictTrigger):
         from airflow_spark_streaming.conditions.progress import ProgressCriteria
 
         return ProgressCriteria
+
+    def _checked_criteria(self, criteria: dict[str, Any]) -> dict[str, Any]:
+        owner = type(self).__name__
+        if "target_batch_id" in criteria:
+            criteria["target_batch_id"] = params.integer(
+                owner, "criteria.target_batch_id", criteria["target_batch_id"], optional=True, minimum=0
+            )
+        if "max_staleness_seconds" in criteria:
+            criteria["max_staleness_seconds"] = params.seconds(
+                owner, "criteria.max_staleness_seconds", criteria["max_staleness_seconds"], optional=True
+            )
+        return criteria
 
     def _kwargs(self) -> dict[str, Any]:
         return {"storage_conn_id": self.storage_conn_id}

@@ -8,6 +8,7 @@ share one poll loop in the triggerer (``shared_stream_key``).
 
 from __future__ import annotations
 
+import math
 import posixpath
 from typing import Any
 
@@ -68,6 +69,7 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
         if (
             isinstance(progress_grace_seconds, bool)
             or not isinstance(progress_grace_seconds, int | float)
+            or not math.isfinite(progress_grace_seconds)
             or progress_grace_seconds < 0
         ):
             raise InvalidEventTriggerError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_spark_streaming import params
 from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import KafkaLagError
 from airflow_spark_streaming.triggers._base import VerdictTrigger
@@ -45,12 +46,11 @@ class KafkaLagTrigger(VerdictTrigger):
         checkpoint_conn_id: str | None = None,
     ) -> None:
         super().__init__(checkpoint, criteria, poll_interval)
-        self._require_positive("timeout", timeout)
+        self.timeout = self._require_positive("timeout", timeout)
         self.kafka_config_id = kafka_config_id
         self.storage_conn_id = renamed_parameter(
             "KafkaLagTrigger", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
         )
-        self.timeout = float(timeout)
         self.above_since = above_since
         self._above_since = above_since  # moves on between checks; serialize() keeps the starting value
 
@@ -58,6 +58,17 @@ class KafkaLagTrigger(VerdictTrigger):
         from airflow_spark_streaming.conditions.lag import LagCriteria
 
         return LagCriteria
+
+    def _checked_criteria(self, criteria: dict[str, Any]) -> dict[str, Any]:
+        owner = type(self).__name__
+        for name in ("max_total_lag", "max_partition_lag", "ceiling"):
+            if name in criteria:
+                criteria[name] = params.integer(owner, f"criteria.{name}", criteria[name], optional=True, minimum=0)
+        if "ceiling_seconds" in criteria:
+            criteria["ceiling_seconds"] = params.seconds(
+                owner, "criteria.ceiling_seconds", criteria["ceiling_seconds"], optional=True
+            )
+        return criteria
 
     def _kwargs(self) -> dict[str, Any]:
         return {"kafka_config_id": self.kafka_config_id, "storage_conn_id": self.storage_conn_id,

@@ -8,7 +8,12 @@ import pytest
 
 from airflow_spark_streaming.conditions.lag import LagCriteria, evaluate_lag
 from airflow_spark_streaming.conditions.verdict import Verdict
-from airflow_spark_streaming.exceptions import KafkaLagCeilingError, KafkaLagError, SparkStreamingError
+from airflow_spark_streaming.exceptions import (
+    InvalidParameterError,
+    KafkaLagCeilingError,
+    KafkaLagError,
+    SparkStreamingError,
+)
 from airflow_spark_streaming.hooks.kafka_lag import LagReport, PartitionLag
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
@@ -85,7 +90,7 @@ def test_trigger_round_trip_and_validation():
     assert KafkaLagTrigger(**kwargs).serialize() == (classpath, kwargs)
     with pytest.raises(KafkaLagError, match="nothing to wait for"):
         KafkaLagTrigger("c", {})
-    with pytest.raises(SparkStreamingError, match="timeout must be > 0"):
+    with pytest.raises(InvalidParameterError, match="timeout=0 must be more than zero seconds"):
         KafkaLagTrigger("c", {"max_total_lag": 1}, timeout=0)
 
 
