@@ -123,3 +123,23 @@ def strict_bool(owner: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise _refuse(owner, name, value, "must be True or False.")
     return value
+
+
+def partition_filters(owner: str, name: str, value: Any) -> list[tuple[str, str, Any]] | None:
+    """delta-rs style filters: a list of ``(column, operator, value)``; a string is refused, not iterated."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise _refuse(
+            owner, name, value, "must be a list of (column, operator, value) tuples, e.g. [('day', '=', '2026-01-31')]."
+        )
+    for item in value:
+        if (
+            isinstance(item, str | bytes)
+            or not isinstance(item, Sequence)
+            or len(item) != 3
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], str)
+        ):
+            raise _refuse(owner, name, value, f"has {item!r}, which is not a (column, operator, value) tuple.")
+    return [tuple(item) for item in value]

@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow_spark_streaming.exceptions import (
     DeltaMaintenanceError,
     EngineUnsupportedError,
+    InvalidParameterError,
     UnsafeRetentionError,
     VacuumOutsideTableError,
     ZOrderColumnError,
@@ -61,14 +62,16 @@ class _DeltaMaintenanceOperator(BaseOperator):
         super().__init__(**kwargs)
         if engine not in ENGINES:
             raise DeltaMaintenanceError(f"{self.task_id}: engine {engine!r} is not one of {ENGINES}.")
+        from airflow_spark_streaming import params
+
         self.table_uri = table_uri
         self.engine = engine
         self.spark_conn_id = spark_conn_id
-        self.native_max_bytes = native_max_bytes
-        self.storage_options = storage_options
-        self.spark_conf = spark_conf or {}
-        self.extra_packages = list(extra_packages)
-        self.extra_jars = list(extra_jars)
+        self.native_max_bytes = params.positive_integer(self.task_id, "native_max_bytes", native_max_bytes)
+        self.storage_options = params.mapping(self.task_id, "storage_options", storage_options) or storage_options
+        self.spark_conf = params.mapping(self.task_id, "spark_conf", spark_conf)
+        self.extra_packages = params.maven_coordinates(self.task_id, "extra_packages", extra_packages)
+        self.extra_jars = params.string_list(self.task_id, "extra_jars", extra_jars)
 
     def _hook(self) -> DeltaTableHook:
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
@@ -151,15 +154,24 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         max_attempts: int = 5,
         **kwargs: Any,
     ) -> None:
+        from airflow_spark_streaming import params
+
         super().__init__(**kwargs)
-        if target_file_bytes is not None and target_file_bytes <= 0:
-            raise DeltaMaintenanceError(f"{self.task_id}: target_file_bytes must be positive, got {target_file_bytes}.")
-        if max_attempts < 1:
-            raise DeltaMaintenanceError(f"{self.task_id}: max_attempts must be at least 1, got {max_attempts}.")
+        self.target_file_bytes = params.positive_integer(
+            self.task_id, "target_file_bytes", target_file_bytes, optional=True
+        )
+        self.max_attempts = params.positive_integer(self.task_id, "max_attempts", max_attempts)
+        self.zorder_by = params.string_list(self.task_id, "zorder_by", zorder_by, optional=True) or []
+        if not params.is_template(partition_filters):
+            params.partition_filters(self.task_id, "partition_filters", partition_filters)
         self.partition_filters = partition_filters
-        self.zorder_by = list(zorder_by or [])
-        self.target_file_bytes = target_file_bytes
-        self.max_attempts = max_attempts
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """A templated ``partition_filters`` is checked at its first render, as a literal one is when parsed."""
+        from airflow_spark_streaming import params
+
+        super().render_template_fields(context, jinja_env)
+        params.partition_filters(self.task_id, "partition_filters", self.partition_filters)
 
     def _validate(self, stats: DeltaTableStats, schema_columns: list[str]) -> list[tuple[str, str, Any]] | None:
         unknown = [c for c in self.zorder_by if c not in schema_columns]
@@ -259,14 +271,26 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         i_understand_this_can_break_readers: bool = False,
         **kwargs: Any,
     ) -> None:
+        from airflow_spark_streaming import params
+
         super().__init__(**kwargs)
         if mode not in ("lite", "full"):
             raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")
+        params.strict_bool(self.task_id, "i_understand_this_can_break_readers", i_understand_this_can_break_readers)
         for name, value in (("retention", retention), ("min_retention", min_retention)):
-            if value is not None and value.total_seconds() <= 0:
+            if value is not None and not isinstance(value, timedelta):
+                raise InvalidParameterError(
+                    f"{self.task_id}: {name}={value!r} is not a datetime.timedelta; write it with its unit, "
+                    "e.g. timedelta(days=7) (a bare number would hide whether it is hours or seconds)."
+                )
+            # Zero is what Delta's retentionDurationCheck and delta-rs's enforce_retention_duration=False permit
+            # when turned off explicitly; the override plays that part here. Negative is never meaningful.
+            zero_allowed = name == "retention" and i_understand_this_can_break_readers
+            if value is not None and (value.total_seconds() < 0 or (value.total_seconds() == 0 and not zero_allowed)):
                 raise UnsafeRetentionError(
                     f"{self.task_id}: {name} must be positive, got {value}; a zero retention deletes files that "
-                    "running readers and uncommitted writers still use."
+                    "running readers and uncommitted writers still use. Set i_understand_this_can_break_readers=True "
+                    "to allow a zero retention (never a negative one)."
                 )
         self.retention = retention
         self.min_retention = min_retention
@@ -276,7 +300,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
 
     def _retention_hours(self, hook: DeltaTableHook) -> int:
         table_seconds = hook.get_retention_seconds()
-        seconds = self.retention.total_seconds() if self.retention else table_seconds
+        seconds = self.retention.total_seconds() if self.retention is not None else table_seconds
         floors = [("the table's delta.deletedFileRetentionDuration", table_seconds)]
         if self.min_retention:
             floors.append(("min_retention", self.min_retention.total_seconds()))
@@ -288,7 +312,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
                     "retention, or set i_understand_this_can_break_readers=True if you are sure."
                 )
         hours = int(-(-seconds // 3600))  # whole hours, rounded up (never shorter than asked)
-        return max(hours, 1)
+        return hours if self.i_understand_this_can_break_readers else max(hours, 1)
 
     def _check_inside_root(self, files: list[str]) -> None:
         outside = files_outside_root(self.table_uri, files)

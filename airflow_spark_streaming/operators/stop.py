@@ -64,10 +64,17 @@ class StopStreamingQueryOperator(BaseOperator):
             owner, "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
         )
         self.spark_conn_id = renamed_parameter(owner, "conn_id", "spark_conn_id", conn_id, spark_conn_id)
+        from airflow_spark_streaming import params
+        from airflow_spark_streaming.exceptions import InvalidCheckpointPathError
+
+        if not params.is_template(checkpoint) and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+            raise InvalidCheckpointPathError(
+                f"{self.task_id}: checkpoint={checkpoint!r} is empty; pass the query's checkpoint path or URI."
+            )
         self.checkpoint = checkpoint
-        self.stop_timeout = timeout
-        self.kill_on_timeout = kill_on_timeout
-        self.poll_interval = poll_interval
+        self.stop_timeout = params.seconds(self.task_id, "timeout", timeout)
+        self.kill_on_timeout = params.strict_bool(self.task_id, "kill_on_timeout", kill_on_timeout)
+        self.poll_interval = params.seconds(self.task_id, "poll_interval", poll_interval)
         self._submit_hook: StreamingSubmitHook | None = None
 
     def _hook_for(self, submission: SparkSubmission | None) -> StreamingSubmitHook:

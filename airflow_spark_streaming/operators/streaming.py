@@ -160,15 +160,17 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self.application_args = application_args or []
         self.long_running = long_running
         self.deploy_mode = deploy_mode
-        self.conf = conf or {}
+        from airflow_spark_streaming import params  # parameter checks; a templated conf is checked once rendered
+
+        self.conf = conf if params.is_template(conf) else params.mapping(self.task_id, "conf", conf)
         self.kafka = kafka
-        self.extra_packages = list(extra_packages)
-        self.extra_jars = list(extra_jars)
+        self.extra_packages = params.maven_coordinates(self.task_id, "extra_packages", extra_packages)
+        self.extra_jars = params.string_list(self.task_id, "extra_jars", extra_jars)
         self.jvm_resolver = jvm_resolver
         self.name = name
-        self.submit_kwargs = submit_kwargs or {}
-        self.startup_timeout = startup_timeout
-        self.poll_interval = poll_interval
+        self.submit_kwargs = params.mapping(self.task_id, "submit_kwargs", submit_kwargs)
+        self.startup_timeout = params.seconds(self.task_id, "startup_timeout", startup_timeout)
+        self.poll_interval = params.seconds(self.task_id, "poll_interval", poll_interval)
         self._hook: StreamingSubmitHook | None = None
         self._run: _Run | None = None
         self._submission: SparkSubmission | None = None
@@ -176,6 +178,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self._result: dict[str, Any] | None = None
         if isinstance(spec, dict) and not _templated(spec):
             self._validated_spec()  # fail at DAG parse time, not after scheduling
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """A templated ``conf`` is checked at its first render, as a literal one is when the DAG is parsed."""
+        from airflow_spark_streaming import params
+
+        super().render_template_fields(context, jinja_env)
+        self.conf = params.mapping(self.task_id, "conf", self.conf)
 
     def _validated_spec(self) -> dict[str, Any]:
         spec = self.spec
