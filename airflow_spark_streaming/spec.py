@@ -16,6 +16,7 @@ The spec is a JSON object (see :mod:`airflow_spark_streaming.jobs.stream_runner`
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from typing import Any
 
@@ -40,6 +41,23 @@ def is_secret_key(key: str) -> bool:
     return bool(SECRET_KEY.search(key))
 
 
+#: The keys the stream runner reads, per object. ``options`` are Spark's own (free-form) and not checked here.
+#: ``kafka_config_id`` names an Airflow ``kafka`` connection resolved into options before submission.
+SPEC_KEYS = ("query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger", "lease_ttl_seconds")
+SOURCE_KEYS = ("format", "options", "path", "schema", "kafka_config_id")
+SINK_KEYS = ("format", "options", "path", "output_mode", "partition_by", "merge_schema", "kafka_config_id")
+TRIGGER_KEYS = ("available_now", "processing_time")
+
+
+def _refuse_unknown_keys(section: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    """A misspelt key (``patition_by``, ``tigger``) is refused, with the nearest valid key suggested."""
+    for key in sorted(map(str, set(section) - set(known))):
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}?" if near else f"valid keys are {', '.join(known)}"
+        field = f"{where}.{key}" if where else key
+        raise _fail(field, f"unknown key; {hint}")
+
+
 def _fail(field: str, problem: str) -> InvalidStreamSpecError:
     return InvalidStreamSpecError(f"stream spec {field}: {problem}")
 
@@ -59,6 +77,7 @@ def _section(spec: dict[str, Any], name: str, formats: tuple[str, ...], shape: s
         raise _fail(name, f"is required, {shape}")
     if section.get("format") not in formats:
         raise _fail(f"{name}.format", f"{section.get('format')!r} is not one of {', '.join(formats)}")
+    _refuse_unknown_keys(section, SOURCE_KEYS if name == "source" else SINK_KEYS, name)
     section["options"] = _options(section, name)
     return section
 
@@ -68,11 +87,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise InvalidStreamSpecError(f"stream spec must be a JSON object, got {type(spec).__name__}")
     spec = copy.deepcopy(spec)
-    unknown = set(spec) - {
-        "query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger", "lease_ttl_seconds"
-    }  # fmt: skip
-    if unknown:
-        raise _fail(", ".join(sorted(unknown)), "unknown field(s); check the spelling")
+    _refuse_unknown_keys(spec, SPEC_KEYS, "")
     name = spec.get("query_name")
     if not isinstance(name, str) or not _QUERY_NAME.match(name):
         raise _fail("query_name", f"{name!r} must be 1-200 letters, digits, dots, dashes or underscores")
@@ -120,6 +135,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     trigger = spec.setdefault("trigger", {"available_now": True})
     if not isinstance(trigger, dict) or len(trigger) != 1:
         raise _fail("trigger", "must be {'available_now': true} or {'processing_time': '<interval>'}")
+    _refuse_unknown_keys(trigger, TRIGGER_KEYS, "trigger")
     if "available_now" in trigger:
         if trigger["available_now"] is not True:
             raise _fail("trigger.available_now", "must be true")

@@ -39,10 +39,13 @@ class VerdictSensor(BaseSensorOperator):
     deferrable: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
+        # Checked before the base sensor sees them: it accepts 0 (a busy loop) and fails on NaN and
+        # infinity with a raw ValueError or OverflowError.
+        owner = kwargs.get("task_id", type(self).__name__)
+        for name in ("poke_interval", "timeout"):
+            if name in kwargs:
+                params.seconds(owner, name, kwargs[name])
         super().__init__(**kwargs)
-        # The base sensor accepts 0, NaN and infinity here: a busy loop, or a wait that never ends.
-        params.seconds(self.task_id, "poke_interval", self.poke_interval)
-        params.seconds(self.task_id, "timeout", self.timeout)
 
     def _check(self, context: Context) -> Verdict:
         raise NotImplementedError
