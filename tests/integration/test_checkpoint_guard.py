@@ -17,6 +17,7 @@ from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
+from devstack.process import wait_for
 from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
 
 pytestmark = pytest.mark.kafka
@@ -55,6 +56,7 @@ def test_lease_guards_a_live_checkpoint_and_expires_after_sigkill(
         while time.monotonic() < deadline and not (checkpoint / "commits" / "2").exists():
             assert driver.poll() is None, (tmp_path / "long-running.log").read_text()[-3000:]
             time.sleep(0.5)
+        assert (checkpoint / "commits" / "2").exists(), "no third commit within 180 s"
         lease = RunnerControlHook(str(checkpoint)).get_lease()
         assert lease is not None and lease.ttl_seconds == 6 and lease.app_id.startswith("local-")
 
@@ -72,8 +74,9 @@ def test_lease_guards_a_live_checkpoint_and_expires_after_sigkill(
     assert RunnerControlHook(str(checkpoint)).get_lease() is not None  # its last heartbeat is still fresh
     rows_before = len(read_delta(table))
     assert 0 < rows_before < 2000
-    time.sleep(7)  # past the 6 s time-to-live
-    assert RunnerControlHook(str(checkpoint)).get_lease() is None
+    # The lease must lapse once its 6 s time-to-live has passed since the last heartbeat.
+    wait_for(lambda: RunnerControlHook(str(checkpoint)).get_lease() is None, timeout=30,
+             what="the killed driver's lease to expire", interval=0.2)  # fmt: skip
 
     result = SparkStreamingSubmitOperator(task_id="resume", spec=bounded).execute({})
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_spark_streaming import checks
 from airflow_spark_streaming.exceptions import KafkaLagCeilingError
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
+from devstack.process import wait_for
 from tests.integration.streaming_helpers import produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
@@ -45,10 +47,15 @@ def test_ceiling_alert_when_lag_stays_high(lagging_query):
     sensor = KafkaLagSensor(
         task_id="lag", checkpoint=lagging_query["checkpoint"], max_total_lag=0, ceiling=10, ceiling_for=1
     )
+    first = time.monotonic()
     assert not sensor.poke({}).is_done
-    time.sleep(1.5)
+    deadline = first + 60
     with pytest.raises(KafkaLagCeilingError, match="total lag 30.*above the ceiling 10"):
-        sensor.poke({})
+        while True:  # poke until the alert: it must come, and not before ceiling_for has passed
+            assert not sensor.poke({}).is_done
+            assert time.monotonic() < deadline, "the lag stayed above the ceiling but no alert came"
+            time.sleep(0.1)
+    assert time.monotonic() - first >= 1.0
 
 
 def test_deferred_wait_ends_when_the_query_catches_up(lagging_query):
@@ -60,6 +67,9 @@ def test_deferred_wait_ends_when_the_query_catches_up(lagging_query):
     trigger = deferred.value.trigger
     assert isinstance(trigger, KafkaLagTrigger) and deferred.value.method_name == "execute_complete"
     revived = KafkaLagTrigger(**trigger.serialize()[1])
+    checks_done = []
+    check = revived._check
+    revived._check = lambda: checks_done.append(check()) or checks_done[-1]
 
     result = {}
 
@@ -68,8 +78,9 @@ def test_deferred_wait_ends_when_the_query_catches_up(lagging_query):
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    time.sleep(2)
-    assert waiter.is_alive()  # still 30 behind: no event yet
+    wait_for(lambda: len(checks_done) >= 2 or not waiter.is_alive(), timeout=60, what="two trigger checks")
+    assert waiter.is_alive() and "event" not in result  # checked twice, still 30 behind: no event yet
+    assert all(v.state == "waiting" for v in checks_done)
     lagging_query["catch_up"]()
     waiter.join(130)
     event = result["event"]
@@ -78,19 +89,33 @@ def test_deferred_wait_ends_when_the_query_catches_up(lagging_query):
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
-def test_lag_sensor_in_dag_test(airflow_db, lagging_query, mode, caplog):
+def test_lag_sensor_in_dag_test(airflow_db, lagging_query, mode, caplog, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     caplog.set_level(logging.INFO)
     dag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags")).dags[f"kafka_lag_sensor_{mode}"]
-    # Late enough that even a slow task start-up sees the lag first (and the deferred one defers).
-    catcher = threading.Timer(15, lagging_query["catch_up"])
+    # Catch up only once the task has seen the lag (so it waited, and the deferred one deferred).
+    seen = []
+    check_lag = checks.check_lag
+
+    def counting_check_lag(*args, **kwargs):
+        outcome = check_lag(*args, **kwargs)
+        seen.append(outcome[0].state)
+        return outcome
+
+    monkeypatch.setattr(checks, "check_lag", counting_check_lag)
+
+    def catch_up_after_a_wait():
+        wait_for(lambda: "waiting" in seen, timeout=120, what="the sensor's first check")
+        lagging_query["catch_up"]()
+
+    catcher = threading.Thread(target=catch_up_after_a_wait)
     catcher.start()
     try:
         run = dag.test(run_conf={"checkpoint": lagging_query["checkpoint"], "max_lag": 0})
     finally:
         catcher.join()
-    assert run.state == "success"
+    assert run.state == "success" and "waiting" in seen
     assert run.get_task_instance("total").xcom_pull(task_ids="total") == 0
     report = run.get_task_instance("lag_is_low").xcom_pull(task_ids="lag_is_low")
     assert {p["partition"]: p["checkpoint_offset"] for p in report["partitions"]} == {0: 30, 1: 30, 2: 30}
