@@ -362,3 +362,21 @@ def test_the_delta_spark_engine_passes_secret_settings_in_a_private_properties_f
     assert "hunter2" not in " ".join(seen["argv"]) and "spark.ui.enabled=false" in seen["argv"]
     assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key hunter2\n"
     assert not os.path.exists(seen["props"])  # removed once spark-submit returned
+
+
+def test_yarn_keeps_spark_defaults_when_secrets_go_in_a_properties_file(tmp_path, monkeypatch):
+    from airflow_spark_streaming.hooks.submission.backends.yarn import keep_spark_defaults
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.eventLog.enabled true\nspark.yarn.queue etl\n")
+    properties = tmp_path / "secret.properties"
+    properties.write_text("spark.yarn.queue streams\nspark.hadoop.fs.s3a.secret.key s3cr3t\n")
+    properties.chmod(0o600)
+    keep_spark_defaults(str(properties), {"SPARK_CONF_DIR": str(tmp_path / "conf")})
+
+    lines = properties.read_text().splitlines()
+    assert lines.index("spark.eventLog.enabled true") < lines.index("spark.yarn.queue streams")
+    # Java's Properties keeps the last value of a key: the job's own settings win over the defaults.
+    assert lines.index("spark.yarn.queue etl") < lines.index("spark.yarn.queue streams")
+    assert "spark.hadoop.fs.s3a.secret.key s3cr3t" in lines
+    assert properties.stat().st_mode & 0o777 == 0o600

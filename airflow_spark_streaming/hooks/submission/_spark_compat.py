@@ -141,6 +141,10 @@ class SparkSubmitAdapter:
         self.hook._properties_file = properties_file
 
     @property
+    def properties_file(self) -> str | None:
+        return self.hook._properties_file
+
+    @property
     def jars(self) -> list[str]:
         return [jar for jar in (self.hook._jars or "").split(",") if jar]
 
