@@ -380,3 +380,14 @@ def test_yarn_keeps_spark_defaults_when_secrets_go_in_a_properties_file(tmp_path
     assert lines.index("spark.yarn.queue etl") < lines.index("spark.yarn.queue streams")
     assert "spark.hadoop.fs.s3a.secret.key s3cr3t" in lines
     assert properties.stat().st_mode & 0o777 == 0o600
+
+
+def test_yarn_refuses_a_checkpoint_without_a_scheme(yarn_conn, fake_spark_submit):
+    from airflow_spark_streaming.hooks.submission import SparkJob
+
+    argv_file = fake_spark_submit(f"Submitted application {YARN_APP}")
+    spec = {"checkpoint_location": "/data/ckpt", "sink": {"path": "file:///data/table"}}
+    with pytest.raises(SparkSubmissionError, match=r"checkpoint_location '/data/ckpt' has no scheme.*file:///data/ckpt"):
+        StreamingSubmitHook(spark_conn_id=yarn_conn).backend.prepare(SparkJob("app.py", spec=spec), tag="t",
+                                                                     checkpoint=None)  # fmt: skip
+    assert not argv_file.exists()

@@ -23,7 +23,8 @@ def test_streaming_supervisor_runs_on_yarn(
     }))  # fmt: skip
     monkeypatch.setenv("AIRFLOW__SPARK_STREAMING__JVM_RESOLVER", "maven")
     kafka_conn("kafka_default")
-    monkeypatch.setenv("AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT", str(tmp_path / "lake"))
+    # In full: a bare path would mean the cluster's fs.defaultFS (HDFS) to the driver.
+    monkeypatch.setenv("AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT", f"file://{tmp_path / 'lake'}")
     topic = kafka_topic(partitions=2)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 300, partitions=2)
 

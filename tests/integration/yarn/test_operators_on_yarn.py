@@ -29,6 +29,9 @@ SECRET = "s3a-SECRET-4e1b"
 
 
 def _operator(spec, conn, **kwargs):
+    # A bare path would mean the cluster's fs.defaultFS (HDFS) to the driver: name the shared local disk.
+    spec = {**spec, "checkpoint_location": f"file://{spec['checkpoint_location']}",
+            "sink": {**spec["sink"], "path": f"file://{spec['sink']['path']}"}}  # fmt: skip
     return SparkStreamingSubmitOperator(task_id=kwargs.pop("task_id", "start"), spec=spec, spark_conn_id=conn,
                                         conf={**CONF, **kwargs.pop("conf", {})}, submit_kwargs=SMALL,
                                         jvm_resolver="maven", poll_interval=1, startup_timeout=300, **kwargs)  # fmt: skip

@@ -42,6 +42,20 @@ def yarn_driver_state(state: str, final_status: str) -> DriverState:
     return DriverState.parse(state)
 
 
+def _refuse_bare_paths(spec) -> None:
+    """YARN resolves a path without a scheme against ``fs.defaultFS`` (HDFS, usually); Airflow reads it locally."""
+    if not spec:
+        return
+    for field, path in (("checkpoint_location", spec.get("checkpoint_location")),
+                        ("sink.path", (spec.get("sink") or {}).get("path"))):  # fmt: skip
+        if isinstance(path, str) and path.startswith("/"):
+            raise SparkSubmissionError(
+                f"stream spec {field} {path!r} has no scheme: on YARN the driver resolves it against the "
+                "cluster's fs.defaultFS (usually HDFS) while Airflow reads it on the worker. Write it in full: "
+                f"'file://{path}' for a file system every node and the worker share, or 'hdfs://...'/'s3a://...'."
+            )
+
+
 def keep_spark_defaults(properties_file: str, environ) -> None:
     """Put the cluster's ``spark-defaults.conf`` before the entries of ``properties_file`` (later keys win)."""
     from pathlib import Path
@@ -70,6 +84,7 @@ class YarnBackend(ClusterBackend):
         return spark.is_yarn
 
     def prepare(self, job, *, tag: str, checkpoint):
+        _refuse_bare_paths(job.spec)
         prepared = super().prepare(job, tag=tag, checkpoint=checkpoint)
         if self.spark.properties_file:
             keep_spark_defaults(self.spark.properties_file, os.environ)
