@@ -84,6 +84,17 @@ def get_provider_info() -> dict:
                         "example": "maven",
                         "default": "packages",
                     },
+                    "yarn_shared_paths": {
+                        "description": (
+                            "YARN nodes see this worker's Spark installation, Python virtualenv and Maven-resolved "
+                            "jars at the same paths (one machine, or identical images): submit them as local: "
+                            "paths instead of uploading them with every application."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    },
                 },
             },
         },

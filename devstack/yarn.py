@@ -28,8 +28,9 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
-from airflow_spark_streaming.jvm import cache_dir, check_java, java_executable, resolve_with_maven
+from airflow_spark_streaming.jvm import cache_dir, resolve_with_maven
 from devstack.errors import LocalStackError
+from devstack.java import check_java, java_executable
 from devstack.process import free_port, pid_alive, terminate, wait_for
 
 HADOOP_VERSION = "3.5.0"

@@ -71,7 +71,10 @@ class _Response:
 
 
 @pytest.fixture
-def yarn_conn(monkeypatch):
+def yarn_conn(monkeypatch, tmp_path):
+    (tmp_path / "hadoop-conf").mkdir()
+    (tmp_path / "hadoop-conf" / "yarn-site.xml").write_text("<configuration/>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path / "hadoop-conf"))
     extra = {"deploy-mode": "cluster", "yarn_resourcemanager_webapp_address": "http://rm.example:8088"}
     return _conn(monkeypatch, "spark_yarn", conn_type="spark", host="yarn", extra=extra)
 
@@ -95,24 +98,51 @@ def test_yarn_states_come_from_the_resource_manager(yarn_conn, mocker):
         "RUNNING": ("RUNNING", "UNDEFINED"),
         "ACCEPTED": ("ACCEPTED", "UNDEFINED"),
         "SUCCEEDED": ("FINISHED", "SUCCEEDED"),
-        "FAILED": ("KILLED", "KILLED"),
+        "FAILED": ("FINISHED", "FAILED"),
+        "KILLED": ("KILLED", "KILLED"),
     }
     submission = SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
     hook = StreamingSubmitHook(spark_conn_id=yarn_conn)
     for expected, (state, final) in answers.items():
-        get = mocker.patch("requests.get", return_value=_Response({"app": {"state": state, "finalStatus": final}}))
+        get = mocker.patch("requests.request", return_value=_Response({"app": {"state": state, "finalStatus": final}}))
         assert hook.get_driver_state(submission) == expected
-        assert get.call_args.args[0] == f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}"
+        assert get.call_args.args[1] == f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}"
     assert {"RUNNING", "ACCEPTED"} <= ACTIVE_STATES and "FAILED" not in ACTIVE_STATES
 
 
 def test_yarn_kill_goes_to_the_resource_manager(yarn_conn, mocker):
-    put = mocker.patch("requests.put", return_value=_Response({}))
+    answers = [_Response({}, 202), _Response({"app": {"state": "RUNNING"}}), _Response({"app": {"state": "KILLED"}})]
+    request = mocker.patch("requests.request", side_effect=answers)
     StreamingSubmitHook(spark_conn_id=yarn_conn).kill_driver(
         SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
     )
-    assert put.call_args.args[0] == f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}/state"
-    assert put.call_args.kwargs["json"] == {"state": "KILLED"}
+    put = request.call_args_list[0]
+    assert put.args[:2] == ("PUT", f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}/state")
+    assert put.kwargs["json"] == {"state": "KILLED"}
+    assert request.call_count == 3  # the RM kills asynchronously: the kill waits until it reports KILLED
+
+
+def test_a_yarn_kill_the_resource_manager_refuses_is_an_error(yarn_conn, mocker):
+    mocker.patch("requests.request", return_value=_Response({"RemoteException": {"message": "denied"}}, 403))
+    with pytest.raises(ClusterManagerError, match="HTTP 403"):
+        StreamingSubmitHook(spark_conn_id=yarn_conn).kill_driver(
+            SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
+        )
+
+
+def test_yarn_submission_gets_yarn_settings_and_one_attempt_unless_conf_says_otherwise(
+    yarn_conn, fake_spark_submit, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW__SPARK_STREAMING__YARN_SHARED_PATHS", "true")
+    argv_file = fake_spark_submit(f"INFO Client: Submitted application {YARN_APP}")
+    hook = StreamingSubmitHook(spark_conn_id=yarn_conn, conf={"spark.yarn.jars": "hdfs:///spark/jars/*"},
+                               jars="/opt/jars/delta.jar")  # fmt: skip
+    hook.submit_driver("/opt/jobs/stream_runner.py", tag="t")
+    argv = json.loads(argv_file.read_text())
+    assert "spark.yarn.maxAppAttempts=1" in argv
+    assert "spark.yarn.jars=hdfs:///spark/jars/*" in argv  # the job's own setting wins
+    assert f"spark.pyspark.python={sys.executable}" in argv
+    assert argv[argv.index("--jars") + 1] == "local:/opt/jars/delta.jar"
 
 
 def test_yarn_without_a_resource_manager_address_fails_before_submitting(monkeypatch, fake_spark_submit):
@@ -332,3 +362,32 @@ def test_the_delta_spark_engine_passes_secret_settings_in_a_private_properties_f
     assert "hunter2" not in " ".join(seen["argv"]) and "spark.ui.enabled=false" in seen["argv"]
     assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key hunter2\n"
     assert not os.path.exists(seen["props"])  # removed once spark-submit returned
+
+
+def test_yarn_keeps_spark_defaults_when_secrets_go_in_a_properties_file(tmp_path, monkeypatch):
+    from airflow_spark_streaming.hooks.submission.backends.yarn import keep_spark_defaults
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.eventLog.enabled true\nspark.yarn.queue etl\n")
+    properties = tmp_path / "secret.properties"
+    properties.write_text("spark.yarn.queue streams\nspark.hadoop.fs.s3a.secret.key s3cr3t\n")
+    properties.chmod(0o600)
+    keep_spark_defaults(str(properties), {"SPARK_CONF_DIR": str(tmp_path / "conf")})
+
+    lines = properties.read_text().splitlines()
+    assert lines.index("spark.eventLog.enabled true") < lines.index("spark.yarn.queue streams")
+    # Java's Properties keeps the last value of a key: the job's own settings win over the defaults.
+    assert lines.index("spark.yarn.queue etl") < lines.index("spark.yarn.queue streams")
+    assert "spark.hadoop.fs.s3a.secret.key s3cr3t" in lines
+    assert properties.stat().st_mode & 0o777 == 0o600
+
+
+def test_yarn_refuses_a_checkpoint_without_a_scheme(yarn_conn, fake_spark_submit):
+    from airflow_spark_streaming.hooks.submission import SparkJob
+
+    argv_file = fake_spark_submit(f"Submitted application {YARN_APP}")
+    spec = {"checkpoint_location": "/data/ckpt", "sink": {"path": "file:///data/table"}}
+    with pytest.raises(SparkSubmissionError, match=r"checkpoint_location '/data/ckpt' has no scheme.*file:///data/ckpt"):
+        StreamingSubmitHook(spark_conn_id=yarn_conn).backend.prepare(SparkJob("app.py", spec=spec), tag="t",
+                                                                     checkpoint=None)  # fmt: skip
+    assert not argv_file.exists()

@@ -126,9 +126,23 @@ class SparkSubmitAdapter:
     def set_conf(self, key: str, value: str) -> None:
         self.hook._conf = {**(self.hook._conf or {}), key: value}
 
+    @property
+    def conf(self) -> dict[str, str]:
+        return dict(self.hook._conf or {})
+
+    def add_submit_env(self, env: dict[str, str]) -> None:
+        """Environment for the spark-submit process only (``env_vars`` would also reach YARN containers)."""
+        self.hook._env = {**(self.hook._env or {}), **env}
+        if self.hook._env_vars:  # SparkSubmitHook replaces _env by env_vars when it builds a YARN command
+            self.hook._env_vars = {**env, **self.hook._env_vars}
+
     def set_application(self, application_args: list[str], properties_file: str | None) -> None:
         self.hook._application_args = list(application_args)
         self.hook._properties_file = properties_file
+
+    @property
+    def properties_file(self) -> str | None:
+        return self.hook._properties_file
 
     @property
     def jars(self) -> list[str]:
@@ -189,6 +203,31 @@ class SparkSubmitAdapter:
 
     def kill_yarn_application(self, application_id: str) -> None:
         self.hook._kill_yarn_application(application_id)
+
+    def yarn_rm_request(self, method: str, path: str, **kwargs: Any) -> dict:
+        """Call the RM's REST API (``/ws/v1/cluster`` + ``path``) at the connection's address, with its auth."""
+        return self._yarn_http(method, f"{self.hook._get_yarn_rm_base_url()}/ws/v1/cluster{path}", **kwargs).json()
+
+    def yarn_container_log(self, container_logs_url: str, name: str) -> str:
+        """A container's log file from its NodeManager; ``container_logs_url`` is a report's ``amContainerLogs``."""
+        from urllib.parse import urlsplit
+
+        url = urlsplit(container_logs_url)  # <nm>/node/containerlogs/<container id>/<user>
+        container = url.path.split("/")[3]
+        return self._yarn_http("GET", f"{url.scheme}://{url.netloc}/ws/v1/node/containers/{container}/logs/{name}").text
+
+    def _yarn_http(self, method: str, url: str, **kwargs: Any):
+        import requests
+
+        try:
+            response = requests.request(
+                method, url, auth=getattr(self.hook, "_resolved_yarn_rm_auth", None), timeout=30, **kwargs
+            )
+        except requests.RequestException as err:
+            raise RuntimeError(f"{method} {url} failed: {err}") from err
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"{method} {url} answered HTTP {response.status_code}: {response.text[:300]}")
+        return response
 
     def delete_driver_pod(self, namespace: str, pod: str) -> None:
         self.hook._kubernetes_driver_pod = pod

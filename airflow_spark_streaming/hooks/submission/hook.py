@@ -169,6 +169,9 @@ class StreamingSubmitHook(BaseHook):
 
     def get_driver_log_hint(self, submission: SparkSubmission, lines: int = 30) -> str:
         """Where to read why the driver ended: the end of its log on this host, or its cluster manager."""
+        hint = self._backend_of(submission).end_hint(submission, lines)
+        if hint:
+            return hint
         if submission.driver_log:
             try:
                 with open(submission.driver_log, errors="replace") as log:

@@ -1,20 +1,14 @@
-"""A real YARN ResourceManager + NodeManager and an HDFS for the whole session, and raw spark-submit on it."""
+"""A real YARN ResourceManager + NodeManager and an HDFS for the whole session, and a connection to it."""
 
 from __future__ import annotations
 
+import json
 import os
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from airflow_spark_streaming.jvm import DELTA_SPARK_CONF, resolve_jvm_dependencies, spark_home
-from airflow_spark_streaming.yarn_conf import yarn_jars, yarn_submit_settings
-
-APPS = Path(__file__).parent / "apps"
 TIMINGS: dict[str, float] = {}
 
 
@@ -51,57 +45,14 @@ def _rss_mb(pid: int) -> int | None:
     return None
 
 
-@dataclass
-class Submitted:
-    returncode: int
-    output: str
-    app_id: str | None
-    seconds: float
-
-
-@pytest.fixture(scope="session")
-def yarn_submit(yarn_cluster, tmp_path_factory):
-    """Run spark-submit --master yarn --deploy-mode cluster with the conf of yarn_conf."""
-    import re
-
-    home = spark_home()
-    settings = yarn_submit_settings(
-        spark_home=home, environ={**os.environ, **yarn_cluster.client_env()}, local_ip="127.0.0.1"
-    )
-    deps = resolve_jvm_dependencies(delta=True, kafka=False, resolver="maven")
-    jars = yarn_jars(deps.jars)
-    ivy_home = tmp_path_factory.mktemp("ivy")
-
-    def submit(
-        app_args: list[str],
-        *,
-        wait: bool = True,
-        properties_file: str | None = None,
-        extra_conf: dict[str, str] | None = None,
-        timeout: float = 300,
-    ) -> Submitted:
-        conf = {
-            **settings.conf, **DELTA_SPARK_CONF,
-            "spark.yarn.submit.waitAppCompletion": str(wait).lower(),
-            "spark.yarn.maxAppAttempts": "1",
-            "spark.ui.enabled": "false",
-            "spark.sql.shuffle.partitions": "2",
-            "spark.jars.ivy": str(ivy_home),
-            **(extra_conf or {}),
-        }  # fmt: skip
-        command = [str(Path(home) / "bin" / "spark-submit"), "--master", "yarn", "--deploy-mode", "cluster",
-                   "--driver-memory", "768m", "--executor-memory", "768m", "--num-executors", "1",
-                   "--executor-cores", "1", "--jars", ",".join(jars)]  # fmt: skip
-        for key, value in conf.items():
-            command += ["--conf", f"{key}={value}"]
-        if properties_file:
-            command += ["--properties-file", properties_file]
-        command += [str(APPS / "files_to_delta.py"), *app_args]
-        env = {**os.environ, **settings.env, "PYSPARK_PYTHON": sys.executable}
-        started = time.monotonic()
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-        output = done.stdout + done.stderr
-        found = re.findall(r"application_\d+_\d+", output)
-        return Submitted(done.returncode, output, found[0] if found else None, time.monotonic() - started)
-
-    return submit
+@pytest.fixture
+def yarn_conn(yarn_cluster, monkeypatch):
+    """A ``spark`` connection to the cluster in cluster deploy mode, and the environment a YARN submitter has."""
+    for key, value in yarn_cluster.client_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AIRFLOW__SPARK_STREAMING__YARN_SHARED_PATHS", "true")  # one machine: local: jars and python
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    conn = {"conn_type": "spark", "host": "yarn",
+            "extra": {"deploy-mode": "cluster", "yarn_resourcemanager_webapp_address": yarn_cluster.rm_url}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_YARN", json.dumps(conn))
+    return "spark_yarn"

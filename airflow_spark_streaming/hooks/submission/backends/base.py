@@ -50,6 +50,10 @@ class SubmissionBackend:
     def kill(self, submission: SparkSubmission) -> None:
         raise NotImplementedError
 
+    def end_hint(self, submission: SparkSubmission, lines: int = 30) -> str | None:
+        """Why the driver ended, as its cluster manager tells it; ``None`` when it tells nothing more."""
+        return None
+
     def release(self, submission: SparkSubmission, checkpoint) -> None:
         """The driver has read its private files (or is gone): remove what is left of them."""
 
