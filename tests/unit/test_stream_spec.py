@@ -62,7 +62,7 @@ def test_valid_spec_is_normalised():
         ({**VALID, "trigger": {"once": True}}, "trigger"),
         ({**VALID, "trigger": {"processing_time": "soon"}}, "trigger.processing_time"),
         ({**VALID, "trigger": {"available_now": False}}, "trigger.available_now"),
-        ({**VALID, "sinks": {}}, "sinks: unknown key; did you mean .sink.\?"),
+        ({**VALID, "sinks": {}}, r"sinks: unknown key; did you mean .sink.\?"),
         ([], "must be a JSON object"),
     ],
 )
