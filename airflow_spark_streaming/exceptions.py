@@ -207,3 +207,14 @@ class BucketNotFoundError(StorageError):
 
 class StorageUnreachableError(StorageError):
     """The storage endpoint did not answer within the bounded connect/request time and retries."""
+
+
+# --- secrets and injection (issue 13, section 3) -----------------------------------------------
+
+
+class PartitionFilterError(DeltaMaintenanceError):
+    """A ``partition_filters`` entry has an operator outside the allowed set, or an unusable column or value."""
+
+
+class TransformSqlError(InvalidStreamSpecError):
+    """``transform_sql`` is not exactly one SELECT (or WITH ... SELECT) statement over the view ``source``."""

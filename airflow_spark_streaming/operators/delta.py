@@ -16,6 +16,7 @@ from airflow_spark_streaming.exceptions import (
     VacuumOutsideTableError,
     ZOrderColumnError,
 )
+from airflow_spark_streaming.redaction import mask_secrets
 from airflow_spark_streaming.storage import has_spark_file_sink_log, is_local_uri, local_path
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
         self.native_max_bytes = native_max_bytes
         self.storage_options = storage_options
         self.spark_conf = spark_conf or {}
+        mask_secrets(self.spark_conf, self.storage_options)  # before anything logs them
         self.extra_packages = list(extra_packages)
         self.extra_jars = list(extra_jars)
 
@@ -95,7 +97,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
         from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
         from airflow_spark_streaming.jobs import job_path
         from airflow_spark_streaming.jvm import resolve_jvm_dependencies
-        from airflow_spark_streaming.spec import is_secret_key
+        from airflow_spark_streaming.redaction import is_secret_key
 
         deps = resolve_jvm_dependencies(
             delta=True, extra_packages=self.extra_packages, extra_jars=self.extra_jars, user_conf=self.spark_conf
@@ -173,7 +175,9 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
                 f"Z-ORDER columns {partition_zorder} are partition columns of {self.table_uri}; Z-ORDER by data "
                 "columns and restrict partitions with partition_filters."
             )
-        filters = [tuple(f) for f in self.partition_filters or []]
+        from airflow_spark_streaming.hooks.delta import check_partition_filters
+
+        filters = check_partition_filters(self.partition_filters)  # operators whitelisted for both engines
         for column, *_ in filters:
             if column not in stats.partition_columns:
                 raise DeltaMaintenanceError(
