@@ -230,3 +230,14 @@ class NotARegularFileError(CorruptCheckpointFileError):
 
 class StorageSupportMissingError(StorageError):
     """The checkpoint's URI scheme (``s3://``, ``gs://``, ``abfs://``) needs a provider that is not installed."""
+
+
+# --- secrets and injection (issue 13, section 3) -----------------------------------------------
+
+
+class PartitionFilterError(DeltaMaintenanceError):
+    """A ``partition_filters`` entry has an operator outside the allowed set, or an unusable column or value."""
+
+
+class TransformSqlError(InvalidStreamSpecError):
+    """``transform_sql`` is not exactly one SELECT (or WITH ... SELECT) statement over the view ``source``."""

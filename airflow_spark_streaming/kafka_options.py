@@ -30,6 +30,7 @@ from airflow_spark_streaming.exceptions import (
     KafkaTlsFileError,
     KafkaTlsHandshakeError,
 )
+from airflow_spark_streaming.redaction import is_secret_key
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 LOGIN_MODULES = {
@@ -399,7 +400,7 @@ def spark_kafka_options(
         "kafka.max.block.ms": str(timeouts.max_block_ms),
         "kafka.delivery.timeout.ms": str(max(timeouts.delivery_timeout_ms, timeouts.request_timeout_ms)),
     }
-    secret_keys = sorted(k for k in out if k in SECRET_OPTIONS)
+    secret_keys = sorted(k for k in out if is_secret_key(k))  # the provider's one pattern; covers SECRET_OPTIONS
     secret_values = list(dict.fromkeys([*secrets, *(out[k] for k in secret_keys)]))
     return SparkKafkaOptions(out, source, sink, secret_keys, secret_values, ignored)
 

@@ -20,7 +20,7 @@ import difflib
 import re
 from typing import Any
 
-from airflow_spark_streaming.exceptions import InvalidStreamSpecError
+from airflow_spark_streaming.exceptions import InvalidStreamSpecError, TransformSqlError
 from airflow_spark_streaming.protocol import (
     DEFAULT_LEASE_TTL_SECONDS,
     FILE_FORMATS,
@@ -28,17 +28,13 @@ from airflow_spark_streaming.protocol import (
     SINK_FORMATS,
     SOURCE_FORMATS,
 )
+from airflow_spark_streaming.redaction import SECRET_KEY, is_secret_key  # noqa: F401 - their home before 0.3
+from airflow_spark_streaming.sql_check import transform_sql_problem
 
 OUTPUT_MODES = ("append", "update", "complete")
 _KAFKA_SUBSCRIPTIONS = ("subscribe", "subscribePattern", "assign")
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 _INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s*(millisecond|second|minute|hour|day)s?\s*$", re.IGNORECASE)
-#: Option and setting names whose values are credentials; they never reach a command line, a log or XCom.
-SECRET_KEY = re.compile(r"password|secret|token|jaas|credential|sas|access[._-]?key|private[._-]?key", re.IGNORECASE)
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(SECRET_KEY.search(key))
 
 
 #: The keys the stream runner reads, per object. ``options`` are Spark's own (free-form) and not checked here.
@@ -109,8 +105,8 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
         )
 
     transform = spec.get("transform_sql")
-    if transform is not None and (not isinstance(transform, str) or not re.search(r"\bsource\b", transform)):
-        raise _fail("transform_sql", "must be SQL that reads the view named 'source'")
+    if transform is not None and (problem := transform_sql_problem(transform)):
+        raise TransformSqlError(f"stream spec transform_sql: {problem}")
 
     sink = _section(spec, "sink", SINK_FORMATS, "an object with 'format'")
     sink.setdefault("output_mode", "append")

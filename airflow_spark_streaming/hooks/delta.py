@@ -16,7 +16,12 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.conditions.compaction import DEFAULT_SMALL_FILE_BYTES, MIB
-from airflow_spark_streaming.exceptions import DeltaMaintenanceError, NotADeltaTableError, PlainParquetSinkError
+from airflow_spark_streaming.exceptions import (
+    DeltaMaintenanceError,
+    NotADeltaTableError,
+    PartitionFilterError,
+    PlainParquetSinkError,
+)
 from airflow_spark_streaming.storage import is_local_uri, is_spark_file_sink_output, local_path
 
 HISTOGRAM_BOUNDS = (1 * MIB, 8 * MIB, 32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB)
@@ -332,21 +337,50 @@ def parse_interval(text: str) -> float:
     return seconds
 
 
+#: The comparisons ``partition_filters`` may use (delta-rs's own set); anything else is refused.
+PARTITION_FILTER_OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in")
+
+
+def check_partition_filters(filters: Any) -> list[tuple[str, str, Any]]:
+    """``filters`` as ``(column, operator, value)`` triples, or :class:`PartitionFilterError` naming the bad one."""
+    checked = []
+    for entry in filters or []:
+        if not isinstance(entry, list | tuple) or len(entry) != 3:
+            raise PartitionFilterError(f"partition filter {entry!r} must be a (column, operator, value) triple.")
+        column, op, value = entry
+        if not isinstance(column, str) or not column.strip():
+            raise PartitionFilterError(f"partition filter {entry!r}: the column must be a non-empty name.")
+        op = op.strip().lower() if isinstance(op, str) else op
+        if op not in PARTITION_FILTER_OPERATORS:
+            raise PartitionFilterError(
+                f"partition filter {entry!r}: operator {entry[1]!r} is not one of "
+                f"{', '.join(PARTITION_FILTER_OPERATORS)}."
+            )
+        if op in ("in", "not in") and (isinstance(value, str) or not isinstance(value, list | tuple | set)):
+            raise PartitionFilterError(f"partition filter {entry!r}: {op!r} needs a list of values.")
+        checked.append((column, op, value))
+    return checked
+
+
+def sql_string_literal(value: Any) -> str:
+    """``value`` as a Spark SQL literal: ``NULL``, or a string literal that backslashes and quotes cannot end."""
+    if value is None:
+        return "NULL"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
 def partition_filters_sql(filters: PartitionFilters | None) -> str | None:
-    """delta-rs partition filters as a Spark SQL ``WHERE`` over partition columns."""
+    """delta-rs partition filters as a Spark SQL ``WHERE`` over partition columns, operators checked, values quoted."""
     if not filters:
         return None
-
-    def literal(value: Any) -> str:
-        return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
-
     clauses = []
-    for column, op, value in filters:
+    for column, op, value in check_partition_filters(filters):
         name = f"`{column.replace('`', '``')}`"
-        if op.lower() in ("in", "not in"):
-            clauses.append(f"{name} {op.upper()} ({', '.join(literal(v) for v in value)})")
+        if op in ("in", "not in"):
+            clauses.append(f"{name} {op.upper()} ({', '.join(sql_string_literal(v) for v in value)})")
         else:
-            clauses.append(f"{name} {op} {literal(value)}")
+            clauses.append(f"{name} {op} {sql_string_literal(value)}")
     return " AND ".join(clauses)
 
 

@@ -112,7 +112,13 @@ class RunnerControlHook(CheckpointStorageHook):
                 self.root.fs.put_file(str(data), path)
         else:
             self.root.fs.mkdirs(posixpath.dirname(path), exist_ok=True)
-            self.root.fs.pipe_file(path, data)
+            if _is_local(self.root.fs):  # bytes are the spec, which may hold secrets: 0600 from its creation
+                from airflow_spark_streaming.hooks.submission.private_files import write_private
+
+                self.remove_staged(name)
+                write_private(path, data)
+            else:
+                self.root.fs.pipe_file(path, data)
         return posixpath.join(self.checkpoint.rstrip("/"), STAGING_DIR, name)
 
     def remove_staged(self, name: str) -> None:
@@ -157,3 +163,8 @@ class _LeaseFiles:
         except FileNotFoundError:
             return None
         return data, written * 1000 if written else None
+
+
+def _is_local(fs) -> bool:
+    protocol = fs.protocol
+    return bool({"file", "local"} & set(protocol if isinstance(protocol, tuple | list) else (protocol,)))

@@ -40,7 +40,6 @@ from airflow_spark_streaming.exceptions import (
 
 DEFAULT_REGION = "us-east-1"
 S3_SCHEMES = ("s3", "s3a", "s3n")
-_SECRET_S3A_KEYS = ("fs.s3a.access.key", "fs.s3a.secret.key", "fs.s3a.session.token")
 
 
 @dataclass(frozen=True)

@@ -307,9 +307,22 @@ def _start_query(spark, spec: dict[str, Any]):
     frame = build_reader(spark, _require(spec, "source", "spec"))
     if spec.get("transform_sql"):
         frame.createOrReplaceTempView("source")
-        frame = spark.sql(spec["transform_sql"])
+        frame = spark.sql(_checked_query(spark, spec["transform_sql"]))
     writer, path = build_writer(frame, spec)
     return writer.start(path) if path else writer.start()
+
+
+def _checked_query(spark, sql: str) -> str:
+    """``sql`` if Spark's parser reads it as exactly one query (no command, no INSERT, no second statement).
+
+    ``spark.sql`` runs a command at once, so nothing else may reach it.
+    """
+    try:
+        spark._jsparkSession.sessionState().sqlParser().parseQuery(sql)
+    except Exception as err:  # Py4J-wrapped ParseException
+        detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise SpecError(f"transform_sql must be exactly one SELECT query over 'source', without ';': {detail}") from None
+    return sql
 
 
 def _has_uncommitted_batch(spark, checkpoint: str) -> bool:

@@ -17,6 +17,7 @@ from airflow_spark_streaming.exceptions import (
     VacuumOutsideTableError,
     ZOrderColumnError,
 )
+from airflow_spark_streaming.redaction import mask_secrets
 from airflow_spark_streaming.storage import has_spark_file_sink_log, is_local_uri, local_path
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
         self.spark_conf = params.mapping(self.task_id, "spark_conf", spark_conf)
         self.extra_packages = params.maven_coordinates(self.task_id, "extra_packages", extra_packages)
         self.extra_jars = params.string_list(self.task_id, "extra_jars", extra_jars)
+        mask_secrets(self.spark_conf, self.storage_options)  # before anything logs them
 
     def _hook(self) -> DeltaTableHook:
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
@@ -98,7 +100,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
         from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
         from airflow_spark_streaming.jobs import job_path
         from airflow_spark_streaming.jvm import resolve_jvm_dependencies
-        from airflow_spark_streaming.spec import is_secret_key
+        from airflow_spark_streaming.redaction import is_secret_key
 
         deps = resolve_jvm_dependencies(
             delta=True, extra_packages=self.extra_packages, extra_jars=self.extra_jars, user_conf=self.spark_conf
@@ -185,7 +187,9 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
                 f"Z-ORDER columns {partition_zorder} are partition columns of {self.table_uri}; Z-ORDER by data "
                 "columns and restrict partitions with partition_filters."
             )
-        filters = [tuple(f) for f in self.partition_filters or []]
+        from airflow_spark_streaming.hooks.delta import check_partition_filters
+
+        filters = check_partition_filters(self.partition_filters)  # operators whitelisted for both engines
         for column, *_ in filters:
             if column not in stats.partition_columns:
                 raise DeltaMaintenanceError(

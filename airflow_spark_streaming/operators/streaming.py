@@ -32,6 +32,7 @@ from airflow_spark_streaming.hooks.submission import (
 from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
+from airflow_spark_streaming.redaction import mask_secrets
 from airflow_spark_streaming.spec import is_secret_key, redact_spec, validate_stream_spec
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self._submission: SparkSubmission | None = None
         self._reattached: bool | None = None
         self._result: dict[str, Any] | None = None
+        mask_secrets(spec, self.conf)  # before anything renders or logs them
         if isinstance(spec, dict) and not _templated(spec):
             self._validated_spec()  # fail at DAG parse time, not after scheduling
 
@@ -185,6 +187,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
         super().render_template_fields(context, jinja_env)
         self.conf = params.mapping(self.task_id, "conf", self.conf)
+        mask_secrets(self.spec, self.conf)  # templated secrets, before the rendered fields are stored
 
     def _validated_spec(self) -> dict[str, Any]:
         spec = self.spec

@@ -360,7 +360,7 @@ def test_the_delta_spark_engine_passes_secret_settings_in_a_private_properties_f
 
     seen = json.loads(record.read_text())
     assert "hunter2" not in " ".join(seen["argv"]) and "spark.ui.enabled=false" in seen["argv"]
-    assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key hunter2\n"
+    assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key=hunter2\n"
     assert not os.path.exists(seen["props"])  # removed once spark-submit returned
 
 

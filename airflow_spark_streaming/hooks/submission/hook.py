@@ -121,13 +121,16 @@ class StreamingSubmitHook(BaseHook):
         tag = uuid.uuid4().hex
         committed_before = latest_committed_batch(checkpoint)
         backend = self.backend
-        prepared = backend.prepare(job, tag=tag, checkpoint=checkpoint)
+        prepared = None
         try:
+            prepared = backend.prepare(job, tag=tag, checkpoint=checkpoint)
             submission = self._submit(backend, prepared.application, tag=tag, committed_before=committed_before,
                                       owner=owner, **prepared.submit_kwargs)  # fmt: skip
         except BaseException:
-            if prepared.private_dir is not None:
+            # The spec and secrets must not outlive a submission that never happened.
+            if prepared is not None and prepared.private_dir is not None:
                 shutil.rmtree(prepared.private_dir, ignore_errors=True)
+            backend.discard(tag=tag, checkpoint=checkpoint)
             raise
         if prepared.private_dir is not None and not prepared.driver_reads_later:
             shutil.rmtree(prepared.private_dir, ignore_errors=True)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from airflow_spark_streaming.redaction import properties_text
+
 SPEC_FILE = "spec.json"
 PROPERTIES_FILE = "secret.properties"
 
@@ -22,18 +24,15 @@ def write_private_files(
     spec_file = properties_file = None
     if spec is not None:
         spec_file = str(directory / SPEC_FILE)
-        _write_private(spec_file, json.dumps(spec))
+        write_private(spec_file, json.dumps(spec))
     if secret_conf:
         properties_file = str(directory / PROPERTIES_FILE)
-        _write_private(properties_file, "".join(f"{k} {_escape(v)}\n" for k, v in secret_conf.items()))
+        write_private(properties_file, properties_text(secret_conf))
     return spec_file, properties_file
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _write_private(path: str, text: str) -> None:
+def write_private(path: str, text: str | bytes) -> None:
+    """Create ``path`` readable by its owner only (never a moment world-readable); it must not exist yet."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(text.encode() if isinstance(text, str) else text)

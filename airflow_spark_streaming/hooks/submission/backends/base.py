@@ -57,6 +57,9 @@ class SubmissionBackend:
     def release(self, submission: SparkSubmission, checkpoint) -> None:
         """The driver has read its private files (or is gone): remove what is left of them."""
 
+    def discard(self, *, tag: str, checkpoint) -> None:
+        """spark-submit failed: remove what :meth:`prepare` staged beside the checkpoint for the driver."""
+
     def _submission(self, submission_id: str, tag: str, **record: Any) -> SparkSubmission:
         return SparkSubmission(self.deployment, submission_id, tag, self.spark.conn_id, self.spark.master,
                                time.time(), **record)  # fmt: skip
@@ -110,6 +113,9 @@ class ClusterBackend(SubmissionBackend):
 
     def _submitted_id(self) -> str | None:
         raise NotImplementedError
+
+    def discard(self, *, tag: str, checkpoint) -> None:
+        checkpoint.remove_staged(staged_spec_name(tag))
 
     def release(self, submission: SparkSubmission, checkpoint) -> None:
         # The runner deletes its staged spec once read; a driver that died first must not leave it behind.

@@ -14,7 +14,7 @@ from typing import Any
 from airflow_spark_streaming.exceptions import ClusterManagerError
 from airflow_spark_streaming.hooks.submission.backends.base import Prepared, SubmissionBackend
 from airflow_spark_streaming.hooks.submission.models import DriverState, SparkJob, SparkSubmission
-from airflow_spark_streaming.hooks.submission.private_files import PROPERTIES_FILE, write_private_files
+from airflow_spark_streaming.hooks.submission.private_files import PROPERTIES_FILE, SPEC_FILE, write_private_files
 from airflow_spark_streaming.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG
 
 KILL_WAIT_SECONDS = 15
@@ -74,8 +74,9 @@ class LocalDetachedBackend(SubmissionBackend):
         kill_process(submission.pid, lambda: _is_tagged_process(submission.pid, submission.tag), group=True)
 
     def release(self, submission: SparkSubmission, checkpoint) -> None:
-        if submission.driver_log:
-            Path(submission.driver_log).with_name(PROPERTIES_FILE).unlink(missing_ok=True)
+        if submission.driver_log:  # the log stays for get_driver_log_hint; the spec goes too if never read
+            for name in (PROPERTIES_FILE, SPEC_FILE):
+                Path(submission.driver_log).with_name(name).unlink(missing_ok=True)
 
     @staticmethod
     def kill_lease_holder(pid: int, host: str | None, heartbeat_at: float) -> bool:
