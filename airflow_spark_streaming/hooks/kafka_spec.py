@@ -14,15 +14,14 @@ section's own options::
 from __future__ import annotations
 
 import copy
-import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_spark_streaming.exceptions import InvalidStreamSpecError, KafkaAccessError
 from airflow_spark_streaming.hooks.kafka_connection import get_spark_kafka_options
 from airflow_spark_streaming.kafka_options import KafkaTimeouts, classify_kafka_error
+from airflow_spark_streaming.spec import KAFKA_CONNECTION_OPTION_PREFIXES
 
 #: The key of a resolved source/sink section that the stream runner reads.
 KAFKA_CONNECTION_KEY = "kafka_connection"
@@ -62,7 +61,8 @@ def resolve_kafka_spec(
 ) -> ResolvedKafkaSpec:
     """Resolve each Kafka section's ``kafka_config_id`` of a validated ``spec`` (which is not changed).
 
-    The connection's bounded timeouts apply unless the section's options set them.
+    The connection's bounded timeouts apply unless the section's options set them; its connection and
+    security settings (``KAFKA_CONNECTION_OPTION_PREFIXES``) may not be set there too.
 
     :raises InvalidStreamSpecError: an option of the section also comes from the connection.
     :raises KafkaConnectionConfigError: the connection cannot be translated; the message names the key.
@@ -76,7 +76,8 @@ def resolve_kafka_spec(
         conn_id = section["kafka_config_id"]
         connection = get_spark_kafka_options(conn_id, ignore_keys=ignore_keys, timeouts=timeouts)
         own = section.get("options", {})
-        clash = sorted(k for k in own if k in connection.options)
+        # The connection's settings may not be overridden; its bounded timeouts are defaults the spec may change.
+        clash = sorted(k for k in own if k in connection.options and k.startswith(KAFKA_CONNECTION_OPTION_PREFIXES))
         if clash:
             raise InvalidStreamSpecError(
                 f"stream spec {name}.options: {', '.join(clash)} would override kafka connection {conn_id!r}; "
@@ -92,24 +93,3 @@ def resolve_kafka_spec(
         resolved.conn_ids.append(conn_id)
         resolved.secret_values.extend(v for v in connection.secret_values if v not in resolved.secret_values)
     return resolved
-
-
-class _Lines(logging.Handler):
-    def __init__(self, keep: int) -> None:
-        super().__init__(logging.DEBUG)
-        self.keep, self.lines = keep, []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-        del self.lines[: -self.keep]
-
-
-@contextmanager
-def captured_lines(logger: logging.Logger, keep: int = 400) -> Iterator[list[str]]:
-    """The last ``keep`` messages ``logger`` emits inside the block (spark-submit's output, line by line)."""
-    handler = _Lines(keep)
-    logger.addHandler(handler)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)

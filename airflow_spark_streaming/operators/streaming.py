@@ -275,14 +275,11 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         checkpoint = self._checkpoint_hook()
         self._own_submission_or_refuse(checkpoint)
         committed_before = latest_committed_batch(checkpoint)
-        from airflow_spark_streaming.hooks.kafka_spec import captured_lines
-
-        with captured_lines(self._hook.spark_submit.log) as output:
-            try:
-                self._hook.run_to_completion(self._run.job)
-            except Exception as err:
-                self._raise_kafka_refusal("\n".join(output))
-                raise err
+        try:
+            self._hook.run_to_completion(self._run.job)
+        except Exception as err:  # the Spark provider's error ends with the tail of spark-submit's output
+            self._raise_kafka_refusal(str(err))
+            raise
         return self._bounded_result(committed_before)
 
     def _own_submission_or_refuse(self, checkpoint) -> SparkSubmission | None:

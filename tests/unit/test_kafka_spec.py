@@ -10,7 +10,7 @@ from airflow_spark_streaming.exceptions import InvalidStreamSpecError, KafkaAuth
 from airflow_spark_streaming.hooks.kafka_spec import KAFKA_CONNECTION_KEY, resolve_kafka_spec
 from airflow_spark_streaming.jobs.stream_runner import redact_secrets
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
-from airflow_spark_streaming.spec import validate_stream_spec
+from airflow_spark_streaming.spec import validate_stream_spec, with_kafka_config_id
 
 PASSWORD = 'Pw-"unique\\-41'
 SCRAM = {"bootstrap.servers": "broker:9093", "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
@@ -45,13 +45,14 @@ def test_the_operator_fills_in_its_connection_and_validates_at_parse_time():
 def test_each_section_gets_its_connection_with_bounded_timeouts_and_the_spec_timeouts_win(connections):
     from airflow.sdk.log import _secrets_masker
 
-    spec = validate_stream_spec(_spec(**{"kafka.request.timeout.ms": "5000"}) | {})
-    spec["source"]["kafka_config_id"] = "kafka_in"
+    spec = validate_stream_spec(with_kafka_config_id(_spec(**{"kafka.request.timeout.ms": "5000"}), "kafka_in"))
     resolved = resolve_kafka_spec(spec)
 
     source, sink = resolved.spec["source"][KAFKA_CONNECTION_KEY], resolved.spec["sink"][KAFKA_CONNECTION_KEY]
     assert source["conn_id"] == "kafka_in" and source["options"]["kafka.bootstrap.servers"] == "broker:9093"
-    assert source["options"]["kafka.default.api.timeout.ms"] == "30000" and "fetchOffset.numRetries" in source["options"]
+    assert (
+        source["options"]["kafka.default.api.timeout.ms"] == "30000" and "fetchOffset.numRetries" in source["options"]
+    )
     assert "kafka.request.timeout.ms" not in source["options"]  # the spec's own 5000 applies
     assert sink["options"]["kafka.bootstrap.servers"] == "other:9092" and "kafka.max.block.ms" in sink["options"]
     assert source["secret_keys"] == ["kafka.sasl.jaas.config"] and PASSWORD in resolved.secret_values
@@ -68,9 +69,8 @@ def test_each_section_gets_its_connection_with_bounded_timeouts_and_the_spec_tim
 
 
 def test_a_spec_option_that_the_connection_sets_is_refused(connections):
-    spec = validate_stream_spec(_spec())
+    spec = validate_stream_spec(with_kafka_config_id(_spec(), "kafka_in"))
     spec["sink"]["options"]["kafka.request.timeout.ms"] = "1"  # a timeout: the spec may set it
-    spec["source"]["kafka_config_id"] = "kafka_in"
     spec["source"]["options"]["kafka.bootstrap.servers"] = "elsewhere:9092"  # added after validation
     with pytest.raises(InvalidStreamSpecError, match=r"source.options: kafka.bootstrap.servers would override"):
         resolve_kafka_spec(spec)
