@@ -31,6 +31,7 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.delta_history",
                     "airflow_spark_streaming.hooks.kafka_broker",
                     "airflow_spark_streaming.hooks.kafka_connection",
+                    "airflow_spark_streaming.hooks.kafka_spec",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.runner_control",
                     "airflow_spark_streaming.hooks.storage",

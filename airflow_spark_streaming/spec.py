@@ -5,7 +5,7 @@ The spec is a JSON object (see :mod:`airflow_spark_streaming.jobs.stream_runner`
     {
       "query_name": "orders_to_delta",
       "checkpoint_location": "s3://lake/_checkpoints/orders",
-      "source": {"format": "kafka", "options": {...}},
+      "source": {"format": "kafka", "kafka_config_id": "kafka_default", "options": {"subscribe": "orders"}},
       "transform_sql": "SELECT ... FROM source",
       "sink": {"format": "delta", "path": "s3://lake/orders", "output_mode": "append",
                "partition_by": ["day"], "merge_schema": true},
@@ -54,6 +54,10 @@ def _refuse_unknown_keys(section: dict[str, Any], known: tuple[str, ...], where:
         raise _fail(field, f"unknown key; {hint}")
 
 
+#: Spark options a ``kafka_config_id`` connection sets; the spec's options may not set them too.
+KAFKA_CONNECTION_OPTION_PREFIXES = ("kafka.bootstrap.servers", "kafka.security.protocol", "kafka.sasl.", "kafka.ssl.")
+
+
 def _fail(field: str, problem: str) -> InvalidStreamSpecError:
     return InvalidStreamSpecError(f"stream spec {field}: {problem}")
 
@@ -75,7 +79,26 @@ def _section(spec: dict[str, Any], name: str, formats: tuple[str, ...], shape: s
         raise _fail(f"{name}.format", f"{section.get('format')!r} is not one of {', '.join(formats)}")
     _refuse_unknown_keys(section, SOURCE_KEYS if name == "source" else SINK_KEYS, name)
     section["options"] = _options(section, name)
+    _check_kafka_config_id(section, name)
     return section
+
+
+def _check_kafka_config_id(section: dict[str, Any], where: str) -> None:
+    """``kafka_config_id`` names a ``kafka`` connection; its settings must not also be spelt out as options."""
+    if "kafka_config_id" not in section:
+        return
+    conn_id = section["kafka_config_id"]
+    if section["format"] != "kafka":
+        raise _fail(f"{where}.kafka_config_id", f"is for a kafka {where}, not {section['format']!r}")
+    if not isinstance(conn_id, str) or not conn_id.strip():
+        raise _fail(f"{where}.kafka_config_id", "must name a 'kafka' connection")
+    clash = sorted(k for k in section["options"] if k.startswith(KAFKA_CONNECTION_OPTION_PREFIXES))
+    if clash:
+        raise _fail(
+            f"{where}.options",
+            f"{', '.join(clash)} would override kafka connection {conn_id!r}; set them in the connection's extra, "
+            "or remove kafka_config_id",
+        )
 
 
 def validate_stream_spec(spec: Any) -> dict[str, Any]:
@@ -92,8 +115,8 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
 
     source = _section(spec, "source", SOURCE_FORMATS, "an object with 'format' and 'options'")
     if source["format"] == "kafka":
-        if not source["options"].get("kafka.bootstrap.servers"):
-            raise _fail("source.options", "a kafka source needs 'kafka.bootstrap.servers'")
+        if not source["options"].get("kafka.bootstrap.servers") and not source.get("kafka_config_id"):
+            raise _fail("source.options", "a kafka source needs kafka_config_id or 'kafka.bootstrap.servers'")
         given = [k for k in _KAFKA_SUBSCRIPTIONS if k in source["options"]]
         if len(given) != 1:
             raise _fail("source.options", f"a kafka source needs exactly one of {', '.join(_KAFKA_SUBSCRIPTIONS)}")
@@ -118,6 +141,10 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
         raise _fail("sink.output_mode", f"a {sink['format']} file sink supports only 'append'")
     if sink["format"] == "kafka" and "topic" not in sink["options"]:
         raise _fail("sink.options", "a kafka sink needs a 'topic' option")
+    if sink["format"] == "kafka" and not sink["options"].get("kafka.bootstrap.servers") and not sink.get(
+        "kafka_config_id"
+    ):
+        raise _fail("sink.options", "a kafka sink needs kafka_config_id or 'kafka.bootstrap.servers'")
     partition_by = sink.get("partition_by", [])
     if not isinstance(partition_by, list) or not all(isinstance(c, str) and c for c in partition_by):
         raise _fail("sink.partition_by", "must be a list of column names")
@@ -142,6 +169,18 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
             )
     else:
         raise _fail("trigger", f"{trigger!r} is not available_now or processing_time")
+    return spec
+
+
+def with_kafka_config_id(spec: Any, kafka_config_id: str | None) -> Any:
+    """``spec`` with ``kafka_config_id`` set on its Kafka source and sink that name no connection of their own."""
+    if not kafka_config_id or not isinstance(spec, dict):
+        return spec
+    spec = copy.deepcopy(spec)
+    for name in ("source", "sink"):
+        section = spec.get(name)
+        if isinstance(section, dict) and section.get("format") == "kafka":
+            section.setdefault("kafka_config_id", kafka_config_id)
     return spec
 
 

@@ -1,10 +1,11 @@
 """Every hour, a bounded (availableNow) ingest of a Kafka topic into a Delta table.
 
 The ingest runs the provider's declarative stream runner with spark-submit
-(``SparkStreamingSubmitOperator``) through the ``spark_default`` connection; the broker comes from the
-``kafka_default`` connection (``bootstrap.servers`` in its extra). Where the
-table and its checkpoint live is a DAG param, so nothing here names a machine
-path.
+(``SparkStreamingSubmitOperator``) through the ``spark_default`` connection. The
+``kafka_default`` connection (the Kafka provider's, with SASL/TLS settings if the
+brokers need them) serves both the stream (``kafka_config_id``) and the lag
+sensor. Where the table and its checkpoint live is a DAG param, so nothing here
+names a machine path.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ with DAG(
 
     @task
     def build_spec(params: dict | None = None) -> dict:
-        """The stream runner's spec, built at run time from params, a Variable and the kafka connection."""
-        from airflow.sdk import BaseHook, Variable
+        """The stream runner's spec, built at run time from params and a Variable."""
+        from airflow.sdk import Variable
 
         topic = params["topic"]
         lake_root = None
@@ -47,14 +48,12 @@ with DAG(
             lake_root = Variable.get("spark_streaming_lake_root").rstrip("/")
         table_uri = params["table_uri"] or f"{lake_root}/{topic}"
         checkpoint_uri = params["checkpoint_uri"] or f"{lake_root}/_checkpoints/{topic}"
-        kafka_config = BaseHook.get_connection("kafka_default").extra_dejson
         spec = {
             "query_name": f"ingest_{topic}",
             "checkpoint_location": checkpoint_uri,
             "source": {
                 "format": "kafka",
                 "options": {
-                    "kafka.bootstrap.servers": kafka_config["bootstrap.servers"],
                     "subscribe": topic,
                     "startingOffsets": "earliest",
                     "maxOffsetsPerTrigger": params["max_offsets_per_trigger"],
@@ -72,7 +71,10 @@ with DAG(
     locations = build_spec()
 
     # Bounded: works through the backlog and ends; succeeds only with every batch committed.
-    ingest = SparkStreamingSubmitOperator(task_id="ingest", spec=locations["spec"], spark_conn_id="spark_default")
+    # The broker and its credentials come from the kafka connection; they reach the driver only in the private spec.
+    ingest = SparkStreamingSubmitOperator(
+        task_id="ingest", spec=locations["spec"], spark_conn_id="spark_default", kafka_config_id="kafka_default"
+    )
 
     @task
     def table_summary(table_uri: str) -> dict:

@@ -41,7 +41,7 @@ with DAG(
 
     @task
     def stream_spec(params: dict | None = None) -> dict:
-        from airflow.sdk import BaseHook, Variable
+        from airflow.sdk import Variable
 
         topic = params["topic"]
         lake_root = Variable.get("spark_streaming_lake_root").rstrip("/")
@@ -52,9 +52,6 @@ with DAG(
             "source": {
                 "format": "kafka",
                 "options": {
-                    "kafka.bootstrap.servers": BaseHook.get_connection("kafka_default").extra_dejson[
-                        "bootstrap.servers"
-                    ],
                     "subscribe": topic,
                     "startingOffsets": "earliest",
                     "maxOffsetsPerTrigger": params["max_offsets_per_trigger"],
@@ -68,7 +65,10 @@ with DAG(
         return {"spec": json.dumps(spec), "checkpoint": checkpoint}
 
     stream = stream_spec()
-    start = SparkStreamingSubmitOperator(task_id="start_stream", spec=stream["spec"], retries=2)
+    # One kafka connection for the stream and the lag sensor.
+    start = SparkStreamingSubmitOperator(
+        task_id="start_stream", spec=stream["spec"], kafka_config_id="kafka_default", retries=2
+    )
 
     @task
     def target_batch(started: dict, params: dict | None = None) -> int:
@@ -86,6 +86,7 @@ with DAG(
     caught_up = KafkaLagSensor(
         task_id="lag_caught_up",
         checkpoint=stream["checkpoint"],
+        kafka_config_id="kafka_default",
         max_total_lag="{{ params.max_lag }}",
         deferrable=True,
         poke_interval=5,

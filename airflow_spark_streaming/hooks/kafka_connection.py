@@ -57,3 +57,19 @@ def get_spark_kafka_options(
     )
     mask_kafka_secrets(options)
     return options
+
+
+def mask_connection_secrets(kafka_config_id: str, *, ignore_keys: Iterable[str] = ()) -> None:
+    """Register the secrets of ``kafka_config_id`` with the masker; a connection that cannot be translated is left
+    for :func:`get_spark_kafka_options` to report where it is used."""
+    from airflow_spark_streaming.exceptions import KafkaConnectionConfigError
+
+    try:
+        get_spark_kafka_options(kafka_config_id, ignore_keys=ignore_keys)
+    except KafkaConnectionConfigError:
+        config = read_kafka_config(kafka_config_id)
+        from airflow.sdk.log import mask_secret
+
+        for key in ("sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem"):
+            if config.get(key):
+                mask_secret(str(config[key]))

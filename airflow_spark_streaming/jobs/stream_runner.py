@@ -103,7 +103,8 @@ def build_reader(spark, source: dict[str, Any]):
     fmt = _require(source, "format", "source")
     if fmt not in SOURCE_FORMATS:
         raise SpecError(f"source.format {fmt!r} is not one of {SOURCE_FORMATS}")
-    reader = spark.readStream.format(fmt).options(**{k: str(v) for k, v in source.get("options", {}).items()})
+    reader = spark.readStream.format(fmt).options(**_kafka_connection(source).get("options", {}))
+    reader = reader.options(**{k: str(v) for k, v in source.get("options", {}).items()})
     if source.get("schema"):
         reader = reader.schema(source["schema"])
     elif fmt in FILE_FORMATS and fmt != "text":
@@ -115,6 +116,23 @@ def build_reader(spark, source: dict[str, Any]):
     return reader.load()
 
 
+def _kafka_connection(section: dict[str, Any]) -> dict[str, Any]:
+    """The options the operator resolved from the section's ``kafka_config_id`` (hooks/kafka_spec.py)."""
+    return section.get("kafka_connection") or {}
+
+
+def redact_secrets(text: str, spec: dict[str, Any]) -> str:
+    """``text`` without any secret value of the spec's resolved Kafka connections."""
+    secrets = set()
+    for name in ("source", "sink"):
+        resolved = _kafka_connection(spec.get(name) or {})
+        secrets.update(resolved.get("secret_values", []))
+        secrets.update(resolved.get("options", {}).get(k, "") for k in resolved.get("secret_keys", []))
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def build_writer(frame, spec: dict[str, Any]):
     sink = _require(spec, "sink", "spec")
     fmt = _require(sink, "format", "sink")
@@ -124,6 +142,7 @@ def build_writer(frame, spec: dict[str, Any]):
         frame.writeStream.format(fmt)
         .outputMode(sink.get("output_mode", "append"))
         .option("checkpointLocation", _require(spec, "checkpoint_location", "spec"))
+        .options(**_kafka_connection(sink).get("options", {}))
         .options(**{k: str(v) for k, v in sink.get("options", {}).items()})
     )
     if spec.get("query_name"):
@@ -361,7 +380,8 @@ def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None) ->
         print(f"stream_runner: progress events may be incomplete: {err}", file=sys.stderr)
     failure = query.exception()
     if failure is not None:
-        print(f"stream_runner: query {query.name or query.id} failed: {failure}", file=sys.stderr)
+        print(f"stream_runner: query {query.name or query.id} failed: {redact_secrets(str(failure), spec)}",
+              file=sys.stderr)  # fmt: skip
         return 1
     return 0
 

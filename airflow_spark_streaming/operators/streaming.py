@@ -33,7 +33,7 @@ from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
 from airflow_spark_streaming.redaction import mask_secrets
-from airflow_spark_streaming.spec import is_secret_key, redact_spec, validate_stream_spec
+from airflow_spark_streaming.spec import is_secret_key, redact_spec, validate_stream_spec, with_kafka_config_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -90,6 +90,9 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     :param storage_conn_id: the storage connection of the checkpoint, for reading it.
     :param conf: Spark settings. (templated)
     :param kafka: load Spark's Kafka connector (default: when the spec reads or writes Kafka).
+    :param kafka_config_id: the Kafka provider's ``kafka`` connection for the spec's Kafka source and sink that
+        name none (``kafka_config_id`` in the section); resolved here, it reaches the driver inside the private spec.
+    :param kafka_ignore_keys: keys of that connection that only matter to confluent-kafka clients (the lag hook).
     :param extra_packages: more Maven packages for the job.
     :param extra_jars: more jars for the job.
     :param jvm_resolver: ``packages`` or ``maven`` (default: ``[spark_streaming] jvm_resolver``).
@@ -119,6 +122,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         storage_conn_id: str | None = None,
         conf: dict[str, Any] | None = None,
         kafka: bool | None = None,
+        kafka_config_id: str | None = None,
+        kafka_ignore_keys: Sequence[str] = (),
         extra_packages: Sequence[str] = (),
         extra_jars: Sequence[str] = (),
         jvm_resolver: str | None = None,
@@ -165,6 +170,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
         self.conf = conf if params.is_template(conf) else params.mapping(self.task_id, "conf", conf)
         self.kafka = kafka
+        self.kafka_config_id = kafka_config_id
+        self.kafka_ignore_keys = tuple(kafka_ignore_keys)
         self.extra_packages = params.maven_coordinates(self.task_id, "extra_packages", extra_packages)
         self.extra_jars = params.string_list(self.task_id, "extra_jars", extra_jars)
         self.jvm_resolver = jvm_resolver
@@ -196,7 +203,14 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
                 spec = json.loads(spec)
             except json.JSONDecodeError as err:
                 raise InvalidStreamSpecError(f"{self.task_id}: spec is not valid JSON ({err.msg}).") from err
-        return validate_stream_spec(spec)
+        return validate_stream_spec(with_kafka_config_id(spec, self.kafka_config_id))
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        if self.kafka_config_id:  # mask the connection's secrets before anything is rendered
+            from airflow_spark_streaming.hooks.kafka_connection import mask_connection_secrets
+
+            mask_connection_secrets(self.kafka_config_id, ignore_keys=self.kafka_ignore_keys)
+        super().render_template_fields(context, jinja_env)
 
     def _checkpoint_hook(self) -> RunnerControlHook:
         """The runner's side files beside the checkpoint; ``sibling(CheckpointHook)`` reads its status."""
@@ -222,6 +236,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
                 "puts Spark settings on the driver's command line. Put them in the spec's source or sink options, "
                 "or in the cluster's spark-defaults.conf, or submit in client mode."
             )
+        kafka_spec = None
+        if spec is not None:
+            from airflow_spark_streaming.hooks.kafka_spec import SPARK_REDACTION_REGEX, resolve_kafka_spec
+
+            kafka_spec = resolve_kafka_spec(spec, ignore_keys=self.kafka_ignore_keys)
+            for section, options in kafka_spec.redacted_options().items():
+                self.log.info("Kafka options of the %s, from its connection: %s", section, json.dumps(options))
         resolver = self.jvm_resolver
         if deployment == "standalone" and resolver != "maven":
             # A standalone cluster-mode driver resolves --packages for itself only, never for its executors;
@@ -234,6 +255,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         )  # fmt: skip
         submit = deps.submit_kwargs()
         conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.conf.items()}}
+        if kafka_spec is not None and kafka_spec.uses_connections:
+            conf.setdefault("spark.redaction.regex", SPARK_REDACTION_REGEX)
         secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
         self._hook = StreamingSubmitHook(
             self.spark_conn_id, deploy_mode=self.deploy_mode,
@@ -244,13 +267,14 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             job=SparkJob(
                 application=self.application or job_path("stream_runner"),
                 application_args=list(self.application_args),
-                spec=spec,
+                spec=kafka_spec.spec if kafka_spec else None,
                 secret_conf=secret_conf,
                 label=spec["query_name"] if spec else self.task_id,
             ),
             checkpoint=spec["checkpoint_location"] if spec else self.checkpoint,
             long_running=bool(spec and "processing_time" in spec["trigger"]) if spec else bool(self.long_running),
             owner=_owner(context, self.task_id),
+            kafka=kafka_spec,
         )
         if spec:
             self.log.info("Stream spec: %s", json.dumps(redact_spec(spec)))
@@ -263,7 +287,11 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         checkpoint = self._checkpoint_hook()
         self._own_submission_or_refuse(checkpoint)
         committed_before = latest_committed_batch(checkpoint)
-        self._hook.run_to_completion(self._run.job)
+        try:
+            self._hook.run_to_completion(self._run.job)
+        except Exception as err:  # the Spark provider's error ends with the tail of spark-submit's output
+            self._raise_kafka_refusal(str(err))
+            raise
         return self._bounded_result(committed_before)
 
     def _own_submission_or_refuse(self, checkpoint) -> SparkSubmission | None:
@@ -332,6 +360,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         while True:
             state = self._hook.get_driver_state(submission)
             if not state.is_active:
+                self._raise_kafka_refusal(self._hook.get_driver_log_hint(submission, lines=200))
                 raise StreamingRunIncompleteError(
                     f"{self.task_id}: {submission.deployment} driver {submission.submission_id} ended ({state}) before "
                     f"its query made progress; {self._hook.get_driver_log_hint(submission)}"
@@ -352,10 +381,18 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         while (state := self._hook.get_driver_state(submission)).is_active:
             time.sleep(self.poll_interval)
         if not state.is_success:
+            self._raise_kafka_refusal(self._hook.get_driver_log_hint(submission, lines=200))
             raise StreamingRunIncompleteError(
                 f"{self.task_id}: {submission.deployment} driver {submission.submission_id} ended {state}; "
                 f"{self._hook.get_driver_log_hint(submission)}"
             )
+
+    def _raise_kafka_refusal(self, driver_output: str) -> None:
+        """Raise the named error of a Kafka broker's refusal the driver reported, if it did (no secret in it)."""
+        if self._run.kafka is not None and self._run.kafka.uses_connections:
+            refusal = self._run.kafka.classify(RuntimeError(driver_output))
+            if refusal is not None:
+                raise refusal from None
 
     def _streaming_result(self, submission: SparkSubmission) -> dict[str, Any]:
         checkpoint = self._checkpoint_hook()
@@ -416,6 +453,7 @@ class _Run:
     checkpoint: str
     long_running: bool
     owner: str
+    kafka: Any = None  # ResolvedKafkaSpec: which kafka connections the spec uses, to name a refusal
 
 
 def _owner(context: Context, task_id: str) -> str:

@@ -47,7 +47,11 @@ def test_valid_spec_is_normalised():
         (_with("query_name", "bad name!"), "query_name"),
         (_with("checkpoint_location", ""), "checkpoint_location"),
         (_with("source.format", "jdbc"), "source.format"),
-        (_with("source.options", {"subscribe": "t"}), "source.options: a kafka source needs 'kafka.bootstrap.servers'"),
+        (_with("source.options", {"subscribe": "t"}), "source.options: a kafka source needs kafka_config_id or"),
+        ({**VALID, "sink": {"format": "kafka", "options": {"topic": "t"}}}, "a kafka sink needs kafka_config_id"),
+        (_with("source.kafka_config_id", ""), "source.kafka_config_id"),
+        ({**VALID, "sink": {"format": "delta", "path": "/o", "kafka_config_id": "k"}}, "is for a kafka sink"),
+        (_with("source.kafka_config_id", "k"), "kafka.bootstrap.servers would override kafka connection 'k'"),
         (_with("source.options", {"kafka.bootstrap.servers": "b", "subscribe": "t", "assign": "{}"}), "exactly one"),
         ({**VALID, "source": {"format": "json", "path": "/in"}}, "source.schema"),
         ({**VALID, "source": {"format": "delta"}}, "source.path"),
@@ -109,3 +113,14 @@ def test_secrets_are_recognised_and_redacted():
     shown = redact_spec(spec)
     assert shown["source"]["options"]["kafka.sasl.jaas.config"] == "***"
     assert spec["source"]["options"]["kafka.sasl.jaas.config"].endswith("'hunter2';")
+
+
+def test_kafka_config_id_replaces_the_connection_options_and_the_operator_fills_it_in():
+    from airflow_spark_streaming.spec import with_kafka_config_id
+
+    spec = {**VALID, "source": {"format": "kafka", "options": {"subscribe": "orders"}},
+            "sink": {"format": "kafka", "kafka_config_id": "out", "options": {"topic": "clean"}}}  # fmt: skip
+    filled = validate_stream_spec(with_kafka_config_id(spec, "kafka_in"))
+    assert (filled["source"]["kafka_config_id"], filled["sink"]["kafka_config_id"]) == ("kafka_in", "out")
+    assert "kafka_config_id" not in spec["source"]  # the input is not changed
+    assert with_kafka_config_id(VALID, "k")["sink"] == VALID["sink"]  # only Kafka sections

@@ -63,7 +63,7 @@ def test_spark_batch_read_with_options_from_the_connection(spark, auth_broker, a
     )
 
 
-def test_kafka_lag_hook_over_sasl_ssl(spark, auth_broker, auth_topic, kafka_connection, tmp_path):
+def test_kafka_lag_hook_and_sensor_over_sasl_ssl(spark, auth_broker, auth_topic, kafka_connection, tmp_path):
     from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
 
     config = auth_broker.client_config("alice", "SASL_SSL", "SCRAM-SHA-512")
@@ -83,3 +83,14 @@ def test_kafka_lag_hook_over_sasl_ssl(spark, auth_broker, auth_topic, kafka_conn
         (0, 20, 25, 5), (1, 20, 25, 5)
     ]  # fmt: skip
     assert report.total_lag == 10
+    # The sensor reads the same kafka_config_id: not met at 5, met at 10, with the report in XCom.
+    from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
+
+    def sensor(max_total_lag: int) -> KafkaLagSensor:
+        return KafkaLagSensor(task_id=f"lag_{max_total_lag}", checkpoint=str(tmp_path / "ckpt"),
+                              kafka_config_id=conn_id, max_total_lag=max_total_lag, request_timeout=10)  # fmt: skip
+
+    assert not sensor(5).poke({}).is_done
+    met = sensor(10).poke({})
+    assert met.is_done and met.xcom_value["total_lag"] == 10
+    assert config["sasl.password"] not in str(met.xcom_value)
