@@ -207,3 +207,18 @@ class BucketNotFoundError(StorageError):
 
 class StorageUnreachableError(StorageError):
     """The storage endpoint did not answer within the bounded connect/request time and retries."""
+
+
+# --- stream health (issue 16) ---
+
+
+class KafkaRetentionHeadroomError(KafkaLagError):
+    """Retention will delete records the query has not read sooner than ``min_retention_headroom`` allows."""
+
+
+class StreamHealthError(SparkStreamingError):
+    """A stream-health wait was given invalid statuses, or the stream reached a status it must fail on."""
+
+
+class StreamUnhealthyError(StreamHealthError):
+    """The stream's status is one the sensor's ``fail_on`` names (for example ``STALLED``, ``STOPPED``, ``REWOUND``)."""

@@ -251,7 +251,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         checkpoint = self._checkpoint_hook()
         self._own_submission_or_refuse(checkpoint)
         committed_before = latest_committed_batch(checkpoint)
-        self._hook.run_to_completion(self._run.job)
+        from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+
+        with BatchProgressLog(checkpoint, self.log, committed_before).running(self.poll_interval):
+            self._hook.run_to_completion(self._run.job)
         return self._bounded_result(committed_before)
 
     def _own_submission_or_refuse(self, checkpoint) -> SparkSubmission | None:
@@ -315,7 +318,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         return self._result
 
     def _wait_until_streaming(self, submission: SparkSubmission) -> None:
+        from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+
         checkpoint = self._checkpoint_hook()
+        progress = BatchProgressLog(checkpoint, self.log, submission.committed_before)
         deadline = time.monotonic() + self.startup_timeout
         while True:
             state = self._hook.get_driver_state(submission)
@@ -327,6 +333,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             if self._hook.holds_lease(submission, checkpoint):
                 self._hook.release_private_files(submission, checkpoint)  # the driver has read them
                 if latest_committed_batch(checkpoint) > submission.committed_before:
+                    progress.poll()  # the first batches, as a bounded run logs them
                     return
             if time.monotonic() > deadline:
                 self._hook.kill_driver(submission)
@@ -337,8 +344,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             time.sleep(self.poll_interval)
 
     def _wait_until_finished(self, submission: SparkSubmission) -> None:
+        from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+
+        progress = BatchProgressLog(self._checkpoint_hook(), self.log, submission.committed_before)
         while (state := self._hook.get_driver_state(submission)).is_active:
+            progress.poll()
             time.sleep(self.poll_interval)
+        progress.poll()
         if not state.is_success:
             raise StreamingRunIncompleteError(
                 f"{self.task_id}: {submission.deployment} driver {submission.submission_id} ended {state}; "
