@@ -47,8 +47,8 @@ class StreamHealthSensor(VerdictSensor):
 
     def __init__(
         self,
-        checkpoint: str,
         *,
+        checkpoint: str,
         kafka_config_id: str = "kafka_default",
         storage_conn_id: str | None = None,
         window: int = 10,

@@ -23,25 +23,6 @@ from tests.integration.streaming_helpers import produce_keyed, run_available_now
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture
-def admin(kafka_broker):
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
-
-
-@pytest.fixture
-def make_topic(admin):
-    from confluent_kafka.admin import NewTopic
-
-    def create(partitions: int = 1, **config: str) -> str:
-        name = f"health-{uuid.uuid4().hex[:8]}"
-        admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result(30)
-        return name
-
-    return create
-
-
 def produce_at(bootstrap: str, topic: str, partition: int, count: int, timestamp_ms: int, key: str = "k") -> None:
     from confluent_kafka import Producer
 
