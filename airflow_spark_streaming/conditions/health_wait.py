@@ -35,7 +35,9 @@ class HealthCriteria:
         self.wait_for, self.fail_on = [str(s).upper() for s in self.wait_for], [str(s).upper() for s in self.fail_on]
         unknown = sorted(set(self.wait_for + self.fail_on) - set(STATUSES))
         if unknown:
-            raise StreamHealthError(f"Unknown stream status {', '.join(unknown)}; the statuses are {', '.join(STATUSES)}.")
+            raise StreamHealthError(
+                f"Unknown stream status {', '.join(unknown)}; the statuses are {', '.join(STATUSES)}."
+            )
         if not self.wait_for:
             raise StreamHealthError("wait_for is empty: name at least one status to wait for, e.g. ('OK',).")
         both = sorted(set(self.wait_for) & set(self.fail_on))

@@ -67,7 +67,10 @@ def test_headroom_below_the_minimum_fails_with_its_own_error():
 
 def test_time_lag_is_measured_only_when_asked_for():
     assert not LagCriteria(max_total_lag=0).needs_time_lag
-    assert LagCriteria(max_time_lag_seconds=5).needs_time_lag and LagCriteria(min_retention_headroom_seconds=5).needs_time_lag
+    assert (
+        LagCriteria(max_time_lag_seconds=5).needs_time_lag
+        and LagCriteria(min_retention_headroom_seconds=5).needs_time_lag
+    )
 
 
 def test_old_lag_report_dicts_still_load():
@@ -162,7 +165,11 @@ def test_idle_meets_a_progress_wait_unless_turned_off():
 
 
 def _write_event(folder, batch_id: int, rows: int, end: int, latest: int, duration_ms: int = 500) -> None:
-    source = {"description": "KafkaV2[Subscribe[t]]", "endOffset": {"t": {"0": end}}, "latestOffset": {"t": {"0": latest}}}
+    source = {
+        "description": "KafkaV2[Subscribe[t]]",
+        "endOffset": {"t": {"0": end}},
+        "latestOffset": {"t": {"0": latest}},
+    }
     event = {"batchId": batch_id, "numInputRows": rows, "processedRowsPerSecond": rows * 1000.0 / duration_ms,
              "durationMs": {"triggerExecution": duration_ms}, "sources": [source]}  # fmt: skip
     (folder / protocol.PROGRESS_DIR).mkdir(exist_ok=True)

@@ -55,7 +55,11 @@ def test_lag_sensor_fails_on_short_retention_headroom_and_waits_on_time_lag(
         sensor.execute_complete({}, event)
 
     def time_lag_wait(limit: timedelta) -> bool:
-        return KafkaLagSensor(task_id="t", checkpoint=checkpoint, kafka_config_id=conn, max_time_lag=limit).poke({}).is_done
+        return (
+            KafkaLagSensor(task_id="t", checkpoint=checkpoint, kafka_config_id=conn, max_time_lag=limit)
+            .poke({})
+            .is_done
+        )
 
     assert not time_lag_wait(timedelta(minutes=5))  # 8 minutes behind: waits
     assert time_lag_wait(timedelta(minutes=10))
@@ -75,7 +79,9 @@ def test_health_sensor_is_ok_on_a_caught_up_query_and_fails_when_the_checkpoint_
     conn = kafka_conn()
 
     poking = StreamHealthSensor(checkpoint=str(checkpoint), task_id="poke", kafka_config_id=conn)
-    deferred = StreamHealthSensor(checkpoint=str(checkpoint), task_id="deferred", kafka_config_id=conn, poke_interval=0.2)
+    deferred = StreamHealthSensor(
+        checkpoint=str(checkpoint), task_id="deferred", kafka_config_id=conn, poke_interval=0.2
+    )
     for sensor in (poking, deferred):
         seen = sensor.poke({})
         assert seen.is_done and seen.xcom_value["status"] == "OK"
