@@ -241,3 +241,18 @@ class PartitionFilterError(DeltaMaintenanceError):
 
 class TransformSqlError(InvalidStreamSpecError):
     """``transform_sql`` is not exactly one SELECT (or WITH ... SELECT) statement over the view ``source``."""
+
+
+# --- stream health (issue 16) ---
+
+
+class KafkaRetentionHeadroomError(KafkaLagError):
+    """Retention will delete records the query has not read sooner than ``min_retention_headroom`` allows."""
+
+
+class StreamHealthError(SparkStreamingError):
+    """A stream-health wait was given invalid statuses, or the stream reached a status it must fail on."""
+
+
+class StreamUnhealthyError(StreamHealthError):
+    """The stream's status is one the sensor's ``fail_on`` names (for example ``STALLED``, ``STOPPED``, ``REWOUND``)."""

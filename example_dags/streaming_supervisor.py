@@ -6,7 +6,9 @@ on a standalone, YARN or Kubernetes master its driver runs in the cluster;
 on a local master it is a detached driver on the worker. Either way it holds its
 checkpoint's lease, and a retry of ``start_stream`` reattaches to it (the
 submission is kept in Airflow's task state store). The sensors wait in the
-triggerer, not in a worker slot.
+triggerer, not in a worker slot. ``stream_is_healthy`` waits on the stream's
+status, not on a count of new batches: on a quiet topic Spark runs no batches,
+and an idle, caught-up query with a live lease is ``OK``.
 ``stop_stream`` is a teardown: it always runs, so a failed check never leaves
 the query behind, and the checks still decide whether the run failed.
 """
@@ -19,8 +21,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, task
 
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
-from airflow_spark_streaming.sensors.checkpoint import StreamingProgressSensor
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
+from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
 
 with DAG(
     dag_id="streaming_supervisor",
@@ -34,7 +36,6 @@ with DAG(
         "topic": Param("orders", type="string"),
         "trigger_interval": Param("30 seconds", type="string"),
         "max_offsets_per_trigger": Param(10_000, type="integer", minimum=1),
-        "batches_to_watch": Param(3, type="integer", minimum=1, description="new batches to see before stopping"),
         "max_lag": Param(0, type="integer", minimum=0, description="lag at or below which the stream has caught up"),
     },
 ) as dag:
@@ -70,15 +71,11 @@ with DAG(
         task_id="start_stream", spec=stream["spec"], kafka_config_id="kafka_default", retries=2
     )
 
-    @task
-    def target_batch(started: dict, params: dict | None = None) -> int:
-        return started["latest_committed_batch"] + params["batches_to_watch"]
-
-    fresh = StreamingProgressSensor(
-        task_id="stream_is_moving",
+    healthy = StreamHealthSensor(
+        task_id="stream_is_healthy",
         checkpoint=stream["checkpoint"],
-        target_batch_id=target_batch(start.output),
-        max_staleness=timedelta(minutes=10),
+        wait_for=("OK",),
+        fail_on=("STALLED", "STOPPED", "REWOUND"),  # LAGGING keeps waiting
         deferrable=True,
         poke_interval=5,
         timeout=3600,
@@ -88,6 +85,7 @@ with DAG(
         checkpoint=stream["checkpoint"],
         kafka_config_id="kafka_default",
         max_total_lag="{{ params.max_lag }}",
+        min_retention_headroom=timedelta(minutes=30),  # fail before retention deletes unread records
         deferrable=True,
         poke_interval=5,
         timeout=3600,
@@ -95,4 +93,4 @@ with DAG(
     stop = StopStreamingQueryOperator(task_id="stop_stream", checkpoint=stream["checkpoint"])
 
     # A teardown: it runs even when a check fails, and the checks still decide the run's state.
-    start >> [fresh, caught_up] >> stop.as_teardown(setups=start)
+    start >> [healthy, caught_up] >> stop.as_teardown(setups=start)

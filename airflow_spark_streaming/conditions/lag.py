@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_spark_streaming.checkpoint.models import BATCH_BASES as BASES
 from airflow_spark_streaming.conditions.verdict import Verdict, VerdictState
-from airflow_spark_streaming.exceptions import KafkaLagError
+from airflow_spark_streaming.exceptions import KafkaLagError, KafkaRetentionHeadroomError
 
 if TYPE_CHECKING:
     from airflow_spark_streaming.hooks.kafka_lag import LagReport
@@ -24,6 +24,10 @@ class LagCriteria:
     :param ceiling_seconds: fail when the total lag stays above ``ceiling``
         for longer than this.
     :param basis: ``committed`` or ``planned`` (see :meth:`KafkaLagHook.get_lag`).
+    :param max_time_lag_seconds: met when no partition's oldest unprocessed
+        record is older than this; an unknown time lag counts as not met.
+    :param min_retention_headroom_seconds: fail as soon as retention would
+        delete unread records within less than this.
     """
 
     max_total_lag: int | None = None
@@ -31,13 +35,22 @@ class LagCriteria:
     ceiling: int | None = None
     ceiling_seconds: float | None = None
     basis: str = "committed"
+    max_time_lag_seconds: float | None = None
+    min_retention_headroom_seconds: float | None = None
+
+    @property
+    def needs_time_lag(self) -> bool:
+        return self.max_time_lag_seconds is not None or self.min_retention_headroom_seconds is not None
 
     def __post_init__(self) -> None:
-        if self.max_total_lag is None and self.max_partition_lag is None and self.ceiling is None:
+        if (self.max_total_lag is None and self.max_partition_lag is None and self.ceiling is None
+                and not self.needs_time_lag):  # fmt: skip
             raise KafkaLagError(
-                "Give max_total_lag, max_partition_lag or a ceiling: otherwise there is nothing to wait for."
+                "Give max_total_lag, max_partition_lag, max_time_lag, min_retention_headroom or a ceiling: "
+                "otherwise there is nothing to wait for."
             )
-        for name in ("max_total_lag", "max_partition_lag", "ceiling", "ceiling_seconds"):
+        for name in ("max_total_lag", "max_partition_lag", "ceiling", "ceiling_seconds",
+                     "max_time_lag_seconds", "min_retention_headroom_seconds"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise KafkaLagError(f"{name} must be zero or more, got {value!r}.")
@@ -73,6 +86,19 @@ def evaluate_lag(
             )
     else:
         above_since = None
+    headroom, least = criteria.min_retention_headroom_seconds, report.min_retention_headroom_seconds
+    if headroom is not None and least is not None and least < headroom:
+        return (
+            Verdict(
+                VerdictState.ERROR,
+                f"{report.checkpoint}: {summary}; retention deletes unread records in {least:.0f}s, less than "
+                f"min_retention_headroom {headroom:.0f}s (time lag {report.max_time_lag_seconds or 0:.0f}s). "
+                "Speed the query up, or raise the topic's retention.ms before the records are lost.",
+                report.to_dict(),
+                error=KafkaRetentionHeadroomError.__name__,
+            ),
+            above_since,
+        )
     thresholds = [
         (criteria.max_total_lag, total, "total"),
         (criteria.max_partition_lag, worst, "max partition"),
@@ -80,7 +106,16 @@ def evaluate_lag(
     unmet = [
         f"{what} lag {value:,} > {limit:,}" for limit, value, what in thresholds if limit is not None and value > limit
     ]
-    if criteria.max_total_lag is None and criteria.max_partition_lag is None:
+    if criteria.max_time_lag_seconds is not None:
+        unknown = report.unknown_time_lag_partitions or []
+        oldest = report.max_time_lag_seconds
+        if unknown:
+            unmet.append(f"time lag unknown for {', '.join(unknown)}")
+        elif oldest is not None and oldest > criteria.max_time_lag_seconds:
+            unmet.append(f"time lag {oldest:.0f}s > {criteria.max_time_lag_seconds:.0f}s")
+        else:
+            summary += f", time lag {oldest or 0:.0f}s"
+    if criteria.max_total_lag is None and criteria.max_partition_lag is None and criteria.max_time_lag_seconds is None:
         unmet.append("alert-only wait")  # only a ceiling: keep watching until the alert or the timeout
     if unmet:
         return Verdict(

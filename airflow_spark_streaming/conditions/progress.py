@@ -26,6 +26,9 @@ class ProgressCriteria:
         started yet" (keep waiting) rather than an error.
     :param require_fully_committed: also require that no planned batch is
         left uncommitted (the last run committed everything it started).
+    :param idle_is_progress: a query that holds a live lease and whose last
+        batch read everything its sources had (an idle, caught-up query) meets
+        the wait: on a quiet source Spark runs no batches, and that is healthy.
     """
 
     target_batch_id: int | None = None
@@ -33,13 +36,20 @@ class ProgressCriteria:
     max_staleness_seconds: float | None = None
     wait_for_checkpoint: bool = True
     require_fully_committed: bool = False
+    idle_is_progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def evaluate_progress(status: CheckpointStatus, criteria: ProgressCriteria, now: float | None = None) -> Verdict:
-    """Decide whether ``status`` satisfies ``criteria`` (pure: no I/O)."""
+def evaluate_progress(
+    status: CheckpointStatus, criteria: ProgressCriteria, now: float | None = None, idle: bool = False
+) -> Verdict:
+    """Decide whether ``status`` satisfies ``criteria`` (pure: no I/O).
+
+    ``idle``: the query holds a live lease and its last batch was caught up
+    (see :func:`airflow_spark_streaming.checks.runner_is_idle`).
+    """
     now = time.time() if now is None else now
     committed, last_commit = status.latest_committed_batch, status.last_commit_time
     unmet = []
@@ -55,6 +65,13 @@ def evaluate_progress(status: CheckpointStatus, criteria: ProgressCriteria, now:
         unmet.append(f"batch {status.latest_planned_batch} is planned but not committed (running, or killed)")
     if not unmet:
         return Verdict(VerdictState.MET, f"{status.checkpoint}: batch {committed} committed", status.to_dict())
+    if idle and criteria.idle_is_progress and committed is not None and not criteria.require_fully_committed:
+        return Verdict(
+            VerdictState.MET,
+            f"{status.checkpoint}: idle and caught up at batch {committed}, lease alive (an idle stream is healthy; "
+            f"not yet: {'; '.join(unmet)})",
+            status.to_dict(),
+        )
     age = status.seconds_since_last_commit(now)
     if criteria.max_staleness_seconds is not None and age is not None and age > criteria.max_staleness_seconds:
         return Verdict(

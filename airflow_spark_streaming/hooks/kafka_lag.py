@@ -45,6 +45,12 @@ class PartitionLag:
     lag: int
     lost: int = 0
     new: bool = False
+    # Filled by get_lag(time_lag=True); None otherwise (and in reports from older releases).
+    time_lag_seconds: float | None = None
+    record_timestamp_ms: int | None = None
+    timestamp_type: str | None = None
+    headroom_seconds: float | None = None
+    retention_kind: str | None = None
 
 
 @dataclass
@@ -64,6 +70,12 @@ class LagReport:
     data_loss_partitions: list[str]
     round_trips: int
     measured_at: float = field(default_factory=time.time)
+    # Filled by get_lag(time_lag=True) (see TimeLagReport); None when not measured.
+    max_time_lag_seconds: float | None = None
+    min_retention_headroom_seconds: float | None = None
+    unbounded_partitions: list[str] | None = None
+    size_bound_partitions: list[str] | None = None
+    unknown_time_lag_partitions: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +167,7 @@ class KafkaLagHook(BaseHook):
         storage_conn_id: str | None = None,
         basis: str = "committed",
         checkpoint_conn_id: str | None = None,
+        time_lag: bool = False,
     ) -> LagReport:
         """Lag of every Kafka partition the query reads.
 
@@ -164,6 +177,9 @@ class KafkaLagHook(BaseHook):
         :param basis: ``committed`` counts from the last committed batch (what
             the sink has durably written); ``planned`` from the newest planned
             batch (what the query has started to read).
+        :param time_lag: also measure each partition's time lag and retention
+            headroom (:meth:`KafkaBrokerHook.get_time_lag`: one more fetch and
+            one describe-configs request, sent together).
         """
         storage_conn_id = renamed_parameter(
             "KafkaLagHook.get_lag", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
@@ -184,7 +200,31 @@ class KafkaLagHook(BaseHook):
         for source in kafka_sources:
             checkpoint_offsets.update(source.kafka_partitions())
         topics = sorted({topic for topic, _ in checkpoint_offsets})
-        return self._measure(status.checkpoint, status.query_id, basis, batch_id, topics, checkpoint_offsets)
+        report = self._measure(status.checkpoint, status.query_id, basis, batch_id, topics, checkpoint_offsets)
+        if time_lag:
+            self._add_time_lag(report)
+        return report
+
+    def _add_time_lag(self, report: LagReport) -> None:
+        from airflow_spark_streaming.hooks.kafka_broker import KafkaBrokerHook
+
+        broker = KafkaBrokerHook(self.kafka_config_id, timeout=self.timeout)
+        broker._admin = self.admin  # one AdminClient for both hooks: no second connection to the brokers
+        measured = broker.get_time_lag(report.partitions)
+        by_key = {(p.topic, p.partition): p for p in measured.partitions}
+        for p in report.partitions:
+            row = by_key.get((p.topic, p.partition))
+            if row is None:
+                continue
+            p.time_lag_seconds, p.record_timestamp_ms = row.time_lag_seconds, row.record_timestamp_ms
+            p.timestamp_type, p.headroom_seconds = row.timestamp_type, row.headroom_seconds
+            p.retention_kind = row.retention_kind
+        report.max_time_lag_seconds = measured.max_time_lag_seconds
+        report.min_retention_headroom_seconds = measured.min_headroom_seconds
+        report.unbounded_partitions = measured.unbounded_partitions
+        report.size_bound_partitions = measured.size_bound_partitions
+        report.unknown_time_lag_partitions = measured.unknown_partitions
+        report.round_trips += 1  # the fetch; describe-configs is answered while it runs
 
     def _measure(self, checkpoint, query_id, basis, batch_id, topics, checkpoint_offsets) -> LagReport:
         from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
@@ -266,10 +306,11 @@ def get_kafka_lag_report(
     storage_conn_id: str | None = None,
     basis: str = "committed",
     timeout: float = 15.0,
+    time_lag: bool = False,
 ) -> LagReport:
     """The :class:`LagReport` of a streaming query (see :meth:`KafkaLagHook.get_lag`)."""
     return KafkaLagHook(kafka_config_id, timeout=timeout).get_lag(
-        checkpoint, storage_conn_id=storage_conn_id, basis=basis
+        checkpoint, storage_conn_id=storage_conn_id, basis=basis, time_lag=time_lag
     )
 
 

@@ -109,9 +109,10 @@ def get_stream_health(
 
     hook = CheckpointHook(checkpoint, storage_conn_id=storage_conn_id)
     query_id, batches = read_batch_window(hook, window)
-    lease = hook.sibling(RunnerControlHook).get_lease()
+    control = hook.sibling(RunnerControlHook)
+    lease = control.get_lease()
     # The provider's runner keeps a lease and writes progress events; for other queries liveness is unknown.
-    runner = lease is not None or hook.get_submission() is not None or any(b.latest_offsets for b in batches)
+    runner = lease is not None or control.get_submission() is not None or any(b.latest_offsets for b in batches)
     broker = KafkaBrokerHook(kafka_config_id, timeout=timeout)
     committed = [b for b in batches if b.committed]
     positions = dict(committed[-1].end_offsets) if committed else {}

@@ -287,11 +287,14 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         checkpoint = self._checkpoint_hook()
         self._own_submission_or_refuse(checkpoint)
         committed_before = latest_committed_batch(checkpoint)
-        try:
-            self._hook.run_to_completion(self._run.job)
-        except Exception as err:  # the Spark provider's error ends with the tail of spark-submit's output
-            self._raise_kafka_refusal(str(err))
-            raise
+        from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+
+        with BatchProgressLog(checkpoint, self.log, committed_before).running(self.poll_interval):
+            try:
+                self._hook.run_to_completion(self._run.job)
+            except Exception as err:  # the Spark provider's error ends with the tail of spark-submit's output
+                self._raise_kafka_refusal(str(err))
+                raise
         return self._bounded_result(committed_before)
 
     def _own_submission_or_refuse(self, checkpoint) -> SparkSubmission | None:
@@ -355,7 +358,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         return self._result
 
     def _wait_until_streaming(self, submission: SparkSubmission) -> None:
+        from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+
         checkpoint = self._checkpoint_hook()
+        progress = BatchProgressLog(checkpoint, self.log, submission.committed_before)
         deadline = time.monotonic() + self.startup_timeout
         while True:
             state = self._hook.get_driver_state(submission)
@@ -368,6 +374,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             if self._hook.holds_lease(submission, checkpoint):
                 self._hook.release_private_files(submission, checkpoint)  # the driver has read them
                 if latest_committed_batch(checkpoint) > submission.committed_before:
+                    progress.poll()  # the first batches, as a bounded run logs them
                     return
             if time.monotonic() > deadline:
                 self._hook.kill_driver(submission)
@@ -378,8 +385,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             time.sleep(self.poll_interval)
 
     def _wait_until_finished(self, submission: SparkSubmission) -> None:
+        from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+
+        progress = BatchProgressLog(self._checkpoint_hook(), self.log, submission.committed_before)
         while (state := self._hook.get_driver_state(submission)).is_active:
+            progress.poll()
             time.sleep(self.poll_interval)
+        progress.poll()
         if not state.is_success:
             self._raise_kafka_refusal(self._hook.get_driver_log_hint(submission, lines=200))
             raise StreamingRunIncompleteError(

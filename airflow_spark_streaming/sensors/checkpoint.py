@@ -45,6 +45,9 @@ class StreamingProgressSensor(VerdictSensor):
         uncommitted, i.e. the last run committed everything it started.
     :param wait_for_checkpoint: treat a missing or empty checkpoint as "not started
         yet" and keep waiting; if False, fail at once.
+    :param idle_is_progress: a long-running query that holds a live lease and whose
+        last batch read everything its sources had (idle, caught up) meets the wait
+        even without new batches: on a quiet topic Spark runs none. Default True.
     :param deferrable: wait in the triggerer instead of holding a worker slot;
         defaults to ``[operators] default_deferrable``.
     """
@@ -61,6 +64,7 @@ class StreamingProgressSensor(VerdictSensor):
         max_staleness: timedelta | float | None = None,
         wait_for_checkpoint: bool = True,
         require_fully_committed: bool = False,
+        idle_is_progress: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         conn_id: str | None = None,
         **kwargs: Any,
@@ -80,6 +84,7 @@ class StreamingProgressSensor(VerdictSensor):
         self.max_staleness = params.seconds(self.task_id, "max_staleness", max_staleness, optional=True)
         self.wait_for_checkpoint = wait_for_checkpoint
         self.require_fully_committed = require_fully_committed
+        self.idle_is_progress = idle_is_progress
         self.deferrable = deferrable
 
     def _criteria(self, context: Context) -> ProgressCriteria:
@@ -95,6 +100,7 @@ class StreamingProgressSensor(VerdictSensor):
             max_staleness_seconds=self.max_staleness,
             wait_for_checkpoint=self.wait_for_checkpoint,
             require_fully_committed=self.require_fully_committed,
+            idle_is_progress=self.idle_is_progress,
         )
 
     def _check_checkpoint(self, checkpoint: Any) -> None:

@@ -42,6 +42,10 @@ class KafkaLagSensor(VerdictSensor):
     :param max_partition_lag: succeed when every partition's lag is at or below this. (templated)
     :param ceiling: alert threshold on the total lag.
     :param ceiling_for: how long (timedelta or seconds) the lag may stay above ``ceiling``.
+    :param max_time_lag: succeed only when no partition's oldest unprocessed record is older
+        than this (a timedelta or seconds); a time lag that cannot be measured counts as waiting.
+    :param min_retention_headroom: fail with ``KafkaRetentionHeadroomError`` as soon as the
+        topic's retention would delete unread records within less than this (a timedelta or seconds).
     :param basis: ``committed`` (default: the last committed batch) or ``planned``
         (the newest planned batch).
     :param request_timeout: seconds each broker request may take.
@@ -60,6 +64,8 @@ class KafkaLagSensor(VerdictSensor):
         max_partition_lag: int | str | None = None,
         ceiling: int | None = None,
         ceiling_for: timedelta | float | None = None,
+        max_time_lag: timedelta | float | None = None,
+        min_retention_headroom: timedelta | float | None = None,
         basis: str = "committed",
         request_timeout: float = 15.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -67,10 +73,11 @@ class KafkaLagSensor(VerdictSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_total_lag is None and max_partition_lag is None and ceiling is None:
+        if (max_total_lag is None and max_partition_lag is None and ceiling is None
+                and max_time_lag is None and min_retention_headroom is None):  # fmt: skip
             raise KafkaLagError(
-                f"{self.task_id}: give max_total_lag, max_partition_lag, or ceiling with ceiling_for; "
-                "otherwise the sensor has nothing to wait for."
+                f"{self.task_id}: give max_total_lag, max_partition_lag, max_time_lag, min_retention_headroom, "
+                "or ceiling with ceiling_for; otherwise the sensor has nothing to wait for."
             )
         self.checkpoint = checkpoint
         self.kafka_config_id = kafka_config_id
@@ -90,6 +97,10 @@ class KafkaLagSensor(VerdictSensor):
         self.ceiling_for = params.seconds(self.task_id, "ceiling_for", ceiling_for, optional=True)
         self.basis = params.choice(self.task_id, "basis", basis, BATCH_BASES)
         self.request_timeout = params.seconds(self.task_id, "request_timeout", request_timeout)
+        self.max_time_lag = params.seconds(self.task_id, "max_time_lag", max_time_lag, optional=True, allow_zero=True)
+        self.min_retention_headroom = params.seconds(
+            self.task_id, "min_retention_headroom", min_retention_headroom, optional=True, allow_zero=True
+        )
         self.deferrable = deferrable
         self._above_since: float | None = None
 
@@ -102,6 +113,8 @@ class KafkaLagSensor(VerdictSensor):
             ceiling=self.ceiling,
             ceiling_seconds=self.ceiling_for,
             basis=self.basis,
+            max_time_lag_seconds=self.max_time_lag,
+            min_retention_headroom_seconds=self.min_retention_headroom,
         )
 
     def _check(self, context: Context) -> Verdict:
@@ -129,3 +142,10 @@ class KafkaLagSensor(VerdictSensor):
             timeout=self.request_timeout,
             above_since=self._above_since,
         )
+
+
+def _seconds(task_id: str, name: str, value: timedelta | float | None) -> float | None:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if seconds is not None and (not isinstance(seconds, int | float) or seconds < 0):
+        raise KafkaLagError(f"{task_id}: {name} must be a timedelta or seconds >= 0, got {value!r}.")
+    return None if seconds is None else float(seconds)

@@ -19,7 +19,11 @@ def local_stack_env(kafka_conn, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT", str(tmp_path / "lake"))
 
 
-def test_kafka_to_delta_incremental_dag_test(airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path):
+def test_kafka_to_delta_incremental_dag_test(airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path, caplog):
+    import logging
+    import re
+
+    caplog.set_level(logging.INFO)
     topic = kafka_topic(partitions=3)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 900, partitions=3)
 
@@ -37,6 +41,13 @@ def test_kafka_to_delta_incremental_dag_test(airflow_db, local_stack_env, kafka_
     assert sorted(p.name for p in commits.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
     ingest = run.get_task_instance("ingest").xcom_pull(task_ids="ingest")
     assert (ingest["batches_committed"], ingest["rows_processed"]) == (3, 900)
+    # One task-log line per committed batch, from the runner's progress events, against the target fixed at start.
+    lines = re.findall(r"batch (\d): ([\d,]+) rows, [\d,]+ rows/s; ([\d,]+) of ([\d,]+) records \((\d+)%\), (ETA \d+s|done)",
+                       caplog.text)  # fmt: skip
+    assert [line[:5] for line in lines] == [
+        ("0", "400", "400", "900", "44"), ("1", "400", "800", "900", "89"), ("2", "100", "900", "900", "100")
+    ]  # fmt: skip
+    assert lines[-1][5] == "done" and lines[0][5].startswith("ETA")
     progress = run.get_task_instance("progress_check").xcom_pull(task_ids="progress_check")
     assert progress["latest_committed_batch"] == 2 and not progress["has_uncommitted_batch"]
     assert progress["committed_sources"][0]["kafka"] == {topic: {"0": 300, "1": 300, "2": 300}}
@@ -73,34 +84,41 @@ def test_delta_maintenance_dag_test(airflow_db, table_copy, min_small_files, com
         assert stats.num_files == files_before and stats.last_optimize is None
 
 
-def test_streaming_supervisor_dag_test(airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path, monkeypatch):
+def test_streaming_supervisor_dag_test_finishes_on_a_quiet_topic(
+    airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path, monkeypatch
+):
+    """A backlog the first batch reads, then nothing: the caught-up, idle query is OK and the DAG finishes."""
     from airflow.dag_processing.dagbag import DagBag
 
     from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
     monkeypatch.setenv("AIRFLOW_SPARK_STREAMING_CACHE", str(tmp_path / "cache"))
     topic = kafka_topic(partitions=2)
-    produce_keyed(kafka_broker.bootstrap_servers, topic, 600, partitions=2)
+    produce_keyed(kafka_broker.bootstrap_servers, topic, 60, partitions=2)
 
     dag = DagBag(dag_folder="example_dags").dags["streaming_supervisor"]
     try:
         run = dag.test(run_conf={"topic": topic, "trigger_interval": "2 seconds", "max_offsets_per_trigger": 100,
-                                 "batches_to_watch": 2, "max_lag": 0})  # fmt: skip
+                                 "max_lag": 0})  # fmt: skip
     finally:
         from tests.integration.test_long_running import _kill_leftover_drivers
 
         _kill_leftover_drivers(str(tmp_path))
     assert run.state == "success"
     assert {ti.task_id: ti.state for ti in run.get_task_instances()} == {
-        "stream_spec": "success", "start_stream": "success", "target_batch": "success",
-        "stream_is_moving": "success", "lag_caught_up": "success", "stop_stream": "success",
+        "stream_spec": "success", "start_stream": "success",
+        "stream_is_healthy": "success", "lag_caught_up": "success", "stop_stream": "success",
     }  # fmt: skip
+    health = run.get_task_instance("stream_is_healthy").xcom_pull(task_ids="stream_is_healthy")
+    assert health["status"] == "OK" and health["lease_alive"]
+    assert health["last_committed_batch"] == 0  # one batch read the backlog; the quiet topic gave no more
+    assert sum(p["lag"] for p in health["partitions"]) == 0
     stopped = run.get_task_instance("stop_stream").xcom_pull(task_ids="stop_stream")
     assert stopped["was_running"] and not stopped["killed"] and not stopped["has_uncommitted_batch"]
     checkpoint = tmp_path / "lake" / "_checkpoints" / f"{topic}_live"
     assert RunnerControlHook(str(checkpoint)).get_lease() is None
     rows = read_delta(tmp_path / "lake" / f"{topic}_live")
-    assert sorted(int(r["key"].removeprefix("key-")) for r in rows) == list(range(600))  # caught up, exactly once
+    assert sorted(int(r["key"].removeprefix("key-")) for r in rows) == list(range(60))  # caught up, exactly once
 
 
 def test_airflow_lists_no_import_errors_for_the_example_dags(airflow_db):

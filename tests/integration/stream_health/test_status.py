@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from airflow_spark_streaming.checks import check_progress
+from airflow_spark_streaming.conditions.progress import ProgressCriteria
 from airflow_spark_streaming.conditions.stream_health import OK, REWOUND, STALLED, STOPPED
+from airflow_spark_streaming.exceptions import StreamUnhealthyError
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.stream_health import get_stream_health, read_batch_window
+from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
 from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
@@ -119,6 +123,13 @@ def test_live_idle_query_is_ok_paused_driver_stalls_then_stops(
         time.sleep(idle.allowance_seconds + 1)  # idle for longer than the cadence allows: still OK
         still = get_stream_health(str(checkpoint), kafka_config_id=conn)
         assert still.status == OK, still.reason
+        # The sensors agree: the status wait is over, and a wait for more batches counts idle as progress.
+        assert StreamHealthSensor(checkpoint=str(checkpoint), task_id="h", kafka_config_id=conn).poke({}).is_done
+        last = hook.get_status().latest_committed_batch
+        more = ProgressCriteria(target_batch_id=last + 3)
+        assert check_progress(str(checkpoint), None, more).state == "met"
+        more.idle_is_progress = False
+        assert check_progress(str(checkpoint), None, more).state == "waiting"
 
         pids = _driver_pids(checkpoint)
         for pid in pids:
@@ -129,6 +140,8 @@ def test_live_idle_query_is_ok_paused_driver_stalls_then_stops(
         stalled = _wait_for_status(checkpoint, conn, STALLED, idle.allowance_seconds + 60)
         assert stalled.lease_alive and {p.status for p in stalled.partitions} == {STALLED}
         assert "no commit for" in stalled.reason
+        with pytest.raises(StreamUnhealthyError, match="STALLED|STOPPED"):
+            StreamHealthSensor(checkpoint=str(checkpoint), task_id="h", kafka_config_id=conn).poke({})
 
         stopped = _wait_for_status(checkpoint, conn, STOPPED, 180)  # the lease expires: nobody renews it
         assert stopped.lease_alive is False and "no live lease" in stopped.reason

@@ -23,25 +23,6 @@ from tests.integration.streaming_helpers import produce_keyed, run_available_now
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture
-def admin(kafka_broker):
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
-
-
-@pytest.fixture
-def make_topic(admin):
-    from confluent_kafka.admin import NewTopic
-
-    def create(partitions: int = 1, **config: str) -> str:
-        name = f"health-{uuid.uuid4().hex[:8]}"
-        admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result(30)
-        return name
-
-    return create
-
-
 def produce_at(bootstrap: str, topic: str, partition: int, count: int, timestamp_ms: int, key: str = "k") -> None:
     from confluent_kafka import Producer
 
@@ -62,7 +43,8 @@ def test_time_lag_of_records_produced_an_hour_ago(spark, kafka_broker, make_topi
     bootstrap = kafka_broker.bootstrap_servers
     topic = make_topic(partitions=2)
     checkpoint = caught_up_checkpoint(spark, bootstrap, topic, 2, tmp_path)
-    hour_ago_ms = int(time.time() * 1000) - 3_600_000
+    started = time.time()
+    hour_ago_ms = int(started * 1000) - 3_600_000
     produce_at(bootstrap, topic, 0, 5, hour_ago_ms)  # partition 1 stays caught up
 
     report = KafkaLagHook(kafka_conn()).get_lag(checkpoint)
@@ -70,11 +52,14 @@ def test_time_lag_of_records_produced_an_hour_ago(spark, kafka_broker, make_topi
     p0, p1 = time_lag.partitions
     assert (p0.lag, p0.outcome, p0.record_offset, p0.timestamp_type) == (5, FOUND, 10, "CreateTime")
     assert p0.record_timestamp_ms == hour_ago_ms
-    assert time_lag.max_time_lag_seconds == pytest.approx(3600, abs=1.0)
+    # Exact at its own measuring time; the test's clock ran on while Spark and the broker answered.
+    age = time_lag.measured_at - hour_ago_ms / 1000
+    assert time_lag.max_time_lag_seconds == pytest.approx(age, abs=0.001)
+    assert age == pytest.approx(3600, abs=time.time() - started + 1.0)
     assert time_lag.max_time_lag_partition == f"{topic}:0"
     assert (p1.lag, p1.time_lag_seconds) == (0, 0.0)
     # Default retention (7 days, by time): the oldest unread record has about 6 days 23 hours left.
-    assert time_lag.min_headroom_seconds == pytest.approx(7 * 86400 - 3600, abs=2.0)
+    assert time_lag.min_headroom_seconds == pytest.approx(7 * 86400 - age, abs=0.001)
     assert json.loads(json.dumps(time_lag.to_dict()))["max_time_lag_seconds"] == time_lag.max_time_lag_seconds
 
 
@@ -99,12 +84,16 @@ def test_retention_of_ten_minutes_with_eight_minutes_of_lag_leaves_two(
     bootstrap = kafka_broker.bootstrap_servers
     topic = make_topic(partitions=1, **{"retention.ms": "600000"})
     checkpoint = caught_up_checkpoint(spark, bootstrap, topic, 1, tmp_path)
-    produce_at(bootstrap, topic, 0, 4, int(time.time() * 1000) - 8 * 60_000)
+    started = time.time()
+    eight_minutes_ago_ms = int(started * 1000) - 8 * 60_000
+    produce_at(bootstrap, topic, 0, 4, eight_minutes_ago_ms)
 
     report = KafkaLagHook(kafka_conn()).get_lag(checkpoint)
     time_lag = KafkaBrokerHook(kafka_conn()).get_time_lag(report.partitions)
-    assert time_lag.max_time_lag_seconds == pytest.approx(480, abs=1.0)
-    assert time_lag.min_headroom_seconds == pytest.approx(120, abs=2.0)
+    age = time_lag.measured_at - eight_minutes_ago_ms / 1000
+    assert time_lag.max_time_lag_seconds == pytest.approx(age, abs=0.001)
+    assert age == pytest.approx(480, abs=time.time() - started + 1.0)
+    assert time_lag.min_headroom_seconds == pytest.approx(600 - age, abs=0.001)
     assert time_lag.min_headroom_partition == f"{topic}:0"
     assert time_lag.partitions[0].retention_kind == "time" and time_lag.partitions[0].retention_ms == 600_000
 
@@ -187,14 +176,17 @@ def test_aborted_transactions_and_markers_are_skipped_an_open_one_is_reported(ka
     topic = make_topic(partitions=2)
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex[:6]}"})
     producer.init_transactions(30)
+    # Recent timestamps: records older than the 7-day retention would be deleted with their segment.
+    aborted_ms = int(time.time() * 1000) - 2000
+    kept_ms = aborted_ms + 1000
     producer.begin_transaction()
     for i in range(5):
-        producer.produce(topic, value=f"aborted-{i}", partition=0, timestamp=1_000_000)
+        producer.produce(topic, value=f"aborted-{i}", partition=0, timestamp=aborted_ms)
     producer.flush(30)  # in the log before the abort (an abort drops what was not sent yet)
     producer.abort_transaction(30)  # offsets 0..4, abort marker at 5
     producer.begin_transaction()
     for i in range(3):
-        producer.produce(topic, value=f"kept-{i}", partition=0, timestamp=2_000_000)
+        producer.produce(topic, value=f"kept-{i}", partition=0, timestamp=kept_ms)
     producer.commit_transaction(30)  # offsets 6..8, commit marker at 9
     producer.begin_transaction()
     producer.produce(topic, value="aborted-only", partition=1)
@@ -204,7 +196,7 @@ def test_aborted_transactions_and_markers_are_skipped_an_open_one_is_reported(ka
 
     found = hook.get_record_timestamps({(topic, 0): 0, (topic, 1): 0}, latest={(topic, 0): 10, (topic, 1): 2})
     assert (found.of(topic, 0).outcome, found.of(topic, 0).offset, found.of(topic, 0).timestamp_ms) == (
-        FOUND, 6, 2_000_000
+        FOUND, 6, kept_ms
     )  # fmt: skip
     assert found.of(topic, 1).outcome == NO_RECORD  # nothing committed left to process
     assert RecordTimestamps.from_dict(json.loads(json.dumps(found.to_dict()))) == found

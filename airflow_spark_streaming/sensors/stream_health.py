@@ -1,0 +1,103 @@
+"""Wait for a Structured Streaming query's threshold-free status: ``OK``, or fail on ``STALLED``/``STOPPED``/``REWOUND``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import conf
+
+from airflow_spark_streaming.conditions.health_wait import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR
+from airflow_spark_streaming.exceptions import StreamHealthError
+from airflow_spark_streaming.sensors._base import VerdictSensor
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_spark_streaming.conditions.health_wait import HealthCriteria
+    from airflow_spark_streaming.conditions.verdict import Verdict
+    from airflow_spark_streaming.triggers.stream_health import StreamHealthTrigger
+
+
+class StreamHealthSensor(VerdictSensor):
+    """Succeed when the query's status is one of ``wait_for``; fail at once on one of ``fail_on``.
+
+    The status (``OK``, ``LAGGING``, ``STALLED``, ``STOPPED``, ``REWOUND``) is
+    judged without thresholds from the checkpoint's last ``window`` batches,
+    the brokers' latest offsets and the runner's lease (see the stream-health
+    guide). An idle query that is caught up and holds a live lease is ``OK``:
+    waiting on the status, unlike waiting for new batches, ends on a quiet
+    topic. The :class:`~airflow_spark_streaming.conditions.stream_health.StreamHealth`
+    is pushed to XCom. Poke and deferred mode run the same check; between
+    checks the sensor keeps what it saw last, so a checkpoint replaced by an
+    older copy is ``REWOUND``.
+
+    :param checkpoint: the query's checkpoint location, a path or URI. (templated)
+    :param kafka_config_id: the ``kafka`` connection of the brokers the query reads.
+    :param storage_conn_id: the checkpoint's storage connection; none for local paths.
+    :param window: how many of the newest batches to judge on (at least 2).
+    :param wait_for: statuses that end the wait successfully (default ``("OK",)``).
+    :param fail_on: statuses that fail the task with ``StreamUnhealthyError``
+        (default ``("STALLED", "STOPPED", "REWOUND")``); any other status keeps waiting.
+    :param request_timeout: seconds each broker request may take.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("checkpoint",)
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str,
+        kafka_config_id: str = "kafka_default",
+        storage_conn_id: str | None = None,
+        window: int = 10,
+        wait_for: Sequence[str] = DEFAULT_WAIT_FOR,
+        fail_on: Sequence[str] = DEFAULT_FAIL_ON,
+        request_timeout: float = 15.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.checkpoint = checkpoint
+        self.kafka_config_id = kafka_config_id
+        self.storage_conn_id = storage_conn_id
+        self.window = window
+        self.wait_for = tuple(wait_for) if not isinstance(wait_for, str) else wait_for
+        self.fail_on = tuple(fail_on) if not isinstance(fail_on, str) else fail_on
+        self.request_timeout = request_timeout
+        self.deferrable = deferrable
+        try:
+            self._criteria()  # bad statuses fail when the DAG is parsed
+        except StreamHealthError as err:
+            raise StreamHealthError(f"{self.task_id}: {err}") from err
+        self._mark: dict[str, Any] | None = None
+
+    def _criteria(self) -> HealthCriteria:
+        from airflow_spark_streaming.conditions.health_wait import HealthCriteria
+
+        wait_for = self.wait_for if isinstance(self.wait_for, str) else list(self.wait_for)
+        fail_on = self.fail_on if isinstance(self.fail_on, str) else list(self.fail_on)
+        return HealthCriteria(window=self.window, wait_for=wait_for, fail_on=fail_on)
+
+    def _check(self, context: Context) -> Verdict:
+        from airflow_spark_streaming.checks import check_stream_health
+
+        verdict, self._mark = check_stream_health(
+            self.checkpoint, self._criteria(), kafka_config_id=self.kafka_config_id,
+            storage_conn_id=self.storage_conn_id, timeout=self.request_timeout, mark=self._mark,
+        )  # fmt: skip
+        return verdict
+
+    def _trigger(self, context: Context) -> StreamHealthTrigger:
+        from airflow_spark_streaming.triggers.stream_health import StreamHealthTrigger
+
+        return StreamHealthTrigger(
+            checkpoint=self.checkpoint,
+            criteria=self._criteria().to_dict(),
+            kafka_config_id=self.kafka_config_id,
+            storage_conn_id=self.storage_conn_id,
+            poll_interval=self.poke_interval,
+            timeout=self.request_timeout,
+            mark=self._mark,
+        )
