@@ -8,7 +8,7 @@ from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.checkpoint import mtime_of
 from airflow_spark_streaming.deprecation import renamed_parameter
-from airflow_spark_streaming.storage import storage_uri
+from airflow_spark_streaming.storage import FSSPEC, is_s3_uri, storage_uri, uri_for
 
 
 class CheckpointStorageHook(BaseHook):
@@ -37,7 +37,14 @@ class CheckpointStorageHook(BaseHook):
         if self._root is None:
             from airflow.sdk import ObjectStoragePath
 
-            self._root = ObjectStoragePath(storage_uri(self.checkpoint), conn_id=self.storage_conn_id)
+            if self.storage_conn_id and is_s3_uri(self.checkpoint):
+                # endpoint, bounded timeouts and s3a:// -> s3:// come from the aws connection
+                from airflow_spark_streaming.hooks.storage import StorageHook
+
+                self._root = StorageHook(self.storage_conn_id).object_storage_path(self.checkpoint)
+            else:
+                location = storage_uri(uri_for(self.checkpoint, FSSPEC))
+                self._root = ObjectStoragePath(location, conn_id=self.storage_conn_id)
         return self._root
 
     def sibling(self, hook_class: type[CheckpointStorageHook]) -> CheckpointStorageHook:

@@ -216,13 +216,18 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             # jars resolved here and staged beside the checkpoint reach both.
             self.log.info("Standalone cluster deploy mode: resolving the job's jars with Maven, to stage them")
             resolver = "maven"
+        # storage_conn_id gives the job S3A settings (secrets only in the 0600 file) and hadoop-aws
+        from airflow_spark_streaming.hooks._storage_access import spark_spec, spark_storage, spec_paths
+
+        spec = spark_spec(spec) if spec else spec
+        storage = spark_storage(self.storage_conn_id, [*spec_paths(spec), self.checkpoint, self.application])
         deps = resolve_jvm_dependencies(
-            delta=True, kafka=uses_kafka, extra_packages=self.extra_packages, extra_jars=self.extra_jars,
-            resolver=resolver, user_conf=self.conf,
+            delta=True, kafka=uses_kafka, s3=storage.s3, extra_packages=self.extra_packages,
+            extra_jars=self.extra_jars, resolver=resolver, user_conf=self.conf,
         )  # fmt: skip
         submit = deps.submit_kwargs()
-        conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.conf.items()}}
-        secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
+        conf = {**submit.pop("conf"), **storage.conf, **{k: str(v) for k, v in self.conf.items()}}
+        secret_conf = {**storage.secret_conf, **{k: v for k, v in conf.items() if is_secret_key(k)}}
         self._hook = StreamingSubmitHook(
             self.spark_conn_id, deploy_mode=self.deploy_mode,
             conf={k: v for k, v in conf.items() if k not in secret_conf},
