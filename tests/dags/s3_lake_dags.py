@@ -100,10 +100,10 @@ with DAG(
         task_id="vacuum_dry_run", table_uri=table, storage_conn_id=STORAGE, dry_run=True
     )
     vacuum_refused = DeltaVacuumOperator(
-        task_id="vacuum_refused", table_uri=table, storage_conn_id=STORAGE, retention=timedelta(0), retries=0
+        task_id="vacuum_refused", table_uri=table, storage_conn_id=STORAGE, retention=timedelta(hours=1), retries=0
     )
     vacuum_run = DeltaVacuumOperator(
-        task_id="vacuum_run", table_uri=table, storage_conn_id=STORAGE, retention=timedelta(0), mode="full",
+        task_id="vacuum_run", table_uri=table, storage_conn_id=STORAGE, retention=timedelta(hours=1), mode="full",
         i_understand_this_can_break_readers=True, engine="native", trigger_rule="all_done",
     )  # fmt: skip
     convert = ConvertFileSinkToDeltaOperator(

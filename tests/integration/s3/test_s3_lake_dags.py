@@ -22,7 +22,7 @@ ROWS, PARTITIONS, PER_TRIGGER = 900, 3, 100
 def _dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder="tests/dags/s3_lake_dags.py", include_examples=False).dags[dag_id]
+    return DagBag(dag_folder="tests/dags/s3_lake_dags.py").dags[dag_id]
 
 
 class ProcessListWatch:
