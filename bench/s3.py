@@ -154,7 +154,10 @@ def run(args) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return bench_main(argv, doc=__doc__, name="s3", title="The provider on S3 (local moto server)", run=run,
+    args = list(sys.argv[1:] if argv is None else argv)
+    chosen = sorted({args[i + 1] for i, a in enumerate(args[:-1]) if a == "--case"})
+    name = "s3" if not chosen or len(chosen) == 3 else "s3-" + "-".join(chosen)  # a partial run keeps the full one
+    return bench_main(args, doc=__doc__, name=name, title="The provider on S3 (local moto server)", run=run,
                       hidden_columns=("requests",),
                       add_arguments=lambda parser: parser.add_argument(
                           "--case", dest="cases", action="append", choices=("status", "lag", "compaction")),

@@ -86,7 +86,7 @@ with DAG(
 ) as maintenance_dag:
     table = "{{ params.root }}/table"
     small_files = DeltaSmallFilesSensor(
-        task_id="small_files", table_uri=table, storage_conn_id=STORAGE, min_small_files=5, poke_interval=1, timeout=60
+        task_id="small_files", table_uri=table, storage_conn_id=STORAGE, min_small_files=3, poke_interval=1, timeout=60
     )
     optimize_native = DeltaOptimizeOperator(
         task_id="optimize_native", table_uri=table, storage_conn_id=STORAGE, engine="native",

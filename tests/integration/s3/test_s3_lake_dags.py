@@ -16,7 +16,8 @@ from tests.integration.streaming_helpers import produce_keyed
 
 pytestmark = pytest.mark.kafka
 
-ROWS, PARTITIONS, PER_TRIGGER = 900, 3, 100
+ROWS, PARTITIONS, PER_TRIGGER = 900, 3, 300
+BATCHES = ROWS // PER_TRIGGER  # 3 micro-batches, one file per Kafka partition each
 
 
 def _dag(dag_id: str):
@@ -89,20 +90,20 @@ def test_availablenow_ingest_writes_table_and_checkpoint_on_s3(s3_lake):
     assert {ti.task_id: ti.state for ti in run.get_task_instances()} == dict.fromkeys(
         ["specs", "ingest", "ingest_raw", "progress_poke", "progress_deferred", "lag_poke", "lag_deferred"], "success"
     )
-    assert (_xcom(run, "ingest")["batches_committed"], _xcom(run, "ingest")["rows_processed"]) == (9, ROWS)
+    assert (_xcom(run, "ingest")["batches_committed"], _xcom(run, "ingest")["rows_processed"]) == (BATCHES, ROWS)
     hook = StorageHook("lake_s3")
     table = DeltaTable(f"s3://{s3_lake['bucket']}/lake/table", storage_options=hook.delta_storage_options())
     keys = sorted(int(k.removeprefix("key-")) for k in table.to_pandas()["key"])
     assert keys == list(range(ROWS))
     commits = hook.object_storage_path(f"{s3_lake['root']}/_checkpoints/delta/commits")
-    assert sorted(int(p.name) for p in commits.iterdir() if p.name.isdigit()) == list(range(9))
+    assert sorted(int(p.name) for p in commits.iterdir() if p.name.isdigit()) == list(range(BATCHES))
 
 
 def test_progress_and_lag_sensors_read_the_s3_checkpoint_poke_and_deferred(s3_lake):
     run = s3_lake["run"]
     for mode in ("poke", "deferred"):
         progress = _xcom(run, f"progress_{mode}")
-        assert progress["latest_committed_batch"] == 8 and not progress["has_uncommitted_batch"], progress
+        assert progress["latest_committed_batch"] == BATCHES - 1 and not progress["has_uncommitted_batch"], progress
         offsets = progress["committed_sources"][0]["kafka"][s3_lake["topic"]]
         assert offsets == {str(p): ROWS // PARTITIONS for p in range(PARTITIONS)}
         lag = _xcom(run, f"lag_{mode}")
@@ -144,7 +145,7 @@ def test_maintenance_on_the_s3_table(s3_lake):
     assert small["decision"]["warranted"] and small["stats"]["num_files"] == files_before
     native, spark = _xcom(run, "optimize_native"), _xcom(run, "optimize_spark")
     assert native["engine"] == "native" and spark["engine"] == "spark"
-    per_partition = files_before // PARTITIONS  # 9 micro-batches, one file per partition each
+    per_partition = files_before // PARTITIONS
     assert native["files_after"] == files_before - per_partition + 1, native
     assert spark["files_after"] == files_before - 2 * per_partition + 2, spark
     table = DeltaTable(table_uri, storage_options=options)
