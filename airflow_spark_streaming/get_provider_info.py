@@ -98,6 +98,16 @@ def get_provider_info() -> dict:
                         "example": "True",
                         "default": "False",
                     },
+                    "example_storage_conn_id": {
+                        "description": (
+                            "The 'aws' connection the example DAGs give every operator and sensor as "
+                            "storage_conn_id, for a lake root on S3; empty for a lake on local disk."
+                        ),
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "lake_s3",
+                        "default": "",
+                    },
                 },
             },
         },

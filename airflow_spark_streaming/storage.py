@@ -35,3 +35,33 @@ def has_spark_file_sink_log(location: str) -> bool:
 def is_spark_file_sink_output(location: str) -> bool:
     """A local folder written by Spark's file sink (it has ``_spark_metadata``) that is not a Delta table."""
     return has_spark_file_sink_log(location) and not (local_path(location) / DELTA_LOG).is_dir()
+
+
+# --- one path, three S3 clients -----------------------------------------------------------------
+# Spark reaches S3 through Hadoop's S3A (``s3a://``); Airflow's ObjectStoragePath (s3fs) and
+# delta-rs use ``s3://``. Users may write either; each consumer gets its own scheme from here.
+
+S3_URI_SCHEMES = ("s3", "s3a", "s3n")
+SPARK = "spark"
+FSSPEC = "fsspec"
+DELTA_RS = "delta-rs"
+
+
+def is_s3_uri(location: str | None) -> bool:
+    """``s3://``, ``s3a://`` or ``s3n://``."""
+    if not isinstance(location, str) or "://" not in location:
+        return False
+    return location.split("://", 1)[0].strip().lower() in S3_URI_SCHEMES
+
+
+def uri_for(location: str, consumer: str) -> str:
+    """``location`` spelled for ``consumer``: ``s3a://`` for ``spark``, ``s3://`` for ``fsspec`` and ``delta-rs``.
+
+    Anything that is not an S3 URI is returned unchanged.
+    """
+    if consumer not in (SPARK, FSSPEC, DELTA_RS):
+        raise ValueError(f"consumer must be one of {SPARK!r}, {FSSPEC!r}, {DELTA_RS!r}; got {consumer!r}")
+    if not is_s3_uri(location):
+        return location
+    rest = location.strip().split("://", 1)[1]
+    return f"{'s3a' if consumer == SPARK else 's3'}://{rest}"

@@ -13,6 +13,7 @@ BENCHMARKS = (
     "compaction",
     "waiting_cost",
     "runner_overhead",
+    "s3",
 )
 
 

@@ -3,6 +3,10 @@
 Run through ``./dev demo``. Everything lives under ``.demo/`` in the checkout:
 the Airflow home, the Delta table, the checkpoint and the logs. Each run
 produces a fresh batch of records, so a second run shows an incremental ingest.
+
+``./dev demo --s3`` puts the lake (table and checkpoint) on the local S3 server
+instead, started and stopped like the broker, and hands both DAGs one ``aws``
+connection (``lake_s3``) as their ``storage_conn_id``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from pathlib import Path
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
-from devstack import kafka
+from devstack import kafka, s3
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "kafka_to_delta_incremental"
@@ -26,6 +30,8 @@ MAINTENANCE_DAG_ID = "delta_maintenance"
 DEMO_MIN_SMALL_FILES = 10
 TOPIC = "demo_orders"
 PARTITIONS = 4
+S3_CONN_ID = "lake_s3"
+S3_BUCKET = "demo-lake"
 
 
 def _ensure_topic(bootstrap_servers: str) -> None:
@@ -61,22 +67,22 @@ def topic_records(bootstrap_servers: str) -> int:
         consumer.close()
 
 
-def table_stats(table: Path) -> dict:
-    import pyarrow
-    from deltalake import DeltaTable
+def table_stats(table: str, storage_conn_id: str | None = None) -> dict:
+    from airflow_spark_streaming.exceptions import NotADeltaTableError
+    from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
-    if not (table / "_delta_log").is_dir():
+    try:
+        stats = DeltaTableHook(table, storage_conn_id=storage_conn_id).get_stats()
+    except NotADeltaTableError:
         return {"rows": 0, "files": 0, "version": None}
-    delta = DeltaTable(str(table))
-    files = pyarrow.table(delta.get_add_actions(flatten=True)).to_pylist()
-    return {"rows": sum(f["num_records"] for f in files), "files": len(files), "version": delta.version()}
+    return {"rows": stats.num_records or 0, "files": stats.num_files, "version": stats.version}
 
 
-def maintenance_history(table: Path, since_version: int) -> dict:
+def maintenance_history(table: str, since_version: int, storage_conn_id: str | None = None) -> dict:
     """What the maintenance DAG did, read back from the table history by the provider's DeltaTableHook."""
     from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
-    hook = DeltaTableHook(str(table))
+    hook = DeltaTableHook(table, storage_conn_id=storage_conn_id)
     stats = hook.get_stats()
     optimized = stats.last_optimize is not None and stats.last_optimize.version > since_version
     vacuumed = stats.last_vacuum is not None and stats.last_vacuum.version > since_version
@@ -87,37 +93,38 @@ def maintenance_history(table: Path, since_version: int) -> dict:
     }
 
 
-def committed_batch(checkpoint: Path) -> int:
+def committed_batch(checkpoint: str, storage_conn_id: str | None = None) -> int:
     """The newest committed batch id (-1 before the first run), read by the provider's CheckpointHook."""
     from airflow_spark_streaming.exceptions import CheckpointNotFoundError
     from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
     try:
-        committed = CheckpointHook(str(checkpoint)).get_status(include_state=False).latest_committed_batch
+        committed = CheckpointHook(checkpoint, storage_conn_id=storage_conn_id).get_status(include_state=False).latest_committed_batch
     except CheckpointNotFoundError:
         return -1
     return -1 if committed is None else committed
 
 
-def kafka_lag(checkpoint: Path, records_in_topic: int) -> int:
+def kafka_lag(checkpoint: str, records_in_topic: int, storage_conn_id: str | None = None) -> int:
     """Total lag of the ingest query, by the provider's KafkaLagHook; before the first run, the whole topic."""
     from airflow_spark_streaming.exceptions import CheckpointNotFoundError
     from airflow_spark_streaming.hooks.kafka_lag import get_kafka_lag
 
     try:
-        return get_kafka_lag(str(checkpoint))["total_lag"]
+        return get_kafka_lag(checkpoint, storage_conn_id=storage_conn_id)["total_lag"]
     except CheckpointNotFoundError:
         return records_in_topic
 
 
-def airflow_env(work: Path, bootstrap_servers: str) -> dict[str, str]:
+def airflow_env(work: Path, bootstrap_servers: str, lake_root: str, storage: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
+            **storage,
             "AIRFLOW_HOME": str(work / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT": str(work / "lake"),
+            "AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT": lake_root,
             "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
             "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
                 {"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap_servers}}
@@ -149,31 +156,51 @@ class _Steps:
         return result
 
 
-def run(work: Path, records: int, keep_broker: bool = False) -> dict:
+def run(work: Path, records: int, keep_broker: bool = False, on_s3: bool = False) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     (work / "logs").mkdir(exist_ok=True)
-    table, checkpoint = work / "lake" / TOPIC, work / "lake" / "_checkpoints" / TOPIC
 
     step = _Steps()
-    kafka_home = work / "kafka"
+    kafka_home, s3_home = work / "kafka", work / "s3"
     was_running = kafka.read_state(kafka_home) is not None
+    s3_was_running = s3.read_state(s3_home) is not None
     broker = step("Kafka broker (KRaft) on 127.0.0.1", lambda: kafka.start(kafka_home))
     try:
-        return _pipeline(work, step, broker, records, table, checkpoint)
+        storage: dict[str, str] = {}
+        if on_s3:
+            server = step("S3 server (moto) on 127.0.0.1", lambda: s3.start(s3_home, port=0))
+            if S3_BUCKET not in {b["Name"] for b in server.client().list_buckets()["Buckets"]}:
+                server.client().create_bucket(Bucket=S3_BUCKET)
+            storage = {
+                f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": server.connection_uri(),
+                "AIRFLOW__SPARK_STREAMING__EXAMPLE_STORAGE_CONN_ID": S3_CONN_ID,
+                # hadoop-aws and its SDK (~650 MB) from the Maven cache, not Ivy on every submit
+                "AIRFLOW__SPARK_STREAMING__JVM_RESOLVER": "maven",
+            }
+            os.environ.update(storage)  # this process reads the lake through the same connection
+            lake_root = f"s3a://{S3_BUCKET}/lake"
+        else:
+            lake_root = str(work / "lake")
+        return _pipeline(work, step, broker, records, lake_root, storage)
     finally:
+        if on_s3 and not s3_was_running and not keep_broker:
+            s3.stop(s3_home)
         if not was_running and not keep_broker:
             kafka.stop(kafka_home)
 
 
-def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int, table: Path, checkpoint: Path) -> dict:
+def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int, lake_root: str,
+              storage: dict[str, str]) -> dict:  # fmt: skip
+    table, checkpoint = f"{lake_root}/{TOPIC}", f"{lake_root}/_checkpoints/{TOPIC}"
+    conn = S3_CONN_ID if storage else None
     step(f"Produce {records:,} orders to '{TOPIC}'", lambda: (_ensure_topic(broker.bootstrap_servers),
                                                               produce_orders(broker.bootstrap_servers, records)))  # fmt: skip
-    env = airflow_env(work, broker.bootstrap_servers)
+    env = airflow_env(work, broker.bootstrap_servers, lake_root, storage)
     os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"] = env["AIRFLOW_CONN_KAFKA_DEFAULT"]
-    before = table_stats(table)
-    batch_before = committed_batch(checkpoint)
+    before = table_stats(table, conn)
+    batch_before = committed_batch(checkpoint, conn)
     in_topic = topic_records(broker.bootstrap_servers)
-    lag_before = kafka_lag(checkpoint, in_topic)
+    lag_before = kafka_lag(checkpoint, in_topic, conn)
 
     airflow = [sys.executable, "-m", "airflow"]
     step("Airflow metadata database", lambda: _run_logged([*airflow, "db", "migrate"], env,
@@ -182,13 +209,13 @@ def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int,
     step(f"airflow dags test {DAG_ID}", lambda: _run_logged(
         [*airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env,
         work / "logs" / f"{DAG_ID}.log", f"airflow dags test {DAG_ID}"))  # fmt: skip
-    after = table_stats(table)
+    after = table_stats(table, conn)
     maintenance = {"table": TOPIC, "min_small_files": DEMO_MIN_SMALL_FILES}
     step(f"airflow dags test {MAINTENANCE_DAG_ID}", lambda: _run_logged(
         [*airflow, "dags", "test", MAINTENANCE_DAG_ID, "--conf", json.dumps(maintenance)], env,
         work / "logs" / f"{MAINTENANCE_DAG_ID}.log", f"airflow dags test {MAINTENANCE_DAG_ID}"))  # fmt: skip
-    compacted = table_stats(table)
-    history = maintenance_history(table, after["version"])
+    compacted = table_stats(table, conn)
+    history = maintenance_history(table, after["version"], conn)
 
     summary = {
         "dag": DAG_ID,
@@ -198,19 +225,24 @@ def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int,
         "rows_after": after["rows"],
         "rows_ingested": after["rows"] - before["rows"],
         "lag_before": lag_before,
-        "lag_after": kafka_lag(checkpoint, in_topic),
+        "lag_after": kafka_lag(checkpoint, in_topic, conn),
         "delta_version": compacted["version"],
         "files_before_compaction": after["files"],
         "files_after_compaction": compacted["files"],
         "compacted": history["optimized"],
         "vacuum_deleted_files": history["vacuum_deleted"],
         "vacuum_retention_hours": history["retention_hours"],
-        "batches_committed": committed_batch(checkpoint) - batch_before,
-        "table": str(table.relative_to(REPO_ROOT)) if table.is_relative_to(REPO_ROOT) else str(table),
+        "batches_committed": committed_batch(checkpoint, conn) - batch_before,
+        "table": _shown(table),
         "seconds": round(step.total, 1),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _shown(table: str) -> str:
+    path = Path(table)
+    return str(path.relative_to(REPO_ROOT)) if "://" not in table and path.is_relative_to(REPO_ROOT) else table
 
 
 def print_summary(summary: dict) -> None:
@@ -238,11 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO_ROOT / ".demo")
     parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--keep-broker", action="store_true", help="leave the Kafka broker running afterwards")
+    parser.add_argument("--keep-broker", action="store_true", help="leave the Kafka broker (and S3 server) running")
+    parser.add_argument("--s3", action="store_true", help="keep the lake on the local S3 server, not local disk")
     args = parser.parse_args(argv)
-    print(f"airflow-spark-streaming demo: {DAG_ID} then {MAINTENANCE_DAG_ID}, on local Spark, Kafka and Delta")
+    where = "the local S3 server" if args.s3 else "local disk"
+    print(f"airflow-spark-streaming demo: {DAG_ID} then {MAINTENANCE_DAG_ID}, on local Spark, Kafka and Delta "
+          f"(lake on {where})")  # fmt: skip
     try:
-        summary = run(args.work, args.records, args.keep_broker)
+        summary = run(args.work, args.records, args.keep_broker, on_s3=args.s3)
     except SparkStreamingError as err:
         print(f"\ndemo failed: {err}", file=sys.stderr)
         return 1

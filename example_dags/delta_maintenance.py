@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, conf
 
 from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator
 from airflow_spark_streaming.sensors.delta import DeltaSmallFilesSensor
 
+# The lake's storage connection ('aws', for a lake root on S3); none for local disk.
+STORAGE_CONN_ID = conf.get("spark_streaming", "example_storage_conn_id", fallback="") or None
 TABLE_URI = "{{ params.table_uri or (var.value.spark_streaming_lake_root ~ '/' ~ params.table) }}"
 
 with DAG(
@@ -35,16 +37,21 @@ with DAG(
     small_files = DeltaSmallFilesSensor(
         task_id="small_files_check",
         table_uri=TABLE_URI,
+        storage_conn_id=STORAGE_CONN_ID,
         rule="delta",
         min_small_files="{{ params.min_small_files }}",
         poke_interval=60,
         timeout=60,
     )
 
-    optimize = DeltaOptimizeOperator(task_id="optimize", table_uri=TABLE_URI, engine="auto")
+    optimize = DeltaOptimizeOperator(
+        task_id="optimize", table_uri=TABLE_URI, engine="auto", storage_conn_id=STORAGE_CONN_ID
+    )
 
-    vacuum_dry_run = DeltaVacuumOperator(task_id="vacuum_dry_run", table_uri=TABLE_URI, dry_run=True)
+    vacuum_dry_run = DeltaVacuumOperator(
+        task_id="vacuum_dry_run", table_uri=TABLE_URI, dry_run=True, storage_conn_id=STORAGE_CONN_ID
+    )
 
-    vacuum = DeltaVacuumOperator(task_id="vacuum", table_uri=TABLE_URI, mode="lite")
+    vacuum = DeltaVacuumOperator(task_id="vacuum", table_uri=TABLE_URI, mode="lite", storage_conn_id=STORAGE_CONN_ID)
 
     small_files >> optimize >> vacuum_dry_run >> vacuum

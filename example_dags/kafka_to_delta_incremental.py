@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, conf, task
 
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
 from airflow_spark_streaming.sensors.checkpoint import StreamingProgressSensor
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
+
+# The lake's storage connection ('aws', for a lake root on S3, s3:// or s3a://); none for local disk.
+STORAGE_CONN_ID = conf.get("spark_streaming", "example_storage_conn_id", fallback="") or None
 
 with DAG(
     dag_id="kafka_to_delta_incremental",
@@ -73,28 +76,24 @@ with DAG(
     # Bounded: works through the backlog and ends; succeeds only with every batch committed.
     # The broker and its credentials come from the kafka connection; they reach the driver only in the private spec.
     ingest = SparkStreamingSubmitOperator(
-        task_id="ingest", spec=locations["spec"], spark_conn_id="spark_default", kafka_config_id="kafka_default"
+        task_id="ingest", spec=locations["spec"], spark_conn_id="spark_default", kafka_config_id="kafka_default",
+        storage_conn_id=STORAGE_CONN_ID,
     )
 
     @task
     def table_summary(table_uri: str) -> dict:
         """What the table holds after the ingest, read from the Delta log without a JVM."""
-        import pyarrow
-        from deltalake import DeltaTable
+        from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
-        table = DeltaTable(table_uri)
-        files = pyarrow.table(table.get_add_actions(flatten=True)).to_pylist()
-        return {
-            "table_version": table.version(),
-            "rows": sum(f["num_records"] for f in files),
-            "files": len(files),
-        }
+        stats = DeltaTableHook(table_uri, storage_conn_id=STORAGE_CONN_ID).get_stats()
+        return {"table_version": stats.version, "rows": stats.num_records, "files": stats.num_files}
 
     # The bounded run must have committed everything it planned, and the stream
     # must not have stood still for two schedule intervals.
     progress_check = StreamingProgressSensor(
         task_id="progress_check",
         checkpoint=locations["checkpoint_uri"],
+        storage_conn_id=STORAGE_CONN_ID,
         require_fully_committed=True,
         max_staleness=timedelta(hours=2),
         poke_interval=30,
@@ -106,6 +105,7 @@ with DAG(
     lag_check = KafkaLagSensor(
         task_id="lag_check",
         checkpoint=locations["checkpoint_uri"],
+        storage_conn_id=STORAGE_CONN_ID,
         kafka_config_id="kafka_default",
         max_total_lag="{{ params.max_offsets_per_trigger }}",
         poke_interval=30,

@@ -17,7 +17,7 @@ from airflow_spark_streaming.exceptions import (
     NotARegularFileError,
     StorageSupportMissingError,
 )
-from airflow_spark_streaming.storage import is_local_uri, local_path, storage_uri
+from airflow_spark_streaming.storage import FSSPEC, is_local_uri, is_s3_uri, local_path, storage_uri, uri_for
 
 #: The most read from one metadata file (offsets, commits, metadata, state metadata). Spark writes
 #: a few KB there (one offset line per source; a Kafka source with 10,000 partitions is ~300 KB),
@@ -80,7 +80,13 @@ class CheckpointStorageHook(BaseHook):
     @property
     def root(self):
         if self._root is None:
-            uri = storage_uri(self.checkpoint)
+            if self.storage_conn_id and is_s3_uri(self.checkpoint):
+                # endpoint, bounded timeouts and s3a:// -> s3:// come from the aws connection
+                from airflow_spark_streaming.hooks.storage import StorageHook
+
+                self._root = StorageHook(self.storage_conn_id).object_storage_path(self.checkpoint)
+                return self._root
+            uri = storage_uri(uri_for(self.checkpoint, FSSPEC))
             try:
                 root = _object_storage_path(uri, self.storage_conn_id)
             except (ValueError, ImportError) as err:

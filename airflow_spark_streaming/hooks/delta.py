@@ -22,7 +22,7 @@ from airflow_spark_streaming.exceptions import (
     PartitionFilterError,
     PlainParquetSinkError,
 )
-from airflow_spark_streaming.storage import is_local_uri, is_spark_file_sink_output, local_path
+from airflow_spark_streaming.storage import is_local_uri, is_s3_uri, is_spark_file_sink_output, local_path
 
 HISTOGRAM_BOUNDS = (1 * MIB, 8 * MIB, 32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB)
 
@@ -143,18 +143,36 @@ class DeltaTableHook(BaseHook):
 
     :param table_uri: the table location: a local path or a URI (``s3://``, ``gs://``, ``abfss://``).
     :param storage_options: delta-rs object store options (credentials, endpoints)
-        for remote tables; never logged.
+        for remote tables; never logged. With ``storage_conn_id`` they override the connection's.
+    :param storage_conn_id: an ``aws`` connection for ``s3://``/``s3a://`` tables
+        (see :class:`~airflow_spark_streaming.hooks.storage.StorageHook`).
     """
 
     conn_name_attr = "storage_conn_id"
     default_conn_name = None
     hook_name = "Delta Lake table"
 
-    def __init__(self, table_uri: str, *, storage_options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, table_uri: str, *, storage_options: dict[str, str] | None = None, storage_conn_id: str | None = None
+    ) -> None:
         super().__init__()
-        self.table_uri = table_uri
-        self.storage_options = storage_options
-        self.storage_conn_id = None  # remote tables authenticate through storage_options for now
+        from airflow_spark_streaming.storage import DELTA_RS, uri_for
+
+        self.table_uri = uri_for(table_uri, DELTA_RS)  # s3a:// is Spark's spelling; delta-rs reads s3://
+        self.storage_conn_id = storage_conn_id
+        self._storage_options_override = storage_options
+        self._storage_options: dict[str, str] | None = None
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        """delta-rs options: the connection's (resolved once, secrets masked), raw ``storage_options`` on top."""
+        if self._storage_options is None:
+            from airflow_spark_streaming.hooks._storage_access import delta_rs_options
+
+            self._storage_options = delta_rs_options(
+                self.table_uri, self.storage_conn_id, self._storage_options_override
+            ) or {}
+        return self._storage_options or None
 
     def get_table(self):
         """The ``deltalake.DeltaTable``; raises :class:`NotADeltaTableError` for a missing path or non-Delta folder."""
@@ -168,9 +186,30 @@ class DeltaTableHook(BaseHook):
         try:
             return DeltaTable(self.table_uri, storage_options=self.storage_options)
         except TableNotFoundError as err:
+            self._probe_storage()  # a missing bucket or a refused key reads as "no table" in delta-rs
             raise NotADeltaTableError(
                 f"{self.table_uri} is not a Delta table (no readable _delta_log): {err}. Check the path."
             ) from err
+        except Exception as err:
+            named = self._translate(err)
+            if named is err:
+                raise
+            raise named from err
+
+    def _translate(self, err: BaseException) -> BaseException:
+        """A named storage error (access denied, missing bucket, unreachable) for an S3 failure."""
+        if not (self.storage_conn_id and is_s3_uri(self.table_uri)):
+            return err
+        from airflow_spark_streaming.hooks.storage import StorageHook
+
+        return StorageHook(self.storage_conn_id).translate(err, self.table_uri)
+
+    def _probe_storage(self) -> None:
+        """One bounded listing of an S3 table's bucket; raises the named storage error it meets."""
+        if self.storage_conn_id and is_s3_uri(self.table_uri):
+            from airflow_spark_streaming.hooks.storage import StorageHook
+
+            StorageHook(self.storage_conn_id).check(self.table_uri)
 
     def _history(self, table, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` commits. delta-rs 1.6 cannot parse the commitInfo of a table made by

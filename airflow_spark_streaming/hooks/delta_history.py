@@ -115,9 +115,16 @@ class DeltaHistoryHook(BaseHook):
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
-        options = {**storage_options_from_connection(self.storage_conn_id), **(self.storage_options or {})}
+        from airflow_spark_streaming.hooks._storage_access import delta_rs_options
+        from airflow_spark_streaming.storage import DELTA_RS, is_s3_uri, uri_for
+
+        uri = uri_for(self.table_uri, DELTA_RS)
+        if is_s3_uri(uri):  # the aws connection through StorageHook: bounded retries, put-if-absent commits
+            options = delta_rs_options(uri, self.storage_conn_id, self.storage_options)
+        else:
+            options = {**storage_options_from_connection(self.storage_conn_id), **(self.storage_options or {})}
         try:
-            return DeltaTable(self.table_uri, storage_options=options or None)
+            return DeltaTable(uri, storage_options=options or None)
         except TableNotFoundError as err:
             raise NotADeltaTableError(
                 f"{self.table_uri} is not a Delta table (no readable _delta_log): {err}."

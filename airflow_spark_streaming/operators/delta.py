@@ -58,9 +58,11 @@ class _DeltaMaintenanceOperator(BaseOperator):
         spark_conf: dict[str, str] | None = None,
         extra_packages: Sequence[str] = (),
         extra_jars: Sequence[str] = (),
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.storage_conn_id = storage_conn_id
         if engine not in ENGINES:
             raise DeltaMaintenanceError(f"{self.task_id}: engine {engine!r} is not one of {ENGINES}.")
         from airflow_spark_streaming import params
@@ -78,7 +80,9 @@ class _DeltaMaintenanceOperator(BaseOperator):
     def _hook(self) -> DeltaTableHook:
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
-        return DeltaTableHook(self.table_uri, storage_options=self.storage_options)
+        return DeltaTableHook(
+            self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
+        )
 
     def _choose_engine(self, stats: DeltaTableStats) -> str:
         from airflow_spark_streaming.hooks.delta import NATIVE_UNSUPPORTED_WRITER_FEATURES
@@ -97,17 +101,24 @@ class _DeltaMaintenanceOperator(BaseOperator):
 
     def _submit_spark_job(self, spec: dict[str, Any]) -> None:
         """spark-submit the maintenance job and wait; Spark settings holding secrets go in a private properties file."""
+        from airflow_spark_streaming.hooks._storage_access import spark_storage
         from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
         from airflow_spark_streaming.jobs import job_path
         from airflow_spark_streaming.jvm import resolve_jvm_dependencies
         from airflow_spark_streaming.redaction import is_secret_key
+        from airflow_spark_streaming.storage import SPARK, uri_for
 
+        for key in ("table", "target"):  # Spark reaches S3 through S3A
+            if spec.get(key):
+                spec[key] = uri_for(spec[key], SPARK)
+        storage = spark_storage(self.storage_conn_id, [spec.get("table"), spec.get("target")])
         deps = resolve_jvm_dependencies(
-            delta=True, extra_packages=self.extra_packages, extra_jars=self.extra_jars, user_conf=self.spark_conf
-        )
+            delta=True, s3=storage.s3, extra_packages=self.extra_packages, extra_jars=self.extra_jars,
+            user_conf=self.spark_conf,
+        )  # fmt: skip
         submit = deps.submit_kwargs()
-        conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.spark_conf.items()}}
-        secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
+        conf = {**submit.pop("conf"), **storage.conf, **{k: str(v) for k, v in self.spark_conf.items()}}
+        secret_conf = {**storage.secret_conf, **{k: v for k, v in conf.items() if is_secret_key(k)}}
         hook = StreamingSubmitHook(
             self.spark_conn_id,
             conf={k: v for k, v in conf.items() if k not in secret_conf},
@@ -139,7 +150,9 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     :param max_attempts: tries when concurrent commits conflict.
     :param spark_conn_id: the ``spark`` connection for the spark engine.
     :param native_max_bytes: the largest table ``auto`` hands to the native engine.
-    :param storage_options: delta-rs object store options for remote tables.
+    :param storage_options: delta-rs object store options for remote tables (override the connection's).
+    :param storage_conn_id: an ``aws`` connection for an ``s3://``/``s3a://`` table: delta-rs options for the
+        native engine, ``spark.hadoop.fs.s3a.*`` settings (secrets in a 0600 file) and hadoop-aws for Spark.
     :param spark_conf: extra Spark settings for the spark engine.
     :param extra_packages: extra Maven packages for the spark engine.
     :param extra_jars: extra jars for the spark engine.
@@ -319,7 +332,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         return hours if self.i_understand_this_can_break_readers else max(hours, 1)
 
     def _check_inside_root(self, files: list[str]) -> None:
-        outside = files_outside_root(self.table_uri, files)
+        from airflow_spark_streaming.storage import DELTA_RS, uri_for
+
+        outside = files_outside_root(uri_for(self.table_uri, DELTA_RS), files)
         if outside:
             raise VacuumOutsideTableError(
                 f"VACUUM of {self.table_uri} would delete {len(outside)} files outside the table root, such as "
@@ -409,7 +424,9 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
             raise DeltaMaintenanceError(f"{self.target_uri} already exists; copy-compaction needs a new location.")
         self._submit_spark_job({"action": "convert", "table": self.table_uri, "target": self.target_uri,
                                 "partition_by": self.partition_by, "files_per_partition": self.files_per_partition})  # fmt: skip
-        stats = DeltaTableHook(self.target_uri or self.table_uri, storage_options=self.storage_options).get_stats()
+        stats = DeltaTableHook(
+            self.target_uri or self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
+        ).get_stats()
         return {"source": self.table_uri, "table_uri": self.target_uri or self.table_uri,
                 "mode": "copy" if self.target_uri else "in_place", "files": stats.num_files,
                 "rows": stats.num_records, "version": stats.version}  # fmt: skip

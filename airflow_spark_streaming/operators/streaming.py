@@ -192,6 +192,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         """A templated ``conf`` is checked at its first render, as a literal one is when the DAG is parsed."""
         from airflow_spark_streaming import params
 
+        if self.kafka_config_id:  # mask the connection's secrets before anything is rendered
+            from airflow_spark_streaming.hooks.kafka_connection import mask_connection_secrets
+
+            mask_connection_secrets(self.kafka_config_id, ignore_keys=self.kafka_ignore_keys)
         super().render_template_fields(context, jinja_env)
         self.conf = params.mapping(self.task_id, "conf", self.conf)
         mask_secrets(self.spec, self.conf)  # templated secrets, before the rendered fields are stored
@@ -204,13 +208,6 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             except json.JSONDecodeError as err:
                 raise InvalidStreamSpecError(f"{self.task_id}: spec is not valid JSON ({err.msg}).") from err
         return validate_stream_spec(with_kafka_config_id(spec, self.kafka_config_id))
-
-    def render_template_fields(self, context, jinja_env=None) -> None:
-        if self.kafka_config_id:  # mask the connection's secrets before anything is rendered
-            from airflow_spark_streaming.hooks.kafka_connection import mask_connection_secrets
-
-            mask_connection_secrets(self.kafka_config_id, ignore_keys=self.kafka_ignore_keys)
-        super().render_template_fields(context, jinja_env)
 
     def _checkpoint_hook(self) -> RunnerControlHook:
         """The runner's side files beside the checkpoint; ``sibling(CheckpointHook)`` reads its status."""
@@ -249,15 +246,20 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             # jars resolved here and staged beside the checkpoint reach both.
             self.log.info("Standalone cluster deploy mode: resolving the job's jars with Maven, to stage them")
             resolver = "maven"
+        # storage_conn_id gives the job S3A settings (secrets only in the 0600 file) and hadoop-aws
+        from airflow_spark_streaming.hooks._storage_access import spark_spec, spark_storage, spec_paths
+
+        spec = spark_spec(spec) if spec else spec
+        storage = spark_storage(self.storage_conn_id, [*spec_paths(spec), self.checkpoint, self.application])
         deps = resolve_jvm_dependencies(
-            delta=True, kafka=uses_kafka, extra_packages=self.extra_packages, extra_jars=self.extra_jars,
-            resolver=resolver, user_conf=self.conf,
+            delta=True, kafka=uses_kafka, s3=storage.s3, extra_packages=self.extra_packages,
+            extra_jars=self.extra_jars, resolver=resolver, user_conf=self.conf,
         )  # fmt: skip
         submit = deps.submit_kwargs()
-        conf = {**submit.pop("conf"), **{k: str(v) for k, v in self.conf.items()}}
+        conf = {**submit.pop("conf"), **storage.conf, **{k: str(v) for k, v in self.conf.items()}}
         if kafka_spec is not None and kafka_spec.uses_connections:
             conf.setdefault("spark.redaction.regex", SPARK_REDACTION_REGEX)
-        secret_conf = {k: v for k, v in conf.items() if is_secret_key(k)}
+        secret_conf = {**storage.secret_conf, **{k: v for k, v in conf.items() if is_secret_key(k)}}
         self._hook = StreamingSubmitHook(
             self.spark_conn_id, deploy_mode=self.deploy_mode,
             conf={k: v for k, v in conf.items() if k not in secret_conf},

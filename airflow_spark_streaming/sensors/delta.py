@@ -38,7 +38,8 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
     :param small_file_bytes: files under this size count as small. (templated)
     :param min_small_files: small files a partition needs to qualify. (templated)
     :param skip_when_not_needed: skip instead of waiting when compaction is not warranted.
-    :param storage_options: delta-rs object store options for remote tables.
+    :param storage_options: delta-rs object store options for remote tables (override the connection's).
+    :param storage_conn_id: an ``aws`` connection for an ``s3://``/``s3a://`` table.
     """
 
     template_fields: Sequence[str] = ("table_uri", "small_file_bytes", "min_small_files")
@@ -53,6 +54,7 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         min_small_files: int | None = None,
         skip_when_not_needed: bool = True,
         storage_options: dict[str, str] | None = None,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -65,6 +67,7 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
             self._policy()  # bad thresholds fail when the DAG is parsed, unless they are templated
         self.table_uri = table_uri
         self.skip_when_not_needed = skip_when_not_needed
+        self.storage_conn_id = storage_conn_id
 
     def _policy(self) -> CompactionPolicy:
         from airflow_spark_streaming.conditions.compaction import DEFAULT_TARGET_FILE_BYTES, CompactionPolicy
@@ -85,7 +88,9 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
         policy = self._policy()
-        stats = DeltaTableHook(self.table_uri, storage_options=self.storage_options).get_stats(
+        stats = DeltaTableHook(
+            self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
+        ).get_stats(
             small_file_bytes=policy.small_file_bytes
         )
         decision = decide_compaction(stats, policy)

@@ -142,10 +142,3 @@ class KafkaLagSensor(VerdictSensor):
             timeout=self.request_timeout,
             above_since=self._above_since,
         )
-
-
-def _seconds(task_id: str, name: str, value: timedelta | float | None) -> float | None:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if seconds is not None and (not isinstance(seconds, int | float) or seconds < 0):
-        raise KafkaLagError(f"{task_id}: {name} must be a timedelta or seconds >= 0, got {value!r}.")
-    return None if seconds is None else float(seconds)
