@@ -24,7 +24,12 @@ from tests.integration.yarn.conftest import TIMINGS
 pytestmark = [pytest.mark.kafka]
 
 SMALL = {"driver_memory": "768m", "executor_memory": "768m", "num_executors": 1, "executor_cores": 1}
-CONF = {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}
+# Delta reads its log in 50 tasks by default: minutes per batch on a loaded 2-core machine, 2 are enough here.
+CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.databricks.delta.snapshotPartitions": "2",
+}
 SECRET = "s3a-SECRET-4e1b"
 
 
