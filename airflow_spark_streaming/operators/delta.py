@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 ENGINES = ("auto", "native", "spark")
 #: ``auto`` picks the native engine up to this table size.
 DEFAULT_NATIVE_MAX_BYTES = 20 * 1024**3
+#: How long OPTIMIZE/VACUUM waits for a live stream runner to run a handed-off request.
+DEFAULT_HANDOFF_TIMEOUT = timedelta(minutes=30)
 
 
 def files_outside_root(table_uri: str, files: list[str]) -> list[str]:
@@ -56,13 +58,9 @@ class _DeltaMaintenanceOperator(BaseOperator):
         spark_conf: dict[str, str] | None = None,
         extra_packages: Sequence[str] = (),
         extra_jars: Sequence[str] = (),
-        stream_checkpoint: str | None = None,
-        handoff_timeout: timedelta = timedelta(minutes=30),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.stream_checkpoint = stream_checkpoint  # S3 tables: see _plan_handoff
-        self.handoff_timeout = handoff_timeout
         if engine not in ENGINES:
             raise DeltaMaintenanceError(f"{self.task_id}: engine {engine!r} is not one of {ENGINES}.")
         self.table_uri = table_uri
@@ -175,9 +173,12 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         zorder_by: Sequence[str] | None = None,
         target_file_bytes: int | None = None,
         max_attempts: int = 5,
+        stream_checkpoint: str | None = None,
+        handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
         if target_file_bytes is not None and target_file_bytes <= 0:
             raise DeltaMaintenanceError(f"{self.task_id}: target_file_bytes must be positive, got {target_file_bytes}.")
         if max_attempts < 1:
@@ -292,9 +293,12 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         mode: str = "lite",
         dry_run: bool = False,
         i_understand_this_can_break_readers: bool = False,
+        stream_checkpoint: str | None = None,
+        handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
         if mode not in ("lite", "full"):
             raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")
         for name, value in (("retention", retention), ("min_retention", min_retention)):
