@@ -104,12 +104,45 @@ class MaintenanceRequestHook(RunnerControlHook):
         except FileNotFoundError:
             pass
 
+    def _poll(self, request_id: str) -> dict[str, Any] | bool | None:
+        """The result; ``None`` while the runner is live; ``False`` once its lease ended unanswered."""
+        result = self.get_result(request_id)
+        if result is not None or self.get_lease() is not None:
+            return result
+        result = self.get_result(request_id)  # answered just before it stopped
+        if result is None:
+            self.withdraw(request_id)
+            return False
+        return result
+
+    def _named(self, err: Exception) -> Exception:
+        """A storage failure while waiting, as the named storage error when it is one (S3 connections)."""
+        if not self.storage_conn_id:
+            return err
+        from airflow_spark_streaming.hooks.storage import StorageHook
+
+        named = StorageHook(self.storage_conn_id).translate(err, self.checkpoint)
+        if named is err:
+            return err
+        return type(named)(f"{named} The maintenance request's outcome is unknown; the table's Delta log shows it.")
+
     def wait_for_result(self, request_id: str, *, timeout: float, poll: float = 1.0) -> dict[str, Any]:
         """The runner's result; :class:`MaintenanceHandoffError` if it fails or its lease ends first,
         :class:`MaintenanceHandoffTimeoutError` after ``timeout`` seconds (the request is then withdrawn)."""
         deadline = time.monotonic() + timeout
         while True:
-            result = self.get_result(request_id)
+            try:
+                result = self._poll(request_id)
+            except MaintenanceHandoffError:
+                raise
+            except Exception as err:
+                raise self._named(err) from err
+            if result is False:
+                raise MaintenanceHandoffError(
+                    f"The stream on {self.checkpoint} stopped before it answered maintenance request {request_id}; "
+                    "it was withdrawn (if the runner had started it, the table's history shows whether it committed). "
+                    "Retry: with no live stream the maintenance runs directly."
+                )
             if result is not None:
                 if result.get("status") != "succeeded":
                     raise MaintenanceHandoffError(
@@ -118,15 +151,6 @@ class MaintenanceRequestHook(RunnerControlHook):
                         "are all or nothing); see the driver log."
                     )
                 return result
-            if self.get_lease() is None:
-                result = self.get_result(request_id)  # answered just before it stopped
-                if result is not None:
-                    continue
-                self.withdraw(request_id)
-                raise MaintenanceHandoffError(
-                    f"The stream on {self.checkpoint} stopped before it answered maintenance request {request_id}; "
-                    "nothing was run for it. Retry: with no live stream the maintenance runs directly."
-                )
             if time.monotonic() >= deadline:
                 self.withdraw(request_id)
                 raise MaintenanceHandoffTimeoutError(
