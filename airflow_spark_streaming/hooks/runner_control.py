@@ -158,8 +158,10 @@ class _LeaseFiles:
             except FileNotFoundError:
                 return None
             except OSError as err:
-                # s3fs reads with If-Match on the ETag info() saw: the runner renewed its lease in between.
+                # s3fs reads with If-Match on the ETag info() saw (or its listing cache held): the runner
+                # renewed its lease in between. Forget the cached entry and look again.
                 if type(err).__name__ == "FileExpired" and attempt < 3:
+                    self.hook.root.fs.invalidate_cache(self.hook._path(name))
                     continue
                 raise
             return data, written * 1000 if written else None
