@@ -168,7 +168,7 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
     operations = [c["operation"] for c in sorted(history, key=lambda c: c["version"])]
     assert operations.count("OPTIMIZE") == 1 and operations[-1] == "STREAMING UPDATE", operations
     commits = sorted(int(k.rsplit("/", 1)[1][:20]) for k in _keys(client, s3_bucket)
-                     if "/orders/_delta_log/" in k and k.endswith(".json"))  # fmt: skip
+                     if k.startswith("orders/_delta_log/") and k.endswith(".json"))  # fmt: skip
     assert commits == list(range(final.version() + 1))  # contiguous: no commit overwrote another
     values = sorted(final.to_pandas()["value"])
     assert values == list(range(len(values))), "rows lost or duplicated"  # the rate source counts 0, 1, 2, ...
