@@ -256,3 +256,20 @@ class StreamHealthError(SparkStreamingError):
 
 class StreamUnhealthyError(StreamHealthError):
     """The stream's status is one the sensor's ``fail_on`` names (for example ``STALLED``, ``STOPPED``, ``REWOUND``)."""
+
+
+# --- maintenance next to a live stream on S3 (issue 14, item 4) ---
+
+
+class UnprotectedConcurrentWriteError(DeltaMaintenanceError):
+    """A table-changing OPTIMIZE/VACUUM on an S3 table would commit beside a live stream's writer, and cannot be
+    handed to it; nothing was written. The message says what to configure (``stream_checkpoint``, the Spark engine,
+    or stopping the stream)."""
+
+
+class MaintenanceHandoffError(DeltaMaintenanceError):
+    """Maintenance handed to the live stream runner failed there, or the runner stopped before it answered."""
+
+
+class MaintenanceHandoffTimeoutError(MaintenanceHandoffError):
+    """The live stream runner did not answer a maintenance request within ``handoff_timeout``."""

@@ -53,6 +53,9 @@ MAX_RECORD_BYTES = 64 * 1024
 RECORD_VERSION = 1
 _GENERATION = re.compile(r"^(\d{1,20})$")
 CONDITIONAL_CREATE = "fs.option.create.conditional.overwrite"  # Hadoop 3.5 S3A: If-None-Match: *
+# S3A GETs a file with If-Match on the ETag it saw first: a renewal in between fails the read with 412.
+_CHANGED_WHILE_READING = ("RemoteFileChangedException", "Status Code: 412", "pre-conditions you specified")
+_READ_ATTEMPTS = 3
 
 
 class CheckpointInUse(RuntimeError):
@@ -490,22 +493,27 @@ class HadoopLeaseStore:
 
     def read(self, name: str, limit: int) -> tuple[bytes, float | None] | None:
         path = self._path(name)
-        try:
-            status = self._fs.getFileStatus(path)
-            if not status.isFile():
-                raise LeaseStoreError(f"{path} is not a regular file")
-            stream = self._fs.open(path)
+        for attempt in range(1, _READ_ATTEMPTS + 1):
             try:
-                data = bytes(stream.readNBytes(limit + 1))
-            finally:
-                stream.close()
-            return data, float(status.getModificationTime())
-        except LeaseStoreError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            if "FileNotFoundException" in _java_names(err):
-                return None
-            raise LeaseStoreError(f"cannot read {path}: {_java_names(err)}") from err
+                status = self._fs.getFileStatus(path)
+                if not status.isFile():
+                    raise LeaseStoreError(f"{path} is not a regular file")
+                stream = self._fs.open(path)
+                try:
+                    data = bytes(stream.readNBytes(limit + 1))
+                finally:
+                    stream.close()
+                return data, float(status.getModificationTime())
+            except LeaseStoreError:
+                raise
+            except Exception as err:  # noqa: BLE001
+                detail = _java_names(err)
+                if "FileNotFoundException" in detail:
+                    return None
+                if attempt < _READ_ATTEMPTS and any(s in detail for s in _CHANGED_WHILE_READING):
+                    continue  # S3A reads the ETag it listed (If-Match); the owner renewed in between
+                raise LeaseStoreError(f"cannot read {path}: {detail}") from err
+        raise AssertionError("unreachable")
 
     def _write(self, name: str, data: bytes, overwrite: bool) -> None:
         path = self._path(name)

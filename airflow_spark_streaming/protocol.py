@@ -12,6 +12,7 @@ Side files, relative to the checkpoint root::
     _progress/<batch>.json Spark's StreamingQueryProgress JSON, one per batch
     _submission            which driver the provider submitted on this checkpoint
     _staging/              files a cluster-mode driver reads once (spec, jars)
+    _maintenance/          OPTIMIZE/VACUUM requests handed to the live runner, and their results
 """
 
 from __future__ import annotations
@@ -59,3 +60,26 @@ def progress_batch(name: str) -> int | None:
     """The batch id of a ``_progress/`` file name, or ``None`` for anything else."""
     stem = name.removesuffix(".json")
     return int(stem) if name.endswith(".json") and stem.isdigit() else None
+
+
+#: Maintenance handed to the live stream runner (``jobs/maintenance_handoff.py``): requests and results.
+MAINTENANCE_DIR = "_maintenance"
+#: Written by a runner that takes maintenance requests: ``{"protocol", "app_id", "table"}``.
+MAINTENANCE_HANDOFF_FILE = "_handoff"
+MAINTENANCE_PROTOCOL = 1
+MAINTENANCE_RESULT_SUFFIX = ".result.json"
+_REQUEST_ID_CHARS = frozenset("0123456789abcdef")
+
+
+def maintenance_request_file(request_id: str) -> str:
+    return f"{request_id}.json"
+
+
+def maintenance_result_file(request_id: str) -> str:
+    return f"{request_id}{MAINTENANCE_RESULT_SUFFIX}"
+
+
+def maintenance_request_id(name: str) -> str | None:
+    """The request id of a ``_maintenance/`` request file name (32 hex digits), or ``None``."""
+    stem = name.removesuffix(".json")
+    return stem if name.endswith(".json") and len(stem) == 32 and set(stem) <= _REQUEST_ID_CHARS else None

@@ -154,15 +154,24 @@ class _LeaseFiles:
         return self.hook._list(folder)
 
     def read(self, name: str, limit: int) -> tuple[bytes, float | None] | None:
-        try:
-            info = self.hook.root.fs.info(self.hook._path(name))
-            written = mtime_of(info)
-            if info.get("type") != "file":
-                return b"", written * 1000 if written else None  # a FIFO or device: unreadable, never opened
-            data = self.hook._read(name, limit=limit + 1)
-        except FileNotFoundError:
-            return None
-        return data, written * 1000 if written else None
+        for attempt in range(1, 4):
+            try:
+                info = self.hook.root.fs.info(self.hook._path(name))
+                written = mtime_of(info)
+                if info.get("type") != "file":
+                    return b"", written * 1000 if written else None  # a FIFO or device: unreadable, never opened
+                data = self.hook._read(name, limit=limit + 1)
+            except FileNotFoundError:
+                return None
+            except OSError as err:
+                # s3fs reads with If-Match on the ETag info() saw (or its listing cache held): the runner
+                # renewed its lease in between. Forget the cached entry and look again.
+                if type(err).__name__ == "FileExpired" and attempt < 3:
+                    self.hook.root.fs.invalidate_cache(self.hook._path(name))
+                    continue
+                raise
+            return data, written * 1000 if written else None
+        raise AssertionError("unreachable")
 
 
 def _is_local(fs) -> bool:

@@ -359,6 +359,18 @@ def _has_uncommitted_batch(spark, checkpoint: str) -> bool:
     return newest("offsets") > newest("commits")
 
 
+def _maintenance_handoff():
+    """``maintenance_handoff.py`` beside this file (by path: the ``jobs`` package imports Airflow)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_maintenance_handoff", Path(__file__).with_name("maintenance_handoff.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None) -> int:
     import threading
 
@@ -366,7 +378,14 @@ def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None) ->
     spark.streams.addListener(progress_listener(spark, checkpoint, batch_done))
     query = _start_query(spark, spec)
     stop_requested = watch_stop_marker(spark, query, checkpoint, batch_done, stop_event=lease_lost)
-    query.awaitTermination()
+    handoff = _maintenance_handoff().watch_maintenance_requests(
+        spark, query, checkpoint, spec.get("sink") or {}, batch_done, lease_lost
+    )
+    try:
+        query.awaitTermination()
+    finally:
+        if handoff is not None:
+            handoff.withdraw()
     owned = lease_lost is None or not lease_lost.is_set()  # a runner without the lease writes nothing more
     if owned and stop_requested.is_set() and query.exception() is None and _has_uncommitted_batch(spark, checkpoint):
         # The stop landed inside a batch (a query that is behind has no idle gap). On restart Spark

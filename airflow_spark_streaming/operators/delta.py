@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 ENGINES = ("auto", "native", "spark")
 #: ``auto`` picks the native engine up to this table size.
 DEFAULT_NATIVE_MAX_BYTES = 20 * 1024**3
+#: How long OPTIMIZE/VACUUM waits for a live stream runner to run a handed-off request.
+DEFAULT_HANDOFF_TIMEOUT = timedelta(minutes=30)
 
 
 def files_outside_root(table_uri: str, files: list[str]) -> list[str]:
@@ -99,6 +101,23 @@ class _DeltaMaintenanceOperator(BaseOperator):
             return "spark"
         return "native"
 
+    def _plan_handoff(self, action: str, hook: DeltaTableHook):
+        """On S3: hand the commit to the live stream runner, refuse, or (``None``) run here; before any write."""
+        from airflow_spark_streaming.hooks.maintenance_request import plan_maintenance
+
+        return plan_maintenance(table_uri=self.table_uri, action=action, engine=self.engine,
+                                stream_checkpoint=self.stream_checkpoint, table_hook=hook, task_id=self.task_id,
+                                storage_conn_id=getattr(self, "storage_conn_id", None))  # fmt: skip
+
+    def _hand_off(self, target, request: dict[str, Any]) -> dict[str, Any]:
+        from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
+
+        control = MaintenanceRequestHook(target.checkpoint, getattr(self, "storage_conn_id", None))
+        request_id = control.submit({**request, "table": self.table_uri, "task": self.task_id})
+        self.log.info("%s of %s handed to the live stream runner %s (request %s)", request["action"],
+                      self.table_uri, target.app_id, request_id)  # fmt: skip
+        return control.wait_for_result(request_id, timeout=self.handoff_timeout.total_seconds())
+
     def _submit_spark_job(self, spec: dict[str, Any]) -> None:
         """spark-submit the maintenance job and wait; Spark settings holding secrets go in a private properties file."""
         from airflow_spark_streaming.hooks._storage_access import spark_storage
@@ -156,6 +175,11 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     :param spark_conf: extra Spark settings for the spark engine.
     :param extra_packages: extra Maven packages for the spark engine.
     :param extra_jars: extra jars for the spark engine.
+    :param stream_checkpoint: the checkpoint of the stream that writes this table. On S3 a live stream
+        runner then runs the OPTIMIZE in its own driver (the only place a commit is safe beside it); a
+        stream that is not running lets it run here. Without it, an S3 table with a recent streaming
+        commit is refused (:class:`UnprotectedConcurrentWriteError`). See "Running on S3".
+    :param handoff_timeout: how long to wait for the stream runner's answer.
     """
 
     template_fields: Sequence[str] = ("table_uri", "partition_filters")
@@ -167,11 +191,14 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         zorder_by: Sequence[str] | None = None,
         target_file_bytes: int | None = None,
         max_attempts: int = 5,
+        stream_checkpoint: str | None = None,
+        handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         from airflow_spark_streaming import params
 
         super().__init__(**kwargs)
+        self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
         self.target_file_bytes = params.positive_integer(
             self.task_id, "target_file_bytes", target_file_bytes, optional=True
         )
@@ -223,6 +250,8 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         before = hook.get_stats()
         filters = self._validate(before, [f.name for f in hook.get_table().schema().fields])
         engine = self._choose_engine(before)
+        handoff = self._plan_handoff("optimize", hook)
+        engine = "spark" if handoff is not None else engine
         self.log.info("OPTIMIZE %s with the %s engine (%d files, %d bytes)", self.table_uri, engine,
                       before.num_files, before.total_bytes)  # fmt: skip
         if engine == "native":
@@ -235,9 +264,14 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         else:
             spec = {"action": "optimize", "table": self.table_uri, "where": partition_filters_sql(filters),
                     "zorder_by": self.zorder_by, "max_attempts": self.max_attempts}  # fmt: skip
-            if self.target_file_bytes:
-                self.spark_conf.setdefault("spark.databricks.delta.optimize.maxFileSize", str(self.target_file_bytes))
-            self._submit_spark_job(spec)
+            if handoff is not None:
+                self._hand_off(handoff, {**spec, "target_file_bytes": self.target_file_bytes})
+            else:
+                if self.target_file_bytes:
+                    self.spark_conf.setdefault(
+                        "spark.databricks.delta.optimize.maxFileSize", str(self.target_file_bytes)
+                    )
+                self._submit_spark_job(spec)
             record = hook.get_stats().last_optimize
             if record is None or record.version <= before.version:
                 raise DeltaMaintenanceError(
@@ -276,6 +310,8 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     :param dry_run: only report what would be deleted.
     :param i_understand_this_can_break_readers: allow a retention below the table's or ``min_retention``.
     :param engine: ``native`` (delta-rs), ``spark`` or ``auto`` (as for :class:`DeltaOptimizeOperator`).
+    :param stream_checkpoint: as for :class:`DeltaOptimizeOperator`; a dry run never needs it.
+    :param handoff_timeout: as for :class:`DeltaOptimizeOperator`.
     """
 
     def __init__(
@@ -286,11 +322,14 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         mode: str = "lite",
         dry_run: bool = False,
         i_understand_this_can_break_readers: bool = False,
+        stream_checkpoint: str | None = None,
+        handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         from airflow_spark_streaming import params
 
         super().__init__(**kwargs)
+        self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
         if mode not in ("lite", "full"):
             raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")
         params.strict_bool(self.task_id, "i_understand_this_can_break_readers", i_understand_this_can_break_readers)
@@ -358,7 +397,14 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
                   "files_deleted": 0}  # fmt: skip
         if self.dry_run or not planned:
             return result
-        if engine == "native":
+        handoff = self._plan_handoff("vacuum", hook)
+        if handoff is not None:
+            result["engine"] = engine = "spark"
+            self._hand_off(handoff, {"action": "vacuum", "retain_hours": hours, "mode": self.mode, "dry_run": False})
+            result["files_deleted"] = len(planned) - len(
+                hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
+            )
+        elif engine == "native":
             deleted = hook.vacuum_native(retention_hours=hours, dry_run=False, full=self.mode == "full")
             result["files_deleted"] = len(deleted)
         else:

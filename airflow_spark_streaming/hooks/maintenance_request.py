@@ -1,0 +1,224 @@
+"""Delta maintenance beside a live stream on S3: decide whether it may run here, or hand it to the stream runner.
+
+On S3, delta-spark commits atomically only within one driver JVM (see the
+"Running on S3" docs). An OPTIMIZE or a committing VACUUM from another process
+next to a live stream can overwrite a stream commit. So, for an ``s3://``,
+``s3a://`` or ``s3n://`` table:
+
+* ``stream_checkpoint`` given and its lease is live, and the runner holding it
+  advertises the hand-off for this table: the request goes to that runner
+  (:class:`MaintenanceRequestHook`), which runs it in the stream's driver;
+* its lease is live but the hand-off is impossible (a user application, an
+  older runner, another table, or ``engine="native"``): refused;
+* no ``stream_checkpoint``, but the table's newest commits come from a stream
+  within :data:`RECENT_STREAM_WINDOW_SECONDS`: refused (name the checkpoint);
+* otherwise: no live writer is known, run here as before.
+
+Every refusal happens before any file is written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_spark_streaming.exceptions import (
+    MaintenanceHandoffError,
+    MaintenanceHandoffTimeoutError,
+    UnprotectedConcurrentWriteError,
+)
+from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+from airflow_spark_streaming.protocol import (
+    MAINTENANCE_DIR,
+    MAINTENANCE_HANDOFF_FILE,
+    MAINTENANCE_PROTOCOL,
+    maintenance_request_file,
+    maintenance_result_file,
+)
+
+S3_SCHEMES = ("s3://", "s3a://", "s3n://")
+#: A streaming commit this recent, with no ``stream_checkpoint`` named, counts as a live writer.
+RECENT_STREAM_WINDOW_SECONDS = 3600
+#: How many of the newest commits are searched for a streaming writer.
+RECENT_COMMITS = 50
+STREAMING_OPERATIONS = ("STREAMING UPDATE",)
+
+
+def is_s3_table(table_uri: str) -> bool:
+    return table_uri.startswith(S3_SCHEMES)
+
+
+def same_table(a: str, b: str) -> bool:
+    def norm(uri: str) -> str:
+        for scheme in ("s3a://", "s3n://"):
+            if uri.startswith(scheme):
+                uri = "s3://" + uri[len(scheme) :]
+        return uri.removeprefix("file://").rstrip("/")
+
+    return norm(a) == norm(b)
+
+
+@dataclass(frozen=True)
+class HandoffTarget:
+    """The live stream runner a request goes to."""
+
+    checkpoint: str
+    app_id: str | None
+
+
+class MaintenanceRequestHook(RunnerControlHook):
+    """Requests and results in ``<checkpoint>/_maintenance/``; the runner side is ``jobs/maintenance_handoff.py``."""
+
+    hook_name = "Stream runner maintenance hand-off"
+
+    def get_handoff(self) -> dict[str, Any] | None:
+        """What the live runner advertises (``protocol``, ``app_id``, ``table``), or ``None``."""
+        try:
+            body = json.loads(self._read(MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE))
+        except (FileNotFoundError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    def submit(self, request: dict[str, Any]) -> str:
+        """Create ``_maintenance/<id>.json`` exclusively (a fresh random id; never overwrites) and return the id."""
+        request_id = uuid.uuid4().hex
+        path = self._path(MAINTENANCE_DIR, maintenance_request_file(request_id))
+        self.root.fs.mkdirs(self._path(MAINTENANCE_DIR), exist_ok=True)
+        with self.root.fs.open(path, "xb") as handle:  # s3fs: If-None-Match: *; local: O_EXCL
+            handle.write(json.dumps({**request, "request_id": request_id}).encode())
+        return request_id
+
+    def get_result(self, request_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._read(MAINTENANCE_DIR, maintenance_result_file(request_id)))
+        except FileNotFoundError:
+            return None
+
+    def withdraw(self, request_id: str) -> None:
+        """Remove a request that was not answered (a runner that already started it still finishes it)."""
+        try:
+            self.root.fs.rm_file(self._path(MAINTENANCE_DIR, maintenance_request_file(request_id)))
+        except FileNotFoundError:
+            pass
+
+    def _poll(self, request_id: str) -> dict[str, Any] | bool | None:
+        """The result; ``None`` while the runner is live; ``False`` once its lease ended unanswered."""
+        result = self.get_result(request_id)
+        if result is not None or self.get_lease() is not None:
+            return result
+        result = self.get_result(request_id)  # answered just before it stopped
+        if result is None:
+            self.withdraw(request_id)
+            return False
+        return result
+
+    def _named(self, err: Exception) -> Exception:
+        """A storage failure while waiting, as the named storage error when it is one (S3 connections)."""
+        if not self.storage_conn_id:
+            return err
+        from airflow_spark_streaming.hooks.storage import StorageHook
+
+        named = StorageHook(self.storage_conn_id).translate(err, self.checkpoint)
+        if named is err:
+            return err
+        return type(named)(f"{named} The maintenance request's outcome is unknown; the table's Delta log shows it.")
+
+    def wait_for_result(self, request_id: str, *, timeout: float, poll: float = 1.0) -> dict[str, Any]:
+        """The runner's result; :class:`MaintenanceHandoffError` if it fails or its lease ends first,
+        :class:`MaintenanceHandoffTimeoutError` after ``timeout`` seconds (the request is then withdrawn)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = self._poll(request_id)
+            except MaintenanceHandoffError:
+                raise
+            except Exception as err:
+                raise self._named(err) from err
+            if result is False:
+                raise MaintenanceHandoffError(
+                    f"The stream on {self.checkpoint} stopped before it answered maintenance request {request_id}; "
+                    "it was withdrawn (if the runner had started it, the table's history shows whether it committed). "
+                    "Retry: with no live stream the maintenance runs directly."
+                )
+            if result is not None:
+                if result.get("status") != "succeeded":
+                    raise MaintenanceHandoffError(
+                        f"The stream runner on {self.checkpoint} ran maintenance request {request_id} and it "
+                        f"failed: {result.get('error')}. The table is as the failed commit left it (Delta commits "
+                        "are all or nothing); see the driver log."
+                    )
+                return result
+            if time.monotonic() >= deadline:
+                self.withdraw(request_id)
+                raise MaintenanceHandoffTimeoutError(
+                    f"The stream runner on {self.checkpoint} did not answer maintenance request {request_id} "
+                    f"within {timeout:g}s; the request was withdrawn. Raise handoff_timeout, or check that the "
+                    "stream is committing batches."
+                )
+            time.sleep(poll)
+
+
+def _recent_stream_commit(table_hook, now_ms: float) -> dict[str, Any] | None:
+    table = table_hook.get_table()
+    for commit in table.history(RECENT_COMMITS):
+        if commit.get("operation") in STREAMING_OPERATIONS:
+            stamp = commit.get("timestamp") or 0
+            if now_ms - float(stamp) < RECENT_STREAM_WINDOW_SECONDS * 1000:
+                return commit
+    return None
+
+
+def plan_maintenance(
+    *,
+    table_uri: str,
+    action: str,
+    engine: str,
+    stream_checkpoint: str | None,
+    storage_conn_id: str | None,
+    table_hook,
+    task_id: str,
+) -> HandoffTarget | None:
+    """``None``: run here as before. A :class:`HandoffTarget`: hand the request to that runner.
+    Raises :class:`UnprotectedConcurrentWriteError` (before anything is written) when neither is safe."""
+    if not is_s3_table(table_uri):
+        return None  # HDFS, local disk, ABFS, GCS: the store's own create-if-absent makes commits atomic
+    what = "OPTIMIZE" if action == "optimize" else "VACUUM"
+    if not stream_checkpoint:
+        commit = _recent_stream_commit(table_hook, time.time() * 1000)
+        if commit is None:
+            return None
+        raise UnprotectedConcurrentWriteError(
+            f"{task_id}: {table_uri} is on S3 and a stream committed to it recently (version {commit.get('version')}, "
+            f"operation {commit.get('operation')}); a {what} from this task could overwrite its commits (Delta's S3 "
+            "log store is safe within one driver only). Set stream_checkpoint to that stream's checkpoint: a live "
+            "stream runner then runs the maintenance itself, and a stopped one lets it run here. Nothing was written."
+        )
+    control = MaintenanceRequestHook(stream_checkpoint, storage_conn_id)
+    lease = control.get_lease()
+    if lease is None:
+        return None
+    holder = f"Spark application {lease.app_id} on {lease.host}"
+    if engine == "native":
+        raise UnprotectedConcurrentWriteError(
+            f"{task_id}: {holder} is streaming into {table_uri} (live lease on {stream_checkpoint}); delta-rs "
+            f"cannot commit safely beside a Spark writer on S3. Use engine='auto' or 'spark' so the stream runner "
+            f"runs the {what}, or stop the stream first. Nothing was written."
+        )
+    handoff = control.get_handoff()
+    reason = None
+    if handoff is None:
+        reason = "it does not take maintenance requests (a user application, or a runner without the hand-off)"
+    elif handoff.get("protocol") != MAINTENANCE_PROTOCOL or (lease.app_id and handoff.get("app_id") != lease.app_id):
+        reason = f"its hand-off record belongs to another runner ({handoff.get('app_id')}, protocol {handoff.get('protocol')})"
+    elif not same_table(str(handoff.get("table", "")), table_uri):
+        reason = f"it writes {handoff.get('table')}, not this table"
+    if reason:
+        raise UnprotectedConcurrentWriteError(
+            f"{task_id}: {holder} holds the lease on {stream_checkpoint}, but {reason}. A {what} from this task "
+            f"could overwrite its commits on S3. Run the stream with this provider's stream runner (it runs "
+            f"maintenance requests between micro-batches), or stop the stream first. Nothing was written."
+        )
+    return HandoffTarget(stream_checkpoint, lease.app_id)

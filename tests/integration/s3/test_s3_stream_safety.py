@@ -1,0 +1,175 @@
+"""A live stream on S3: the lease is exclusive, and maintenance goes through the stream's own driver or is refused.
+
+Two stream runners are spark-submitted at the same moment on one ``s3a://``
+checkpoint; exactly one runs. That one appends about twice a second to an S3
+Delta table while OPTIMIZE is handed to it. Then: 0 rows lost or duplicated,
+contiguous versions, the stream still committing after; and every unprotected
+configuration is refused before any file is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from airflow_spark_streaming.exceptions import UnprotectedConcurrentWriteError
+from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
+from airflow_spark_streaming.hooks.storage import StorageHook
+from airflow_spark_streaming.jobs import job_path
+from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
+from airflow_spark_streaming.protocol import MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE
+
+
+def _wait_for(condition, timeout: float, what: str, *drivers) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        for driver in drivers:
+            assert driver.poll() is None, f"driver ended early while waiting for {what}:\n{_log(driver)[-3000:]}"
+        time.sleep(0.5)
+
+
+def _log(driver) -> str:
+    return open(driver.log_path, encoding="utf-8", errors="replace").read()
+
+
+def _spark_submit(spec: dict, properties, tmp_path, name: str) -> subprocess.Popen:
+    spec_file = tmp_path / f"{name}-spec.json"
+    spec_file.write_text(json.dumps(spec))
+    command = [
+        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
+        "--properties-file", str(properties), job_path("stream_runner"), "--spec-file", str(spec_file),
+    ]  # fmt: skip
+    log_path = tmp_path / f"{name}.log"
+    with open(log_path, "wb") as log:
+        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    driver.log_path = log_path
+    return driver
+
+
+def _kill(*drivers) -> None:
+    for driver in drivers:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(30)
+
+
+def _keys(client, bucket: str) -> set[str]:
+    keys, token = set(), None
+    while True:
+        page = client.list_objects_v2(Bucket=bucket, **({"ContinuationToken": token} if token else {}))
+        keys |= {o["Key"] for o in page.get("Contents", [])}
+        if not page.get("IsTruncated"):
+            return keys
+        token = page["NextContinuationToken"]
+
+
+@pytest.fixture
+def s3_stream_properties(s3_server, storage_conn, java_major, tmp_path):
+    """A 0600 spark-submit properties file: Delta + hadoop-aws jars and the connection's S3A settings."""
+    conn_id = storage_conn("stream_s3")
+    hook = StorageHook(conn_id)
+    deps = resolve_jvm_dependencies(s3=True, resolver="maven")
+    conf = {**deps.session_conf(), **hook.spark_conf().all(), "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "1", "spark.databricks.delta.snapshotPartitions": "1"}  # fmt: skip
+    properties = tmp_path / "spark.properties"
+    properties.touch(mode=0o600)
+    properties.write_text("".join(f"{k} {v}\n" for k, v in conf.items()))
+    return conn_id, hook, properties
+
+
+def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_bucket, s3_stream_properties, tmp_path):
+    conn_id, hook, properties = s3_stream_properties
+    client = s3_server.client()
+    table, checkpoint = f"s3a://{s3_bucket}/orders", f"s3a://{s3_bucket}/_checkpoints/orders"
+    spec = {
+        "query_name": "rate_to_s3",
+        "checkpoint_location": checkpoint,
+        "source": {"format": "rate", "options": {"rowsPerSecond": 20, "numPartitions": 1}},
+        "sink": {"format": "delta", "path": table},
+        "trigger": {"processing_time": "500 milliseconds"},
+        "lease_ttl_seconds": 10,
+    }
+    options = hook.delta_storage_options()
+    control = MaintenanceRequestHook(checkpoint.replace("s3a://", "s3://"), conn_id)
+    # Item 5: two runners at the same moment on one s3a:// checkpoint; the conditional create picks one.
+    first, second = (
+        _spark_submit(spec, properties, tmp_path, "first"),
+        _spark_submit(spec, properties, tmp_path, "second"),
+    )
+    try:
+        _wait_for(lambda: first.poll() is not None or second.poll() is not None, 600, "one runner to give way")
+        loser, winner = (first, second) if first.poll() is not None else (second, first)
+        assert loser.wait(30) == 3, _log(loser)[-3000:]
+        assert "refusing to start: the checkpoint is in use by Spark application" in _log(loser)
+        leases = [k for k in _keys(client, s3_bucket) if "/_leases/" in k]
+        assert len(leases) == 1, leases  # one generation: the loser's create never landed
+
+        from deltalake import DeltaTable
+
+        def versions() -> int:
+            try:
+                return DeltaTable(table.replace("s3a://", "s3://"), storage_options=options).version()
+            except Exception:  # noqa: BLE001 - not created yet
+                return -1
+
+        _wait_for(lambda: versions() >= 8 and control.get_handoff() is not None, 900, "eight commits", winner)
+
+        # Unprotected configurations are refused before anything is written.
+        before = _keys(client, s3_bucket)
+        common = {"table_uri": table.replace("s3a://", "s3://"), "storage_options": options}
+        for refused, match in (
+            (DeltaOptimizeOperator(task_id="native", engine="native", stream_checkpoint=checkpoint, **common),
+             "delta-rs cannot commit safely"),
+            (DeltaOptimizeOperator(task_id="unnamed", **common), "Set stream_checkpoint"),
+        ):  # fmt: skip
+            refused.storage_conn_id = conn_id
+            with pytest.raises(UnprotectedConcurrentWriteError, match=match):
+                refused.execute({})
+        new = _keys(client, s3_bucket) - before
+        assert not [k for k in new if MAINTENANCE_DIR in k], new
+        newest = DeltaTable(common["table_uri"], storage_options=options)
+        assert {c["operation"] for c in newest.history(newest.version() + 1)} == {"STREAMING UPDATE"}
+
+        # The hand-off: the stream's driver runs the OPTIMIZE between its batches.
+        optimize = DeltaOptimizeOperator(task_id="compact", stream_checkpoint=checkpoint, **common)
+        optimize.storage_conn_id = conn_id
+        started = time.monotonic()
+        result = optimize.execute({})
+        took = time.monotonic() - started
+        assert result["engine"] == "spark" and result["version_after"] > result["version_before"], result
+        assert int(result["raw"]["numRemovedFiles"]) > 1, result
+        optimize_version = next(
+            c["version"] for c in DeltaTable(common["table_uri"], storage_options=options).history(50)
+            if c["operation"] == "OPTIMIZE"
+        )  # fmt: skip
+        _wait_for(lambda: versions() >= optimize_version + 3, 300, "the stream to keep committing", winner)
+
+        # A runner that takes no requests (simulated by withdrawing its hand-off record) is refused.
+        client.delete_object(Bucket=s3_bucket, Key=f"_checkpoints/orders/{MAINTENANCE_DIR}/{MAINTENANCE_HANDOFF_FILE}")
+        no_handoff = DeltaOptimizeOperator(task_id="user_app", stream_checkpoint=checkpoint, **common)
+        no_handoff.storage_conn_id = conn_id
+        with pytest.raises(UnprotectedConcurrentWriteError, match="does not take maintenance requests"):
+            no_handoff.execute({})
+
+        control.request_stop()
+        assert winner.wait(300) == 0, _log(winner)[-3000:]
+    finally:
+        _kill(first, second)
+
+    final = DeltaTable(table.replace("s3a://", "s3://"), storage_options=options)
+    history = final.history(final.version() + 1)
+    operations = [c["operation"] for c in sorted(history, key=lambda c: c["version"])]
+    assert operations.count("OPTIMIZE") == 1 and operations[-1] == "STREAMING UPDATE", operations
+    commits = sorted(int(k.rsplit("/", 1)[1][:20]) for k in _keys(client, s3_bucket)
+                     if k.startswith("orders/_delta_log/") and k.endswith(".json"))  # fmt: skip
+    assert commits == list(range(final.version() + 1))  # contiguous: no commit overwrote another
+    values = sorted(final.to_pandas()["value"])
+    assert values == list(range(len(values))), "rows lost or duplicated"  # the rate source counts 0, 1, 2, ...
+    print(f"handed-off OPTIMIZE took {took:.1f}s; {len(values)} rows, {len(commits)} commits")
