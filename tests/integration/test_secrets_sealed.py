@@ -192,7 +192,7 @@ def test_runner_refuses_anything_but_one_query_with_sparks_parser(spark):
     from airflow_spark_streaming.jobs.stream_runner import SpecError, _checked_query
 
     spark.range(1).createOrReplaceTempView("source")
-    assert _checked_query(spark, "WITH s AS (SELECT * FROM source) SELECT id FROM s") .startswith("WITH")
+    assert _checked_query(spark, "WITH s AS (SELECT * FROM source) SELECT id FROM s").startswith("WITH")
     for sql in ("DROP TABLE source", "CREATE TABLE t AS SELECT * FROM source", "INSERT INTO t SELECT * FROM source",
                 "WITH s AS (SELECT 1) INSERT INTO t SELECT * FROM s", "SELECT * FROM source; DROP TABLE t"):  # fmt: skip
         with pytest.raises(SpecError, match="exactly one SELECT"):
