@@ -10,16 +10,9 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-
-SECRETS = {
-    "spark.hadoop.fs.s3a.access.key": "AKIASEALEDACCESS0001",
-    "spark.hadoop.fs.s3a.secret.key": "s3a-secret-sealed-9f2c",
-    "spark.hadoop.fs.azure.account.key.lake.dfs.core.windows.net": "YXp1cmUta2V5LXNlYWxlZA==",
-}
 
 
 class _ProcessWatch:
@@ -63,12 +56,12 @@ def spark_local_conn(monkeypatch):
 
 
 def test_delta_spark_engine_keeps_secrets_off_the_process_list_log_and_xcom(
-    spark, tmp_path, airflow_db, spark_local_conn, caplog
+    spark, tmp_path, airflow_db, spark_local_conn, caplog, capfd
 ):
     """One real spark-submit (through dag.test) checks the process list, the log, XCom and the quoted filter."""
-    from airflow.sdk import DAG
+    from airflow.dag_processing.dagbag import DagBag
 
-    from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
+    from tests.dags.secrets_sealed_dags import SEALED_SECRETS
 
     table = str(tmp_path / "table")
     for _ in range(3):
@@ -77,26 +70,21 @@ def test_delta_spark_engine_keeps_secrets_off_the_process_list_log_and_xcom(
         ).partitionBy("region").mode("append").save(table)
     files = lambda region: {p.name for p in (tmp_path / "table" / f"region={region}").glob("*.parquet")}  # noqa: E731
     us_before = files("us")
-    dag_id = f"secrets_sealed_{int(time.time())}"
-    with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-        DeltaOptimizeOperator(
-            task_id="optimize", table_uri=table, engine="spark", spark_conf=dict(SECRETS),
-            # A value that would end the literal if quotes were doubled and backslashes left alone.
-            partition_filters=[("region", "in", ["eu", "x\\' OR 1=1 --"])],
-        )  # fmt: skip
-    caplog.set_level(logging.DEBUG)
-    with _ProcessWatch(list(SECRETS.values()), "delta_maintenance.py") as watch:
-        run = dag.test()
-    assert run.state == "success", caplog.text[-3000:]
+    dag = DagBag(dag_folder="tests/dags").dags["secrets_sealed_delta"]
+    caplog.set_level(logging.INFO)
+    with _ProcessWatch(list(SEALED_SECRETS.values()), "delta_maintenance.py") as watch:
+        run = dag.test(run_conf={"table_uri": table})
+    out, err = capfd.readouterr()
+    shown = caplog.text + out + err
+    assert run.state == "success", shown[-3000:]
     assert watch.runs_seen > 0, "the watch never saw spark-submit running"
     assert watch.leaks == []
     result = run.get_task_instance("optimize").xcom_pull(task_ids="optimize")
     assert result["engine"] == "spark" and result["version_after"] > result["version_before"]
     assert files("us") == us_before and len(files("eu")) > 1  # only the eu partition was rewritten (3 old + 1 new)
-    shown = caplog.text + json.dumps(result)
-    assert "delta_maintenance.py" in caplog.text  # the spark-submit command was logged
-    for secret in SECRETS.values():
-        assert secret not in shown
+    assert "delta_maintenance.py" in shown  # the spark-submit command was logged
+    for secret in SEALED_SECRETS.values():
+        assert secret not in shown + json.dumps(result)
 
 
 _PROPERTIES_DUMP = """
@@ -204,7 +192,7 @@ def test_runner_refuses_anything_but_one_query_with_sparks_parser(spark):
     from airflow_spark_streaming.jobs.stream_runner import SpecError, _checked_query
 
     spark.range(1).createOrReplaceTempView("source")
-    assert _checked_query(spark, "WITH s AS (SELECT * FROM source) SELECT id FROM s") .startswith("WITH")
+    assert _checked_query(spark, "WITH s AS (SELECT * FROM source) SELECT id FROM s").startswith("WITH")
     for sql in ("DROP TABLE source", "CREATE TABLE t AS SELECT * FROM source", "INSERT INTO t SELECT * FROM source",
                 "WITH s AS (SELECT 1) INSERT INTO t SELECT * FROM s", "SELECT * FROM source; DROP TABLE t"):  # fmt: skip
         with pytest.raises(SpecError, match="exactly one SELECT"):
