@@ -109,7 +109,7 @@ def test_long_running_start_reattach_secrets_and_graceful_stop(
         _assert_secret_absent(yarn_cluster, app_id)
 
         hook = CheckpointHook(str(checkpoint))
-        _wait(lambda: hook.get_status().latest_committed_batch >= again["latest_committed_batch"] + 2, 180,
+        _wait(lambda: hook.get_status().latest_committed_batch >= again["latest_committed_batch"] + 2, 420,
               "two more batches")  # fmt: skip
         stopped = StopStreamingQueryOperator(task_id="stop", checkpoint=str(checkpoint), timeout=180).execute({})
     finally:
