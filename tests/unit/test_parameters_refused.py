@@ -190,8 +190,11 @@ def test_every_key_the_runner_reads_is_accepted():
     spec = copy.deepcopy(SPEC)
     spec.update(transform_sql="SELECT * FROM source", lease_ttl_seconds=30)
     spec["source"].update(kafka_config_id="kafka_default")
-    spec["sink"].update(output_mode="append", merge_schema=True, options={"any.spark.option": "x"},
-                        kafka_config_id="kafka_default")  # fmt: skip
+    del spec["source"]["options"]["kafka.bootstrap.servers"]  # the connection gives it (a clash is refused)
+    spec["sink"].update(output_mode="append", merge_schema=True, options={"any.spark.option": "x"})
+    kafka_sink = copy.deepcopy(SPEC)
+    kafka_sink["sink"] = {"format": "kafka", "kafka_config_id": "kafka_default", "options": {"topic": "out"}}
+    assert validate_stream_spec(kafka_sink)["sink"]["kafka_config_id"] == "kafka_default"
     assert validate_stream_spec(spec)["source"]["options"]["anyOption"] == "1"
     file_source = copy.deepcopy(SPEC)
     file_source["source"] = {"format": "json", "path": "/in", "schema": "id INT", "options": {}}

@@ -17,7 +17,7 @@ from airflow_spark_streaming.conditions.stream_health import (
     evaluate_stream_health,
 )
 from airflow_spark_streaming.exceptions import (
-    KafkaLagError,
+    InvalidParameterError,
     KafkaRetentionHeadroomError,
     StreamHealthError,
     StreamUnhealthyError,
@@ -94,7 +94,7 @@ def test_lag_sensor_takes_timedeltas_and_its_trigger_round_trips():
     path, kwargs = trigger.serialize()
     again = KafkaLagTrigger(**json.loads(json.dumps(kwargs)))
     assert again.criteria == criteria and path.endswith("KafkaLagTrigger")
-    with pytest.raises(KafkaLagError, match="min_retention_headroom"):
+    with pytest.raises(InvalidParameterError, match="min_retention_headroom"):
         KafkaLagSensor(task_id="bad", checkpoint="/c", min_retention_headroom=-1)
 
 
