@@ -59,7 +59,13 @@ def runner_is_idle(hook, last_committed: int) -> bool:
     control = hook.sibling(RunnerControlHook)
     if control.get_lease() is None:
         return False
-    events = [e for e in control.get_progress(after_batch=last_committed - 1) if e.get("batchId") == last_committed]
+    from airflow_spark_streaming.exceptions import CorruptCheckpointFileError
+
+    try:
+        events = control.get_progress(after_batch=last_committed - 1)
+    except CorruptCheckpointFileError:  # the newest event is being written: not idle, a batch just ran
+        return False
+    events = [e for e in events if e.get("batchId") == last_committed]
     if not events or not events[-1].get("sources"):
         return False
 
