@@ -173,6 +173,33 @@ def streaming_job_lineage(
     return _operator_lineage(inputs, outputs)
 
 
+def spec_with_kafka_servers(spec: dict[str, Any], bootstrap_servers_of) -> dict[str, Any]:
+    """``spec`` with ``kafka.bootstrap.servers`` filled in for Kafka sections that name a ``kafka_config_id``.
+
+    ``bootstrap_servers_of(conn_id)`` reads them from the connection: the spec then
+    names only the connection, and OpenLineage still needs the brokers for its namespace.
+    """
+    filled = json.loads(json.dumps(spec))
+    for name in ("source", "sink"):
+        section = filled.get(name) or {}
+        options = section.setdefault("options", {})
+        if (
+            section.get("format") == "kafka"
+            and section.get("kafka_config_id")
+            and not options.get("kafka.bootstrap.servers")
+        ):
+            servers = bootstrap_servers_of(section["kafka_config_id"])
+            if servers:
+                options["kafka.bootstrap.servers"] = servers
+    return filled
+
+
+def file_sink_conversion_lineage(source_uri: str, target_uri: str | None):
+    """``OperatorLineage`` of a file-sink conversion: Spark's Parquet output in, the Delta table out
+    (the same location when converted in place)."""
+    return _operator_lineage([path_dataset(source_uri, "parquet")], [path_dataset(target_uri or source_uri, "delta")])
+
+
 def delta_table_lineage(
     table_uri: str,
     *,

@@ -79,6 +79,28 @@ class _DeltaMaintenanceOperator(BaseOperator):
         self.extra_jars = params.string_list(self.task_id, "extra_jars", extra_jars)
         mask_secrets(self.spark_conf, self.storage_options)  # before anything logs them
 
+    #: The operation OpenLineage reports (None: the subclass reports its own lineage).
+    lineage_operation: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._lineage_result = self._maintain(context)  # what get_openlineage_facets_on_complete reports
+        return self._lineage_result
+
+    def _maintain(self, context: Context) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get_openlineage_facets_on_start(self):
+        """The table is this task's input and output (the OpenLineage provider calls this; it is optional)."""
+        from airflow_spark_streaming.lineage import delta_result_lineage
+
+        return delta_result_lineage(self.table_uri, None, self.lineage_operation)
+
+    def get_openlineage_facets_on_complete(self, task_instance):
+        """As on start, with the version written and the files added and removed."""
+        from airflow_spark_streaming.lineage import delta_result_lineage
+
+        return delta_result_lineage(self.table_uri, getattr(self, "_lineage_result", None), self.lineage_operation)
+
     def _hook(self) -> DeltaTableHook:
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
@@ -182,6 +204,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     :param handoff_timeout: how long to wait for the stream runner's answer.
     """
 
+    lineage_operation = "OPTIMIZE"
     template_fields: Sequence[str] = ("table_uri", "partition_filters")
 
     def __init__(
@@ -238,7 +261,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
                 )
         return filters or None
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _maintain(self, context: Context) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.delta import (
             partition_filters_sql,
             refuse_spark_file_sink_output,
@@ -314,6 +337,8 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     :param handoff_timeout: as for :class:`DeltaOptimizeOperator`.
     """
 
+    lineage_operation = "VACUUM"
+
     def __init__(
         self,
         *,
@@ -380,7 +405,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
                 f"{outside[0]!r}; nothing was deleted. Check the table's log for absolute paths."
             )
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _maintain(self, context: Context) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.delta import refuse_spark_file_sink_output
 
         refuse_spark_file_sink_output(self.table_uri)
@@ -437,6 +462,15 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
     :param files_per_partition: files per partition in the copy.
     """
 
+    def get_openlineage_facets_on_start(self):
+        """Spark's Parquet output in, the Delta table out."""
+        from airflow_spark_streaming.lineage import file_sink_conversion_lineage
+
+        return file_sink_conversion_lineage(self.table_uri, self.target_uri)
+
+    def get_openlineage_facets_on_complete(self, task_instance):
+        return self.get_openlineage_facets_on_start()
+
     template_fields: Sequence[str] = ("table_uri", "target_uri")
 
     def __init__(
@@ -459,7 +493,7 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
         self.partition_by = list(partition_by)
         self.files_per_partition = files_per_partition
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _maintain(self, context: Context) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
         if is_local_uri(self.table_uri) and not has_spark_file_sink_log(self.table_uri):
@@ -471,7 +505,9 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
         self._submit_spark_job({"action": "convert", "table": self.table_uri, "target": self.target_uri,
                                 "partition_by": self.partition_by, "files_per_partition": self.files_per_partition})  # fmt: skip
         stats = DeltaTableHook(
-            self.target_uri or self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
+            self.target_uri or self.table_uri,
+            storage_options=self.storage_options,
+            storage_conn_id=self.storage_conn_id,
         ).get_stats()
         return {"source": self.table_uri, "table_uri": self.target_uri or self.table_uri,
                 "mode": "copy" if self.target_uri else "in_place", "files": stats.num_files,

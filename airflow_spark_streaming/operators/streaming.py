@@ -200,6 +200,28 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self.conf = params.mapping(self.task_id, "conf", self.conf)
         mask_secrets(self.spec, self.conf)  # templated secrets, before the rendered fields are stored
 
+    def get_openlineage_facets_on_start(self):
+        """Inputs and output from the spec; for your own application, from its checkpoint once it ran.
+
+        Called by the OpenLineage provider when it is installed; without it nothing here is imported.
+        """
+        from airflow_spark_streaming.lineage import spec_with_kafka_servers, streaming_job_lineage
+
+        if self.spec is None:
+            return streaming_job_lineage()
+        return streaming_job_lineage(spec=spec_with_kafka_servers(self._validated_spec(), _kafka_bootstrap_servers))
+
+    def get_openlineage_facets_on_complete(self, task_instance):
+        from airflow_spark_streaming.lineage import streaming_job_lineage
+
+        if self.spec is not None:
+            return self.get_openlineage_facets_on_start()
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+        status = CheckpointHook(self.checkpoint, storage_conn_id=self.storage_conn_id).get_status(include_state=False)
+        servers = _kafka_bootstrap_servers(self.kafka_config_id) if self.kafka_config_id else None
+        return streaming_job_lineage(checkpoint_sources=status.committed_sources, kafka_bootstrap_servers=servers)
+
     def _validated_spec(self) -> dict[str, Any]:
         spec = self.spec
         if isinstance(spec, str):
@@ -486,3 +508,10 @@ def _status(control: RunnerControlHook):
     from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
     return control.sibling(CheckpointHook).get_status(include_state=False)
+
+
+def _kafka_bootstrap_servers(kafka_config_id: str) -> str | None:
+    """The brokers of a ``kafka`` connection, for OpenLineage's ``kafka://host:port`` namespace."""
+    from airflow_spark_streaming.hooks.kafka_connection import get_spark_kafka_options
+
+    return get_spark_kafka_options(kafka_config_id).for_source().get("kafka.bootstrap.servers")

@@ -41,3 +41,54 @@ def test_importing_lineage_imports_no_openlineage():
     code = "import sys, airflow_spark_streaming.lineage; print(sorted(m for m in sys.modules if 'openlineage' in m))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_submit_operator_names_kafka_from_its_connection(monkeypatch):
+    """A spec that names only a kafka connection still reports kafka://host:port inputs (read from the connection)."""
+    import json
+
+    from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ORDERS_KAFKA",
+        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": "broker-1:9093,broker-2:9093"}}),
+    )
+    operator = SparkStreamingSubmitOperator(
+        task_id="ingest",
+        kafka_config_id="orders_kafka",
+        spec={
+            "query_name": "orders",
+            "checkpoint_location": "/lake/_checkpoints/orders",
+            "source": {"format": "kafka", "options": {"subscribe": "orders,payments"}},
+            "sink": {"format": "delta", "path": "s3a://lake/orders"},
+        },
+    )
+    lineage = operator.get_openlineage_facets_on_start()
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("kafka://broker-1:9093", "orders"),
+        ("kafka://broker-1:9093", "payments"),
+    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("s3://lake", "orders")]
+
+
+def test_delta_operators_report_the_table_and_the_commit(tmp_path):
+    import pandas as pd
+    from deltalake import write_deltalake
+
+    from airflow_spark_streaming.operators.delta import ConvertFileSinkToDeltaOperator, DeltaOptimizeOperator
+
+    table = tmp_path / "t"
+    write_deltalake(str(table), pd.DataFrame({"id": [1]}))
+    optimize = DeltaOptimizeOperator(task_id="compact", table_uri=str(table), engine="native")
+    optimize._maintain = lambda context: {"version_after": 4, "num_files_added": 1, "num_files_removed": 6}
+    optimize.execute({})
+    done = optimize.get_openlineage_facets_on_complete(None)
+    (output,) = done.outputs
+    assert (output.namespace, output.name, output.facets["version"].datasetVersion) == ("file", str(table), "4")
+    assert (done.inputs[0].namespace, done.inputs[0].name) == ("file", str(table))
+    convert = ConvertFileSinkToDeltaOperator(
+        task_id="convert", table_uri="s3a://lake/raw", target_uri="s3a://lake/orders", engine="spark"
+    )
+    started = convert.get_openlineage_facets_on_start()
+    assert [(d.namespace, d.name) for d in started.inputs] == [("s3://lake", "raw")]
+    assert [(d.namespace, d.name) for d in started.outputs] == [("s3://lake", "orders")]

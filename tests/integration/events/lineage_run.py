@@ -9,5 +9,5 @@ from airflow.dag_processing.dagbag import DagBag
 
 dags = Path(__file__).resolve().parents[2] / "dags"
 dag = DagBag(dag_folder=str(dags / "lineage_probe_dags.py")).dags["lineage_probe"]
-run = dag.test(run_conf={"table_uri": sys.argv[1], "sink_uri": sys.argv[2]})
+run = dag.test(run_conf={"table_uri": sys.argv[1], "sink_uri": sys.argv[2], "input_uri": sys.argv[3]})
 print("STATE", run.state)
