@@ -409,7 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spark = _session(None) if parse_args(argv).spec_uri else None  # spark-submit --name names it
         spec = load_spec(argv, spark)
-        return run(spec, spark)
+        try:
+            return run(spec, spark)
+        except Exception as err:  # noqa: BLE001 - the cause goes last, where spark-submit's error tail shows it
+            import traceback
+
+            traceback.print_exc()
+            cause = redact_secrets(" ".join(str(err).split()), spec)[:2000]
+            print(f"stream_runner: the query failed: {cause}", file=sys.stderr)
+            return 1
     except SpecError as err:
         print(f"stream_runner: invalid spec: {err}", file=sys.stderr)
         return 2
