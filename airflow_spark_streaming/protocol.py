@@ -24,6 +24,9 @@ PROGRESS_DIR = "_progress"
 SUBMISSION_FILE = "_submission"
 STAGING_DIR = "_staging"
 
+#: Which batch a lag or progress check reads: the newest committed one, or the newest planned one.
+BATCH_BASES = ("committed", "planned")
+
 #: The Spark setting carrying the submitting task's tag; the runner copies it into its lease.
 SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"
 #: The lease's time-to-live unless the spec sets ``lease_ttl_seconds``; also judges a torn lease.

@@ -12,8 +12,7 @@ from airflow_spark_streaming.exceptions import StreamHealthError, StreamUnhealth
 if TYPE_CHECKING:
     from airflow_spark_streaming.conditions.stream_health import StreamHealth
 
-DEFAULT_WAIT_FOR = ("OK",)
-DEFAULT_FAIL_ON = ("STALLED", "STOPPED", "REWOUND")
+from airflow_spark_streaming.conditions.statuses import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR  # noqa: E402,F401
 
 
 @dataclass

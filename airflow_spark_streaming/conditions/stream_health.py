@@ -19,6 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from airflow_spark_streaming.conditions.statuses import (  # noqa: F401 - the vocabulary, re-exported
+    DEFAULT_WINDOW,
+    LAGGING,
+    OK,
+    REWOUND,
+    STALLED,
+    STATUSES,
+    STOPPED,
+)
 from airflow_spark_streaming.hooks.kafka_broker import (
     NO_RECORD,
     RecordTimestamp,
@@ -26,10 +35,7 @@ from airflow_spark_streaming.hooks.kafka_broker import (
     partition_name,
 )
 
-OK, LAGGING, STALLED, STOPPED, REWOUND = "OK", "LAGGING", "STALLED", "STOPPED", "REWOUND"
-STATUSES = (OK, LAGGING, STALLED, STOPPED, REWOUND)  # least to most severe
 SEVERITY = {status: rank for rank, status in enumerate(STATUSES)}
-DEFAULT_WINDOW = 10
 DEFAULT_CADENCE_FACTOR = 3.0
 DEFAULT_MIN_ALLOWANCE_SECONDS = 5.0  # commit times are file mtimes: second resolution on object stores
 MIN_LAG_SAMPLES = 3

@@ -14,10 +14,11 @@ from airflow.sdk import BaseOperator
 
 from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import CheckpointNotFoundError, StreamingRunIncompleteError
-from airflow_spark_streaming.hooks.submission import SparkSubmission, StreamingSubmitHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_spark_streaming.hooks.submission import SparkSubmission, StreamingSubmitHook
 
 
 class StopStreamingQueryOperator(BaseOperator):
@@ -78,6 +79,8 @@ class StopStreamingQueryOperator(BaseOperator):
         self._submit_hook: StreamingSubmitHook | None = None
 
     def _hook_for(self, submission: SparkSubmission | None) -> StreamingSubmitHook:
+        from airflow_spark_streaming.hooks.submission import StreamingSubmitHook
+
         if self._submit_hook is None:
             self._submit_hook = StreamingSubmitHook(self.spark_conn_id or (submission.conn_id if submission else None))
         return self._submit_hook
@@ -87,6 +90,8 @@ class StopStreamingQueryOperator(BaseOperator):
         from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
         checkpoint = RunnerControlHook(self.checkpoint, storage_conn_id=self.storage_conn_id)
+        from airflow_spark_streaming.hooks.submission import StreamingSubmitHook
+
         lease, ours = StreamingSubmitHook.get_lease_holder(checkpoint)
         killed = False
         if lease is None:

@@ -1,7 +1,8 @@
 """Submit Structured Streaming jobs from DAGs: bounded ``availableNow`` runs and long-running queries.
 
-The checkpoint hook is imported inside methods: it is most of the provider's
-import cost, and DAG files that only declare tasks never need it. A little over
+Hooks, the JVM resolver and the submission backends are imported inside methods:
+they are most of the provider's import cost, and DAG files that only declare
+tasks never need them. A little over
 400 lines: a third of them is the operator's user documentation.
 """
 
@@ -22,15 +23,6 @@ from airflow_spark_streaming.exceptions import (
     SparkSubmissionError,
     StreamingRunIncompleteError,
 )
-from airflow_spark_streaming.hooks.submission import (
-    DriverState,
-    SparkJob,
-    SparkSubmission,
-    StreamingSubmitHook,
-    latest_committed_batch,
-)
-from airflow_spark_streaming.jobs import job_path
-from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
 from airflow_spark_streaming.redaction import mask_secrets
 from airflow_spark_streaming.spec import is_secret_key, redact_spec, validate_stream_spec, with_kafka_config_id
@@ -39,6 +31,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.submission import SparkJob, SparkSubmission, StreamingSubmitHook
 
 ON_KILL_GRACE_SECONDS = 30
 
@@ -138,7 +131,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         super().__init__(**kwargs)
         owner = f"{type(self).__name__}({self.task_id})"
         self.spark_conn_id = renamed_parameter(
-            owner, "conn_id", "spark_conn_id", conn_id, spark_conn_id, StreamingSubmitHook.default_conn_name
+            owner, "conn_id", "spark_conn_id", conn_id, spark_conn_id, "spark_default"
         )
         self.storage_conn_id = renamed_parameter(
             owner, "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
@@ -240,6 +233,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     # --- execute -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
+        from airflow_spark_streaming.jobs import job_path
+        from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+
         self._submission, self._reattached, self._result = None, None, None
         spec = self._validated_spec() if self.spec is not None else None
         uses_kafka = (
@@ -308,6 +305,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
     def _run_here(self) -> dict[str, Any]:
         """Bounded run with the driver in this process's spark-submit: wait for it, then read the checkpoint."""
+        from airflow_spark_streaming.hooks.submission import latest_committed_batch
+
         checkpoint = self._checkpoint_hook()
         self._own_submission_or_refuse(checkpoint)
         committed_before = latest_committed_batch(checkpoint)
@@ -348,17 +347,25 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         return self._submission.to_dict()
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
+        from airflow_spark_streaming.hooks.submission import SparkSubmission
+
         return self._hook.get_driver_state(SparkSubmission.from_dict(external_id))
 
     def is_job_active(self, status: str) -> bool:
+        from airflow_spark_streaming.hooks.submission import DriverState
+
         return DriverState.parse(status).is_active
 
     def is_job_succeeded(self, status: str) -> bool:
+        from airflow_spark_streaming.hooks.submission import DriverState
+
         # A long-running query whose driver ended is not running: the task starts it again.
         return not self._run.long_running and DriverState.parse(status).is_success
 
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
         """Long-running: wait until the query runs and has committed a batch. Bounded: until the driver ends."""
+        from airflow_spark_streaming.hooks.submission import SparkSubmission
+
         submission = self._submission = SparkSubmission.from_dict(external_id)
         if self._reattached is None:
             self._reattached = True  # the mixin found it in the task state store; submit_job did not run
@@ -372,6 +379,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         return self.get_job_result(external_id, context)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        from airflow_spark_streaming.hooks.submission import SparkSubmission
+
         if self._result is None:
             submission = SparkSubmission.from_dict(external_id)
             if self._run.long_running:
@@ -382,6 +391,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         return self._result
 
     def _wait_until_streaming(self, submission: SparkSubmission) -> None:
+        from airflow_spark_streaming.hooks.submission import latest_committed_batch
         from airflow_spark_streaming.operators._progress_log import BatchProgressLog
 
         checkpoint = self._checkpoint_hook()

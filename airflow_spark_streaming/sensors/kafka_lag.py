@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 
 from airflow_spark_streaming import params
-from airflow_spark_streaming.checkpoint.models import BATCH_BASES
 from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
+from airflow_spark_streaming.protocol import BATCH_BASES
 from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_spark_streaming.conditions.health_wait import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR
+from airflow_spark_streaming.conditions.statuses import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR
 from airflow_spark_streaming.exceptions import StreamHealthError
 from airflow_spark_streaming.sensors._base import VerdictSensor
 
