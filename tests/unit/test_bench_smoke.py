@@ -28,7 +28,7 @@ def test_import_cost_benchmark_reports_both_paths_and_no_heavy_module():
     rows = import_cost.run(smoke=True)
     assert [r["path"] for r in rows] == ["dag-parse path", "every Airflow-side module"]
     assert all(r["heavy_modules_loaded"] == "none" for r in rows)
-    assert rows[0]["modules"] + rows[1]["modules"] == len(import_cost.provider_modules())
+    assert rows[1]["modules"] == len(import_cost.provider_modules()) > rows[0]["modules"]
     # The provider's own imports were timed inside the interpreter: a positive figure per path.
     assert all(r["provider_import_ms"] > 0 for r in rows)
 
