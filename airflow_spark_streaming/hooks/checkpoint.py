@@ -92,6 +92,7 @@ class CheckpointHook(CheckpointStorageHook):
         :param include_state: also size the state of each stateful operator,
             which walks ``state/<op>/`` (proportional to its files).
         """
+        self._forget_listings()
         entries = self._root_entries()
         query_id = parse_query_metadata(self._text("metadata"), self._describe("metadata"))
         offsets = self._log("offsets") if "offsets" in entries else set()
@@ -157,6 +158,7 @@ class CheckpointHook(CheckpointStorageHook):
 
     def get_history(self, last: int = 20) -> CheckpointHistory:
         """The newest ``last`` planned batches, with their timestamps and commit times."""
+        self._forget_listings()
         self._root_entries()
         offsets = self._log("offsets")
         commits = self._log("commits")

@@ -134,6 +134,7 @@ class RunnerControlHook(CheckpointStorageHook):
         ``durationMs``, ``sources``, ...). Empty for queries not run by the
         provider's runner (or a listener writing the same files).
         """
+        self._forget_listings()
         batches = sorted(b for b in map(progress_batch, self._list(PROGRESS_DIR)) if b is not None)
         events = []
         for batch_id in (b for b in batches if b > after_batch):
