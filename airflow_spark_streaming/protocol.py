@@ -86,3 +86,15 @@ def maintenance_request_id(name: str) -> str | None:
     """The request id of a ``_maintenance/`` request file name (32 hex digits), or ``None``."""
     stem = name.removesuffix(".json")
     return stem if name.endswith(".json") and len(stem) == 32 and set(stem) <= _REQUEST_ID_CHARS else None
+
+
+def same_table(a: str, b: str) -> bool:
+    """Two table locations name the same table (``s3a://``, ``s3n://`` and ``s3://`` alike; ``file://`` or not)."""
+
+    def norm(uri: str) -> str:
+        for scheme in ("s3a://", "s3n://"):
+            if uri.startswith(scheme):
+                uri = "s3://" + uri[len(scheme) :]
+        return uri.removeprefix("file://").rstrip("/")
+
+    return norm(a) == norm(b)

@@ -37,6 +37,7 @@ from airflow_spark_streaming.protocol import (
     MAINTENANCE_PROTOCOL,
     maintenance_request_file,
     maintenance_result_file,
+    same_table,  # noqa: F401 - re-exported
 )
 
 S3_SCHEMES = ("s3://", "s3a://", "s3n://")
@@ -49,16 +50,6 @@ STREAMING_OPERATIONS = ("STREAMING UPDATE",)
 
 def is_s3_table(table_uri: str) -> bool:
     return table_uri.startswith(S3_SCHEMES)
-
-
-def same_table(a: str, b: str) -> bool:
-    def norm(uri: str) -> str:
-        for scheme in ("s3a://", "s3n://"):
-            if uri.startswith(scheme):
-                uri = "s3://" + uri[len(scheme) :]
-        return uri.removeprefix("file://").rstrip("/")
-
-    return norm(a) == norm(b)
 
 
 @dataclass(frozen=True)

@@ -46,16 +46,6 @@ def load_job(name: str):
     return module
 
 
-def _same_table(a: str, b: str) -> bool:
-    def norm(uri: str) -> str:
-        for scheme in ("s3a://", "s3n://"):
-            if uri.startswith(scheme):
-                uri = "s3://" + uri[len(scheme) :]
-        return uri.removeprefix("file://").rstrip("/")
-
-    return norm(a) == norm(b)
-
-
 class MaintenanceWatcher:
     """Polls ``_maintenance/`` from a driver thread and runs each request between micro-batches."""
 
@@ -111,7 +101,7 @@ class MaintenanceWatcher:
         started = time.time()
         try:
             request = self._read(protocol.maintenance_request_file(request_id))
-            if not _same_table(str(request.get("table", "")), self.table):
+            if not protocol.same_table(str(request.get("table", "")), self.table):
                 raise ValueError(f"this stream writes {self.table}, not {request.get('table')}")
             action = request.get("action")
             if action not in ("optimize", "vacuum"):
