@@ -111,15 +111,16 @@ class CheckpointStorageHook(BaseHook):
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root.path, *parts)
 
-    def _forget_listings(self) -> None:
-        """Drop the filesystem's cached listings under the checkpoint (s3fs keeps them per instance, and a
-        poll made while the query ran must not hide what it wrote since)."""
+    def _forget_listings(self, *parts: str) -> None:
+        """Drop the filesystem's cached listing of a folder under the checkpoint (s3fs keeps listings per
+        instance, and a poll made while the query ran must not hide what it wrote since)."""
         invalidate = getattr(self.root.fs, "invalidate_cache", None)
         if invalidate is not None:
-            invalidate(self.root.path)
+            invalidate(self._path(*parts))
 
     def _list(self, *parts: str) -> list[str]:
         """One listing, names only (no per-entry stat). A missing folder lists as empty."""
+        self._forget_listings(*parts)  # s3fs would answer from a listing cached while the query ran
         try:
             entries = self.root.fs.ls(self._path(*parts), detail=False)
         except FileNotFoundError:

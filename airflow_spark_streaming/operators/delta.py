@@ -205,7 +205,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     """
 
     lineage_operation = "OPTIMIZE"
-    template_fields: Sequence[str] = ("table_uri", "partition_filters")
+    template_fields: Sequence[str] = ("table_uri", "partition_filters", "stream_checkpoint")
 
     def __init__(
         self,
@@ -338,6 +338,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     """
 
     lineage_operation = "VACUUM"
+    template_fields: Sequence[str] = ("table_uri", "stream_checkpoint")
 
     def __init__(
         self,

@@ -85,25 +85,27 @@ with DAG(
     params={"root": Param("", type="string")},
 ) as maintenance_dag:
     table = "{{ params.root }}/table"
+    # The ingest's stream wrote this table: naming its checkpoint lets maintenance run here once it has stopped.
+    stream = "{{ params.root }}/_checkpoints/delta"
     small_files = DeltaSmallFilesSensor(
         task_id="small_files", table_uri=table, storage_conn_id=STORAGE, min_small_files=3, poke_interval=1, timeout=60
     )
     optimize_native = DeltaOptimizeOperator(
-        task_id="optimize_native", table_uri=table, storage_conn_id=STORAGE, engine="native",
+        task_id="optimize_native", table_uri=table, storage_conn_id=STORAGE, stream_checkpoint=stream, engine="native",
         partition_filters=[("kafka_partition", "=", "0")],
     )  # fmt: skip
     optimize_spark = DeltaOptimizeOperator(
-        task_id="optimize_spark", table_uri=table, storage_conn_id=STORAGE, engine="spark",
+        task_id="optimize_spark", table_uri=table, storage_conn_id=STORAGE, stream_checkpoint=stream, engine="spark",
         partition_filters=[("kafka_partition", "=", "1")],
     )  # fmt: skip
     vacuum_dry_run = DeltaVacuumOperator(
         task_id="vacuum_dry_run", table_uri=table, storage_conn_id=STORAGE, dry_run=True
     )
     vacuum_refused = DeltaVacuumOperator(
-        task_id="vacuum_refused", table_uri=table, storage_conn_id=STORAGE, retention=timedelta(hours=1), retries=0
+        task_id="vacuum_refused", table_uri=table, storage_conn_id=STORAGE, stream_checkpoint=stream, retention=timedelta(hours=1), retries=0
     )
     vacuum_run = DeltaVacuumOperator(
-        task_id="vacuum_run", table_uri=table, storage_conn_id=STORAGE, retention=timedelta(hours=1), mode="full",
+        task_id="vacuum_run", table_uri=table, storage_conn_id=STORAGE, stream_checkpoint=stream, retention=timedelta(hours=1), mode="full",
         i_understand_this_can_break_readers=True, engine="native", trigger_rule="all_done",
     )  # fmt: skip
     convert = ConvertFileSinkToDeltaOperator(
