@@ -37,6 +37,15 @@ os.environ.setdefault(
 )
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_airflow_home / 'airflow.db'}")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# One Fernet key for the test process and the Airflow CLI it runs: trigger kwargs that an
+# 'airflow dags reserialize' subprocess encrypts must decrypt in every later dag.test().
+if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+    from cryptography.fernet import Fernet
+
+    os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
+# Every parse of the example DAGs in one session gives downstream_on_commit's "orders_delta" asset
+# the same URI: Airflow deactivates an asset whose name is already active under another URI.
+os.environ.setdefault("SPARK_STREAMING_LAKE_ROOT", str(_airflow_home / "lake"))
 
 # spark-submit and spark-class from the pyspark wheel need to know their home
 # and which Python has pyspark, whether or not the virtualenv is activated.

@@ -132,14 +132,21 @@ def private_tmp(tmp_path, monkeypatch):
 
 
 def test_failed_cluster_submit_leaves_no_staged_spec_and_no_private_files(tmp_path, private_tmp, monkeypatch):
-    """A real spark-submit to YARN that fails at once (no HADOOP_CONF_DIR): nothing private is left behind."""
+    """A real spark-submit to a ResourceManager that is not there: nothing private is left behind."""
     from airflow_spark_streaming.exceptions import SparkSubmissionError
     from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
     from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
     from airflow_spark_streaming.jobs import job_path
 
-    for name in ("HADOOP_CONF_DIR", "YARN_CONF_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    conf_dir = tmp_path / "hadoop-conf"
+    conf_dir.mkdir()
+    # Nothing listens on port 9; the client gives up after 2 s instead of retrying for 15 minutes.
+    settings = {"yarn.resourcemanager.address": "127.0.0.1:9", "yarn.resourcemanager.connect.max-wait.ms": "2000",
+                "yarn.resourcemanager.connect.retry-interval.ms": "500", "ipc.client.connect.max.retries": "0"}
+    (conf_dir / "yarn-site.xml").write_text("<configuration>" + "".join(
+        f"<property><name>{k}</name><value>{v}</value></property>" for k, v in settings.items()) + "</configuration>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
+    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
     extra = {"deploy-mode": "cluster", "yarn_resourcemanager_webapp_address": "http://127.0.0.1:9"}
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_YARN_SEALED",
                        json.dumps({"conn_type": "spark", "host": "yarn", "extra": extra}))  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,18 +26,13 @@ def append(table: Path, rows: list[tuple[str, int]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def lake_root(tmp_path_factory):
-    # One location for the module: Airflow keeps asset names unique among active assets, so the
-    # example's "orders_delta" asset must keep its URI across the tests that serialize the DAG.
-    root = tmp_path_factory.mktemp("events-lake") / "lake"
+def lake():
+    # The session-wide lake root (tests/conftest.py): every DAG parse in the session, by any test,
+    # registers the example's "orders_delta" asset under this one URI.
+    root = Path(os.environ["SPARK_STREAMING_LAKE_ROOT"])
+    shutil.rmtree(root / "orders", ignore_errors=True)
     append(root / "orders", [("eu", 1000)])  # version 0, before the watcher starts
     return root
-
-
-@pytest.fixture
-def lake(lake_root, monkeypatch):
-    monkeypatch.setenv("SPARK_STREAMING_LAKE_ROOT", str(lake_root))
-    return lake_root
 
 
 def example_dag():
@@ -115,4 +111,6 @@ def test_airflow_registers_the_watcher_without_import_errors(airflow_db, lake):
         (watcher,) = model.watchers
         assert watcher.name == "orders_new_versions"
         assert watcher.trigger.classpath == "airflow_spark_streaming.triggers.events.DeltaVersionEventTrigger"
-        # Its kwargs are stored encrypted (with the CLI's Fernet key), so they are not read back here.
+        # Stored encrypted with the Fernet key the CLI and this process share (tests/conftest.py).
+        assert watcher.trigger.kwargs["table_uri"] == str(lake / "orders")
+        assert sorted(watcher.trigger.kwargs["operations"]) == ["STREAMING UPDATE", "WRITE"]

@@ -17,6 +17,7 @@ from airflow_spark_streaming.conditions.stream_health import OK, REWOUND, STALLE
 from airflow_spark_streaming.exceptions import StreamUnhealthyError
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.stream_health import get_stream_health, read_batch_window
+from airflow_spark_streaming.protocol import LEASE_DIR
 from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
 from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, run_available_now
 
@@ -74,7 +75,8 @@ def test_recreated_topic_below_the_checkpoint_is_rewound(spark, kafka_broker, ka
 
 def _driver_pids(checkpoint: Path) -> list[int]:
     """The runner's Python driver (it writes the lease) and its parent JVM."""
-    lease = json.loads((checkpoint / "_lease").read_text())
+    newest = max((checkpoint / LEASE_DIR).glob("[0-9]*"), key=lambda path: int(path.name))
+    lease = json.loads(newest.read_text())
     pid = int(lease["pid"])
     parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     return [pid, parent]
