@@ -360,12 +360,15 @@ def _has_uncommitted_batch(spark, checkpoint: str) -> bool:
 
 
 def _maintenance_handoff():
-    """``maintenance_handoff.py`` beside this file (by path: the ``jobs`` package imports Airflow)."""
+    """The package's ``jobs/maintenance_handoff.py``, by path: the ``jobs`` package imports Airflow.
+
+    Found beside ``protocol``, not beside this file: in cluster deploy mode (YARN, Kubernetes)
+    spark-submit ships this file alone into the driver's container.
+    """
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "_maintenance_handoff", Path(__file__).with_name("maintenance_handoff.py")
-    )
+    path = Path(protocol.__file__).with_name("jobs") / "maintenance_handoff.py"
+    spec = importlib.util.spec_from_file_location("_maintenance_handoff", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

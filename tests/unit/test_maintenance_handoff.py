@@ -129,3 +129,19 @@ def test_table_names_match_across_s3_schemes():
     assert not same_table("s3://lake/orders", "s3://lake/orders2")
     assert protocol.maintenance_request_id("_handoff") is None
     assert protocol.maintenance_request_id("0" * 32 + ".result.json") is None
+
+
+def test_runner_shipped_alone_still_finds_the_handoff(tmp_path):
+    """In cluster deploy mode spark-submit copies stream_runner.py alone into the driver's container."""
+    import importlib.util
+    import shutil
+
+    from airflow_spark_streaming.jobs import job_path
+
+    shipped = tmp_path / "container" / "stream_runner.py"
+    shipped.parent.mkdir()
+    shutil.copy(job_path("stream_runner"), shipped)
+    spec = importlib.util.spec_from_file_location("shipped_stream_runner", shipped)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    assert callable(runner._maintenance_handoff().watch_maintenance_requests)
