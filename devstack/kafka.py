@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_spark_streaming.jvm import cache_dir, resolve_with_maven
-from devstack.errors import LocalStackError, PortInUseError
+from devstack.errors import LocalStackError
 from devstack.java import check_java, java_executable
 from devstack.process import (
     check_running,
+    claim_port,
     command_parser,
     free_port,
     log_tail,
@@ -192,14 +193,8 @@ def start(
     running = read_state(home)
     if running:
         return running
-    port = DEFAULT_PORT if port is None else port
-    port = port or free_port()
-    if not port_is_free(HOST, port):
-        raise PortInUseError(
-            f"Port {port} on {HOST} is already in use by another process, so the local Kafka broker "
-            f"cannot listen there; stop that process (for example 'scripts/kafka-local stop') or pick "
-            f"another port with KAFKA_LOCAL_PORT=<port>."
-        )
+    port = claim_port(HOST, port, DEFAULT_PORT, service="the local Kafka broker", script="scripts/kafka-local",
+                      env_var="KAFKA_LOCAL_PORT")  # fmt: skip
     check_java()
     controller_port = free_port()
     jars = resolve_with_maven([KAFKA_SERVER_PACKAGE])

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
-from devstack.errors import LocalStackError
+from devstack.errors import LocalStackError, PortInUseError
 
 Record = TypeVar("Record")
 
@@ -33,6 +33,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def claim_port(host: str, port: int | None, default: int, *, service: str, script: str, env_var: str) -> int:
+    """``port`` (``None``: ``default``; ``0``: a free one), refused with PortInUseError when another process has it."""
+    port = default if port is None else port
+    port = port or free_port(host)
+    if not port_is_free(host, port):
+        raise PortInUseError(
+            f"Port {port} on {host} is already in use by another process, so {service} cannot listen there; "
+            f"stop that process (for example '{script} stop') or pick another port with {env_var}=<port>."
+        )
+    return port
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_spark_streaming.jvm import cache_dir
-from devstack.errors import PortInUseError
 from devstack.process import (
     check_running,
+    claim_port,
     command_parser,
-    free_port,
     log_tail,
     pid_alive,
     port_is_free,
@@ -123,14 +122,8 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
     running = read_state(home)
     if running:
         return running
-    port = DEFAULT_PORT if port is None else port
-    port = port or free_port()
-    if not port_is_free(HOST, port):
-        raise PortInUseError(
-            f"Port {port} on {HOST} is already in use by another process, so the local S3 server cannot "
-            f"listen there; stop that process (for example 'scripts/s3-local stop') or pick another port "
-            f"with S3_LOCAL_PORT=<port>."
-        )
+    port = claim_port(HOST, port, DEFAULT_PORT, service="the local S3 server", script="scripts/s3-local",
+                      env_var="S3_LOCAL_PORT")  # fmt: skip
     home.mkdir(parents=True, exist_ok=True)
     credentials = _credentials_file(home)
     credentials.unlink(missing_ok=True)
