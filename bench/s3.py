@@ -77,21 +77,19 @@ def checkpoint_status(server, bucket: str, smoke: bool) -> list[dict]:
 
 def lag_poke(server, bucket: str, smoke: bool) -> list[dict]:
     from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
-    from bench.kafka_lag import READ_PER_PARTITION, RECORDS_PER_PARTITION, prepare_topic, write_checkpoint
+    from bench.kafka_lag import READ_PER_PARTITION, RECORDS_PER_PARTITION, prepare_topic, use_broker, write_checkpoint
     from devstack import kafka
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-s3-lag-") as work:
         broker = kafka.start(Path(work) / "kafka", port=0)
         try:
-            os.environ["AIRFLOW_CONN_KAFKA_BENCH"] = json.dumps(
-                {"conn_type": "kafka", "extra": {"bootstrap.servers": broker.bootstrap_servers}}
-            )
+            conn_id = use_broker(broker.bootstrap_servers)
             partitions = 8
             topic = prepare_topic(broker.bootstrap_servers, partitions)
             write_checkpoint(Path(work) / "ckpt", topic, partitions)
             upload_tree(server.client(), Path(work) / "ckpt", bucket, "lag/ckpt")
-            hook = KafkaLagHook("kafka_bench")
+            hook = KafkaLagHook(conn_id)
             hook.admin  # connect once, outside the timing  # noqa: B018
             timings, report = [], None
             for _ in range(3 if smoke else 10):

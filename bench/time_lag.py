@@ -10,14 +10,12 @@ describe-configs request for retention answered while it runs).
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+from bench import kafka_lag
 from bench.common import bench_main
 from bench.kafka_lag import write_checkpoint
 
@@ -28,35 +26,23 @@ AGE_SECONDS = 3600
 
 
 def prepare_topic(bootstrap: str, partitions: int) -> tuple[str, int]:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    topic = f"bench-time-lag-{partitions}-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(60)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    """A topic whose records are an hour old; returns it and the first record's timestamp (ms)."""
     old = int(time.time() * 1000) - AGE_SECONDS * 1000
-    for partition in range(partitions):
-        for i in range(RECORDS_PER_PARTITION):
-            producer.produce(topic, value=b"x", key=str(i), partition=partition, timestamp=old + i)
-    producer.flush(60)
-    return topic, old
+    return kafka_lag.prepare_topic(bootstrap, partitions, prefix="bench-time-lag", timestamp_ms=old, timeout=60), old
 
 
 def run(bootstrap: str, smoke: bool = False) -> list[dict]:
     from airflow_spark_streaming.hooks.kafka_broker import KafkaBrokerHook
     from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
 
-    os.environ["AIRFLOW_CONN_KAFKA_BENCH"] = json.dumps(
-        {"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}}
-    )
+    conn_id = kafka_lag.use_broker(bootstrap)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-time-lag-") as work:
         for partitions in SMOKE_SIZES if smoke else SIZES:
             topic, produced_ms = prepare_topic(bootstrap, partitions)
             checkpoint = Path(work) / f"ckpt-{partitions}"
             write_checkpoint(checkpoint, topic, partitions)
-            lag_hook, broker = KafkaLagHook("kafka_bench"), KafkaBrokerHook("kafka_bench", timeout=60)
+            lag_hook, broker = KafkaLagHook(conn_id), KafkaBrokerHook(conn_id, timeout=60)
             lag_hook.admin, broker.admin  # connect once, outside the timing  # noqa: B018
             report = lag_hook.get_lag(str(checkpoint))  # metadata warm-up
             broker.get_time_lag(report.partitions)
@@ -88,24 +74,9 @@ def run(bootstrap: str, smoke: bool = False) -> list[dict]:
     return rows
 
 
-def _run_with_broker(args) -> list[dict]:
-    if args.bootstrap_servers:
-        return run(args.bootstrap_servers, args.smoke)
-    from devstack import kafka
-
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as home:
-        broker = kafka.start(Path(home), port=0)
-        try:
-            return run(broker.bootstrap_servers, args.smoke)
-        finally:
-            kafka.stop(Path(home))
-
-
 def main(argv: list[str] | None = None) -> int:
     return bench_main(argv, doc=__doc__, name="time_lag", title="Time lag over a lag poke vs lagging partitions",
-                      run=_run_with_broker,
-                      add_arguments=lambda parser: parser.add_argument(
-                          "--bootstrap-servers", help="use this broker instead of starting the local one"),
+                      run=kafka_lag.with_broker(run), add_arguments=kafka_lag.add_broker_argument,
                       notes="local single-node KRaft broker on 127.0.0.1; medians of 10; fetch_requests counted "
                             "from librdkafka statistics (Fetch requests the peek consumer sent, all partitions "
                             "in each); describe-configs runs concurrently with the fetch")  # fmt: skip

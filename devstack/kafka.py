@@ -14,21 +14,33 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import base64
-import json
 import os
 import subprocess
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_spark_streaming.exceptions import SparkStreamingError
 from airflow_spark_streaming.jvm import cache_dir, resolve_with_maven
-from devstack.errors import LocalStackError, PortInUseError
+from devstack.errors import LocalStackError
 from devstack.java import check_java, java_executable
-from devstack.process import free_port, pid_alive, port_is_free, terminate, wait_for
+from devstack.process import (
+    check_running,
+    claim_port,
+    command_parser,
+    free_port,
+    log_tail,
+    pid_alive,
+    port_is_free,
+    read_state_file,
+    run_command,
+    spawn,
+    stop_recorded,
+    terminated_on_failure,
+    wait_for,
+    write_state_file,
+)
 
 KAFKA_VERSION = "4.1.1"
 KAFKA_SERVER_PACKAGE = f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}"
@@ -109,11 +121,7 @@ def _state_file(home: Path) -> Path:
 
 def read_state(home: Path) -> KafkaBroker | None:
     """The broker recorded in ``home``, if it is still running."""
-    try:
-        broker = KafkaBroker(**json.loads(_state_file(home).read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    return broker if broker.is_alive() else None
+    return read_state_file(_state_file(home), KafkaBroker)
 
 
 def _properties_value(value: str) -> str:
@@ -167,13 +175,8 @@ def _java_command(home: Path, classpath: str, main: str, *args: str) -> list[str
     ]
 
 
-def _log_tail(home: Path, lines: int = 15) -> str:
-    text = ""
-    for name in ("stdout.log", "logs/server.log"):
-        path = home / name
-        if path.exists():
-            text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
-    return text.strip()
+def _log_tail(home: Path) -> str:
+    return "\n".join(filter(None, (log_tail(home / "stdout.log"), log_tail(home / "logs" / "server.log"))))
 
 
 def start(
@@ -190,14 +193,8 @@ def start(
     running = read_state(home)
     if running:
         return running
-    port = DEFAULT_PORT if port is None else port
-    port = port or free_port()
-    if not port_is_free(HOST, port):
-        raise PortInUseError(
-            f"Port {port} on {HOST} is already in use by another process, so the local Kafka broker "
-            f"cannot listen there; stop that process (for example 'scripts/kafka-local stop') or pick "
-            f"another port with KAFKA_LOCAL_PORT=<port>."
-        )
+    port = claim_port(HOST, port, DEFAULT_PORT, service="the local Kafka broker", script="scripts/kafka-local",
+                      env_var="KAFKA_LOCAL_PORT")  # fmt: skip
     check_java()
     controller_port = free_port()
     jars = resolve_with_maven([KAFKA_SERVER_PACKAGE])
@@ -232,26 +229,18 @@ def start(
                 f"{(formatted.stdout + formatted.stderr).strip()[-800:]}; remove {home} and try again."
             )
 
-    with open(home / "stdout.log", "wb") as out:
-        process = subprocess.Popen(
-            _java_command(home, classpath, "kafka.Kafka", str(home / "server.properties")),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-    broker = KafkaBroker(home=str(home), port=port, controller_port=controller_port, pid=process.pid, auth=auth,
+    server = spawn(_java_command(home, classpath, "kafka.Kafka", str(home / "server.properties")), home / "stdout.log")
+    broker = KafkaBroker(home=str(home), port=port, controller_port=controller_port, pid=server.pid, auth=auth,
                          listeners=listeners)  # fmt: skip
     if tls is not None:
         broker.ca_file, broker.other_ca_file, broker.passwords = tls.ca_file, tls.other_ca_file, passwords
         broker.client_certificates, broker.client_keys = tls.client_certificates, tls.client_keys
 
     def ready() -> bool:
-        if process.poll() is not None:
-            raise LocalStackError(
-                f"The local Kafka broker exited with code {process.returncode} while starting; "
-                f"its log ends with:\n{_log_tail(home)}"
-            )
+        check_running(server, "The local Kafka broker", lambda: _log_tail(home))
         return not port_is_free(HOST, port) and _broker_answers(broker.bootstrap_servers)
 
-    try:
+    with terminated_on_failure([server]):
         wait_for(ready, timeout=timeout, what=f"the Kafka broker on {HOST}:{port}")
         if auth:
             from devstack import kafka_auth
@@ -259,13 +248,7 @@ def start(
             kafka_auth.provision(broker.bootstrap_servers, broker.passwords)
             wait_for(lambda: _broker_answers(broker.bootstrap("SASL_PLAINTEXT"), broker.client_config("alice")),
                      timeout=timeout, what="SCRAM login of the test user")  # fmt: skip
-    except Exception:
-        terminate(process.pid)
-        raise
-    state = _state_file(home)
-    state.touch(mode=0o600)
-    os.chmod(state, 0o600)  # holds the throwaway users' passwords
-    state.write_text(json.dumps(asdict(broker)))
+    write_state_file(_state_file(home), broker, private=True)  # holds the throwaway users' passwords
     return broker
 
 
@@ -281,41 +264,29 @@ def _broker_answers(bootstrap_servers: str, config: dict | None = None) -> bool:
 
 def stop(home: Path | None = None) -> bool:
     """Stop the broker recorded in ``home``; return whether one was running."""
-    home = Path(home or default_home())
-    broker = read_state(home)
-    _state_file(home).unlink(missing_ok=True)
-    if broker is None:
-        return False
-    terminate(broker.pid)
-    return True
+    return stop_recorded(_state_file(Path(home or default_home())), KafkaBroker, lambda b: [b.pid]) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kafka-local", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--home", type=Path, default=None, help="broker folder (data, logs, state)")
+    parser = command_parser("kafka-local", __doc__, "broker folder (data, logs, state)")
     parser.add_argument("--port", type=int, default=None, help=f"client port (default {DEFAULT_PORT})")
     parser.add_argument("--auth", action="store_true", help="add SASL_PLAINTEXT, SASL_SSL and mTLS listeners + ACLs")
     args = parser.parse_args(argv)
     home = Path(args.home or default_home())
-    try:
-        if args.command == "start":
-            broker = start(home, args.port, auth=args.auth)
-            print(f"kafka-local: running on {broker.bootstrap_servers} (pid {broker.pid}, home {home})")
-            for name, listener_port in broker.listeners.items():
-                print(f"kafka-local: {name} on {HOST}:{listener_port}")
-            if broker.auth:
-                print(f"kafka-local: CA {broker.ca_file}; users and passwords in {_state_file(home)}")
-        elif args.command == "stop":
-            print("kafka-local: stopped" if stop(home) else "kafka-local: was not running")
-        else:
-            broker = read_state(home)
-            print(f"kafka-local: running on {broker.bootstrap_servers}" if broker else "kafka-local: not running")
-            return 0 if broker else 3
-    except SparkStreamingError as err:
-        print(f"kafka-local: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    def started() -> list[str]:
+        broker = start(home, args.port, auth=args.auth)
+        lines = [f"running on {broker.bootstrap_servers} (pid {broker.pid}, home {home})"]
+        lines += [f"{name} on {HOST}:{listener_port}" for name, listener_port in broker.listeners.items()]
+        if broker.auth:
+            lines.append(f"CA {broker.ca_file}; users and passwords in {_state_file(home)}")
+        return lines
+
+    def status() -> str | None:
+        broker = read_state(home)
+        return f"running on {broker.bootstrap_servers}" if broker else None
+
+    return run_command("kafka-local", args.command, start=started, stop=lambda: stop(home), status=status)
 
 
 if __name__ == "__main__":

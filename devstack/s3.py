@@ -19,18 +19,28 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_spark_streaming.exceptions import SparkStreamingError
 from airflow_spark_streaming.jvm import cache_dir
-from devstack.errors import LocalStackError, PortInUseError
-from devstack.process import free_port, pid_alive, port_is_free, terminate, wait_for
+from devstack.process import (
+    check_running,
+    claim_port,
+    command_parser,
+    log_tail,
+    pid_alive,
+    port_is_free,
+    read_state_file,
+    run_command,
+    spawn,
+    stop_recorded,
+    terminated_on_failure,
+    wait_for,
+    write_state_file,
+)
 from devstack.s3_serve import CREDENTIALS_FILE
 
 DEFAULT_PORT = int(os.environ.get("S3_LOCAL_PORT", "9000"))
@@ -100,18 +110,7 @@ def _credentials_file(home: Path) -> Path:
 
 def read_state(home: Path) -> S3Server | None:
     """The server recorded in ``home``, if it is still running."""
-    try:
-        server = S3Server(**json.loads(_state_file(home).read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    return server if server.is_alive() else None
-
-
-def _log_tail(home: Path, lines: int = 15) -> str:
-    path = home / "server.log"
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return read_state_file(_state_file(home), S3Server)
 
 
 def start(home: Path | None = None, port: int | None = None, *, timeout: float = 120) -> S3Server:
@@ -123,46 +122,25 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
     running = read_state(home)
     if running:
         return running
-    port = DEFAULT_PORT if port is None else port
-    port = port or free_port()
-    if not port_is_free(HOST, port):
-        raise PortInUseError(
-            f"Port {port} on {HOST} is already in use by another process, so the local S3 server cannot "
-            f"listen there; stop that process (for example 'scripts/s3-local stop') or pick another port "
-            f"with S3_LOCAL_PORT=<port>."
-        )
+    port = claim_port(HOST, port, DEFAULT_PORT, service="the local S3 server", script="scripts/s3-local",
+                      env_var="S3_LOCAL_PORT")  # fmt: skip
     home.mkdir(parents=True, exist_ok=True)
     credentials = _credentials_file(home)
     credentials.unlink(missing_ok=True)
-    with open(home / "server.log", "wb") as out:
-        process = subprocess.Popen(
-            # A module of its own: the server process imports moto only, not Airflow.
-            [sys.executable, "-m", "devstack.s3_serve", str(home), str(port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            cwd=str(Path(__file__).resolve().parents[1]),
-        )  # fmt: skip
+    # A module of its own: the server process imports moto only, not Airflow.
+    process = spawn([sys.executable, "-m", "devstack.s3_serve", str(home), str(port)], home / "server.log",
+                    cwd=str(Path(__file__).resolve().parents[1]))  # fmt: skip
 
     def ready() -> bool:
-        if process.poll() is not None:
-            raise LocalStackError(
-                f"The local S3 server exited with code {process.returncode} while starting; "
-                f"its log ends with:\n{_log_tail(home)}"
-            )
+        check_running(process, "The local S3 server", lambda: log_tail(home / "server.log"))
         return credentials.exists() and not port_is_free(HOST, port)
 
-    try:
+    with terminated_on_failure([process]):
         wait_for(ready, timeout=timeout, what=f"the S3 server on {HOST}:{port}", interval=0.2)
         key = json.loads(credentials.read_text())
-    except Exception:
-        terminate(process.pid)
-        raise
-    server = S3Server(home=str(home), port=port, pid=process.pid, access_key_id=key["access_key_id"])
-    try:
+        server = S3Server(home=str(home), port=port, pid=process.pid, access_key_id=key["access_key_id"])
         wait_for(lambda: _answers(server), timeout=timeout, what=f"the S3 API on {HOST}:{port}", interval=0.2)
-    except Exception:
-        terminate(process.pid)
-        raise
-    _state_file(home).write_text(json.dumps(asdict(server)))
+    write_state_file(_state_file(home), server)
     return server
 
 
@@ -177,39 +155,30 @@ def _answers(server: S3Server) -> bool:
 def stop(home: Path | None = None) -> bool:
     """Stop the server recorded in ``home``; return whether one was running."""
     home = Path(home or default_home())
-    server = read_state(home)
-    _state_file(home).unlink(missing_ok=True)
-    if server is None:
+    if stop_recorded(_state_file(home), S3Server, lambda server: [server.pid], grace=10) is None:
         return False
-    terminate(server.pid, grace=10)
     _credentials_file(home).unlink(missing_ok=True)
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="s3-local", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--home", type=Path, default=None, help="server folder (state, credentials, log)")
+    parser = command_parser("s3-local", __doc__, "server folder (state, credentials, log)")
     parser.add_argument("--port", type=int, default=None, help=f"HTTP port (default {DEFAULT_PORT})")
     args = parser.parse_args(argv)
     home = Path(args.home or default_home())
-    try:
-        if args.command == "start":
-            server = start(home, args.port)
-            print(
-                f"s3-local: running on {server.endpoint_url} (pid {server.pid}, home {home}); "
-                f"access key {server.access_key_id}, secret in {_credentials_file(home)}"
-            )
-        elif args.command == "stop":
-            print("s3-local: stopped" if stop(home) else "s3-local: was not running")
-        else:
-            server = read_state(home)
-            print(f"s3-local: running on {server.endpoint_url}" if server else "s3-local: not running")
-            return 0 if server else 3
-    except SparkStreamingError as err:
-        print(f"s3-local: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    def started() -> list[str]:
+        server = start(home, args.port)
+        return [
+            f"running on {server.endpoint_url} (pid {server.pid}, home {home}); "
+            f"access key {server.access_key_id}, secret in {_credentials_file(home)}"
+        ]
+
+    def status() -> str | None:
+        server = read_state(home)
+        return f"running on {server.endpoint_url}" if server else None
+
+    return run_command("s3-local", args.command, start=started, stop=lambda: stop(home), status=status)
 
 
 if __name__ == "__main__":

@@ -7,21 +7,32 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_spark_streaming.exceptions import SparkStreamingError
 from airflow_spark_streaming.jvm import cache_dir, spark_home
 from devstack.errors import LocalStackError
 from devstack.java import check_java
-from devstack.process import free_port, pid_alive, terminate, wait_for
+from devstack.process import (
+    check_running,
+    command_parser,
+    free_port,
+    log_tail,
+    pid_alive,
+    read_state_file,
+    run_command,
+    spawn,
+    stop_recorded,
+    terminated_on_failure,
+    wait_for,
+    write_state_file,
+)
 
 HOST = "127.0.0.1"
 
@@ -79,19 +90,11 @@ def _state_file(home: Path) -> Path:
 
 
 def read_state(home: Path) -> SparkCluster | None:
-    try:
-        cluster = SparkCluster(**json.loads(_state_file(home).read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    return cluster if cluster.is_alive() else None
+    return read_state_file(_state_file(home), SparkCluster)
 
 
 def _spawn(home: Path, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen:
-    with open(home / f"{name}.log", "wb") as out:
-        return subprocess.Popen(
-            [spark_class(), *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
-        )  # fmt: skip
+    return spawn([spark_class(), *args], home / f"{name}.log", env=env)
 
 
 def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeout: float = 120) -> SparkCluster:
@@ -127,56 +130,42 @@ def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeo
 
     def worker_registered() -> bool:
         for process, name in ((master, "master"), (worker, "worker")):
-            if process.poll() is not None:
-                log = (home / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-                raise LocalStackError(f"The Spark {name} exited while starting; its log ends with:\n" + "\n".join(log))
+            check_running(process, f"The Spark {name}", lambda name=name: log_tail(home / f"{name}.log"))
         try:
             state = cluster.master_state()
         except OSError:
             return False
         return any(w.get("state") == "ALIVE" for w in state.get("workers", []))
 
-    try:
+    with terminated_on_failure([worker, master]):
         wait_for(worker_registered, timeout=timeout, what=f"a Spark worker to register with {cluster.master_url}")
-    except Exception:
-        terminate(worker.pid)
-        terminate(master.pid)
-        raise
-    _state_file(home).write_text(json.dumps(asdict(cluster)))
+    write_state_file(_state_file(home), cluster)
     return cluster
 
 
 def stop(home: Path | None = None) -> bool:
-    home = Path(home or default_home())
-    cluster = read_state(home)
-    _state_file(home).unlink(missing_ok=True)
-    if cluster is None:
-        return False
-    terminate(cluster.worker_pid)
-    terminate(cluster.master_pid)
-    return True
+    """Stop the cluster recorded in ``home`` (the worker first); return whether one was running."""
+    stopped = stop_recorded(
+        _state_file(Path(home or default_home())),
+        SparkCluster,
+        lambda cluster: [cluster.worker_pid, cluster.master_pid],
+    )
+    return stopped is not None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spark-cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--home", type=Path, default=None)
-    args = parser.parse_args(argv)
+    args = command_parser("spark-cluster", __doc__).parse_args(argv)
     home = Path(args.home or default_home())
-    try:
-        if args.command == "start":
-            cluster = start(home)
-            print(f"spark-cluster: master {cluster.master_url}, UI {cluster.ui_url}, REST {cluster.submission_url}")
-        elif args.command == "stop":
-            print("spark-cluster: stopped" if stop(home) else "spark-cluster: was not running")
-        else:
-            cluster = read_state(home)
-            print(f"spark-cluster: running at {cluster.master_url}" if cluster else "spark-cluster: not running")
-            return 0 if cluster else 3
-    except SparkStreamingError as err:
-        print(f"spark-cluster: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    def started() -> list[str]:
+        cluster = start(home)
+        return [f"master {cluster.master_url}, UI {cluster.ui_url}, REST {cluster.submission_url}"]
+
+    def status() -> str | None:
+        cluster = read_state(home)
+        return f"running at {cluster.master_url}" if cluster else None
+
+    return run_command("spark-cluster", args.command, start=started, stop=lambda: stop(home), status=status)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -23,15 +22,27 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from airflow_spark_streaming.exceptions import SparkStreamingError
 from airflow_spark_streaming.jvm import cache_dir, resolve_with_maven
 from devstack.errors import LocalStackError
 from devstack.java import check_java, java_executable
-from devstack.process import free_port, pid_alive, terminate, wait_for
+from devstack.process import (
+    check_running,
+    command_parser,
+    free_port,
+    log_tail,
+    pid_alive,
+    read_state_file,
+    run_command,
+    spawn,
+    stop_recorded,
+    terminated_on_failure,
+    wait_for,
+    write_state_file,
+)
 
 HADOOP_VERSION = "3.5.0"
 MINICLUSTER_PACKAGES = [
@@ -152,11 +163,7 @@ def _state_file(home: Path) -> Path:
 
 
 def read_state(home: Path) -> YarnCluster | None:
-    try:
-        cluster = YarnCluster(**json.loads(_state_file(home).read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    return cluster if cluster.is_alive() else None
+    return read_state_file(_state_file(home), YarnCluster)
 
 
 def _site_xml(settings: dict[str, object]) -> str:
@@ -243,11 +250,6 @@ def launcher_classes(classpath: str) -> Path:
     return target
 
 
-def _log_tail(home: Path, lines: int = 25) -> str:
-    path = home / "yarn.log"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-
 def start(home: Path | None = None, *, hdfs: bool = True, timeout: float = 180) -> YarnCluster:
     """Start YARN (and HDFS) in ``home``, or return the cluster already running there."""
     home = Path(home or default_home())
@@ -276,63 +278,43 @@ def start(home: Path | None = None, *, hdfs: bool = True, timeout: float = 180) 
         f"-Dlog4j.configuration=file:{home / 'log4j.properties'}", "-cp", os.pathsep.join([str(classes), classpath]), "YarnLocal",
         str(home / "launcher-site.xml"), str(home / "conf"), str(home / "work"), str(hdfs_port),
     ]  # fmt: skip
-    with open(home / "yarn.log", "wb") as out:
-        process = subprocess.Popen(
-            command, cwd=home / "work", stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
-        )  # fmt: skip
+    process = spawn(command, home / "yarn.log", cwd=home / "work", env=env)
 
     def ready() -> bool:
-        if process.poll() is not None:
-            raise LocalStackError(
-                f"The local YARN exited with code {process.returncode} while starting; its log ends with:\n"
-                f"{_log_tail(home)}"
-            )
+        check_running(process, "The local YARN", lambda: log_tail(home / "yarn.log", lines=25))
         return (home / "work" / "ready").is_file()
 
-    try:
+    with terminated_on_failure([process]):
         wait_for(ready, timeout=timeout, what=f"the local YARN in {home}")
-    except Exception:
-        terminate(process.pid)
-        raise
     default_fs, webhdfs_address = [*(home / "work" / "ready").read_text().splitlines(), ""][:2]
     cluster = YarnCluster(str(home), process.pid, rm_ports["address"], rm_ports["webapp"], default_fs, webhdfs_address)
-    _state_file(home).write_text(json.dumps(asdict(cluster)))
+    write_state_file(_state_file(home), cluster)
     return cluster
 
 
 def stop(home: Path | None = None) -> bool:
-    home = Path(home or default_home())
-    cluster = read_state(home)
-    _state_file(home).unlink(missing_ok=True)
-    if cluster is None:
-        return False
-    terminate(cluster.pid)
-    return True
+    """Stop the cluster recorded in ``home``; return whether one was running."""
+    return stop_recorded(_state_file(Path(home or default_home())), YarnCluster, lambda c: [c.pid]) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="yarn-local", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--home", type=Path, default=None)
+    parser = command_parser("yarn-local", __doc__)
     parser.add_argument("--no-hdfs", action="store_true", help="YARN only, with the local file system as default")
     args = parser.parse_args(argv)
     home = Path(args.home or default_home())
-    try:
-        if args.command == "start":
-            cluster = start(home, hdfs=not args.no_hdfs)
-            print(f"yarn-local: ResourceManager {cluster.rm_url}, file system {cluster.default_fs}")
-            print(f"yarn-local: export HADOOP_CONF_DIR={cluster.conf_dir} YARN_CONF_DIR={cluster.conf_dir}")
-        elif args.command == "stop":
-            print("yarn-local: stopped" if stop(home) else "yarn-local: was not running")
-        else:
-            cluster = read_state(home)
-            print(f"yarn-local: running, ResourceManager {cluster.rm_url}" if cluster else "yarn-local: not running")
-            return 0 if cluster else 3
-    except SparkStreamingError as err:
-        print(f"yarn-local: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    def started() -> list[str]:
+        cluster = start(home, hdfs=not args.no_hdfs)
+        return [
+            f"ResourceManager {cluster.rm_url}, file system {cluster.default_fs}",
+            f"export HADOOP_CONF_DIR={cluster.conf_dir} YARN_CONF_DIR={cluster.conf_dir}",
+        ]
+
+    def status() -> str | None:
+        cluster = read_state(home)
+        return f"running, ResourceManager {cluster.rm_url}" if cluster else None
+
+    return run_command("yarn-local", args.command, start=started, stop=lambda: stop(home), status=status)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
     from airflow_spark_streaming.conditions.verdict import Verdict
+    from airflow_spark_streaming.triggers._base import KafkaCheckpointTrigger
 
 
 def optional_int(task_id: str, name: str, value: Any, *, minimum: int | None = 0) -> int | None:
@@ -82,3 +83,49 @@ class VerdictSensor(BaseSensorOperator):
         if not outcome.is_done:
             raise SparkStreamingError(f"{self.task_id}: the trigger ended before the wait was over.")
         return outcome.xcom_value
+
+
+class KafkaCheckpointSensor(VerdictSensor):
+    """A verdict sensor on a query's checkpoint and the brokers it reads, whose check carries state forward.
+
+    ``poke`` and the trigger both run the trigger class's ``check_once``. The
+    state one check hands to the next is kept in ``_<carried>`` (for example
+    ``_mark``), the trigger's keyword with a leading underscore, and is given to
+    the trigger when the sensor defers. Subclasses set ``checkpoint``,
+    ``kafka_config_id``, ``storage_conn_id`` and ``request_timeout`` and give
+    ``_criteria`` and ``_trigger_class``.
+    """
+
+    checkpoint: str
+    kafka_config_id: str
+    storage_conn_id: str | None
+    request_timeout: float
+
+    def _criteria(self) -> Any:
+        raise NotImplementedError
+
+    def _trigger_class(self) -> type[KafkaCheckpointTrigger]:
+        """Imported when needed, so importing the sensor stays cheap."""
+        raise NotImplementedError
+
+    def _check(self, context: Context) -> Verdict:
+        trigger_class = self._trigger_class()
+        state = f"_{trigger_class.carried}"
+        verdict, carried_value = trigger_class.check_once(
+            self.checkpoint, self._criteria(), kafka_config_id=self.kafka_config_id,
+            storage_conn_id=self.storage_conn_id, timeout=self.request_timeout, carried_value=getattr(self, state),
+        )  # fmt: skip
+        setattr(self, state, carried_value)
+        return verdict
+
+    def _trigger(self, context: Context) -> KafkaCheckpointTrigger:
+        trigger_class = self._trigger_class()
+        return trigger_class(
+            checkpoint=self.checkpoint,
+            criteria=self._criteria().to_dict(),
+            kafka_config_id=self.kafka_config_id,
+            storage_conn_id=self.storage_conn_id,
+            poll_interval=self.poke_interval,
+            timeout=self.request_timeout,
+            **{trigger_class.carried: getattr(self, f"_{trigger_class.carried}")},
+        )

@@ -12,17 +12,14 @@ from airflow_spark_streaming import params
 from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
 from airflow_spark_streaming.protocol import BATCH_BASES
-from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
+from airflow_spark_streaming.sensors._base import KafkaCheckpointSensor, check_unless_templated, optional_int
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
     from airflow_spark_streaming.conditions.lag import LagCriteria
-    from airflow_spark_streaming.conditions.verdict import Verdict
     from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
 
 
-class KafkaLagSensor(VerdictSensor):
+class KafkaLagSensor(KafkaCheckpointSensor):
     """Succeed when a streaming query's Kafka lag is at or below a threshold.
 
     Lag is the broker's latest offset minus the offset in the query's
@@ -117,28 +114,7 @@ class KafkaLagSensor(VerdictSensor):
             min_retention_headroom_seconds=self.min_retention_headroom,
         )
 
-    def _check(self, context: Context) -> Verdict:
-        from airflow_spark_streaming.checks import check_lag
-
-        verdict, self._above_since = check_lag(
-            self.checkpoint,
-            self._criteria(),
-            kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id,
-            timeout=self.request_timeout,
-            above_since=self._above_since,
-        )
-        return verdict
-
-    def _trigger(self, context: Context) -> KafkaLagTrigger:
+    def _trigger_class(self) -> type[KafkaLagTrigger]:
         from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
 
-        return KafkaLagTrigger(
-            checkpoint=self.checkpoint,
-            criteria=self._criteria().to_dict(),
-            kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id,
-            poll_interval=self.poke_interval,
-            timeout=self.request_timeout,
-            above_since=self._above_since,
-        )
+        return KafkaLagTrigger

@@ -9,17 +9,14 @@ from airflow.sdk import conf
 
 from airflow_spark_streaming.conditions.statuses import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR
 from airflow_spark_streaming.exceptions import StreamHealthError
-from airflow_spark_streaming.sensors._base import VerdictSensor
+from airflow_spark_streaming.sensors._base import KafkaCheckpointSensor
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
     from airflow_spark_streaming.conditions.health_wait import HealthCriteria
-    from airflow_spark_streaming.conditions.verdict import Verdict
     from airflow_spark_streaming.triggers.stream_health import StreamHealthTrigger
 
 
-class StreamHealthSensor(VerdictSensor):
+class StreamHealthSensor(KafkaCheckpointSensor):
     """Succeed when the query's status is one of ``wait_for``; fail at once on one of ``fail_on``.
 
     The status (``OK``, ``LAGGING``, ``STALLED``, ``STOPPED``, ``REWOUND``) is
@@ -80,24 +77,7 @@ class StreamHealthSensor(VerdictSensor):
         fail_on = self.fail_on if isinstance(self.fail_on, str) else list(self.fail_on)
         return HealthCriteria(window=self.window, wait_for=wait_for, fail_on=fail_on)
 
-    def _check(self, context: Context) -> Verdict:
-        from airflow_spark_streaming.checks import check_stream_health
-
-        verdict, self._mark = check_stream_health(
-            self.checkpoint, self._criteria(), kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id, timeout=self.request_timeout, mark=self._mark,
-        )  # fmt: skip
-        return verdict
-
-    def _trigger(self, context: Context) -> StreamHealthTrigger:
+    def _trigger_class(self) -> type[StreamHealthTrigger]:
         from airflow_spark_streaming.triggers.stream_health import StreamHealthTrigger
 
-        return StreamHealthTrigger(
-            checkpoint=self.checkpoint,
-            criteria=self._criteria().to_dict(),
-            kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id,
-            poll_interval=self.poke_interval,
-            timeout=self.request_timeout,
-            mark=self._mark,
-        )
+        return StreamHealthTrigger

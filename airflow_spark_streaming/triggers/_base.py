@@ -78,3 +78,60 @@ class VerdictTrigger(BaseTrigger):
                 return
             self.log.info("%s; checking again in %.0fs", verdict.message, self.poll_interval)
             await asyncio.sleep(self.poll_interval)
+
+
+class KafkaCheckpointTrigger(VerdictTrigger):
+    """A verdict trigger on a query's checkpoint and the brokers it reads, whose check carries state forward.
+
+    The check is the function of :mod:`airflow_spark_streaming.checks` named
+    ``check_name``; it takes and returns what the previous check saw under the
+    keyword ``carried`` (``serialize`` keeps the value the trigger started with).
+    The sensor's ``poke`` calls the same :meth:`check_once`.
+    """
+
+    #: The function of ``checks`` that decides.
+    check_name: ClassVar[str]
+    #: The keyword (and attribute) of the state one check hands to the next.
+    carried: ClassVar[str]
+
+    def __init__(
+        self,
+        checkpoint: str,
+        criteria: dict[str, Any],
+        kafka_config_id: str,
+        storage_conn_id: str | None,
+        poll_interval: float,
+        timeout: float,
+    ) -> None:
+        super().__init__(checkpoint, criteria, poll_interval)
+        self.timeout = self._require_positive("timeout", timeout)
+        self.kafka_config_id = kafka_config_id
+        self.storage_conn_id = storage_conn_id
+
+    def _start_from(self, carried_value: Any) -> None:
+        """What the sensor's last check saw; the subclass's ``__init__`` calls this with its ``carried`` argument."""
+        setattr(self, self.carried, carried_value)
+        self._carried_value = carried_value  # moves on between checks
+
+    @classmethod
+    def check_once(
+        cls, checkpoint: str, criteria: Any, *, kafka_config_id: str, storage_conn_id: str | None, timeout: float,
+        carried_value: Any,
+    ) -> tuple[Verdict, Any]:  # fmt: skip
+        """One blocking check; returns the verdict and the state to hand to the next check."""
+        from airflow_spark_streaming import checks
+
+        check = getattr(checks, cls.check_name)  # looked up per call, so a wrapped check is seen
+        return check(checkpoint, criteria, kafka_config_id=kafka_config_id, storage_conn_id=storage_conn_id,
+                     timeout=timeout, **{cls.carried: carried_value})  # fmt: skip
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"kafka_config_id": self.kafka_config_id, "storage_conn_id": self.storage_conn_id,
+                "timeout": self.timeout, self.carried: getattr(self, self.carried)}  # fmt: skip
+
+    def _check(self) -> Verdict:
+        verdict, self._carried_value = self.check_once(
+            self.checkpoint, self.criteria, kafka_config_id=self.kafka_config_id,
+            storage_conn_id=self.storage_conn_id, timeout=self.timeout, carried_value=self._carried_value,
+        )  # fmt: skip
+        return verdict

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_spark_streaming import params
 from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import KafkaLagError
-from airflow_spark_streaming.triggers._base import VerdictTrigger
-
-if TYPE_CHECKING:
-    from airflow_spark_streaming.conditions.verdict import Verdict
+from airflow_spark_streaming.triggers._base import KafkaCheckpointTrigger
 
 
-class KafkaLagTrigger(VerdictTrigger):
+class KafkaLagTrigger(KafkaCheckpointTrigger):
     """Poll a query's Kafka lag until it is low enough, stays too high for too long, or cannot be measured.
 
     Each check is :func:`~airflow_spark_streaming.checks.check_lag`, the
@@ -32,6 +29,8 @@ class KafkaLagTrigger(VerdictTrigger):
     """
 
     error_class = KafkaLagError
+    check_name = "check_lag"
+    carried = "above_since"
 
     def __init__(
         self,
@@ -45,14 +44,11 @@ class KafkaLagTrigger(VerdictTrigger):
         *,
         checkpoint_conn_id: str | None = None,
     ) -> None:
-        super().__init__(checkpoint, criteria, poll_interval)
-        self.timeout = self._require_positive("timeout", timeout)
-        self.kafka_config_id = kafka_config_id
-        self.storage_conn_id = renamed_parameter(
+        storage_conn_id = renamed_parameter(
             "KafkaLagTrigger", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
         )
-        self.above_since = above_since
-        self._above_since = above_since  # moves on between checks; serialize() keeps the starting value
+        super().__init__(checkpoint, criteria, kafka_config_id, storage_conn_id, poll_interval, timeout)
+        self._start_from(above_since)
 
     def _criteria_class(self) -> type:
         from airflow_spark_streaming.conditions.lag import LagCriteria
@@ -69,20 +65,3 @@ class KafkaLagTrigger(VerdictTrigger):
                 owner, "criteria.ceiling_seconds", criteria["ceiling_seconds"], optional=True
             )
         return criteria
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"kafka_config_id": self.kafka_config_id, "storage_conn_id": self.storage_conn_id,
-                "timeout": self.timeout, "above_since": self.above_since}  # fmt: skip
-
-    def _check(self) -> Verdict:
-        from airflow_spark_streaming.checks import check_lag
-
-        verdict, self._above_since = check_lag(
-            self.checkpoint,
-            self.criteria,
-            kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id,
-            timeout=self.timeout,
-            above_since=self._above_since,
-        )
-        return verdict

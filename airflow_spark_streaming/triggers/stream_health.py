@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_spark_streaming.exceptions import StreamHealthError
-from airflow_spark_streaming.triggers._base import VerdictTrigger
-
-if TYPE_CHECKING:
-    from airflow_spark_streaming.conditions.verdict import Verdict
+from airflow_spark_streaming.triggers._base import KafkaCheckpointTrigger
 
 
-class StreamHealthTrigger(VerdictTrigger):
+class StreamHealthTrigger(KafkaCheckpointTrigger):
     """Poll a query's status until it is one to wait for or one to fail on.
 
     Each check is :func:`~airflow_spark_streaming.checks.check_stream_health`,
@@ -30,6 +27,8 @@ class StreamHealthTrigger(VerdictTrigger):
     """
 
     error_class = StreamHealthError
+    check_name = "check_stream_health"
+    carried = "mark"
 
     def __init__(
         self,
@@ -41,30 +40,12 @@ class StreamHealthTrigger(VerdictTrigger):
         timeout: float = 15.0,
         mark: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(checkpoint, criteria, poll_interval)
-        self._require_positive("timeout", timeout)
+        super().__init__(checkpoint, criteria, kafka_config_id, storage_conn_id, poll_interval, timeout)
+        self._start_from(mark)
         if mark is not None and not {"query_id", "batch_id", "offsets"} <= set(mark):
             raise StreamHealthError(f"StreamHealthTrigger mark {mark!r} is not a HealthMark dict.")
-        self.kafka_config_id = kafka_config_id
-        self.storage_conn_id = storage_conn_id
-        self.timeout = float(timeout)
-        self.mark = mark
-        self._mark = mark  # moves on between checks; serialize() keeps the starting value
 
     def _criteria_class(self) -> type:
         from airflow_spark_streaming.conditions.health_wait import HealthCriteria
 
         return HealthCriteria
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"kafka_config_id": self.kafka_config_id, "storage_conn_id": self.storage_conn_id,
-                "timeout": self.timeout, "mark": self.mark}  # fmt: skip
-
-    def _check(self) -> Verdict:
-        from airflow_spark_streaming.checks import check_stream_health
-
-        verdict, self._mark = check_stream_health(
-            self.checkpoint, self.criteria, kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id, timeout=self.timeout, mark=self._mark,
-        )  # fmt: skip
-        return verdict

@@ -19,11 +19,8 @@ def write_json_files(folder: Path, files: int, rows_per_file: int, start: int = 
         (folder / f"part-{f:04d}.json").write_text("\n".join(json.dumps(r) for r in rows))
 
 
-@pytest.fixture(scope="session")
-def file_source_checkpoint(spark, tmp_path_factory):
-    """A JSON file source → Delta query: 4 files at one file per trigger, so batches 0..3."""
-    base = tmp_path_factory.mktemp("file-source")
-    write_json_files(base / "input", files=4, rows_per_file=25)
+def run_file_to_delta(spark, base: Path):
+    """``base/input`` → ``base/table`` (Delta), one file per micro-batch, until the input is consumed; the query."""
     query = (
         spark.readStream.schema("id LONG, event_time TIMESTAMP")
         .option("maxFilesPerTrigger", 1)
@@ -34,6 +31,15 @@ def file_source_checkpoint(spark, tmp_path_factory):
         .start(str(base / "table"))
     )
     query.awaitTermination()
+    return query
+
+
+@pytest.fixture(scope="session")
+def file_source_checkpoint(spark, tmp_path_factory):
+    """A JSON file source → Delta query: 4 files at one file per trigger, so batches 0..3."""
+    base = tmp_path_factory.mktemp("file-source")
+    write_json_files(base / "input", files=4, rows_per_file=25)
+    query = run_file_to_delta(spark, base)
     return {
         "checkpoint": base / "checkpoint",
         "query_id": str(query.id),

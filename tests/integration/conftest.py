@@ -13,13 +13,11 @@ import pytest
 
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from devstack.java import check_java
+from tests.integration.folder_markers import mark_folder
 
 
 def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.integration)
+    mark_folder(items, Path(__file__).parent, pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

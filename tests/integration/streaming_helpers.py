@@ -45,6 +45,32 @@ def kafka_to_delta_spec(bootstrap_servers: str, topic: str, table: Path, checkpo
     }
 
 
+def long_running_kafka_spec(bootstrap_servers: str, topic: str, tmp_path: Path, *, lease_ttl_seconds: int):
+    """600 keyed records on ``topic`` (2 partitions) and a spec reading 50 a batch every 2 seconds into a Delta table.
+
+    Returns ``(spec, table, checkpoint)``, both folders under ``tmp_path``.
+    """
+    produce_keyed(bootstrap_servers, topic, 600, partitions=2)
+    table, checkpoint = tmp_path / "table", tmp_path / "ckpt"
+    spec = kafka_to_delta_spec(bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=50)
+    spec["trigger"] = {"processing_time": "2 seconds"}
+    spec["lease_ttl_seconds"] = lease_ttl_seconds
+    return spec, table, checkpoint
+
+
+def slow_batch_spec(tmp_path: Path, *, lease_ttl_seconds: int) -> dict:
+    """A rate → Delta query whose batches take far longer than a short stop timeout (every row sleeps 3 s)."""
+    return {
+        "query_name": "slow_rate",
+        "checkpoint_location": str(tmp_path / "ckpt"),
+        "source": {"format": "rate", "options": {"rowsPerSecond": "2"}},
+        "transform_sql": "SELECT value, reflect('java.lang.Thread', 'sleep', CAST(3000 AS BIGINT)) AS slept FROM source",
+        "sink": {"format": "delta", "path": str(tmp_path / "table"), "output_mode": "append"},
+        "trigger": {"processing_time": "1 second"},
+        "lease_ttl_seconds": lease_ttl_seconds,
+    }
+
+
 def submit_stream_runner(spec: dict, deps: JvmDependencies, conn_id: str, tmp_path: Path, **hook_kwargs) -> None:
     """Run the bundled stream runner through the Spark provider's SparkSubmitHook."""
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook

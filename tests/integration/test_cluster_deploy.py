@@ -15,7 +15,13 @@ import pytest
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
-from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
+from tests.integration.streaming_helpers import (
+    kafka_to_delta_spec,
+    long_running_kafka_spec,
+    produce_keyed,
+    read_delta,
+    slow_batch_spec,
+)
 
 pytestmark = [pytest.mark.cluster]
 
@@ -95,11 +101,9 @@ def test_long_running_on_the_cluster_reattaches_on_retry_and_stops_gracefully(
     import airflow.providers.apache.spark.hooks.spark_submit as spark_submit
 
     topic = kafka_topic(partitions=2)
-    produce_keyed(kafka_broker.bootstrap_servers, topic, 600, partitions=2)
-    table, checkpoint = tmp_path / "table", tmp_path / "ckpt"
-    spec = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=50)
-    spec["trigger"] = {"processing_time": "2 seconds"}
-    spec["lease_ttl_seconds"] = 15
+    spec, table, checkpoint = long_running_kafka_spec(
+        kafka_broker.bootstrap_servers, topic, tmp_path, lease_ttl_seconds=15
+    )
 
     def start_task():
         return SparkStreamingSubmitOperator(
@@ -150,16 +154,7 @@ def test_long_running_on_the_cluster_reattaches_on_retry_and_stops_gracefully(
 
 def test_a_driver_that_does_not_stop_in_time_is_killed_through_the_master(spark_cluster, cluster_conn, tmp_path):
     checkpoint = tmp_path / "ckpt"
-    spec = {
-        "query_name": "slow_rate",
-        "checkpoint_location": str(checkpoint),
-        "source": {"format": "rate", "options": {"rowsPerSecond": "2"}},
-        # Every row sleeps 3 s: a batch takes far longer than the stop's timeout.
-        "transform_sql": "SELECT value, reflect('java.lang.Thread', 'sleep', CAST(3000 AS BIGINT)) AS slept FROM source",
-        "sink": {"format": "delta", "path": str(tmp_path / "table"), "output_mode": "append"},
-        "trigger": {"processing_time": "1 second"},
-        "lease_ttl_seconds": 15,
-    }
+    spec = slow_batch_spec(tmp_path, lease_ttl_seconds=15)  # a batch takes far longer than the stop's timeout
     started = SparkStreamingSubmitOperator(
         task_id="start", spec=spec, spark_conn_id=cluster_conn, conf=CONF, submit_kwargs=SMALL_DRIVER, poll_interval=1
     ).execute({})

@@ -10,23 +10,10 @@ import pytest
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
-from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
+from tests.integration.runner_drivers import kill_leftover_drivers
+from tests.integration.streaming_helpers import long_running_kafka_spec, read_delta
 
 pytestmark = pytest.mark.kafka
-
-
-def _kill_leftover_drivers(marker: str) -> None:
-    """Whatever happened above, no driver started by this test outlives it."""
-    import os
-    import signal
-    from pathlib import Path
-
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                os.kill(int(proc.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
 
 
 def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, monkeypatch, mocker):
@@ -35,11 +22,9 @@ def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, m
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
     monkeypatch.setenv("AIRFLOW_SPARK_STREAMING_CACHE", str(tmp_path / "cache"))
     topic = kafka_topic(partitions=2)
-    produce_keyed(kafka_broker.bootstrap_servers, topic, 600, partitions=2)
-    table, checkpoint = tmp_path / "table", tmp_path / "ckpt"
-    spec = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=50)
-    spec["trigger"] = {"processing_time": "2 seconds"}
-    spec["lease_ttl_seconds"] = 10
+    spec, table, checkpoint = long_running_kafka_spec(
+        kafka_broker.bootstrap_servers, topic, tmp_path, lease_ttl_seconds=10
+    )
     start = SparkStreamingSubmitOperator(task_id="start", spec=spec, conf={"spark.ui.enabled": "false"})
     hook = CheckpointHook(str(checkpoint))
     try:
@@ -64,7 +49,7 @@ def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, m
         assert hook.get_status().latest_committed_batch >= started["latest_committed_batch"] + 2
     finally:
         stopped = StopStreamingQueryOperator(task_id="stop", checkpoint=str(checkpoint), timeout=120).execute({})
-        _kill_leftover_drivers(str(tmp_path))
+        kill_leftover_drivers(str(tmp_path))
 
     assert stopped["was_running"] and not stopped["killed"]
     assert not stopped["has_uncommitted_batch"]  # stopped between batches

@@ -12,6 +12,7 @@ import pytest
 
 from airflow_spark_streaming import lease as L
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+from tests.lease_race import race_two_takers
 
 NOW_MS = 1_800_000_000_000
 
@@ -72,21 +73,7 @@ def test_two_takers_at_the_same_moment_exactly_one_wins(tmp_path, stale_predeces
         store = FaultyStore(L.LocalLeaseStore(str(tmp_path / f"ckpt-{trial}")), jitter=0.002)
         if stale_predecessor:  # a dead driver's lease, to be taken over by one of the two
             store.create_exclusive(L.generation_name(4), _record(heartbeat_ms=int(time.time() * 1000) - 60_000))
-        barrier, outcomes = threading.Barrier(2), []
-
-        def take(store=store, barrier=barrier, outcomes=outcomes):
-            runner = L.RunnerLease(store, ttl_ms=10_000)
-            barrier.wait()
-            try:
-                outcomes.append(runner.acquire().generation)
-            except L.CheckpointInUse:
-                outcomes.append(None)
-
-        threads = [threading.Thread(target=take) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = race_two_takers(store)
         winners = [g for g in outcomes if g is not None]
         assert len(winners) == 1, f"trial {trial}: {outcomes}"
         assert winners[0] == (5 if stale_predecessor else 1)

@@ -8,24 +8,10 @@ import pytest
 
 from airflow_spark_streaming.exceptions import InvalidEventTriggerError
 from airflow_spark_streaming.triggers.events import CheckpointCommitEventTrigger, DeltaVersionEventTrigger
-from tests.integration.checkpoint_fixtures import write_json_files
+from tests.integration.checkpoint_fixtures import run_file_to_delta, write_json_files
 from tests.integration.events.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
 
 ROWS_PER_FILE = 25
-
-
-def run_query(spark, base):
-    """Every new input file is one micro-batch into the Delta sink; runs until the input is consumed."""
-    query = (
-        spark.readStream.schema("id LONG, event_time TIMESTAMP")
-        .option("maxFilesPerTrigger", 1)
-        .json(str(base / "input"))
-        .writeStream.format("delta")
-        .option("checkpointLocation", str(base / "checkpoint"))
-        .trigger(availableNow=True)
-        .start(str(base / "table"))
-    )
-    query.awaitTermination()
 
 
 @pytest.fixture
@@ -36,7 +22,7 @@ def streaming_query(spark, tmp_path):
     listener = progress_listener(spark, str(tmp_path / "checkpoint"))
     spark.streams.addListener(listener)
     write_json_files(tmp_path / "input", files=2, rows_per_file=ROWS_PER_FILE)
-    run_query(spark, tmp_path)  # batches 0 and 1 exist before the watchers start
+    run_file_to_delta(spark, tmp_path)  # batches 0 and 1 exist before the watchers start
     yield tmp_path
     spark.streams.removeListener(listener)
 
@@ -58,7 +44,7 @@ def test_one_event_per_committed_batch_with_offsets_rows_and_commit_time(spark, 
         await ckpt_loop.until(lambda: position(ckpt_store) == 1, what="the checkpoint's first poll")
         await table_loop.until(lambda: position(table_store) == 1, what="the table's first poll")
         write_json_files(base / "input", files=3, rows_per_file=ROWS_PER_FILE, start=2)
-        await asyncio.to_thread(run_query, spark, base)  # batches 2, 3, 4
+        await asyncio.to_thread(run_file_to_delta, spark, base)  # batches 2, 3, 4
         await ckpt_loop.until(lambda: len(ckpt_loop.events) == 3 and position(ckpt_store) == 4, what="3 batches")
         await table_loop.until(lambda: len(table_loop.events) == 3 and position(table_store) == 4, what="3 versions")
         await ckpt_loop.stop()
@@ -68,7 +54,7 @@ def test_one_event_per_committed_batch_with_offsets_rows_and_commit_time(spark, 
         revived = revive(commits, ckpt_store)
         loop = TriggerLoop(revived).start()
         write_json_files(base / "input", files=1, rows_per_file=ROWS_PER_FILE, start=5)
-        await asyncio.to_thread(run_query, spark, base)  # batch 5
+        await asyncio.to_thread(run_file_to_delta, spark, base)  # batch 5
         await loop.until(lambda: position(ckpt_store) == 5, what="batch 5 after the restart")
         await asyncio.sleep(0.6)
         await loop.stop()

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.folder_markers import mark_folder
+
 
 def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.s3)
+    mark_folder(items, Path(__file__).parent, pytest.mark.s3)
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,6 @@ configuration is refused before any file is written.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import time
 
 import pytest
@@ -20,44 +16,14 @@ import pytest
 from airflow_spark_streaming.exceptions import UnprotectedConcurrentWriteError
 from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
 from airflow_spark_streaming.hooks.storage import StorageHook
-from airflow_spark_streaming.jobs import job_path
 from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
 from airflow_spark_streaming.protocol import MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE
+from tests.integration.runner_drivers import driver_log, kill_drivers, spawn_stream_runner, wait_while_running
 
 
-def _wait_for(condition, timeout: float, what: str, *drivers) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        for driver in drivers:
-            assert driver.poll() is None, f"driver ended early while waiting for {what}:\n{_log(driver)[-3000:]}"
-        time.sleep(0.5)
-
-
-def _log(driver) -> str:
-    return open(driver.log_path, encoding="utf-8", errors="replace").read()
-
-
-def _spark_submit(spec: dict, properties, tmp_path, name: str) -> subprocess.Popen:
-    spec_file = tmp_path / f"{name}-spec.json"
-    spec_file.write_text(json.dumps(spec))
-    command = [
-        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
-        "--properties-file", str(properties), job_path("stream_runner"), "--spec-file", str(spec_file),
-    ]  # fmt: skip
-    log_path = tmp_path / f"{name}.log"
-    with open(log_path, "wb") as log:
-        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    driver.log_path = log_path
-    return driver
-
-
-def _kill(*drivers) -> None:
-    for driver in drivers:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(30)
+def _spark_submit(spec: dict, properties, tmp_path, name: str):
+    return spawn_stream_runner(spec, tmp_path, name, "--master", "local[2]", "--properties-file", str(properties))
 
 
 def _keys(client, bucket: str) -> set[str]:
@@ -104,10 +70,12 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
         _spark_submit(spec, properties, tmp_path, "second"),
     )
     try:
-        _wait_for(lambda: first.poll() is not None or second.poll() is not None, 600, "one runner to give way")
+        wait_while_running(
+            lambda: first.poll() is not None or second.poll() is not None, 600, "one runner to give way", interval=0.5
+        )
         loser, winner = (first, second) if first.poll() is not None else (second, first)
-        assert loser.wait(30) == 3, _log(loser)[-3000:]
-        assert "refusing to start: the checkpoint is in use by Spark application" in _log(loser)
+        assert loser.wait(30) == 3, driver_log(loser)[-3000:]
+        assert "refusing to start: the checkpoint is in use by Spark application" in driver_log(loser)
         leases = [k for k in _keys(client, s3_bucket) if "/_leases/" in k]
         assert len(leases) == 1, leases  # one generation: the loser's create never landed
 
@@ -119,7 +87,9 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
             except Exception:  # noqa: BLE001 - not created yet
                 return -1
 
-        _wait_for(lambda: versions() >= 8 and control.get_handoff() is not None, 900, "eight commits", winner)
+        wait_while_running(
+            lambda: versions() >= 8 and control.get_handoff() is not None, 900, "eight commits", winner, interval=0.5
+        )
 
         # Unprotected configurations are refused before anything is written.
         before = _keys(client, s3_bucket)
@@ -149,7 +119,9 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
             c["version"] for c in DeltaTable(common["table_uri"], storage_options=options).history(50)
             if c["operation"] == "OPTIMIZE"
         )  # fmt: skip
-        _wait_for(lambda: versions() >= optimize_version + 3, 300, "the stream to keep committing", winner)
+        wait_while_running(
+            lambda: versions() >= optimize_version + 3, 300, "the stream to keep committing", winner, interval=0.5
+        )
 
         # A runner that takes no requests (simulated by withdrawing its hand-off record) is refused.
         client.delete_object(Bucket=s3_bucket, Key=f"_checkpoints/orders/{MAINTENANCE_DIR}/{MAINTENANCE_HANDOFF_FILE}")
@@ -159,9 +131,9 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
             no_handoff.execute({})
 
         control.request_stop()
-        assert winner.wait(300) == 0, _log(winner)[-3000:]
+        assert winner.wait(300) == 0, driver_log(winner)[-3000:]
     finally:
-        _kill(first, second)
+        kill_drivers(first, second)
 
     final = DeltaTable(table.replace("s3a://", "s3://"), storage_options=options)
     history = final.history(final.version() + 1)

@@ -19,6 +19,7 @@ from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.stream_health import get_stream_health, read_batch_window
 from airflow_spark_streaming.protocol import LEASE_DIR
 from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
+from tests.integration.runner_drivers import kill_leftover_drivers
 from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
@@ -153,14 +154,4 @@ def test_live_idle_query_is_ok_paused_driver_stalls_then_stops(
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _kill_leftover_drivers(str(tmp_path))
-
-
-def _kill_leftover_drivers(marker: str) -> None:
-    """No driver started by this test outlives it (matched by this test's own temporary path)."""
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                os.kill(int(proc.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
+        kill_leftover_drivers(str(tmp_path))

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.folder_markers import mark_folder
+
 TIMINGS: dict[str, float] = {}
 
 
 def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.yarn)
+    mark_folder(items, Path(__file__).parent, pytest.mark.yarn)
 
 
 @pytest.fixture(scope="session")

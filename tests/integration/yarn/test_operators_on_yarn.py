@@ -17,7 +17,13 @@ import pytest
 from airflow_spark_streaming.exceptions import StreamingRunIncompleteError
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
-from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
+from tests.integration.streaming_helpers import (
+    kafka_to_delta_spec,
+    long_running_kafka_spec,
+    produce_keyed,
+    read_delta,
+    slow_batch_spec,
+)
 from tests.integration.test_cluster_deploy import TaskStateStore
 from tests.integration.yarn.conftest import TIMINGS
 
@@ -78,11 +84,9 @@ def test_long_running_start_reattach_secrets_and_graceful_stop(
     import airflow.providers.apache.spark.hooks.spark_submit as spark_submit
 
     topic = kafka_topic(partitions=2)
-    produce_keyed(kafka_broker.bootstrap_servers, topic, 600, partitions=2)
-    table, checkpoint = tmp_path / "table", tmp_path / "ckpt"
-    spec = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=50)
-    spec["trigger"] = {"processing_time": "2 seconds"}
-    spec["lease_ttl_seconds"] = 20
+    spec, table, checkpoint = long_running_kafka_spec(
+        kafka_broker.bootstrap_servers, topic, tmp_path, lease_ttl_seconds=20
+    )
     secret_conf = {"spark.hadoop.fs.s3a.secret.key": SECRET}
     store = TaskStateStore()
 
@@ -142,16 +146,7 @@ def _assert_secret_absent(yarn_cluster, app_id: str) -> None:
 
 def test_a_stop_that_times_out_kills_through_the_resource_manager(yarn_cluster, yarn_conn, tmp_path):
     checkpoint = tmp_path / "ckpt"
-    spec = {
-        "query_name": "slow_rate",
-        "checkpoint_location": str(checkpoint),
-        "source": {"format": "rate", "options": {"rowsPerSecond": "2"}},
-        # Every row sleeps 3 s: a batch takes far longer than the stop's timeout.
-        "transform_sql": "SELECT value, reflect('java.lang.Thread', 'sleep', CAST(3000 AS BIGINT)) AS slept FROM source",
-        "sink": {"format": "delta", "path": str(tmp_path / "table"), "output_mode": "append"},
-        "trigger": {"processing_time": "1 second"},
-        "lease_ttl_seconds": 20,
-    }
+    spec = slow_batch_spec(tmp_path, lease_ttl_seconds=20)  # a batch takes far longer than the stop's timeout
     started = _operator(spec, yarn_conn).execute({})
     app_id = started["submission_id"]
     try:
