@@ -294,7 +294,9 @@ def start(home: Path | None = None, *, hdfs: bool = True, timeout: float = 180) 
 
 def stop(home: Path | None = None) -> bool:
     """Stop the cluster recorded in ``home``; return whether one was running."""
-    return stop_recorded(_state_file(Path(home or default_home())), YarnCluster, lambda c: [c.pid]) is not None
+    # A throwaway cluster: its orderly shutdown waits about 20 s for container clean-up that nobody needs.
+    stopped = stop_recorded(_state_file(Path(home or default_home())), YarnCluster, lambda c: [c.pid], grace=3)
+    return stopped is not None
 
 
 def main(argv: list[str] | None = None) -> int:
