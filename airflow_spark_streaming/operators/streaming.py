@@ -20,7 +20,6 @@ from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import (
     CheckpointInUseError,
     InvalidStreamSpecError,
-    SparkSubmissionError,
     StreamingRunIncompleteError,
 )
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
@@ -245,13 +244,6 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             else bool(spec and "kafka" in (spec["source"]["format"], spec["sink"]["format"]))
         )
         deployment = StreamingSubmitHook(self.spark_conn_id, deploy_mode=self.deploy_mode).deployment
-        credentials = sorted(k for k in self.conf if is_secret_key(k))
-        if credentials and deployment == "standalone":
-            raise SparkSubmissionError(
-                f"{self.task_id}: conf holds credentials ({', '.join(credentials)}), and a standalone Master "
-                "puts Spark settings on the driver's command line. Put them in the spec's source or sink options, "
-                "or in the cluster's spark-defaults.conf, or submit in client mode."
-            )
         kafka_spec = None
         if spec is not None:
             from airflow_spark_streaming.hooks.kafka_spec import SPARK_REDACTION_REGEX, resolve_kafka_spec
@@ -270,6 +262,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
         spec = spark_spec(spec) if spec else spec
         storage = spark_storage(self.storage_conn_id, [*spec_paths(spec), self.checkpoint, self.application])
+        if deployment == "standalone":  # before anything is resolved, staged or submitted
+            from airflow_spark_streaming.hooks.submission.backends.standalone import refuse_credentials
+
+            refuse_credentials([*storage.secret_conf, *(k for k in self.conf if is_secret_key(k))], self.task_id)
         deps = resolve_jvm_dependencies(
             delta=True, kafka=uses_kafka, s3=storage.s3, extra_packages=self.extra_packages,
             extra_jars=self.extra_jars, resolver=resolver, user_conf=self.conf,

@@ -309,6 +309,31 @@ def test_credentials_in_conf_are_refused_on_a_standalone_master_before_anything_
     assert not argv_file.exists() and not (tmp_path / "ckpt").exists()
 
 
+def test_storage_connection_keys_are_refused_on_a_standalone_master_before_anything_runs(
+    monkeypatch, fake_spark_submit, tmp_path
+):
+    """S3A keys from storage_conn_id would become -D flags on the driver's command line, as conf would."""
+    import json
+
+    from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
+
+    argv_file = fake_spark_submit("Driver successfully submitted as driver-20260101000000-0000")
+    conn_id = _conn(
+        monkeypatch, "spark_sa3", conn_type="spark", host="spark://127.0.0.1:7077", extra={"deploy-mode": "cluster"}
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_SA", json.dumps(
+        {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "s3cr3t-sa", "extra": {"region_name": "eu-west-1"}}
+    ))  # fmt: skip
+    task = SparkStreamingSubmitOperator(
+        task_id="start", application="/opt/jobs/app.py", checkpoint="s3://lake/ckpt", long_running=True,
+        spark_conn_id=conn_id, storage_conn_id="lake_sa", jvm_resolver="ivy",
+    )  # fmt: skip
+    with pytest.raises(SparkSubmissionError, match=r"spark\.hadoop\.fs\.s3a\.secret\.key.*client mode") as refused:
+        task.execute({})
+    assert "s3cr3t-sa" not in str(refused.value)
+    assert not argv_file.exists()
+
+
 def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still_that_process(monkeypatch):
     """StopStreamingQueryOperator's kill of a driver another starter ran: a reused pid is never signalled."""
     import socket

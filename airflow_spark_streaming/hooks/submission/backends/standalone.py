@@ -30,6 +30,17 @@ def python_launcher_jar() -> bytes:
     return buffer.getvalue()
 
 
+def refuse_credentials(keys, who: str) -> None:
+    """A standalone Master passes Spark settings to the driver as ``-D`` flags: credentials would be on its argv."""
+    if keys:
+        raise SparkSubmissionError(
+            f"{who}: the Spark settings {', '.join(sorted(keys))} hold credentials, and a standalone Master in "
+            "cluster deploy mode puts Spark settings on the driver's command line. Submit in client mode, or give "
+            "the cluster its own credentials (spark-defaults.conf, an instance role) and leave them out of conf "
+            "and the storage connection; Kafka credentials can go in the spec's source or sink options."
+        )
+
+
 class StandaloneBackend(ClusterBackend):
     """A standalone Master (``spark://``): the Master's REST server reports and kills."""
 
@@ -40,6 +51,7 @@ class StandaloneBackend(ClusterBackend):
         return spark.master.startswith("spark://")
 
     def prepare(self, job: SparkJob, *, tag: str, checkpoint) -> Prepared:
+        refuse_credentials(job.secret_conf, job.label or job.application)
         self.stage_jars(checkpoint)
         launcher = {}
         if job.application.endswith(".py"):
