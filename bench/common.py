@@ -32,12 +32,12 @@ def write_result(name: str, rows: list[dict], *, smoke: bool, notes: str = "") -
 def print_table(title: str, rows: list[dict]) -> None:
     if not rows:
         return
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in columns}
+    columns = list(dict.fromkeys(c for r in rows for c in r))  # cases may measure different things
+    widths = {c: max(len(c), *(len(_fmt(r.get(c, ""))) for r in rows)) for c in columns}
     print(f"\n{title}")
     print("  ".join(c.rjust(widths[c]) for c in columns))
     for row in rows:
-        print("  ".join(_fmt(row[c]).rjust(widths[c]) for c in columns))
+        print("  ".join(_fmt(row.get(c, "")).rjust(widths[c]) for c in columns))
 
 
 def _fmt(value) -> str:
@@ -54,7 +54,7 @@ def bench_main(argv, *, doc: str, name: str, title: str, run, notes: str, hidden
         add_arguments(parser)
     args = parser.parse_args(argv)
     rows = run(args)
+    path = write_result(name, rows, smoke=args.smoke, notes=notes)  # first: a long run's figures are kept
     print_table(title, [{k: v for k, v in r.items() if k not in hidden_columns} for r in rows])
-    path = write_result(name, rows, smoke=args.smoke, notes=notes)
     print(f"\nwrote {path}")
     return 0

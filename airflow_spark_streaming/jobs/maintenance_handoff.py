@@ -37,13 +37,10 @@ except ImportError:  # run inside a driver whose Python lacks the package
 
 
 def load_job(name: str):
-    """A sibling job module by file path: importing ``airflow_spark_streaming.jobs`` would pull in Airflow."""
-    import importlib.util
+    """A sibling job module (the ``jobs`` package imports only the standard library)."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(f"_stream_runner_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"airflow_spark_streaming.jobs.{name}")
 
 
 class MaintenanceWatcher:

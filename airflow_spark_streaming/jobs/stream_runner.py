@@ -360,18 +360,10 @@ def _has_uncommitted_batch(spark, checkpoint: str) -> bool:
 
 
 def _maintenance_handoff():
-    """The package's ``jobs/maintenance_handoff.py``, by path: the ``jobs`` package imports Airflow.
+    """``airflow_spark_streaming.jobs.maintenance_handoff``: the package, or the ``--py-files`` zip on YARN."""
+    import importlib
 
-    Found beside ``protocol``, not beside this file: in cluster deploy mode (YARN, Kubernetes)
-    spark-submit ships this file alone into the driver's container.
-    """
-    import importlib.util
-
-    path = Path(protocol.__file__).with_name("jobs") / "maintenance_handoff.py"
-    spec = importlib.util.spec_from_file_location("_maintenance_handoff", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("airflow_spark_streaming.jobs.maintenance_handoff")
 
 
 def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None) -> int:

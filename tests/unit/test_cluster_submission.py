@@ -412,7 +412,48 @@ def test_yarn_refuses_a_checkpoint_without_a_scheme(yarn_conn, fake_spark_submit
 
     argv_file = fake_spark_submit(f"Submitted application {YARN_APP}")
     spec = {"checkpoint_location": "/data/ckpt", "sink": {"path": "file:///data/table"}}
-    with pytest.raises(SparkSubmissionError, match=r"checkpoint_location '/data/ckpt' has no scheme.*file:///data/ckpt"):
+    with pytest.raises(
+        SparkSubmissionError, match=r"checkpoint_location '/data/ckpt' has no scheme.*file:///data/ckpt"
+    ):
         StreamingSubmitHook(spark_conn_id=yarn_conn).backend.prepare(SparkJob("app.py", spec=spec), tag="t",
                                                                      checkpoint=None)  # fmt: skip
     assert not argv_file.exists()
+
+
+def test_yarn_ships_the_runner_with_its_provider_modules_which_need_no_airflow(yarn_conn, tmp_path, monkeypatch):
+    """spark-submit ships stream_runner.py alone: a --py-files zip carries what it imports, stdlib-only."""
+    import subprocess
+    import zipfile
+
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.submission import SparkJob
+    from airflow_spark_streaming.jobs import job_path
+
+    bin_dir, kept = tmp_path / "bin", tmp_path / "shipped.zip"
+    bin_dir.mkdir()
+    script = bin_dir / "spark-submit"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import shutil, sys\n"
+        "shutil.copy(sys.argv[sys.argv.index('--py-files') + 1], " + repr(str(kept)) + ")\n"
+        f"print('INFO Client: Submitted application {YARN_APP}')\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    job = SparkJob(job_path("stream_runner"), spec={"query_name": "q"}, label="q")
+    StreamingSubmitHook(spark_conn_id=yarn_conn).start_driver(
+        job, checkpoint=RunnerControlHook(str(tmp_path / "ckpt")), owner="t"
+    )
+    assert "airflow_spark_streaming/jobs/maintenance_handoff.py" in zipfile.ZipFile(kept).namelist()
+
+    # A container's Python without the provider, Airflow or site-packages (-I -S) imports them from the zip.
+    probe = (
+        f"import sys; sys.path.insert(0, {str(kept)!r})\n"
+        "from airflow_spark_streaming.jobs import stream_runner\n"
+        "handoff = stream_runner._maintenance_handoff()\n"
+        "assert handoff.load_job('delta_maintenance').__name__.endswith('delta_maintenance')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'pyspark', 'airflow_spark_streaming'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['airflow_spark_streaming']"]

@@ -152,6 +152,14 @@ class SparkSubmitAdapter:
     def jars(self, jars: list[str]) -> None:
         self.hook._jars = ",".join(jars) or None
 
+    @property
+    def py_files(self) -> list[str]:
+        return [path for path in (self.hook._py_files or "").split(",") if path]
+
+    @py_files.setter
+    def py_files(self, py_files: list[str]) -> None:
+        self.hook._py_files = ",".join(py_files) or None
+
     def run_main_class(self, java_class: str, primary_resource_args: list[str]) -> None:
         """Run ``java_class`` with these arguments first (the Python runner takes the .py and its py-files)."""
         self.hook._java_class = java_class

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 
 from airflow_spark_streaming.exceptions import ClusterManagerError, SparkSubmissionError
 from airflow_spark_streaming.hooks.submission._spark_compat import SparkSubmitAdapter
@@ -56,10 +57,29 @@ def _refuse_bare_paths(spec) -> None:
             )
 
 
+RUNNER_SUPPORT_ZIP = "airflow_spark_streaming_runner.zip"
+
+
+def is_bundled_job(application: str) -> bool:
+    from airflow_spark_streaming.jobs import job_path
+
+    return Path(application).parent == Path(job_path("stream_runner")).parent
+
+
+def write_runner_support_zip(path: Path) -> Path:
+    """A ``--py-files`` zip of the standard-library provider modules the bundled jobs import."""
+    import zipfile
+
+    from airflow_spark_streaming.jobs import runner_support_files
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, source in runner_support_files().items():
+            archive.write(source, name)
+    return path
+
+
 def keep_spark_defaults(properties_file: str, environ) -> None:
     """Put the cluster's ``spark-defaults.conf`` before the entries of ``properties_file`` (later keys win)."""
-    from pathlib import Path
-
     from airflow_spark_streaming.jvm import spark_home
 
     conf_dir = environ.get("SPARK_CONF_DIR") or (str(Path(spark_home(), "conf")) if spark_home() else None)
@@ -88,6 +108,11 @@ class YarnBackend(ClusterBackend):
         prepared = super().prepare(job, tag=tag, checkpoint=checkpoint)
         if self.spark.properties_file:
             keep_spark_defaults(self.spark.properties_file, os.environ)
+        if is_bundled_job(job.application):
+            # spark-submit ships the runner's file alone: the provider modules it imports travel beside it,
+            # so the containers' Python needs pyspark only, not this provider (nor Airflow).
+            support = write_runner_support_zip(prepared.private_dir / RUNNER_SUPPORT_ZIP)
+            self.spark.py_files = [*self.spark.py_files, str(support)]
         return prepared
 
     def _before_submit(self, application: str, launcher_jar: str | None) -> str:
