@@ -113,3 +113,59 @@ def _pyspark_archives(spark_home: Path) -> list[Path]:
     pyspark_zip = lib / "pyspark.zip"
     py4j = sorted(lib.glob("py4j-*-src.zip"))
     return [pyspark_zip, *py4j[-1:]] if pyspark_zip.is_file() and py4j else []
+
+
+#: A client's yarn-site.xml is small; a larger file is not one.
+MAX_SITE_FILE_BYTES = 4 * 1024 * 1024
+
+
+def _site_properties(conf_dir: str) -> dict[str, str]:
+    import xml.etree.ElementTree as ET
+
+    path = Path(conf_dir, "yarn-site.xml")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SITE_FILE_BYTES + 1)
+    if len(data) > MAX_SITE_FILE_BYTES:
+        raise SparkSubmissionError(f"{path} is larger than {MAX_SITE_FILE_BYTES} bytes: not a yarn-site.xml.")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as err:
+        raise SparkSubmissionError(f"{path} is not valid XML ({err}); point HADOOP_CONF_DIR at the cluster's.") from err
+    return {
+        (prop.findtext("name") or "").strip(): (prop.findtext("value") or "").strip() for prop in root.iter("property")
+    }
+
+
+def resource_manager_web_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The ResourceManager's web (REST) address from the client configuration, as YARN's clients find it.
+
+    Reads ``yarn-site.xml`` in ``HADOOP_CONF_DIR``/``YARN_CONF_DIR``: the web address for the HTTP
+    policy (``yarn.resourcemanager.webapp[.https].address``), else ``yarn.resourcemanager.hostname``
+    with YARN's default port (8088, or 8090 for ``HTTPS_ONLY``). With ResourceManager HA the first
+    of ``yarn.resourcemanager.ha.rm-ids``: a standby ResourceManager redirects REST calls to the active
+    one. ``${name}`` references are expanded from the same file. ``None`` when the file names no
+    address a client can use (none, or the wildcard ``0.0.0.0``).
+    """
+    environ = os.environ if environ is None else environ
+    conf_dir = environ.get("HADOOP_CONF_DIR") or environ.get("YARN_CONF_DIR")
+    if not conf_dir or not Path(conf_dir, "yarn-site.xml").is_file():
+        return None
+    props = _site_properties(conf_dir)
+    https = props.get("yarn.http.policy", "HTTP_ONLY").upper() == "HTTPS_ONLY"
+    key = "yarn.resourcemanager.webapp.https.address" if https else "yarn.resourcemanager.webapp.address"
+    suffix = ""
+    if props.get("yarn.resourcemanager.ha.enabled", "").lower() == "true":
+        rm_ids = [i.strip() for i in props.get("yarn.resourcemanager.ha.rm-ids", "").split(",") if i.strip()]
+        suffix = f".{rm_ids[0]}" if rm_ids else ""
+    hostname = props.get(f"yarn.resourcemanager.hostname{suffix}") or props.get("yarn.resourcemanager.hostname")
+    address = props.get(f"{key}{suffix}") or (f"{hostname}:{8090 if https else 8088}" if hostname else "")
+    for _ in range(5):  # Hadoop expands variables recursively, to a small depth
+        if "${" not in address:
+            break
+        start = address.index("${")
+        end = address.index("}", start)
+        address = address[:start] + props.get(address[start + 2 : end], "") + address[end + 1 :]
+    host = address.rsplit(":", 1)[0]
+    if not host or host == "0.0.0.0" or "${" in address:
+        return None
+    return f"{'https' if https else 'http'}://{address}"

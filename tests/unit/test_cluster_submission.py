@@ -19,6 +19,7 @@ import pytest
 from airflow_spark_streaming.exceptions import ClusterManagerError, SparkSubmissionError
 from airflow_spark_streaming.hooks.submission import (
     ACTIVE_STATES,
+    DriverState,
     SparkSubmission,
     StreamingSubmitHook,
 )
@@ -457,3 +458,21 @@ def test_yarn_ships_the_runner_with_its_provider_modules_which_need_no_airflow(y
     done = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["['airflow_spark_streaming']"]
+
+
+def test_yarn_without_the_connection_extra_finds_the_resource_manager_in_yarn_site(
+    monkeypatch, fake_spark_submit, tmp_path, mocker
+):
+    (tmp_path / "hadoop-conf").mkdir()
+    (tmp_path / "hadoop-conf" / "yarn-site.xml").write_text(
+        "<configuration><property><name>yarn.resourcemanager.hostname</name><value>rm.example</value>"
+        "</property></configuration>"
+    )
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path / "hadoop-conf"))
+    conn_id = _conn(monkeypatch, "spark_yarn_site", conn_type="spark", host="yarn", extra={"deploy-mode": "cluster"})
+    fake_spark_submit(f"INFO Client: Submitted application {YARN_APP}")
+    hook = StreamingSubmitHook(spark_conn_id=conn_id)
+    submission = hook.submit_driver("/opt/jobs/app.py", tag="t")
+    calls = mocker.patch("requests.request", return_value=_Response({"app": {"state": "RUNNING"}}))
+    assert hook.get_driver_state(submission) == DriverState.RUNNING
+    assert calls.call_args.args[1] == f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}"

@@ -88,3 +88,46 @@ def test_yarn_jars_makes_local_files_local_uris_only_when_shared(tmp_path):
         f"local:{jar}", f"local:{jar}", remote, "local:/opt/y.jar"
     ]  # fmt: skip
     assert yarn_jars([str(jar)], shared_paths=False) == [str(jar)]
+
+
+def _site(tmp_path, **props) -> dict[str, str]:
+    body = "".join(f"<property><name>{k}</name><value>{v}</value></property>" for k, v in props.items())
+    (tmp_path / "yarn-site.xml").write_text(f"<?xml version='1.0'?><configuration>{body}</configuration>")
+    return {"HADOOP_CONF_DIR": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("props", "url"),
+    [
+        ({"yarn.resourcemanager.webapp.address": "rm.example:8088"}, "http://rm.example:8088"),
+        ({"yarn.resourcemanager.hostname": "rm.example"}, "http://rm.example:8088"),
+        ({"yarn.resourcemanager.hostname": "rm.example", "yarn.http.policy": "HTTPS_ONLY"}, "https://rm.example:8090"),
+        ({"yarn.resourcemanager.hostname": "rm.example",
+          "yarn.resourcemanager.webapp.address": "${yarn.resourcemanager.hostname}:18088"}, "http://rm.example:18088"),
+        ({"yarn.resourcemanager.ha.enabled": "true", "yarn.resourcemanager.ha.rm-ids": "rm1, rm2",
+          "yarn.resourcemanager.hostname.rm1": "a.example", "yarn.resourcemanager.hostname.rm2": "b.example"},
+         "http://a.example:8088"),
+        ({"yarn.resourcemanager.ha.enabled": "true", "yarn.resourcemanager.ha.rm-ids": "rm1,rm2",
+          "yarn.resourcemanager.webapp.address.rm1": "a.example:8188"}, "http://a.example:8188"),
+        ({"yarn.resourcemanager.webapp.address": "0.0.0.0:8088"}, None),
+        ({"yarn.resourcemanager.webapp.address": "${undefined.host}:8088"}, None),
+        ({}, None),
+    ],
+)  # fmt: skip
+def test_resource_manager_web_url_from_yarn_site(tmp_path, props, url):
+    from airflow_spark_streaming.yarn_conf import resource_manager_web_url
+
+    assert resource_manager_web_url(_site(tmp_path, **props)) == url
+
+
+def test_resource_manager_web_url_refuses_a_file_that_is_not_a_yarn_site(tmp_path):
+    from airflow_spark_streaming.exceptions import SparkSubmissionError
+    from airflow_spark_streaming.yarn_conf import MAX_SITE_FILE_BYTES, resource_manager_web_url
+
+    (tmp_path / "yarn-site.xml").write_text("<configuration><property>")
+    with pytest.raises(SparkSubmissionError, match="not valid XML"):
+        resource_manager_web_url({"HADOOP_CONF_DIR": str(tmp_path)})
+    (tmp_path / "yarn-site.xml").write_bytes(b" " * (MAX_SITE_FILE_BYTES + 1))
+    with pytest.raises(SparkSubmissionError, match="larger than"):
+        resource_manager_web_url({"YARN_CONF_DIR": str(tmp_path)})
+    assert resource_manager_web_url({}) is None

@@ -31,6 +31,7 @@ PRIVATE_ATTRIBUTES = (
     "_submit_sp",
     "_driver_id",
     "_yarn_application_id",
+    "_yarn_rm_base_url",
     "_kubernetes_driver_pod",
     "_track_driver_via_k8s_api",
 )
@@ -203,8 +204,26 @@ class SparkSubmitAdapter:
     # --- cluster managers ------------------------------------------------------------------------
 
     def check_yarn_rm_address(self) -> None:
-        """Raise ``ValueError`` if the connection does not say where the ResourceManager's REST API is."""
-        self.hook._get_yarn_rm_base_url()
+        """Raise ``ValueError`` if neither the connection nor yarn-site.xml says where the RM's REST API is."""
+        self._yarn_rm_base_url()
+
+    def _yarn_rm_base_url(self) -> str:
+        """The connection's ``yarn_resourcemanager_webapp_address``, else the one in ``HADOOP_CONF_DIR``."""
+        import os
+
+        from airflow_spark_streaming.yarn_conf import resource_manager_web_url
+
+        try:
+            return self.hook._get_yarn_rm_base_url()
+        except ValueError as err:
+            found = resource_manager_web_url({**os.environ, **self.env})
+            if not found:
+                raise ValueError(
+                    f"{err} Or set HADOOP_CONF_DIR to a folder whose yarn-site.xml names the ResourceManager "
+                    "(yarn.resourcemanager.webapp.address or yarn.resourcemanager.hostname)."
+                ) from err
+            self.hook._yarn_rm_base_url = found  # the provider's own cache: its kill and status use it too
+            return found
 
     def query_yarn_application_status(self, application_id: str) -> str:
         return self.hook.query_yarn_application_status(application_id)
@@ -214,7 +233,7 @@ class SparkSubmitAdapter:
 
     def yarn_rm_request(self, method: str, path: str, **kwargs: Any) -> dict:
         """Call the RM's REST API (``/ws/v1/cluster`` + ``path``) at the connection's address, with its auth."""
-        return self._yarn_http(method, f"{self.hook._get_yarn_rm_base_url()}/ws/v1/cluster{path}", **kwargs).json()
+        return self._yarn_http(method, f"{self._yarn_rm_base_url()}/ws/v1/cluster{path}", **kwargs).json()
 
     def yarn_container_log(self, container_logs_url: str, name: str) -> str:
         """A container's log file from its NodeManager; ``container_logs_url`` is a report's ``amContainerLogs``."""
