@@ -100,9 +100,9 @@ def test_streaming_supervisor_dag_test_finishes_on_a_quiet_topic(
         run = dag.test(run_conf={"topic": topic, "trigger_interval": "2 seconds", "max_offsets_per_trigger": 100,
                                  "max_lag": 0})  # fmt: skip
     finally:
-        from tests.integration.test_long_running import _kill_leftover_drivers
+        from tests.integration.runner_drivers import kill_leftover_drivers
 
-        _kill_leftover_drivers(str(tmp_path))
+        kill_leftover_drivers(str(tmp_path))
     assert run.state == "success"
     assert {ti.task_id: ti.state for ti in run.get_task_instances()} == {
         "stream_spec": "success", "start_stream": "success",
