@@ -163,7 +163,9 @@ def resource_manager_web_url(environ: Mapping[str, str] | None = None) -> str | 
         if "${" not in address:
             break
         start = address.index("${")
-        end = address.index("}", start)
+        end = address.find("}", start)
+        if end < 0:
+            break  # unterminated: left in place, so no address is returned
         address = address[:start] + props.get(address[start + 2 : end], "") + address[end + 1 :]
     host = address.rsplit(":", 1)[0]
     if not host or host == "0.0.0.0" or "${" in address:

@@ -111,6 +111,7 @@ def _site(tmp_path, **props) -> dict[str, str]:
           "yarn.resourcemanager.webapp.address.rm1": "a.example:8188"}, "http://a.example:8188"),
         ({"yarn.resourcemanager.webapp.address": "0.0.0.0:8088"}, None),
         ({"yarn.resourcemanager.webapp.address": "${undefined.host}:8088"}, None),
+        ({"yarn.resourcemanager.webapp.address": "${unterminated:8088"}, None),
         ({}, None),
     ],
 )  # fmt: skip
