@@ -256,6 +256,17 @@ def start(home: Path | None = None, *, hdfs: bool = True, timeout: float = 180) 
     running = read_state(home)
     if running:
         return running
+    for attempt in range(3):
+        try:
+            return _start_once(home, hdfs=hdfs, timeout=timeout)
+        except LocalStackError as err:
+            # A free port picked here can be taken by another process before the JVM binds it.
+            if "Address already in use" not in str(err) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(home: Path, *, hdfs: bool, timeout: float) -> YarnCluster:
     java = check_java() and java_executable()
     jars = resolve_with_maven(MINICLUSTER_PACKAGES)
     classpath = os.pathsep.join(str(j) for j in jars)
