@@ -179,6 +179,18 @@ def _log_tail(home: Path) -> str:
     return "\n".join(filter(None, (log_tail(home / "stdout.log"), log_tail(home / "logs" / "server.log"))))
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: URL-safe base64 of a random UUID, like Kafka's ``Uuid.randomUuid``.
+
+    One id in 64 would start with ``-``, which the storage tool's argument parser reads as an
+    option; Kafka's own generator draws again in that case, and so does this.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def start(
     home: Path | None = None, port: int | None = None, *, auth: bool = False, timeout: float = 120
 ) -> KafkaBroker:
@@ -217,7 +229,7 @@ def start(
     properties.write_text(_server_properties(home, port, controller_port, listeners, extra))
     (home / "log4j2.properties").write_text(_LOG4J2.format(log=home / "logs" / "server.log"))
     if not (home / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         formatted = subprocess.run(
             _java_command(home, classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                           "-c", str(home / "server.properties"), "--ignore-formatted"),

@@ -50,3 +50,14 @@ def test_port_is_free_sees_a_listener():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         assert not port_is_free("127.0.0.1", sock.getsockname()[1])
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch):
+    # 0xF8 encodes to "-" first in URL-safe base64; Kafka's storage tool would read it as an option.
+    import uuid
+
+    drawn = iter([uuid.UUID(bytes=b"\xf8" + b"\x01" * 15), uuid.UUID(bytes=b"\x10" * 16)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(drawn))
+    cluster_id = kafka.new_cluster_id()
+    assert cluster_id == "EBAQEBAQEBAQEBAQEBAQEA"
+    assert len(cluster_id) == 22
