@@ -210,7 +210,8 @@ def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int,
         [*airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env,
         work / "logs" / f"{DAG_ID}.log", f"airflow dags test {DAG_ID}"))  # fmt: skip
     after = table_stats(table, conn)
-    maintenance = {"table": TOPIC, "min_small_files": DEMO_MIN_SMALL_FILES}
+    # Naming the stream's checkpoint is what lets maintenance run beside it on S3.
+    maintenance = {"table": TOPIC, "stream_checkpoint": checkpoint, "min_small_files": DEMO_MIN_SMALL_FILES}
     step(f"airflow dags test {MAINTENANCE_DAG_ID}", lambda: _run_logged(
         [*airflow, "dags", "test", MAINTENANCE_DAG_ID, "--conf", json.dumps(maintenance)], env,
         work / "logs" / f"{MAINTENANCE_DAG_ID}.log", f"airflow dags test {MAINTENANCE_DAG_ID}"))  # fmt: skip

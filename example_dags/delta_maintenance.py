@@ -4,6 +4,12 @@ Compaction runs only when the small-file statistics say it pays off: the
 sensor skips itself, and with it everything downstream, otherwise. VACUUM keeps
 the table's own retention, so lagging readers never lose files. The table is
 ``<spark_streaming_lake_root>/<table>`` unless the run passes ``table_uri``.
+
+On S3, pass ``stream_checkpoint``, the checkpoint of the stream that writes the
+table: while that stream runs, its runner does the OPTIMIZE and VACUUM between
+micro-batches (Delta's S3 log store is safe within one driver only); once it has
+stopped, they run here. Without it, a table a stream committed to within the
+last hour is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from airflow_spark_streaming.sensors.delta import DeltaSmallFilesSensor
 # The lake's storage connection ('aws', for a lake root on S3); none for local disk.
 STORAGE_CONN_ID = conf.get("spark_streaming", "example_storage_conn_id", fallback="") or None
 TABLE_URI = "{{ params.table_uri or (var.value.spark_streaming_lake_root ~ '/' ~ params.table) }}"
+STREAM_CHECKPOINT = "{{ params.stream_checkpoint }}"
 
 with DAG(
     dag_id="delta_maintenance",
@@ -30,6 +37,9 @@ with DAG(
     params={
         "table": Param("orders", type="string", description="table name under the lake root"),
         "table_uri": Param(None, type=["null", "string"], description="full table location, overriding table"),
+        "stream_checkpoint": Param(
+            None, type=["null", "string"], description="checkpoint of the stream writing the table (needed on S3)"
+        ),
         "min_small_files": Param(50, type="integer", minimum=2, description="small files a partition needs"),
     },
     render_template_as_native_obj=True,
@@ -45,13 +55,23 @@ with DAG(
     )
 
     optimize = DeltaOptimizeOperator(
-        task_id="optimize", table_uri=TABLE_URI, engine="auto", storage_conn_id=STORAGE_CONN_ID
+        task_id="optimize",
+        table_uri=TABLE_URI,
+        engine="auto",
+        storage_conn_id=STORAGE_CONN_ID,
+        stream_checkpoint=STREAM_CHECKPOINT,
     )
 
     vacuum_dry_run = DeltaVacuumOperator(
         task_id="vacuum_dry_run", table_uri=TABLE_URI, dry_run=True, storage_conn_id=STORAGE_CONN_ID
     )
 
-    vacuum = DeltaVacuumOperator(task_id="vacuum", table_uri=TABLE_URI, mode="lite", storage_conn_id=STORAGE_CONN_ID)
+    vacuum = DeltaVacuumOperator(
+        task_id="vacuum",
+        table_uri=TABLE_URI,
+        mode="lite",
+        storage_conn_id=STORAGE_CONN_ID,
+        stream_checkpoint=STREAM_CHECKPOINT,
+    )
 
     small_files >> optimize >> vacuum_dry_run >> vacuum

@@ -38,3 +38,7 @@ def test_delta_maintenance_shape(dag_bag):
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.task_dict[downstream].upstream_task_ids == {upstream}
     assert dag.task_dict["vacuum_dry_run"].dry_run and not dag.task_dict["vacuum"].dry_run
+    # On S3 both committing tasks must know the writing stream, or they refuse beside it.
+    assert "stream_checkpoint" in dag.params
+    for task_id in ("optimize", "vacuum"):
+        assert dag.task_dict[task_id].stream_checkpoint == "{{ params.stream_checkpoint }}"
