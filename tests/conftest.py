@@ -14,7 +14,20 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-_airflow_home = Path(os.environ.get("ASS_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="ass-airflow-home-"))
+# Everything the session's child processes leave behind goes into one directory, removed when
+# the session ends: a SIGKILLed Spark driver keeps its ~100-700 MB of jars under its local dir,
+# and a few dozen of those filled a shared disk. This process keeps the system temp dir, so
+# pytest's own tmp_path folders survive for inspection.
+_session_tmp = Path(tempfile.mkdtemp(prefix="ass-session-"))
+os.environ["TMPDIR"] = str(_session_tmp)
+os.environ["SPARK_LOCAL_DIRS"] = str(_session_tmp)
+os.environ["SPARK_SUBMIT_OPTS"] = " ".join(
+    filter(None, [os.environ.get("SPARK_SUBMIT_OPTS"), f"-Djava.io.tmpdir={_session_tmp}"])
+)
+
+_airflow_home = Path(
+    os.environ.get("ASS_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-home-", dir=_session_tmp)
+)
 os.environ["AIRFLOW_HOME"] = str(_airflow_home)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "example_dags"))
@@ -65,3 +78,10 @@ import logging  # noqa: E402
 
 # py4j logs while the interpreter shuts down, after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def pytest_unconfigure(config):
+    # After every session fixture (brokers, clusters) has stopped.
+    import shutil
+
+    shutil.rmtree(_session_tmp, ignore_errors=True)
