@@ -197,8 +197,9 @@ def site_settings(rm_ports: dict[str, int]) -> dict[str, object]:
         "yarn.scheduler.capacity.root.queues": "default",
         "yarn.scheduler.capacity.root.default.capacity": 100,
         "yarn.scheduler.capacity.root.default.maximum-capacity": 100,
-        # A full shared disk must not mark the only node unhealthy.
-        "yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage": "99.5",
+        # A nearly full shared disk must not mark the only node unhealthy: the RM would then leave every
+        # application ACCEPTED, never scheduled. At 100 the check fires only on a disk that is really full.
+        "yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage": "100.0",
         # Keep finished containers' dirs (launch_container.sh, logs) for inspection; removed with the home.
         "yarn.nodemanager.delete.debug-delay-sec": 3600,
         "yarn.log-aggregation-enable": "false",
