@@ -34,6 +34,7 @@ from devstack.process import (
     pid_alive,
     port_is_free,
     read_state_file,
+    retry_port_race,
     run_command,
     spawn,
     stop_recorded,
@@ -205,13 +206,20 @@ def start(
     running = read_state(home)
     if running:
         return running
-    port = claim_port(HOST, port, DEFAULT_PORT, service="the local Kafka broker", script="scripts/kafka-local",
-                      env_var="KAFKA_LOCAL_PORT")  # fmt: skip
     check_java()
-    controller_port = free_port()
     jars = resolve_with_maven([KAFKA_SERVER_PACKAGE])
     classpath = os.pathsep.join(str(j) for j in jars)
 
+    def start_once() -> KafkaBroker:
+        claimed = claim_port(HOST, port, DEFAULT_PORT, service="the local Kafka broker",
+                             script="scripts/kafka-local", env_var="KAFKA_LOCAL_PORT")  # fmt: skip
+        return _start_once(home, classpath, claimed, auth=auth, timeout=timeout)
+
+    return retry_port_race(start_once)
+
+
+def _start_once(home: Path, classpath: str, port: int, *, auth: bool, timeout: float) -> KafkaBroker:
+    controller_port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     listeners: dict[str, int] = {}

@@ -2,7 +2,8 @@
 
 Each service (:mod:`devstack.kafka`, :mod:`devstack.s3`, :mod:`devstack.yarn`,
 :mod:`devstack.spark_cluster`) starts its processes in a new session with
-:func:`spawn`, waits with :func:`wait_for` (:func:`terminated_on_failure`), records what runs in a
+:func:`spawn`, waits with :func:`wait_for` (:func:`terminated_on_failure`), starts again when a port
+it picked was taken first (:func:`retry_port_race`), records what runs in a
 JSON state file (:func:`write_state_file`, :func:`read_state_file`), stops it with
 :func:`stop_recorded` and serves ``start|stop|status`` with :func:`run_command`.
 """
@@ -27,6 +28,10 @@ from airflow_spark_streaming.exceptions import SparkStreamingError
 from devstack.errors import LocalStackError, PortInUseError
 
 Record = TypeVar("Record")
+Started = TypeVar("Started")
+
+# What a JVM (BindException) or Python (OSError) says when a port was taken before it could bind.
+PORT_RACE = "Address already in use"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,6 +50,22 @@ def claim_port(host: str, port: int | None, default: int, *, service: str, scrip
             f"stop that process (for example '{script} stop') or pick another port with {env_var}=<port>."
         )
     return port
+
+
+def retry_port_race(start_once: Callable[[], Started], *, attempts: int = 3) -> Started:
+    """Run ``start_once`` again, with newly picked ports, when another process took one of them first.
+
+    :func:`free_port` finds a port free only at that moment; another process can bind it
+    before the service's does. ``start_once`` must pick its free ports afresh and leave
+    nothing running when it fails (:func:`terminated_on_failure`). Other failures are raised at once.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return start_once()
+        except LocalStackError as err:
+            if PORT_RACE not in str(err):
+                raise
+    return start_once()
 
 
 def port_is_free(host: str, port: int) -> bool:

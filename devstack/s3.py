@@ -34,6 +34,7 @@ from devstack.process import (
     pid_alive,
     port_is_free,
     read_state_file,
+    retry_port_race,
     run_command,
     spawn,
     stop_recorded,
@@ -122,9 +123,17 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
     running = read_state(home)
     if running:
         return running
-    port = claim_port(HOST, port, DEFAULT_PORT, service="the local S3 server", script="scripts/s3-local",
-                      env_var="S3_LOCAL_PORT")  # fmt: skip
     home.mkdir(parents=True, exist_ok=True)
+
+    def start_once() -> S3Server:
+        claimed = claim_port(HOST, port, DEFAULT_PORT, service="the local S3 server", script="scripts/s3-local",
+                             env_var="S3_LOCAL_PORT")  # fmt: skip
+        return _start_once(home, claimed, timeout)
+
+    return retry_port_race(start_once)
+
+
+def _start_once(home: Path, port: int, timeout: float) -> S3Server:
     credentials = _credentials_file(home)
     credentials.unlink(missing_ok=True)
     # A module of its own: the server process imports moto only, not Airflow.

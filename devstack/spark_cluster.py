@@ -26,6 +26,7 @@ from devstack.process import (
     log_tail,
     pid_alive,
     read_state_file,
+    retry_port_race,
     run_command,
     spawn,
     stop_recorded,
@@ -106,6 +107,10 @@ def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeo
     check_java()
     home.mkdir(parents=True, exist_ok=True)
     (home / "work").mkdir(exist_ok=True)
+    return retry_port_race(lambda: _start_once(home, cores=cores, memory=memory, timeout=timeout))
+
+
+def _start_once(home: Path, *, cores: int, memory: str, timeout: float) -> SparkCluster:
     master_port, master_ui_port, worker_ui_port, rest_port = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,

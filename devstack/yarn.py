@@ -36,6 +36,7 @@ from devstack.process import (
     log_tail,
     pid_alive,
     read_state_file,
+    retry_port_race,
     run_command,
     spawn,
     stop_recorded,
@@ -257,14 +258,7 @@ def start(home: Path | None = None, *, hdfs: bool = True, timeout: float = 180) 
     running = read_state(home)
     if running:
         return running
-    for _ in range(2):
-        try:
-            return _start_once(home, hdfs=hdfs, timeout=timeout)
-        except LocalStackError as err:
-            # A free port picked here can be taken by another process before the JVM binds it.
-            if "Address already in use" not in str(err):
-                raise
-    return _start_once(home, hdfs=hdfs, timeout=timeout)  # the third and last try
+    return retry_port_race(lambda: _start_once(home, hdfs=hdfs, timeout=timeout))
 
 
 def _start_once(home: Path, *, hdfs: bool, timeout: float) -> YarnCluster:
