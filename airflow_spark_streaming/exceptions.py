@@ -250,6 +250,10 @@ class KafkaRetentionHeadroomError(KafkaLagError):
     """Retention will delete records the query has not read sooner than ``min_retention_headroom`` allows."""
 
 
+class LaggingQueryStoppedError(KafkaLagError):
+    """The query has lag but is not running (its runner holds no live lease), so the lag cannot fall."""
+
+
 class StreamHealthError(SparkStreamingError):
     """A stream-health wait was given invalid statuses, or the stream reached a status it must fail on."""
 

@@ -86,6 +86,7 @@ with DAG(
         kafka_config_id="kafka_default",
         max_total_lag="{{ params.max_lag }}",
         min_retention_headroom=timedelta(minutes=30),  # fail before retention deletes unread records
+        fail_if_stopped=True,  # a query that died cannot catch up: fail now, not at the timeout
         deferrable=True,
         poke_interval=5,
         timeout=3600,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_spark_streaming.checkpoint.models import BATCH_BASES as BASES
 from airflow_spark_streaming.conditions.verdict import Verdict, VerdictState
-from airflow_spark_streaming.exceptions import KafkaLagError, KafkaRetentionHeadroomError
+from airflow_spark_streaming.exceptions import KafkaLagError, KafkaRetentionHeadroomError, LaggingQueryStoppedError
 
 if TYPE_CHECKING:
     from airflow_spark_streaming.hooks.kafka_lag import LagReport
@@ -28,6 +28,8 @@ class LagCriteria:
         record is older than this; an unknown time lag counts as not met.
     :param min_retention_headroom_seconds: fail as soon as retention would
         delete unread records within less than this.
+    :param fail_if_stopped: fail, instead of waiting, while the lag is not low
+        enough and the provider's runner holds no live lease on the checkpoint.
     """
 
     max_total_lag: int | None = None
@@ -37,6 +39,7 @@ class LagCriteria:
     basis: str = "committed"
     max_time_lag_seconds: float | None = None
     min_retention_headroom_seconds: float | None = None
+    fail_if_stopped: bool = False
 
     @property
     def needs_time_lag(self) -> bool:
@@ -117,6 +120,18 @@ def evaluate_lag(
             summary += f", time lag {oldest or 0:.0f}s"
     if criteria.max_total_lag is None and criteria.max_partition_lag is None and criteria.max_time_lag_seconds is None:
         unmet.append("alert-only wait")  # only a ceiling: keep watching until the alert or the timeout
+    if unmet and criteria.fail_if_stopped and report.query_running is False:
+        return (
+            Verdict(
+                VerdictState.ERROR,
+                f"{report.checkpoint}: {summary}; {'; '.join(unmet)}. The query is not running (its runner holds "
+                "no live lease), so its lag cannot fall: start it again, or leave fail_if_stopped off to wait "
+                "for its next run.",
+                report.to_dict(),
+                error=LaggingQueryStoppedError.__name__,
+            ),
+            above_since,
+        )
     if unmet:
         return Verdict(
             VerdictState.WAITING, f"{report.checkpoint}: {summary}; {'; '.join(unmet)}", report.to_dict()

@@ -76,6 +76,8 @@ class LagReport:
     unbounded_partitions: list[str] | None = None
     size_bound_partitions: list[str] | None = None
     unknown_time_lag_partitions: list[str] | None = None
+    # Filled by get_lag(liveness=True) (RunnerControlHook.query_running); None when not asked or unknown.
+    query_running: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +170,7 @@ class KafkaLagHook(BaseHook):
         basis: str = "committed",
         checkpoint_conn_id: str | None = None,
         time_lag: bool = False,
+        liveness: bool = False,
     ) -> LagReport:
         """Lag of every Kafka partition the query reads.
 
@@ -180,6 +183,8 @@ class KafkaLagHook(BaseHook):
         :param time_lag: also measure each partition's time lag and retention
             headroom (:meth:`KafkaBrokerHook.get_time_lag`: one more fetch and
             one describe-configs request, sent together).
+        :param liveness: also say whether the query runs now (``query_running``:
+            its runner's lease, one more read next to the checkpoint).
         """
         storage_conn_id = renamed_parameter(
             "KafkaLagHook.get_lag", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
@@ -203,6 +208,10 @@ class KafkaLagHook(BaseHook):
         report = self._measure(status.checkpoint, status.query_id, basis, batch_id, topics, checkpoint_offsets)
         if time_lag:
             self._add_time_lag(report)
+        if liveness:
+            from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+
+            report.query_running = RunnerControlHook(checkpoint, storage_conn_id).query_running()
         return report
 
     def _add_time_lag(self, report: LagReport) -> None:

@@ -88,6 +88,17 @@ class RunnerControlHook(CheckpointStorageHook):
         self.root.fs.mkdirs(self.root.path, exist_ok=True)
         self.root.fs.pipe_file(self._path(SUBMISSION_FILE), json.dumps(record).encode())
 
+    def query_running(self) -> bool | None:
+        """Whether the provider's runner runs a query on this checkpoint now.
+
+        ``True`` with a live lease; ``False`` when it was started here (a submission
+        record stays) and holds no lease now; ``None`` for a checkpoint the provider
+        never started a query on, whose liveness is unknown.
+        """
+        if self.get_lease() is not None:
+            return True
+        return False if self.get_submission() is not None else None
+
     def get_submission(self) -> dict[str, Any] | None:
         try:
             return json.loads(self._read(SUBMISSION_FILE))

@@ -43,6 +43,11 @@ class KafkaLagSensor(KafkaCheckpointSensor):
         than this (a timedelta or seconds); a time lag that cannot be measured counts as waiting.
     :param min_retention_headroom: fail with ``KafkaRetentionHeadroomError`` as soon as the
         topic's retention would delete unread records within less than this (a timedelta or seconds).
+    :param fail_if_stopped: fail with ``LaggingQueryStoppedError`` instead of waiting while the
+        lag is not low enough and the query is not running (the provider's runner holds no live
+        lease on the checkpoint). Leave it off for scheduled ``availableNow`` runs, whose next run
+        lowers the lag; turn it on beside a long-running query, so a dead query fails the wait
+        at once rather than at the sensor's timeout.
     :param basis: ``committed`` (default: the last committed batch) or ``planned``
         (the newest planned batch).
     :param request_timeout: seconds each broker request may take.
@@ -63,6 +68,7 @@ class KafkaLagSensor(KafkaCheckpointSensor):
         ceiling_for: timedelta | float | None = None,
         max_time_lag: timedelta | float | None = None,
         min_retention_headroom: timedelta | float | None = None,
+        fail_if_stopped: bool = False,
         basis: str = "committed",
         request_timeout: float = 15.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -98,6 +104,11 @@ class KafkaLagSensor(KafkaCheckpointSensor):
         self.min_retention_headroom = params.seconds(
             self.task_id, "min_retention_headroom", min_retention_headroom, optional=True, allow_zero=True
         )
+        if not isinstance(fail_if_stopped, bool):
+            raise InvalidParameterError(
+                f"{self.task_id}: fail_if_stopped must be True or False, got {fail_if_stopped!r}."
+            )
+        self.fail_if_stopped = fail_if_stopped
         self.deferrable = deferrable
         self._above_since: float | None = None
 
@@ -112,6 +123,7 @@ class KafkaLagSensor(KafkaCheckpointSensor):
             basis=self.basis,
             max_time_lag_seconds=self.max_time_lag,
             min_retention_headroom_seconds=self.min_retention_headroom,
+            fail_if_stopped=self.fail_if_stopped,
         )
 
     def _trigger_class(self) -> type[KafkaLagTrigger]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow_spark_streaming import params
 from airflow_spark_streaming.deprecation import renamed_parameter
-from airflow_spark_streaming.exceptions import KafkaLagError
+from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
 from airflow_spark_streaming.triggers._base import KafkaCheckpointTrigger
 
 
@@ -60,6 +60,10 @@ class KafkaLagTrigger(KafkaCheckpointTrigger):
         for name in ("max_total_lag", "max_partition_lag", "ceiling"):
             if name in criteria:
                 criteria[name] = params.integer(owner, f"criteria.{name}", criteria[name], optional=True, minimum=0)
+        if not isinstance(criteria.get("fail_if_stopped", False), bool):
+            raise InvalidParameterError(
+                f"{owner}: criteria.fail_if_stopped must be true or false, got {criteria['fail_if_stopped']!r}."
+            )
         if "ceiling_seconds" in criteria:
             criteria["ceiling_seconds"] = params.seconds(
                 owner, "criteria.ceiling_seconds", criteria["ceiling_seconds"], optional=True

@@ -98,3 +98,38 @@ def test_report_round_trip():
     report = _report(1, 2)
     assert LagReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
     assert Verdict(**Verdict("met", "m", report.to_dict()).to_dict()).payload["max_lag"] == 2
+
+
+@pytest.mark.parametrize(
+    "running, lags, fail_if_stopped, state",
+    [
+        (False, (3, 7), True, "error"),  # lag above the threshold and nothing will lower it
+        (False, (3, 7), False, "waiting"),  # the default: a scheduled run may lower it later
+        (None, (3, 7), True, "waiting"),  # a query the provider never ran: liveness unknown
+        (True, (3, 7), True, "waiting"),  # a live query: it may catch up
+        (False, (0, 0), True, "met"),  # stopped but caught up: the wait is over
+    ],
+)
+def test_a_stopped_query_fails_the_wait_only_when_asked_and_behind(running, lags, fail_if_stopped, state):
+    from airflow_spark_streaming.exceptions import LaggingQueryStoppedError
+
+    report = _report(*lags)
+    report.query_running = running
+    verdict, _ = evaluate_lag(report, LagCriteria(max_total_lag=0, fail_if_stopped=fail_if_stopped), None, now=1.0)
+    assert verdict.state == state
+    if state == "error":
+        assert "not running" in verdict.message and "fail_if_stopped" in verdict.message
+        with pytest.raises(LaggingQueryStoppedError, match="total lag 10"):
+            verdict.raise_for_state()
+
+
+def test_fail_if_stopped_travels_to_the_trigger_and_must_be_a_bool():
+    sensor = KafkaLagSensor(task_id="lag", checkpoint="/c", max_total_lag=0, fail_if_stopped=True)
+    assert sensor._criteria().fail_if_stopped is True
+    trigger = KafkaLagTrigger(checkpoint="/c", criteria=sensor._criteria().to_dict())
+    revived = KafkaLagTrigger(**json.loads(json.dumps(trigger.serialize()[1])))
+    assert revived.criteria.fail_if_stopped is True
+    with pytest.raises(InvalidParameterError, match="fail_if_stopped must be True or False, got 'yes'"):
+        KafkaLagSensor(task_id="lag", checkpoint="/c", max_total_lag=0, fail_if_stopped="yes")
+    with pytest.raises(InvalidParameterError, match="criteria.fail_if_stopped must be true or false"):
+        KafkaLagTrigger(checkpoint="/c", criteria={"max_total_lag": 0, "fail_if_stopped": "yes"})

@@ -122,3 +122,37 @@ def test_lag_sensor_in_dag_test(airflow_db, lagging_query, mode, caplog, monkeyp
     report = run.get_task_instance("lag_is_low").xcom_pull(task_ids="lag_is_low")
     assert {p["partition"]: p["checkpoint_offset"] for p in report["partitions"]} == {0: 30, 1: 30, 2: 30}
     assert ("running trigger in line" in caplog.text) == (mode == "deferred")
+
+
+def test_fail_if_stopped_fails_a_wait_on_a_query_the_provider_started_and_that_runs_no_more(lagging_query):
+    from airflow_spark_streaming.exceptions import LaggingQueryStoppedError
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.submission import SparkSubmission
+
+    checkpoint = lagging_query["checkpoint"]
+    sensor = KafkaLagSensor(task_id="lag", checkpoint=checkpoint, max_total_lag=0, fail_if_stopped=True)
+    waiting = sensor.poke({})  # run by plain PySpark: liveness unknown, so the sensor keeps waiting
+    assert not waiting.is_done
+    # What the submit hook records for a driver it started; that driver has since ended, and holds no lease.
+    RunnerControlHook(checkpoint).put_submission(
+        SparkSubmission(deployment="client", submission_id="127.0.0.1:1", tag="t", conn_id="spark_default",
+                        master="local[2]", submitted_at=time.time()).to_dict()  # fmt: skip
+    )
+    with pytest.raises(LaggingQueryStoppedError, match=r"total lag 30.*not running"):
+        sensor.poke({})
+
+    deferred_sensor = KafkaLagSensor(
+        task_id="lag", checkpoint=checkpoint, max_total_lag=0, fail_if_stopped=True, deferrable=True, poke_interval=0.5
+    )
+    with pytest.raises(LaggingQueryStoppedError):
+        deferred_sensor.execute({})  # checks once before deferring: fails in the worker, no trigger
+    # A query that stops while the trigger waits: the trigger's check ends the wait with the same error.
+    trigger = KafkaLagTrigger(checkpoint=checkpoint, criteria=deferred_sensor._criteria().to_dict(), poll_interval=0.5)
+    event = asyncio.run(asyncio.wait_for(trigger.run().__anext__(), timeout=60))
+    assert event.payload["state"] == "error" and event.payload["payload"]["query_running"] is False
+    with pytest.raises(LaggingQueryStoppedError):
+        deferred_sensor.execute_complete({}, event.payload)
+
+    lagging_query["catch_up"]()
+    done = sensor.poke({})  # caught up: the wait is met, running or not
+    assert done.is_done and done.xcom_value["total_lag"] == 0 and done.xcom_value["query_running"] is False
