@@ -98,7 +98,10 @@ def check_lag(
 
     try:
         report = KafkaLagHook(kafka_config_id, timeout=timeout).get_lag(
-            checkpoint, storage_conn_id=storage_conn_id, basis=criteria.basis, time_lag=criteria.needs_time_lag,
+            checkpoint,
+            storage_conn_id=storage_conn_id,
+            basis=criteria.basis,
+            time_lag=criteria.needs_time_lag,
             liveness=criteria.fail_if_stopped,
         )
     except SparkStreamingError as err:

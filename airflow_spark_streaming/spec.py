@@ -141,8 +141,10 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
         raise _fail("sink.output_mode", f"a {sink['format']} file sink supports only 'append'")
     if sink["format"] == "kafka" and "topic" not in sink["options"]:
         raise _fail("sink.options", "a kafka sink needs a 'topic' option")
-    if sink["format"] == "kafka" and not sink["options"].get("kafka.bootstrap.servers") and not sink.get(
-        "kafka_config_id"
+    if (
+        sink["format"] == "kafka"
+        and not sink["options"].get("kafka.bootstrap.servers")
+        and not sink.get("kafka_config_id")
     ):
         raise _fail("sink.options", "a kafka sink needs kafka_config_id or 'kafka.bootstrap.servers'")
     partition_by = sink.get("partition_by", [])

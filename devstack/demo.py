@@ -99,7 +99,11 @@ def committed_batch(checkpoint: str, storage_conn_id: str | None = None) -> int:
     from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
     try:
-        committed = CheckpointHook(checkpoint, storage_conn_id=storage_conn_id).get_status(include_state=False).latest_committed_batch
+        committed = (
+            CheckpointHook(checkpoint, storage_conn_id=storage_conn_id)
+            .get_status(include_state=False)
+            .latest_committed_batch
+        )
     except CheckpointNotFoundError:
         return -1
     return -1 if committed is None else committed

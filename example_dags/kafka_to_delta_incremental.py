@@ -76,7 +76,10 @@ with DAG(
     # Bounded: works through the backlog and ends; succeeds only with every batch committed.
     # The broker and its credentials come from the kafka connection; they reach the driver only in the private spec.
     ingest = SparkStreamingSubmitOperator(
-        task_id="ingest", spec=locations["spec"], spark_conn_id="spark_default", kafka_config_id="kafka_default",
+        task_id="ingest",
+        spec=locations["spec"],
+        spark_conn_id="spark_default",
+        kafka_config_id="kafka_default",
         storage_conn_id=STORAGE_CONN_ID,
     )
 

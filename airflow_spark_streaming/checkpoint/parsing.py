@@ -79,10 +79,15 @@ def classify_offset(index: int, source_id: str, raw: str, path: str) -> SourceOf
         if "reservoirVersion" in value:
             source.kind = "delta"
             source.reservoir_id = value.get("reservoirId")
-            source.reservoir_version = _int_field(value["reservoirVersion"], path, f"source {source_id} reservoirVersion")
+            source.reservoir_version = _int_field(
+                value["reservoirVersion"], path, f"source {source_id} reservoirVersion"
+            )
             source.delta_index = _int_field(value.get("index", -1), path, f"source {source_id} index")
         elif set(value) == {"logOffset"}:
-            source.kind, source.log_offset = "file", _int_field(value["logOffset"], path, f"source {source_id} logOffset")
+            source.kind, source.log_offset = (
+                "file",
+                _int_field(value["logOffset"], path, f"source {source_id} logOffset"),
+            )
         elif {"offset", "timestamp"} <= set(value):
             source.kind = "rate-micro-batch"
         elif value and all(

@@ -169,9 +169,9 @@ class DeltaTableHook(BaseHook):
         if self._storage_options is None:
             from airflow_spark_streaming.hooks._storage_access import delta_rs_options
 
-            self._storage_options = delta_rs_options(
-                self.table_uri, self.storage_conn_id, self._storage_options_override
-            ) or {}
+            self._storage_options = (
+                delta_rs_options(self.table_uri, self.storage_conn_id, self._storage_options_override) or {}
+            )
         return self._storage_options or None
 
     def get_table(self):

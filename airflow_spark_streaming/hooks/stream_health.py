@@ -72,7 +72,10 @@ def read_batch_window(hook: CheckpointHook, last: int = DEFAULT_WINDOW) -> tuple
         try:
             entry = parse_offsets_file(hook.read_metadata_text("offsets", name), hook._describe("offsets", name),
                                        record.batch_id)  # fmt: skip
-        except (CorruptCheckpointFileError, FileNotFoundError):  # the newest file may be mid-write; get_history already judged it
+        except (
+            CorruptCheckpointFileError,
+            FileNotFoundError,
+        ):  # the newest file may be mid-write; get_history already judged it
             if record.committed:
                 raise
             continue

@@ -340,7 +340,9 @@ def _checked_query(spark, sql: str) -> str:
         spark._jsparkSession.sessionState().sqlParser().parseQuery(sql)
     except Exception as err:  # Py4J-wrapped ParseException
         detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise SpecError(f"transform_sql must be exactly one SELECT query over 'source', without ';': {detail}") from None
+        raise SpecError(
+            f"transform_sql must be exactly one SELECT query over 'source', without ';': {detail}"
+        ) from None
     return sql
 
 

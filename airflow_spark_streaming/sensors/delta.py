@@ -90,9 +90,7 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         policy = self._policy()
         stats = DeltaTableHook(
             self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
-        ).get_stats(
-            small_file_bytes=policy.small_file_bytes
-        )
+        ).get_stats(small_file_bytes=policy.small_file_bytes)
         decision = decide_compaction(stats, policy)
         self.log.info(
             "%s: %d files, %d small (%.0f%%); %s",

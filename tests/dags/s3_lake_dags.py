@@ -102,7 +102,12 @@ with DAG(
         task_id="vacuum_dry_run", table_uri=table, storage_conn_id=STORAGE, dry_run=True
     )
     vacuum_refused = DeltaVacuumOperator(
-        task_id="vacuum_refused", table_uri=table, storage_conn_id=STORAGE, stream_checkpoint=stream, retention=timedelta(hours=1), retries=0
+        task_id="vacuum_refused",
+        table_uri=table,
+        storage_conn_id=STORAGE,
+        stream_checkpoint=stream,
+        retention=timedelta(hours=1),
+        retries=0,
     )
     vacuum_run = DeltaVacuumOperator(
         task_id="vacuum_run", table_uri=table, storage_conn_id=STORAGE, stream_checkpoint=stream, retention=timedelta(hours=1), mode="full",

@@ -41,8 +41,10 @@ def test_kafka_to_delta_incremental_dag_test(airflow_db, local_stack_env, kafka_
     assert (ingest["batches_committed"], ingest["rows_processed"]) == (3, 900)
     # One task-log line per committed batch, from the runner's progress events, against the target fixed at start
     # (maxOffsetsPerTrigger 400 over three partitions: 133 records each per batch).
-    lines = re.findall(r"batch (\d): ([\d,]+) rows, [\d,]+ rows/s; ([\d,]+) of ([\d,]+) records \((\d+)%\), (ETA \d+s|done)",
-                       "".join(capfd.readouterr()))  # fmt: skip  (dag.test writes the task log to stdout)
+    lines = re.findall(
+        r"batch (\d): ([\d,]+) rows, [\d,]+ rows/s; ([\d,]+) of ([\d,]+) records \((\d+)%\), (ETA \d+s|done)",
+        "".join(capfd.readouterr()),
+    )  # fmt: skip  (dag.test writes the task log to stdout)
     assert [line[:5] for line in lines] == [
         ("0", "399", "399", "900", "44"), ("1", "399", "798", "900", "89"), ("2", "102", "900", "900", "100")
     ]  # fmt: skip

@@ -141,10 +141,17 @@ def test_failed_cluster_submit_leaves_no_staged_spec_and_no_private_files(tmp_pa
     conf_dir = tmp_path / "hadoop-conf"
     conf_dir.mkdir()
     # Nothing listens on port 9; the client gives up after 2 s instead of retrying for 15 minutes.
-    settings = {"yarn.resourcemanager.address": "127.0.0.1:9", "yarn.resourcemanager.connect.max-wait.ms": "2000",
-                "yarn.resourcemanager.connect.retry-interval.ms": "500", "ipc.client.connect.max.retries": "0"}
-    (conf_dir / "yarn-site.xml").write_text("<configuration>" + "".join(
-        f"<property><name>{k}</name><value>{v}</value></property>" for k, v in settings.items()) + "</configuration>")
+    settings = {
+        "yarn.resourcemanager.address": "127.0.0.1:9",
+        "yarn.resourcemanager.connect.max-wait.ms": "2000",
+        "yarn.resourcemanager.connect.retry-interval.ms": "500",
+        "ipc.client.connect.max.retries": "0",
+    }
+    (conf_dir / "yarn-site.xml").write_text(
+        "<configuration>"
+        + "".join(f"<property><name>{k}</name><value>{v}</value></property>" for k, v in settings.items())
+        + "</configuration>"
+    )
     monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
     monkeypatch.delenv("YARN_CONF_DIR", raising=False)
     extra = {"deploy-mode": "cluster", "yarn_resourcemanager_webapp_address": "http://127.0.0.1:9"}

@@ -88,7 +88,9 @@ def test_requests_are_created_once_and_answered(tmp_path):
     request_id = hook.submit({"action": "optimize", "table": TABLE})
     assert protocol.maintenance_request_id(protocol.maintenance_request_file(request_id)) == request_id
     with pytest.raises(FileExistsError):
-        with hook.root.fs.open(hook._path(protocol.MAINTENANCE_DIR, protocol.maintenance_request_file(request_id)), "xb"):
+        with hook.root.fs.open(
+            hook._path(protocol.MAINTENANCE_DIR, protocol.maintenance_request_file(request_id)), "xb"
+        ):
             pass  # the exclusive create refuses an existing request
 
     def answer():

@@ -135,8 +135,14 @@ def test_fail_if_stopped_fails_a_wait_on_a_query_the_provider_started_and_that_r
     assert not waiting.is_done
     # What the submit hook records for a driver it started; that driver has since ended, and holds no lease.
     RunnerControlHook(checkpoint).put_submission(
-        SparkSubmission(deployment="client", submission_id="127.0.0.1:1", tag="t", conn_id="spark_default",
-                        master="local[2]", submitted_at=time.time()).to_dict()  # fmt: skip
+        SparkSubmission(
+            deployment="client",
+            submission_id="127.0.0.1:1",
+            tag="t",
+            conn_id="spark_default",
+            master="local[2]",
+            submitted_at=time.time(),
+        ).to_dict()  # fmt: skip
     )
     with pytest.raises(LaggingQueryStoppedError, match=r"total lag 30.*not running"):
         sensor.poke({})
