@@ -280,7 +280,7 @@ def _start_once(home: Path, *, hdfs: bool, timeout: float) -> YarnCluster:
     }
     command = [
         str(java), "-Xms128m", "-Xmx768m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *_JVM_OPENS,
-        "-Djava.net.preferIPv4Stack=true",
+        "-Djava.net.preferIPv4Stack=true", f"-Djava.io.tmpdir={home / 'work'}",  # Jetty's unpacked web apps
         f"-Dlog4j.configuration=file:{home / 'log4j.properties'}", "-cp", os.pathsep.join([str(classes), classpath]), "YarnLocal",
         str(home / "launcher-site.xml"), str(home / "conf"), str(home / "work"), str(hdfs_port),
     ]  # fmt: skip
