@@ -116,10 +116,9 @@ def get_stream_health(
 
     hook = CheckpointHook(checkpoint, storage_conn_id=storage_conn_id)
     query_id, batches = read_batch_window(hook, window)
-    control = hook.sibling(RunnerControlHook)
-    lease = control.get_lease()
-    # The provider's runner keeps a lease and writes progress events; for other queries liveness is unknown.
-    runner = lease is not None or control.get_submission() is not None or any(b.latest_offsets for b in batches)
+    running = hook.sibling(RunnerControlHook).query_running()
+    if running is None and any(b.latest_offsets for b in batches):
+        running = False  # only the provider's runner writes progress events: it ran here, and holds no lease
     broker = KafkaBrokerHook(kafka_config_id, timeout=timeout)
     committed = [b for b in batches if b.committed]
     positions = dict(committed[-1].end_offsets) if committed else {}
@@ -137,7 +136,7 @@ def get_stream_health(
             query_id=query_id,
             batches=batches,
             latest_offsets={partition_name(*k): v for k, v in latest.items()},
-            lease_alive=True if lease is not None else (False if runner else None),
+            lease_alive=running,
             now=time.time() if now is None else now,
             window=window,
             oldest_unprocessed_ms=arrived,

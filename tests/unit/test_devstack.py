@@ -63,13 +63,21 @@ def test_cluster_id_never_starts_with_a_dash(monkeypatch):
     assert len(cluster_id) == 22
 
 
-def _server_on_a_picked_port(tmp_path, picked: list[int]):
-    """One start of a real listener on a port picked free now, as the local services start theirs."""
+@pytest.fixture
+def taken_port():
+    """A port another socket holds: a listener started on it fails with 'Address already in use'."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        yield squatter.getsockname()[1]
+
+
+def _server_on_a_picked_port(tmp_path, port: int | None = None):
+    """One start of a real listener on ``port``, or on one picked free now, as the local services start theirs."""
     import sys
 
     from devstack.process import check_running, free_port, log_tail, spawn, terminated_on_failure
 
-    port = picked.pop(0) if picked else free_port()
+    port = port or free_port()
     log = tmp_path / f"server-{port}.log"
     serve = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"
     process = spawn([sys.executable, "-c", serve], log)
@@ -87,42 +95,36 @@ def _server_on_a_picked_port(tmp_path, picked: list[int]):
     return process, port
 
 
-def test_a_start_whose_picked_port_was_taken_first_starts_again_on_another(tmp_path):
+def test_a_start_whose_picked_port_was_taken_first_starts_again_on_another(tmp_path, taken_port):
     from devstack.process import retry_port_race, terminate
 
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        taken = squatter.getsockname()[1]
-        attempts: list[int] = []
+    attempts: list[int] = []
 
-        def start_once():
-            attempts.append(1)
-            return _server_on_a_picked_port(tmp_path, [taken] if len(attempts) == 1 else [])
+    def start_once():
+        attempts.append(1)
+        return _server_on_a_picked_port(tmp_path, taken_port if len(attempts) == 1 else None)
 
-        process, port = retry_port_race(start_once)
-        try:
-            assert len(attempts) == 2 and port != taken and not port_is_free("127.0.0.1", port)
-            assert "Address already in use" in (tmp_path / f"server-{taken}.log").read_text()
-        finally:
-            terminate(process.pid)
+    process, port = retry_port_race(start_once)
+    try:
+        assert len(attempts) == 2 and port != taken_port and not port_is_free("127.0.0.1", port)
+        assert "Address already in use" in (tmp_path / f"server-{taken_port}.log").read_text()
+    finally:
+        terminate(process.pid)
 
 
-def test_a_port_race_on_every_try_and_other_failures_are_raised(tmp_path):
+def test_a_port_race_on_every_try_and_other_failures_are_raised(tmp_path, taken_port):
     from devstack.errors import LocalStackError
     from devstack.process import retry_port_race
 
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        taken = squatter.getsockname()[1]
-        calls: list[int] = []
+    calls: list[int] = []
 
-        def always_taken():
-            calls.append(1)
-            return _server_on_a_picked_port(tmp_path, [taken])
+    def always_taken():
+        calls.append(1)
+        return _server_on_a_picked_port(tmp_path, taken_port)
 
-        with pytest.raises(LocalStackError, match="Address already in use"):
-            retry_port_race(always_taken)
-        assert len(calls) == 3
+    with pytest.raises(LocalStackError, match="Address already in use"):
+        retry_port_race(always_taken)
+    assert len(calls) == 3
 
     def broken():
         calls.append(1)
