@@ -8,3 +8,7 @@ confluent_kafka at module level.
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from airflow_spark_streaming.utils import moved_modules as _moved_modules
+
+_moved_modules.install()

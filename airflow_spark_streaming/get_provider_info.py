@@ -27,11 +27,10 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_spark_streaming.hooks.checkpoint",
                     "airflow_spark_streaming.hooks.checkpoint_commits",
+                    "airflow_spark_streaming.hooks.checkpoint_storage",
                     "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.delta_history",
                     "airflow_spark_streaming.hooks.kafka_broker",
-                    "airflow_spark_streaming.hooks.kafka_connection",
-                    "airflow_spark_streaming.hooks.kafka_spec",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.maintenance_request",
                     "airflow_spark_streaming.hooks.runner_control",

@@ -28,7 +28,7 @@ def build_table(path: Path, files: int, spark=None) -> None:
     if own_session:
         from pyspark.sql import SparkSession
 
-        from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+        from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
 
         builder = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
         for key, value in resolve_jvm_dependencies(delta=True, resolver="packages").session_conf().items():

@@ -34,7 +34,7 @@ def write_input(folder: Path, files: int, rows: int) -> int:
 
 
 def _spark_submit(app: str, args: list[str]) -> float:
-    from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+    from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
 
     deps = resolve_jvm_dependencies(delta=True, resolver="packages")
     conf = [a for k, v in {**deps.conf, "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}.items()
@@ -52,7 +52,7 @@ def _spark_submit(app: str, args: list[str]) -> float:
 def run(smoke: bool = False, repeats: int | None = None) -> list[dict]:
     from deltalake import DeltaTable
 
-    from airflow_spark_streaming.jobs import job_path
+    from airflow_spark_streaming.runner.jobs import job_path
 
     repeats = repeats or (1 if smoke else 2)
     handwritten = str(Path(__file__).parent / "jobs" / "handwritten_ingest.py")

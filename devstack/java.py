@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from airflow_spark_streaming.exceptions import JavaNotFoundError, JavaVersionError
-from airflow_spark_streaming.jvm import MIN_JAVA_VERSION, SPARK_VERSION
+from airflow_spark_streaming.spark.jvm import MIN_JAVA_VERSION, SPARK_VERSION
 
 _JAVA_VERSION = re.compile(r'version "(?P<version>[^"]+)"')
 

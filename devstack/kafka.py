@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_spark_streaming.jvm import cache_dir, resolve_with_maven
+from airflow_spark_streaming.spark.jvm import cache_dir, resolve_with_maven
 from devstack.errors import LocalStackError
 from devstack.java import check_java, java_executable
 from devstack.process import (

@@ -23,7 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_spark_streaming.kafka_options import jaas_quote
+from airflow_spark_streaming.kafka.options import jaas_quote
 from devstack.errors import LocalStackError
 
 SUPER_USER = "admin"

@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_spark_streaming.jvm import cache_dir
+from airflow_spark_streaming.spark.jvm import cache_dir
 from devstack.process import (
     check_running,
     claim_port,

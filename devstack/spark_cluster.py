@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_spark_streaming.jvm import cache_dir, spark_home
+from airflow_spark_streaming.spark.jvm import cache_dir, spark_home
 from devstack.errors import LocalStackError
 from devstack.java import check_java
 from devstack.process import (

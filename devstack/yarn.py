@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from airflow_spark_streaming.jvm import cache_dir, resolve_with_maven
+from airflow_spark_streaming.spark.jvm import cache_dir, resolve_with_maven
 from devstack.errors import LocalStackError
 from devstack.java import check_java, java_executable
 from devstack.process import (

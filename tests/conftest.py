@@ -62,7 +62,7 @@ os.environ.setdefault("SPARK_STREAMING_LAKE_ROOT", str(_airflow_home / "lake"))
 
 # spark-submit and spark-class from the pyspark wheel need to know their home
 # and which Python has pyspark, whether or not the virtualenv is activated.
-from airflow_spark_streaming.jvm import spark_home  # noqa: E402
+from airflow_spark_streaming.spark.jvm import spark_home  # noqa: E402
 
 _spark_home = spark_home()
 if _spark_home is not None:

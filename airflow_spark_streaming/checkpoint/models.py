@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: Which batch of a checkpoint a reading counts from: the last committed one, or the newest planned one.
-from airflow_spark_streaming.protocol import BATCH_BASES  # noqa: E402,F401 - re-exported
+from airflow_spark_streaming.runner.protocol import BATCH_BASES  # noqa: E402,F401 - re-exported
 
 
 @dataclass

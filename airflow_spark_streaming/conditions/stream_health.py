@@ -19,12 +19,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from airflow_spark_streaming.conditions.kafka_records import (
-    NO_RECORD,
-    RecordTimestamp,
-    TopicRetention,
-    partition_name,
-)
 from airflow_spark_streaming.conditions.statuses import (  # noqa: F401 - the vocabulary, re-exported
     DEFAULT_WINDOW,
     LAGGING,
@@ -33,6 +27,12 @@ from airflow_spark_streaming.conditions.statuses import (  # noqa: F401 - the vo
     STALLED,
     STATUSES,
     STOPPED,
+)
+from airflow_spark_streaming.kafka.models import (
+    NO_RECORD,
+    RecordTimestamp,
+    TopicRetention,
+    partition_name,
 )
 
 SEVERITY = {status: rank for rank, status in enumerate(STATUSES)}

@@ -33,7 +33,7 @@ from airflow_spark_streaming.exceptions import (
     CheckpointNotFoundError,
     CorruptCheckpointFileError,
 )
-from airflow_spark_streaming.hooks._storage import CheckpointStorageHook
+from airflow_spark_streaming.hooks.checkpoint_storage import CheckpointStorageHook
 
 if TYPE_CHECKING:
     pass
@@ -46,7 +46,7 @@ _SOURCE_HEAD_BYTES = 256 * 1024
 class CheckpointHook(CheckpointStorageHook):
     """Read the status and recent history of a Structured Streaming checkpoint.
 
-    Takes the arguments of :class:`~airflow_spark_streaming.hooks._storage.CheckpointStorageHook`:
+    Takes the arguments of :class:`~airflow_spark_streaming.hooks.checkpoint_storage.CheckpointStorageHook`:
     ``checkpoint`` (a path or URI) and ``storage_conn_id`` (``conn_id`` is its deprecated old name).
     """
 

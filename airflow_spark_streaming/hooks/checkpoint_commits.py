@@ -57,7 +57,7 @@ def read_committed_batches(
     from airflow_spark_streaming.checkpoint import parse_offsets_file
     from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
     from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
-    from airflow_spark_streaming.protocol import PROGRESS_DIR
+    from airflow_spark_streaming.runner.protocol import PROGRESS_DIR
 
     hook = CheckpointHook(checkpoint, storage_conn_id)
     status = hook.get_status(include_state=False)

@@ -22,7 +22,7 @@ from airflow_spark_streaming.exceptions import (
     PartitionFilterError,
     PlainParquetSinkError,
 )
-from airflow_spark_streaming.storage import is_local_uri, is_s3_uri, is_spark_file_sink_output, local_path
+from airflow_spark_streaming.storage.locations import is_local_uri, is_s3_uri, is_spark_file_sink_output, local_path
 
 HISTOGRAM_BOUNDS = (1 * MIB, 8 * MIB, 32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB)
 
@@ -156,7 +156,7 @@ class DeltaTableHook(BaseHook):
         self, table_uri: str, *, storage_options: dict[str, str] | None = None, storage_conn_id: str | None = None
     ) -> None:
         super().__init__()
-        from airflow_spark_streaming.storage import DELTA_RS, uri_for
+        from airflow_spark_streaming.storage.locations import DELTA_RS, uri_for
 
         self.table_uri = uri_for(table_uri, DELTA_RS)  # s3a:// is Spark's spelling; delta-rs reads s3://
         self.storage_conn_id = storage_conn_id
@@ -167,7 +167,7 @@ class DeltaTableHook(BaseHook):
     def storage_options(self) -> dict[str, str] | None:
         """delta-rs options: the connection's (resolved once, secrets masked), raw ``storage_options`` on top."""
         if self._storage_options is None:
-            from airflow_spark_streaming.hooks._storage_access import delta_rs_options
+            from airflow_spark_streaming.storage.access import delta_rs_options
 
             self._storage_options = (
                 delta_rs_options(self.table_uri, self.storage_conn_id, self._storage_options_override) or {}

@@ -115,8 +115,8 @@ class DeltaHistoryHook(BaseHook):
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
-        from airflow_spark_streaming.hooks._storage_access import delta_rs_options
-        from airflow_spark_streaming.storage import DELTA_RS, is_s3_uri, uri_for
+        from airflow_spark_streaming.storage.access import delta_rs_options
+        from airflow_spark_streaming.storage.locations import DELTA_RS, is_s3_uri, uri_for
 
         uri = uri_for(self.table_uri, DELTA_RS)
         if is_s3_uri(uri):  # the aws connection through StorageHook: bounded retries, put-if-absent commits

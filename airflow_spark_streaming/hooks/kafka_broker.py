@@ -29,7 +29,13 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_spark_streaming.conditions.kafka_records import (
+from airflow_spark_streaming.exceptions import (
+    KafkaBrokerUnreachableError,
+    KafkaConfigError,
+    KafkaLagError,
+    KafkaTopicDeletedError,
+)
+from airflow_spark_streaming.kafka.models import (
     CREATE_TIME,
     FOUND,
     LOG_APPEND_TIME,
@@ -44,12 +50,6 @@ from airflow_spark_streaming.conditions.kafka_records import (
     TopicRetention,
     partition_name,
     retention_kind,
-)
-from airflow_spark_streaming.exceptions import (
-    KafkaBrokerUnreachableError,
-    KafkaConfigError,
-    KafkaLagError,
-    KafkaTopicDeletedError,
 )
 
 _POLL_SECONDS = 0.05

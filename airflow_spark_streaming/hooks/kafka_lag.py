@@ -16,7 +16,6 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.checkpoint.models import BATCH_BASES as BASES
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import (
     KafkaBrokerUnreachableError,
     KafkaConfigError,
@@ -25,6 +24,7 @@ from airflow_spark_streaming.exceptions import (
     NoKafkaSourceError,
 )
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 
 @dataclass

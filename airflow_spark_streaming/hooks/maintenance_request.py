@@ -31,7 +31,7 @@ from airflow_spark_streaming.exceptions import (
     UnprotectedConcurrentWriteError,
 )
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
-from airflow_spark_streaming.protocol import (
+from airflow_spark_streaming.runner.protocol import (
     MAINTENANCE_DIR,
     MAINTENANCE_HANDOFF_FILE,
     MAINTENANCE_PROTOCOL,

@@ -1,9 +1,9 @@
 """The stream runner's side files next to a checkpoint, read and written from Airflow.
 
-The runner (:mod:`airflow_spark_streaming.jobs.stream_runner`) holds a lease while its
+The runner (:mod:`airflow_spark_streaming.runner.jobs.stream_runner`) holds a lease while its
 query runs, watches for a stop marker, and writes a progress event per batch; the
 submit operator records its submission and stages files a cluster-mode driver reads.
-The file names and the lease's JSON are :mod:`airflow_spark_streaming.protocol`'s,
+The file names and the lease's JSON are :mod:`airflow_spark_streaming.runner.protocol`'s,
 shared with the runner.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_spark_streaming.checkpoint import mtime_of, parse_json
-from airflow_spark_streaming.hooks._storage import CheckpointStorageHook
-from airflow_spark_streaming.protocol import (
+from airflow_spark_streaming.hooks.checkpoint_storage import CheckpointStorageHook
+from airflow_spark_streaming.runner.protocol import (
     DEFAULT_LEASE_TTL_SECONDS,
     PROGRESS_DIR,
     STAGING_DIR,
@@ -53,12 +53,12 @@ class RunnerControlHook(CheckpointStorageHook):
     def get_lease(self, now: float | None = None) -> CheckpointLease | None:
         """The live lease on this checkpoint (a running stream runner), or ``None`` if free, released or stale.
 
-        Judged by :func:`airflow_spark_streaming.lease.read_lease_state`, the rule
+        Judged by :func:`airflow_spark_streaming.runner.lease.read_lease_state`, the rule
         the runner itself applies: clock skew and TTL are bounded, and a lease that
         cannot be read (being written, or torn) counts as held for a TTL from when
         it was written.
         """
-        from airflow_spark_streaming.lease import read_lease_state
+        from airflow_spark_streaming.runner.lease import read_lease_state
 
         state = read_lease_state(_LeaseFiles(self), now=now, fallback_ttl_ms=int(DEFAULT_LEASE_TTL_SECONDS * 1000))
         if not state.held:
@@ -124,7 +124,7 @@ class RunnerControlHook(CheckpointStorageHook):
         else:
             self.root.fs.mkdirs(posixpath.dirname(path), exist_ok=True)
             if _is_local(self.root.fs):  # bytes are the spec, which may hold secrets: 0600 from its creation
-                from airflow_spark_streaming.hooks.submission.private_files import write_private
+                from airflow_spark_streaming.spark.submission.private_files import write_private
 
                 self.remove_staged(name)
                 write_private(path, data)

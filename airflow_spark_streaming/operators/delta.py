@@ -17,8 +17,8 @@ from airflow_spark_streaming.exceptions import (
     VacuumOutsideTableError,
     ZOrderColumnError,
 )
-from airflow_spark_streaming.redaction import mask_secrets
-from airflow_spark_streaming.storage import has_spark_file_sink_log, is_local_uri, local_path
+from airflow_spark_streaming.storage.locations import has_spark_file_sink_log, is_local_uri, local_path
+from airflow_spark_streaming.utils.redaction import mask_secrets
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -67,7 +67,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
         self.storage_conn_id = storage_conn_id
         if engine not in ENGINES:
             raise DeltaMaintenanceError(f"{self.task_id}: engine {engine!r} is not one of {ENGINES}.")
-        from airflow_spark_streaming import params
+        from airflow_spark_streaming.utils import params
 
         self.table_uri = table_uri
         self.engine = engine
@@ -91,13 +91,13 @@ class _DeltaMaintenanceOperator(BaseOperator):
 
     def get_openlineage_facets_on_start(self):
         """The table is this task's input and output (the OpenLineage provider calls this; it is optional)."""
-        from airflow_spark_streaming.lineage import delta_result_lineage
+        from airflow_spark_streaming.lineage.datasets import delta_result_lineage
 
         return delta_result_lineage(self.table_uri, None, self.lineage_operation)
 
     def get_openlineage_facets_on_complete(self, task_instance):
         """As on start, with the version written and the files added and removed."""
-        from airflow_spark_streaming.lineage import delta_result_lineage
+        from airflow_spark_streaming.lineage.datasets import delta_result_lineage
 
         return delta_result_lineage(self.table_uri, getattr(self, "_lineage_result", None), self.lineage_operation)
 
@@ -142,12 +142,12 @@ class _DeltaMaintenanceOperator(BaseOperator):
 
     def _submit_spark_job(self, spec: dict[str, Any]) -> None:
         """spark-submit the maintenance job and wait; Spark settings holding secrets go in a private properties file."""
-        from airflow_spark_streaming.hooks._storage_access import spark_storage
         from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
-        from airflow_spark_streaming.jobs import job_path
-        from airflow_spark_streaming.jvm import resolve_jvm_dependencies
-        from airflow_spark_streaming.redaction import is_secret_key
-        from airflow_spark_streaming.storage import SPARK, uri_for
+        from airflow_spark_streaming.runner.jobs import job_path
+        from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
+        from airflow_spark_streaming.storage.access import spark_storage
+        from airflow_spark_streaming.storage.locations import SPARK, uri_for
+        from airflow_spark_streaming.utils.redaction import is_secret_key
 
         for key in ("table", "target"):  # Spark reaches S3 through S3A
             if spec.get(key):
@@ -218,7 +218,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        from airflow_spark_streaming import params
+        from airflow_spark_streaming.utils import params
 
         super().__init__(**kwargs)
         self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
@@ -233,7 +233,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """A templated ``partition_filters`` is checked at its first render, as a literal one is when parsed."""
-        from airflow_spark_streaming import params
+        from airflow_spark_streaming.utils import params
 
         super().render_template_fields(context, jinja_env)
         params.partition_filters(self.task_id, "partition_filters", self.partition_filters)
@@ -352,7 +352,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        from airflow_spark_streaming import params
+        from airflow_spark_streaming.utils import params
 
         super().__init__(**kwargs)
         self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
@@ -397,7 +397,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         return hours if self.i_understand_this_can_break_readers else max(hours, 1)
 
     def _check_inside_root(self, files: list[str]) -> None:
-        from airflow_spark_streaming.storage import DELTA_RS, uri_for
+        from airflow_spark_streaming.storage.locations import DELTA_RS, uri_for
 
         outside = files_outside_root(uri_for(self.table_uri, DELTA_RS), files)
         if outside:
@@ -465,7 +465,7 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
 
     def get_openlineage_facets_on_start(self):
         """Spark's Parquet output in, the Delta table out."""
-        from airflow_spark_streaming.lineage import file_sink_conversion_lineage
+        from airflow_spark_streaming.lineage.datasets import file_sink_conversion_lineage
 
         return file_sink_conversion_lineage(self.table_uri, self.target_uri)
 

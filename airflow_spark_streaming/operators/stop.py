@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import CheckpointNotFoundError, StreamingRunIncompleteError
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -65,8 +65,8 @@ class StopStreamingQueryOperator(BaseOperator):
             owner, "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
         )
         self.spark_conn_id = renamed_parameter(owner, "conn_id", "spark_conn_id", conn_id, spark_conn_id)
-        from airflow_spark_streaming import params
         from airflow_spark_streaming.exceptions import InvalidCheckpointPathError
+        from airflow_spark_streaming.utils import params
 
         if not params.is_template(checkpoint) and (not isinstance(checkpoint, str) or not checkpoint.strip()):
             raise InvalidCheckpointPathError(

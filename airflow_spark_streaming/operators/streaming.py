@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ResumableJobMixin
 
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import (
     CheckpointInUseError,
     InvalidStreamSpecError,
     StreamingRunIncompleteError,
 )
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
-from airflow_spark_streaming.redaction import mask_secrets
-from airflow_spark_streaming.spec import is_secret_key, redact_spec, validate_stream_spec, with_kafka_config_id
+from airflow_spark_streaming.runner.spec import is_secret_key, redact_spec, validate_stream_spec, with_kafka_config_id
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
+from airflow_spark_streaming.utils.redaction import mask_secrets
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -158,7 +158,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self.application_args = application_args or []
         self.long_running = long_running
         self.deploy_mode = deploy_mode
-        from airflow_spark_streaming import params  # parameter checks; a templated conf is checked once rendered
+        from airflow_spark_streaming.utils import params  # parameter checks; a templated conf is checked once rendered
 
         self.conf = conf if params.is_template(conf) else params.mapping(self.task_id, "conf", conf)
         self.kafka = kafka
@@ -182,10 +182,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """A templated ``conf`` is checked at its first render, as a literal one is when the DAG is parsed."""
-        from airflow_spark_streaming import params
+        from airflow_spark_streaming.utils import params
 
         if self.kafka_config_id:  # mask the connection's secrets before anything is rendered
-            from airflow_spark_streaming.hooks.kafka_connection import mask_connection_secrets
+            from airflow_spark_streaming.kafka.connection import mask_connection_secrets
 
             mask_connection_secrets(self.kafka_config_id, ignore_keys=self.kafka_ignore_keys)
         super().render_template_fields(context, jinja_env)
@@ -197,14 +197,14 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
         Called by the OpenLineage provider when it is installed; without it nothing here is imported.
         """
-        from airflow_spark_streaming.lineage import spec_with_kafka_servers, streaming_job_lineage
+        from airflow_spark_streaming.lineage.datasets import spec_with_kafka_servers, streaming_job_lineage
 
         if self.spec is None:
             return streaming_job_lineage()
         return streaming_job_lineage(spec=spec_with_kafka_servers(self._validated_spec(), _kafka_bootstrap_servers))
 
     def get_openlineage_facets_on_complete(self, task_instance):
-        from airflow_spark_streaming.lineage import streaming_job_lineage
+        from airflow_spark_streaming.lineage.datasets import streaming_job_lineage
 
         if self.spec is not None:
             return self.get_openlineage_facets_on_start()
@@ -233,8 +233,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
-        from airflow_spark_streaming.jobs import job_path
-        from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+        from airflow_spark_streaming.runner.jobs import job_path
+        from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
 
         self._submission, self._reattached, self._result = None, None, None
         spec = self._validated_spec() if self.spec is not None else None
@@ -246,7 +246,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         deployment = StreamingSubmitHook(self.spark_conn_id, deploy_mode=self.deploy_mode).deployment
         kafka_spec = None
         if spec is not None:
-            from airflow_spark_streaming.hooks.kafka_spec import SPARK_REDACTION_REGEX, resolve_kafka_spec
+            from airflow_spark_streaming.kafka.spec import SPARK_REDACTION_REGEX, resolve_kafka_spec
 
             kafka_spec = resolve_kafka_spec(spec, ignore_keys=self.kafka_ignore_keys)
             for section, options in kafka_spec.redacted_options().items():
@@ -258,12 +258,12 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             self.log.info("Standalone cluster deploy mode: resolving the job's jars with Maven, to stage them")
             resolver = "maven"
         # storage_conn_id gives the job S3A settings (secrets only in the 0600 file) and hadoop-aws
-        from airflow_spark_streaming.hooks._storage_access import spark_spec, spark_storage, spec_paths
+        from airflow_spark_streaming.storage.access import spark_spec, spark_storage, spec_paths
 
         spec = spark_spec(spec) if spec else spec
         storage = spark_storage(self.storage_conn_id, [*spec_paths(spec), self.checkpoint, self.application])
         if deployment == "standalone":  # before anything is resolved, staged or submitted
-            from airflow_spark_streaming.hooks.submission.backends.standalone import refuse_credentials
+            from airflow_spark_streaming.spark.submission.backends.standalone import refuse_credentials
 
             refuse_credentials([*storage.secret_conf, *(k for k in self.conf if is_secret_key(k))], self.task_id)
         deps = resolve_jvm_dependencies(
@@ -518,6 +518,6 @@ def _status(control: RunnerControlHook):
 
 def _kafka_bootstrap_servers(kafka_config_id: str) -> str | None:
     """The brokers of a ``kafka`` connection, for OpenLineage's ``kafka://host:port`` namespace."""
-    from airflow_spark_streaming.hooks.kafka_connection import get_spark_kafka_options
+    from airflow_spark_streaming.kafka.connection import get_spark_kafka_options
 
     return get_spark_kafka_options(kafka_config_id).for_source().get("kafka.bootstrap.servers")

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_spark_streaming import params
 from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.utils import params
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_spark_streaming import params
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import InvalidCheckpointPathError, InvalidParameterError
 from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
+from airflow_spark_streaming.utils import params
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_spark_streaming import params
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
-from airflow_spark_streaming.protocol import BATCH_BASES
+from airflow_spark_streaming.runner.protocol import BATCH_BASES
 from airflow_spark_streaming.sensors._base import KafkaCheckpointSensor, check_unless_templated, optional_int
+from airflow_spark_streaming.utils import params
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 if TYPE_CHECKING:
     from airflow_spark_streaming.conditions.lag import LagCriteria

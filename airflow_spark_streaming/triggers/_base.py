@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_spark_streaming import params
 from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.utils import params
 
 if TYPE_CHECKING:
     from airflow_spark_streaming.conditions.verdict import Verdict

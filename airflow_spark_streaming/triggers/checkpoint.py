@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_spark_streaming import params
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.triggers._base import VerdictTrigger
+from airflow_spark_streaming.utils import params
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 if TYPE_CHECKING:
     from airflow_spark_streaming.conditions.verdict import Verdict

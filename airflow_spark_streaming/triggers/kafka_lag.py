@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_spark_streaming import params
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
 from airflow_spark_streaming.triggers._base import KafkaCheckpointTrigger
+from airflow_spark_streaming.utils import params
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 
 class KafkaLagTrigger(KafkaCheckpointTrigger):

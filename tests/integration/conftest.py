@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
 from devstack.java import check_java
-from tests.integration.folder_markers import mark_folder
+from tests.support.folder_markers import mark_folder
 
 
 def pytest_collection_modifyitems(items):
@@ -109,5 +109,5 @@ def airflow_db():
     return os.environ["AIRFLOW_HOME"]
 
 
-from tests.integration.checkpoint_fixtures import checkpoint_copy, file_source_checkpoint  # noqa: E402, F401
-from tests.integration.delta_fixtures import small_files_table, table_copy  # noqa: E402, F401
+from tests.support.checkpoint_fixtures import checkpoint_copy, file_source_checkpoint  # noqa: E402, F401
+from tests.support.delta_fixtures import small_files_table, table_copy  # noqa: E402, F401

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from airflow_spark_streaming.hooks.submission.backends import python_launcher_jar
 from airflow_spark_streaming.hooks.submission.hook import StreamingSubmitHook, latest_committed_batch
-from airflow_spark_streaming.hooks.submission.models import (
+from airflow_spark_streaming.spark.submission.backends import python_launcher_jar
+from airflow_spark_streaming.spark.submission.models import (
     ACTIVE_STATES,
     SUCCEEDED_STATES,
     DriverState,

@@ -24,18 +24,18 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_spark_streaming.deprecation import renamed_parameter
 from airflow_spark_streaming.exceptions import CheckpointNotFoundError
-from airflow_spark_streaming.hooks.submission._spark_compat import SparkSubmitAdapter
-from airflow_spark_streaming.hooks.submission.backends import (
+from airflow_spark_streaming.runner.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG, SUBMISSION_CONF
+from airflow_spark_streaming.spark.submission.backends import (
     LocalDetachedBackend,
     SubmissionBackend,
     backend_for,
     backend_named,
 )
-from airflow_spark_streaming.hooks.submission.models import DriverState, SparkJob, SparkSubmission
-from airflow_spark_streaming.hooks.submission.private_files import write_private_files
-from airflow_spark_streaming.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG, SUBMISSION_CONF
+from airflow_spark_streaming.spark.submission.models import DriverState, SparkJob, SparkSubmission
+from airflow_spark_streaming.spark.submission.private_files import write_private_files
+from airflow_spark_streaming.spark.submission.spark_compat import SparkSubmitAdapter
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 
 class StreamingSubmitHook(BaseHook):

@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook, CheckpointStatus
-from tests.integration.checkpoint_fixtures import write_json_files
-from tests.integration.streaming_helpers import produce_keyed
+from tests.support.checkpoint_fixtures import write_json_files
+from tests.support.streaming_helpers import produce_keyed
 
 
 def _end_offset(progress: dict, index: int = 0):

@@ -14,10 +14,10 @@ import sys
 import threading
 import time
 
-from airflow_spark_streaming import protocol
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
-from airflow_spark_streaming.jobs import job_path, stream_runner
+from airflow_spark_streaming.runner import protocol
+from airflow_spark_streaming.runner.jobs import job_path, stream_runner
 
 
 def _until(condition, seconds: float = 60.0) -> None:
@@ -123,4 +123,4 @@ def test_the_runner_file_finds_the_protocol_without_the_package_installed(tmp_pa
         [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("airflow_spark_streaming/protocol.py")
+    assert done.stdout.strip().endswith("airflow_spark_streaming/runner/protocol.py")

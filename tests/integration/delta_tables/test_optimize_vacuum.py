@@ -20,7 +20,7 @@ from airflow_spark_streaming.exceptions import (
 )
 from airflow_spark_streaming.hooks.delta import DeltaTableHook
 from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator, files_outside_root
-from tests.integration.delta_fixtures import rows_of
+from tests.support.delta_fixtures import rows_of
 
 
 @pytest.fixture

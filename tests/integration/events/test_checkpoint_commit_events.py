@@ -8,8 +8,8 @@ import pytest
 
 from airflow_spark_streaming.exceptions import InvalidEventTriggerError
 from airflow_spark_streaming.triggers.events import CheckpointCommitEventTrigger, DeltaVersionEventTrigger
-from tests.integration.checkpoint_fixtures import run_file_to_delta, write_json_files
-from tests.integration.events.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
+from tests.support.checkpoint_fixtures import run_file_to_delta, write_json_files
+from tests.support.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
 
 ROWS_PER_FILE = 25
 
@@ -17,7 +17,7 @@ ROWS_PER_FILE = 25
 @pytest.fixture
 def streaming_query(spark, tmp_path):
     """A file → Delta query whose progress events the provider's runner listener writes to ``_progress/``."""
-    from airflow_spark_streaming.jobs.stream_runner import progress_listener
+    from airflow_spark_streaming.runner.jobs.stream_runner import progress_listener
 
     listener = progress_listener(spark, str(tmp_path / "checkpoint"))
     spark.streams.addListener(listener)

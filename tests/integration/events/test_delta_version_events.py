@@ -9,7 +9,7 @@ import pytest
 
 from airflow_spark_streaming.exceptions import InvalidEventTriggerError
 from airflow_spark_streaming.triggers.events import DeltaVersionEventTrigger
-from tests.integration.events.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
+from tests.support.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
 
 
 def append(table, ids):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.integration.events.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
+from tests.support.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "example_dags" / "downstream_on_commit.py"
 

@@ -1,5 +1,5 @@
 """OpenLineage events emitted by the real OpenLineage provider and client (file transport) for
-operators wired to airflow_spark_streaming.lineage, run with dag.test()."""
+operators wired to airflow_spark_streaming.lineage.datasets, run with dag.test()."""
 
 from __future__ import annotations
 

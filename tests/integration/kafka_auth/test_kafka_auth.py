@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from airflow_spark_streaming.hooks.kafka_connection import get_spark_kafka_options
+from airflow_spark_streaming.kafka.connection import get_spark_kafka_options
 from tests.integration.kafka_auth.conftest import produce
 
 pytestmark = pytest.mark.kafka

@@ -17,7 +17,7 @@ from airflow_spark_streaming.exceptions import (
     KafkaAuthorizationError,
     KafkaTlsHandshakeError,
 )
-from airflow_spark_streaming.kafka_options import classify_kafka_error, spark_kafka_options
+from airflow_spark_streaming.kafka.options import classify_kafka_error, spark_kafka_options
 
 pytestmark = pytest.mark.kafka
 

@@ -21,7 +21,7 @@ import pytest
 from airflow_spark_streaming.exceptions import KafkaAuthenticationError
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
 from tests.integration.kafka_auth.conftest import produce
-from tests.integration.streaming_helpers import read_delta
+from tests.support.streaming_helpers import read_delta
 
 pytestmark = pytest.mark.kafka
 

@@ -15,7 +15,7 @@ from airflow_spark_streaming.exceptions import (
 )
 from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook, LagReport, get_kafka_lag
 from devstack.process import free_port
-from tests.integration.streaming_helpers import produce_keyed, run_available_now
+from tests.support.streaming_helpers import produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
 

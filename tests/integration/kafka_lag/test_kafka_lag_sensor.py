@@ -16,7 +16,7 @@ from airflow_spark_streaming.exceptions import KafkaLagCeilingError
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
 from devstack.process import wait_for
-from tests.integration.streaming_helpers import produce_keyed, run_available_now
+from tests.support.streaming_helpers import produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.folder_markers import mark_folder
+from tests.support.folder_markers import mark_folder
 
 
 def pytest_collection_modifyitems(items):

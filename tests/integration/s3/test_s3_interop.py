@@ -21,7 +21,7 @@ from airflow_spark_streaming.exceptions import (
     StorageUnreachableError,
 )
 from airflow_spark_streaming.hooks.storage import StorageHook, classify_storage_failure
-from airflow_spark_streaming.jvm import resolve_jvm_dependencies
+from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
 from devstack.process import free_port
 
 PROBE = Path(__file__).with_name("spark_s3_probe.py")

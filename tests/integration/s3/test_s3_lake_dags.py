@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from tests.integration.streaming_helpers import produce_keyed
+from tests.support.streaming_helpers import produce_keyed
 
 pytestmark = pytest.mark.kafka
 

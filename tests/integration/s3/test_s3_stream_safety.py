@@ -16,10 +16,10 @@ import pytest
 from airflow_spark_streaming.exceptions import UnprotectedConcurrentWriteError
 from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
 from airflow_spark_streaming.hooks.storage import StorageHook
-from airflow_spark_streaming.jvm import resolve_jvm_dependencies
 from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
-from airflow_spark_streaming.protocol import MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE
-from tests.integration.runner_drivers import driver_log, kill_drivers, spawn_stream_runner, wait_while_running
+from airflow_spark_streaming.runner.protocol import MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE
+from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
+from tests.support.runner_drivers import driver_log, kill_drivers, spawn_stream_runner, wait_while_running
 
 
 def _spark_submit(spec: dict, properties, tmp_path, name: str):

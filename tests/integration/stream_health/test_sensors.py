@@ -14,7 +14,7 @@ from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
 from tests.integration.stream_health.test_time_lag import caught_up_checkpoint, produce_at
-from tests.integration.streaming_helpers import produce_keyed, run_available_now
+from tests.support.streaming_helpers import produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
 

@@ -17,10 +17,10 @@ from airflow_spark_streaming.conditions.stream_health import OK, REWOUND, STALLE
 from airflow_spark_streaming.exceptions import StreamUnhealthyError
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.stream_health import get_stream_health, read_batch_window
-from airflow_spark_streaming.protocol import LEASE_DIR
+from airflow_spark_streaming.runner.protocol import LEASE_DIR
 from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
-from tests.integration.runner_drivers import kill_leftover_drivers
-from tests.integration.streaming_helpers import kafka_to_delta_spec, produce_keyed, run_available_now
+from tests.support.runner_drivers import kill_leftover_drivers
+from tests.support.streaming_helpers import kafka_to_delta_spec, produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
 

@@ -18,7 +18,7 @@ from airflow_spark_streaming.hooks.kafka_broker import (
     RecordTimestamps,
 )
 from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
-from tests.integration.streaming_helpers import produce_keyed, run_available_now
+from tests.support.streaming_helpers import produce_keyed, run_available_now
 
 pytestmark = pytest.mark.kafka
 

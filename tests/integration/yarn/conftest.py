@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.folder_markers import mark_folder
+from tests.support.folder_markers import mark_folder
 
 TIMINGS: dict[str, float] = {}
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.streaming_helpers import produce_keyed, read_delta
+from tests.support.streaming_helpers import produce_keyed, read_delta
 
 pytestmark = [pytest.mark.kafka]
 

@@ -17,15 +17,15 @@ import pytest
 from airflow_spark_streaming.exceptions import StreamingRunIncompleteError
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
-from tests.integration.streaming_helpers import (
+from tests.integration.spark.test_cluster_deploy import TaskStateStore
+from tests.integration.yarn.conftest import TIMINGS
+from tests.support.streaming_helpers import (
     kafka_to_delta_spec,
     long_running_kafka_spec,
     produce_keyed,
     read_delta,
     slow_batch_spec,
 )
-from tests.integration.test_cluster_deploy import TaskStateStore
-from tests.integration.yarn.conftest import TIMINGS
 
 pytestmark = [pytest.mark.kafka]
 

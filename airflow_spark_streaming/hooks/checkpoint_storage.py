@@ -1,0 +1,184 @@
+"""Storage access under one checkpoint root, shared by the checkpoint hook and the runner-control hook."""
+
+from __future__ import annotations
+
+import errno
+import posixpath
+import stat
+
+from airflow.sdk import BaseHook
+
+from airflow_spark_streaming.checkpoint import mtime_of
+from airflow_spark_streaming.exceptions import (
+    CheckpointFileTooLargeError,
+    CorruptCheckpointFileError,
+    InvalidCheckpointPathError,
+    NotARegularFileError,
+    StorageSupportMissingError,
+)
+from airflow_spark_streaming.storage.locations import FSSPEC, is_local_uri, is_s3_uri, local_path, storage_uri, uri_for
+from airflow_spark_streaming.utils.deprecation import renamed_parameter
+
+#: The most read from one metadata file (offsets, commits, metadata, state metadata). Spark writes
+#: a few KB there (one offset line per source; a Kafka source with 10,000 partitions is ~300 KB),
+#: so 16 MiB is generous for any real query and still bounds a worker's memory on a hostile file.
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+#: The storage provider each URI scheme needs, for the install hint when it is missing.
+STORAGE_EXTRAS = {
+    "s3": "pip install 'airflow-spark-streaming[s3]'",
+    "s3a": "pip install 'airflow-spark-streaming[s3]'",
+    "gs": "pip install 'apache-airflow-providers-google'",
+    "gcs": "pip install 'apache-airflow-providers-google'",
+    "abfs": "pip install 'apache-airflow-providers-microsoft-azure'",
+    "abfss": "pip install 'apache-airflow-providers-microsoft-azure'",
+    "az": "pip install 'apache-airflow-providers-microsoft-azure'",
+    "adl": "pip install 'apache-airflow-providers-microsoft-azure'",
+}
+
+
+def _object_storage_path(uri: str, conn_id: str | None):
+    """The storage root, with its filesystem resolved (this is where a missing provider fails)."""
+    from airflow.sdk import ObjectStoragePath
+
+    root = ObjectStoragePath(uri, conn_id=conn_id)
+    root.fs  # noqa: B018
+    return root
+
+
+def checked_checkpoint(checkpoint: object) -> str:
+    """The checkpoint location, refused when empty or not a string (empty would mean the working directory)."""
+    if not isinstance(checkpoint, str) or not checkpoint.strip():
+        raise InvalidCheckpointPathError(
+            f"checkpoint={checkpoint!r} is not a checkpoint location; pass the query's checkpoint path or URI, "
+            "e.g. '/data/checkpoints/orders' or 's3://lake/_checkpoints/orders'."
+        )
+    return checkpoint
+
+
+class CheckpointStorageHook(BaseHook):
+    """Storage access under one checkpoint root, kept to a few primitives so the cost is easy to count.
+
+    :param checkpoint: the checkpoint location, a path or a URI such as
+        ``s3://bucket/checkpoints/orders``.
+    :param storage_conn_id: the Airflow connection for the storage (``aws_default``, a
+        ``google_cloud_platform`` or ``wasb`` connection, ...); not needed for
+        local paths. ``conn_id`` is its deprecated old name.
+    """
+
+    conn_name_attr = "storage_conn_id"
+    default_conn_name = None
+
+    def __init__(self, checkpoint: str, storage_conn_id: str | None = None, *, conn_id: str | None = None) -> None:
+        super().__init__()
+        self.checkpoint = checked_checkpoint(checkpoint)
+        self.storage_conn_id = renamed_parameter(
+            type(self).__name__, "conn_id", "storage_conn_id", conn_id, storage_conn_id
+        )
+        self._root = None
+
+    @property
+    def root(self):
+        if self._root is None:
+            if self.storage_conn_id and is_s3_uri(self.checkpoint):
+                # endpoint, bounded timeouts and s3a:// -> s3:// come from the aws connection
+                from airflow_spark_streaming.hooks.storage import StorageHook
+
+                self._root = StorageHook(self.storage_conn_id).object_storage_path(self.checkpoint)
+                return self._root
+            uri = storage_uri(uri_for(self.checkpoint, FSSPEC))
+            try:
+                root = _object_storage_path(uri, self.storage_conn_id)
+            except (ValueError, ImportError) as err:
+                if "filesystem" not in str(err).lower() and not isinstance(err, ImportError):
+                    raise
+                scheme = uri.split("://", 1)[0].lower()
+                hint = STORAGE_EXTRAS.get(scheme, "install the Airflow provider that registers this filesystem")
+                raise StorageSupportMissingError(
+                    f"Checkpoint {self.checkpoint!r}: no filesystem is installed for {scheme}:// ({err}); {hint}."
+                ) from err
+            self._root = root
+        return self._root
+
+    def sibling(self, hook_class: type[CheckpointStorageHook]) -> CheckpointStorageHook:
+        """Another hook over the same checkpoint that reuses this one's resolved storage root."""
+        if isinstance(self, hook_class):
+            return self
+        other = hook_class(self.checkpoint, self.storage_conn_id)
+        other._root = self._root
+        return other
+
+    def _path(self, *parts: str) -> str:
+        return posixpath.join(self.root.path, *parts)
+
+    def _forget_listings(self, *parts: str) -> None:
+        """Drop the filesystem's cached listing of a folder under the checkpoint (s3fs keeps listings per
+        instance, and a poll made while the query ran must not hide what it wrote since)."""
+        invalidate = getattr(self.root.fs, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate(self._path(*parts))
+
+    def _list(self, *parts: str) -> list[str]:
+        """One listing, names only (no per-entry stat). A missing folder lists as empty."""
+        self._forget_listings(*parts)  # s3fs would answer from a listing cached while the query ran
+        try:
+            entries = self.root.fs.ls(self._path(*parts), detail=False)
+        except FileNotFoundError:
+            return []
+        return [posixpath.basename(str(e).rstrip("/")) for e in entries]
+
+    def _mtime(self, *parts: str) -> float | None:
+        return mtime_of(self.root.fs.info(self._path(*parts)))
+
+    def _refuse_special_file(self, *parts: str) -> None:
+        """Refuse a local FIFO, device or socket before opening it (opening a FIFO blocks; /dev/zero never ends).
+
+        Object stores hold only regular objects, so only local checkpoints are checked (one ``stat``).
+        """
+        if not is_local_uri(self.checkpoint):
+            return
+        path = local_path(self.checkpoint).joinpath(*parts)
+        try:
+            mode = path.stat().st_mode  # follows symlinks: a link to /dev/zero is judged by its target
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise CorruptCheckpointFileError(
+                    f"{self._describe(*parts)} is a symlink loop; replace it with the file Spark wrote."
+                ) from err
+            raise  # FileNotFoundError and the like keep their meaning for the callers
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise NotARegularFileError(
+                f"{self._describe(*parts)} is not a regular file (a FIFO, device or socket, or a symlink to one); "
+                "it was not read. Replace it with the file Spark wrote, or restore the checkpoint."
+            )
+
+    def _read(self, *parts: str, limit: int | None = None) -> bytes:
+        """At most ``limit`` bytes; without one, the whole file up to :data:`MAX_METADATA_BYTES`, else refused."""
+        path = self._path(*parts)
+        self._refuse_special_file(*parts)
+        cap = MAX_METADATA_BYTES if limit is None else limit
+        try:
+            with self.root.fs.open(path, "rb") as handle:
+                data = handle.read(cap + 1 if limit is None else cap)
+        except OSError as err:
+            if err.errno != errno.ELOOP:
+                raise
+            raise CorruptCheckpointFileError(
+                f"{self._describe(*parts)} is a symlink loop; replace it with the file Spark wrote."
+            ) from err
+        if limit is None and len(data) > cap:
+            raise CheckpointFileTooLargeError(
+                f"{self._describe(*parts)} is larger than {cap // (1024 * 1024)} MiB, far more than Spark writes in a "
+                "checkpoint metadata file; it was not read. The file is corrupt or not Spark's: restore the checkpoint."
+            )
+        return data
+
+    def _text(self, *parts: str) -> str:
+        return self._read(*parts).decode("utf-8", errors="replace")
+
+    def read_metadata_text(self, *parts: str) -> str:
+        """A checkpoint metadata file's text, read with the same bounds and type checks as the status reads."""
+        return self._text(*parts)
+
+    def _describe(self, *parts: str) -> str:
+        return posixpath.join(str(self.root), *parts)

@@ -1,0 +1,100 @@
+"""The stream runner's control protocol, shared by the runner (Spark side) and the hooks (Airflow side).
+
+Stdlib only: the runner imports it inside the Spark driver, where Airflow is not
+installed. Everything both sides must agree on lives here: the side files next
+to the checkpoint, the lease's JSON, the Spark setting carrying the submission
+tag, and the lease's default time-to-live.
+
+Side files, relative to the checkpoint root::
+
+    _leases/<generation>   the runner's lease and heartbeat (airflow_spark_streaming.runner.lease)
+    _stop                  present: stop the query after its current micro-batch
+    _progress/<batch>.json Spark's StreamingQueryProgress JSON, one per batch
+    _submission            which driver the provider submitted on this checkpoint
+    _staging/              files a cluster-mode driver reads once (spec, jars)
+    _maintenance/          OPTIMIZE/VACUUM requests handed to the live runner, and their results
+"""
+
+from __future__ import annotations
+
+LEASE_DIR = "_leases"  # one record per taker: <generation>, see airflow_spark_streaming.runner.lease
+LEGACY_LEASE_FILE = "_lease"  # written by earlier runners; still honoured while its heartbeat is fresh
+STOP_FILE = "_stop"
+PROGRESS_DIR = "_progress"
+SUBMISSION_FILE = "_submission"
+STAGING_DIR = "_staging"
+
+#: Which batch a lag or progress check reads: the newest committed one, or the newest planned one.
+BATCH_BASES = ("committed", "planned")
+
+#: The Spark setting carrying the submitting task's tag; the runner copies it into its lease.
+SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"
+#: The lease's time-to-live unless the spec sets ``lease_ttl_seconds``; also judges a torn lease.
+DEFAULT_LEASE_TTL_SECONDS = 30
+#: Staged in ``_staging/`` for a standalone cluster-mode Python driver (see the standalone backend).
+PYTHON_LAUNCHER_JAR = "python-driver-launcher.jar"
+#: ``_staging/`` subfolder holding jars resolved for a standalone cluster-mode driver's executors.
+STAGED_JARS_DIR = "jars"
+
+#: The runner's command line: where its spec is, and that it deletes the spec once read.
+SPEC_FILE_ARG, SPEC_URI_ARG, DELETE_SPEC_FILE_ARG = "--spec-file", "--spec-uri", "--delete-spec-file"
+
+
+def staged_spec_name(tag: str) -> str:
+    """The spec staged in ``_staging/`` for the driver of submission ``tag``; the runner deletes it once read."""
+    return f"spec-{tag}.json"
+
+
+#: Progress files the runner keeps (the newest ones).
+PROGRESS_KEEP = 200
+
+FILE_FORMATS = ("json", "csv", "parquet", "text", "orc")
+SOURCE_FORMATS = ("kafka", "rate", "delta", *FILE_FORMATS)
+PATH_SINKS = ("delta", "parquet", "json", "csv", "orc")
+SINK_FORMATS = (*PATH_SINKS, "kafka", "console")
+
+
+def progress_file(batch_id: int) -> str:
+    """The name of batch ``batch_id``'s progress event in ``_progress/``."""
+    return f"{batch_id}.json"
+
+
+def progress_batch(name: str) -> int | None:
+    """The batch id of a ``_progress/`` file name, or ``None`` for anything else."""
+    stem = name.removesuffix(".json")
+    return int(stem) if name.endswith(".json") and stem.isdigit() else None
+
+
+#: Maintenance handed to the live stream runner (``jobs/maintenance_handoff.py``): requests and results.
+MAINTENANCE_DIR = "_maintenance"
+#: Written by a runner that takes maintenance requests: ``{"protocol", "app_id", "table"}``.
+MAINTENANCE_HANDOFF_FILE = "_handoff"
+MAINTENANCE_PROTOCOL = 1
+MAINTENANCE_RESULT_SUFFIX = ".result.json"
+_REQUEST_ID_CHARS = frozenset("0123456789abcdef")
+
+
+def maintenance_request_file(request_id: str) -> str:
+    return f"{request_id}.json"
+
+
+def maintenance_result_file(request_id: str) -> str:
+    return f"{request_id}{MAINTENANCE_RESULT_SUFFIX}"
+
+
+def maintenance_request_id(name: str) -> str | None:
+    """The request id of a ``_maintenance/`` request file name (32 hex digits), or ``None``."""
+    stem = name.removesuffix(".json")
+    return stem if name.endswith(".json") and len(stem) == 32 and set(stem) <= _REQUEST_ID_CHARS else None
+
+
+def same_table(a: str, b: str) -> bool:
+    """Two table locations name the same table (``s3a://``, ``s3n://`` and ``s3://`` alike; ``file://`` or not)."""
+
+    def norm(uri: str) -> str:
+        for scheme in ("s3a://", "s3n://"):
+            if uri.startswith(scheme):
+                uri = "s3://" + uri[len(scheme) :]
+        return uri.removeprefix("file://").rstrip("/")
+
+    return norm(a) == norm(b)

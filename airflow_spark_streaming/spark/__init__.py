@@ -1,0 +1,1 @@
+"""Spark: JVM dependencies, YARN settings, and spark-submit for drivers that outlive their task."""

@@ -1,0 +1,1 @@
+"""Small helpers used across the provider: parameter validation, secret redaction, deprecations."""

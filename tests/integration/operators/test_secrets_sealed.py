@@ -1,0 +1,220 @@
+"""Secrets sealed in real runs: the process list, the task log, XCom, the properties file Java reads, failed submits."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+
+class _ProcessWatch:
+    """Reads every process's command line (what ``ps -eo args`` shows) until stopped."""
+
+    def __init__(self, needles: list[str], marker: str) -> None:
+        self.needles = [n.encode() for n in needles]
+        self.marker = marker.encode()
+        self.leaks: list[str] = []
+        self.runs_seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if self.marker in cmdline:
+                    self.runs_seen += 1
+                self.leaks += [cmdline.replace(b"\0", b" ").decode(errors="replace")
+                               for n in self.needles if n in cmdline]  # fmt: skip
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def spark_local_conn(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+
+
+def test_delta_spark_engine_keeps_secrets_off_the_process_list_log_and_xcom(
+    spark, tmp_path, airflow_db, spark_local_conn, caplog, capfd
+):
+    """One real spark-submit (through dag.test) checks the process list, the log, XCom and the quoted filter."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.secrets_sealed_dags import SEALED_SECRETS
+
+    table = str(tmp_path / "table")
+    for _ in range(3):
+        spark.createDataFrame([(i, r) for i in range(20) for r in ("eu", "us")], "id INT, region STRING").write.format(
+            "delta"
+        ).partitionBy("region").mode("append").save(table)
+    files = lambda region: {p.name for p in (tmp_path / "table" / f"region={region}").glob("*.parquet")}  # noqa: E731
+    us_before = files("us")
+    dag = DagBag(dag_folder="tests/dags").dags["secrets_sealed_delta"]
+    caplog.set_level(logging.INFO)
+    with _ProcessWatch(list(SEALED_SECRETS.values()), "delta_maintenance.py") as watch:
+        run = dag.test(run_conf={"table_uri": table})
+    out, err = capfd.readouterr()
+    shown = caplog.text + out + err
+    assert run.state == "success", shown[-3000:]
+    assert watch.runs_seen > 0, "the watch never saw spark-submit running"
+    assert watch.leaks == []
+    result = run.get_task_instance("optimize").xcom_pull(task_ids="optimize")
+    assert result["engine"] == "spark" and result["version_after"] > result["version_before"]
+    assert files("us") == us_before and len(files("eu")) > 1  # only the eu partition was rewritten (3 old + 1 new)
+    assert "delta_maintenance.py" in shown  # the spark-submit command was logged
+    for secret in SEALED_SECRETS.values():
+        assert secret not in shown + json.dumps(result)
+
+
+_PROPERTIES_DUMP = """
+import java.io.*; import java.nio.charset.StandardCharsets; import java.util.*;
+public class Dump { public static void main(String[] a) throws Exception {
+  Properties p = new Properties();
+  try (Reader r = new InputStreamReader(new FileInputStream(a[0]), StandardCharsets.UTF_8)) { p.load(r); }
+  Base64.Encoder e = Base64.getEncoder();
+  for (String k : new TreeSet<>(p.stringPropertyNames()))
+    System.out.println(e.encodeToString(k.getBytes(StandardCharsets.UTF_8)) + " "
+        + e.encodeToString(p.getProperty(k).getBytes(StandardCharsets.UTF_8)));
+} }
+"""
+
+
+def test_properties_file_reads_back_exactly_in_java_and_a_carriage_return_injects_nothing(tmp_path, java_major):
+    from airflow_spark_streaming.spark.submission.private_files import write_private_files
+
+    conf = {
+        "spark.hadoop.fs.s3a.secret.key": "abc\rspark.injected=yes",
+        "kafka.sasl.jaas.config": 'Module required password="p=w:d#!";\nspark.other=1',
+        "spark.x.password": "  leading spaces\\and\\backslashes\ttab\fff",
+        "spark.y.token": "ünïcødé €😀",
+        "spark.key with spaces=and:colon": "#!",
+    }
+    _, properties = write_private_files(tmp_path, secret_conf=conf)
+    assert os.stat(properties).st_mode & 0o777 == 0o600
+    (tmp_path / "Dump.java").write_text(_PROPERTIES_DUMP)
+    done = subprocess.run(["java", str(tmp_path / "Dump.java"), properties], capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    read = dict(
+        (base64.b64decode(k).decode(), base64.b64decode(v).decode())
+        for k, v in (line.split(" ") for line in done.stdout.splitlines())
+    )
+    assert read == conf  # no spark.injected, no spark.other: every value came back whole
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """tempfile's directory for this test only, so leftovers of this test (and no other) are visible."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_failed_cluster_submit_leaves_no_staged_spec_and_no_private_files(tmp_path, private_tmp, monkeypatch):
+    """A real spark-submit to a ResourceManager that is not there: nothing private is left behind."""
+    from airflow_spark_streaming.exceptions import SparkSubmissionError
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
+    from airflow_spark_streaming.runner.jobs import job_path
+
+    conf_dir = tmp_path / "hadoop-conf"
+    conf_dir.mkdir()
+    # Nothing listens on port 9; the client gives up after 2 s instead of retrying for 15 minutes.
+    settings = {
+        "yarn.resourcemanager.address": "127.0.0.1:9",
+        "yarn.resourcemanager.connect.max-wait.ms": "2000",
+        "yarn.resourcemanager.connect.retry-interval.ms": "500",
+        "ipc.client.connect.max.retries": "0",
+    }
+    (conf_dir / "yarn-site.xml").write_text(
+        "<configuration>"
+        + "".join(f"<property><name>{k}</name><value>{v}</value></property>" for k, v in settings.items())
+        + "</configuration>"
+    )
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
+    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
+    extra = {"deploy-mode": "cluster", "yarn_resourcemanager_webapp_address": "http://127.0.0.1:9"}
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_YARN_SEALED",
+                       json.dumps({"conn_type": "spark", "host": "yarn", "extra": extra}))  # fmt: skip
+    checkpoint = RunnerControlHook(str(tmp_path / "checkpoint"))
+    staged_modes = []
+    stage_file = checkpoint.stage_file
+
+    def spy(name, data):
+        uri = stage_file(name, data)
+        staged_modes.append(os.stat(uri.removeprefix("file://")).st_mode & 0o777)
+        return uri
+
+    monkeypatch.setattr(checkpoint, "stage_file", spy)
+    job = SparkJob(job_path("stream_runner"), spec={"query_name": "q", "secret": "x"},
+                   secret_conf={"spark.hadoop.fs.s3a.secret.key": "cluster-sealed-1"}, label="q")  # fmt: skip
+    hook = StreamingSubmitHook("spark_yarn_sealed", conf={"spark.ui.enabled": "false"})
+    with pytest.raises(SparkSubmissionError, match="spark-submit to yarn failed"):
+        hook.start_driver(job, checkpoint=checkpoint, owner="t")
+    assert staged_modes == [0o600]
+    staging = tmp_path / "checkpoint" / "_staging"
+    assert not staging.exists() or list(staging.iterdir()) == []
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_failed_detached_submit_leaves_no_private_files(tmp_path, monkeypatch):
+    """A real detached spark-submit that fails before its driver reads the spec: release removes spec and secrets."""
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_LOCAL_SEALED", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+    checkpoint = RunnerControlHook(str(tmp_path / "checkpoint"))
+    missing_app = str(tmp_path / "no_such_runner.py")
+    job = SparkJob(missing_app, spec={"query_name": "q"},
+                   secret_conf={"spark.hadoop.fs.s3a.secret.key": "detached-sealed-1"}, label="sealed")  # fmt: skip
+    hook = StreamingSubmitHook("spark_local_sealed", deploy_mode="client", conf={"spark.ui.enabled": "false"})
+    submission = hook.start_driver(job, checkpoint=checkpoint, owner="t")
+    private = Path(submission.driver_log).parent
+    assert {p.name: p.stat().st_mode & 0o777 for p in private.iterdir() if p.name != "driver.log"} == {
+        "spec.json": 0o600, "secret.properties": 0o600}  # fmt: skip
+    deadline = time.monotonic() + 120
+    while hook.get_driver_state(submission).is_active:
+        assert time.monotonic() < deadline, "the spark-submit of a missing application kept running"
+        time.sleep(0.2)
+    assert (private / "spec.json").exists()  # the driver never read (and so never deleted) its spec
+    hook.release_private_files(submission, checkpoint)
+    assert [p.name for p in private.iterdir()] == ["driver.log"]
+
+
+def test_runner_refuses_anything_but_one_query_with_sparks_parser(spark):
+    from airflow_spark_streaming.runner.jobs.stream_runner import SpecError, _checked_query
+
+    spark.range(1).createOrReplaceTempView("source")
+    assert _checked_query(spark, "WITH s AS (SELECT * FROM source) SELECT id FROM s").startswith("WITH")
+    for sql in ("DROP TABLE source", "CREATE TABLE t AS SELECT * FROM source", "INSERT INTO t SELECT * FROM source",
+                "WITH s AS (SELECT 1) INSERT INTO t SELECT * FROM s", "SELECT * FROM source; DROP TABLE t"):  # fmt: skip
+        with pytest.raises(SpecError, match="exactly one SELECT"):
+            _checked_query(spark, sql)
+
+
+def test_spark_sql_reads_quoted_partition_values_as_literals(spark):
+    from airflow_spark_streaming.hooks.delta import sql_string_literal
+
+    for value in ("eu' OR 1=1 --", "x\\' OR 1=1 --", "back\\slash", "it''s", "\\"):
+        assert spark.sql(f"SELECT {sql_string_literal(value)} AS v").first().v == value

@@ -1,0 +1,478 @@
+"""Cluster managers that cannot run here (YARN, Kubernetes): submission, state and kill plumbing.
+
+A fake ``spark-submit`` on the PATH prints what the real one prints for each
+cluster manager, so the Spark provider's own log parsing runs; the
+ResourceManager's REST API and the Kubernetes API are replaced at their client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from airflow_spark_streaming.exceptions import ClusterManagerError, SparkSubmissionError
+from airflow_spark_streaming.hooks.submission import (
+    ACTIVE_STATES,
+    DriverState,
+    SparkSubmission,
+    StreamingSubmitHook,
+)
+
+YARN_APP = "application_1700000000000_0042"
+K8S_POD = "orders-stream-8f2a1c-driver"
+
+
+@pytest.fixture
+def fake_spark_submit(tmp_path, monkeypatch):
+    """Put a ``spark-submit`` on the PATH that records its arguments and prints ``output``."""
+
+    def install(output: str, exit_code: int = 0) -> os.PathLike:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        record = tmp_path / "argv.json"
+        script = bin_dir / "spark-submit"
+        script.write_text(
+            f"#!{sys.executable}\n"
+            "import json, sys\n"
+            f"json.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n"
+            f"print({output!r})\n"
+            f"sys.exit({exit_code})\n"
+        )
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        return record
+
+    return install
+
+
+def _conn(monkeypatch, conn_id: str, **conn) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return conn_id
+
+
+class _Response:
+    def __init__(self, payload: dict, status: int = 200):
+        self.status_code, self._payload, self.text = status, payload, json.dumps(payload)
+
+    def json(self):
+        return self._payload
+
+    def raise_for_status(self):
+        if self.status_code >= 400:
+            raise __import__("requests").HTTPError(f"HTTP {self.status_code}")
+
+
+# --- YARN ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def yarn_conn(monkeypatch, tmp_path):
+    (tmp_path / "hadoop-conf").mkdir()
+    (tmp_path / "hadoop-conf" / "yarn-site.xml").write_text("<configuration/>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path / "hadoop-conf"))
+    extra = {"deploy-mode": "cluster", "yarn_resourcemanager_webapp_address": "http://rm.example:8088"}
+    return _conn(monkeypatch, "spark_yarn", conn_type="spark", host="yarn", extra=extra)
+
+
+def test_yarn_submission_returns_at_once_with_the_application_id(yarn_conn, fake_spark_submit):
+    argv_file = fake_spark_submit(f"INFO Client: Submitted application {YARN_APP}")
+    hook = StreamingSubmitHook(spark_conn_id=yarn_conn, conf={"spark.ui.enabled": "false"})
+    hook.set_application(["--spec-uri", "hdfs:///ckpt/_staging/spec-x.json"])
+
+    submission = hook.submit_driver("/opt/jobs/stream_runner.py", tag="tag-1")
+
+    assert (submission.deployment, submission.submission_id, submission.tag) == ("yarn", YARN_APP, "tag-1")
+    argv = json.loads(argv_file.read_text())
+    assert "spark.yarn.submit.waitAppCompletion=false" in argv  # spark-submit must not wait for a stream
+    assert "spark.airflow_spark_streaming.submission=tag-1" in argv  # the runner puts it in its lease
+    assert argv[argv.index("--deploy-mode") + 1] == "cluster"
+
+
+def test_yarn_states_come_from_the_resource_manager(yarn_conn, mocker):
+    answers = {
+        "RUNNING": ("RUNNING", "UNDEFINED"),
+        "ACCEPTED": ("ACCEPTED", "UNDEFINED"),
+        "SUCCEEDED": ("FINISHED", "SUCCEEDED"),
+        "FAILED": ("FINISHED", "FAILED"),
+        "KILLED": ("KILLED", "KILLED"),
+    }
+    submission = SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
+    hook = StreamingSubmitHook(spark_conn_id=yarn_conn)
+    for expected, (state, final) in answers.items():
+        get = mocker.patch("requests.request", return_value=_Response({"app": {"state": state, "finalStatus": final}}))
+        assert hook.get_driver_state(submission) == expected
+        assert get.call_args.args[1] == f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}"
+    assert {"RUNNING", "ACCEPTED"} <= ACTIVE_STATES and "FAILED" not in ACTIVE_STATES
+
+
+def test_yarn_kill_goes_to_the_resource_manager(yarn_conn, mocker):
+    answers = [_Response({}, 202), _Response({"app": {"state": "RUNNING"}}), _Response({"app": {"state": "KILLED"}})]
+    request = mocker.patch("requests.request", side_effect=answers)
+    StreamingSubmitHook(spark_conn_id=yarn_conn).kill_driver(
+        SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
+    )
+    put = request.call_args_list[0]
+    assert put.args[:2] == ("PUT", f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}/state")
+    assert put.kwargs["json"] == {"state": "KILLED"}
+    assert request.call_count == 3  # the RM kills asynchronously: the kill waits until it reports KILLED
+
+
+def test_a_yarn_kill_the_resource_manager_refuses_is_an_error(yarn_conn, mocker):
+    mocker.patch("requests.request", return_value=_Response({"RemoteException": {"message": "denied"}}, 403))
+    with pytest.raises(ClusterManagerError, match="HTTP 403"):
+        StreamingSubmitHook(spark_conn_id=yarn_conn).kill_driver(
+            SparkSubmission("yarn", YARN_APP, "t", yarn_conn, "yarn", 0.0)
+        )
+
+
+def test_yarn_submission_gets_yarn_settings_and_one_attempt_unless_conf_says_otherwise(
+    yarn_conn, fake_spark_submit, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW__SPARK_STREAMING__YARN_SHARED_PATHS", "true")
+    argv_file = fake_spark_submit(f"INFO Client: Submitted application {YARN_APP}")
+    hook = StreamingSubmitHook(spark_conn_id=yarn_conn, conf={"spark.yarn.jars": "hdfs:///spark/jars/*"},
+                               jars="/opt/jars/delta.jar")  # fmt: skip
+    hook.submit_driver("/opt/jobs/stream_runner.py", tag="t")
+    argv = json.loads(argv_file.read_text())
+    assert "spark.yarn.maxAppAttempts=1" in argv
+    assert "spark.yarn.jars=hdfs:///spark/jars/*" in argv  # the job's own setting wins
+    assert f"spark.pyspark.python={sys.executable}" in argv
+    assert argv[argv.index("--jars") + 1] == "local:/opt/jars/delta.jar"
+
+
+def test_yarn_without_a_resource_manager_address_fails_before_submitting(monkeypatch, fake_spark_submit):
+    argv_file = fake_spark_submit(f"Submitted application {YARN_APP}")
+    conn_id = _conn(monkeypatch, "spark_yarn_bare", conn_type="spark", host="yarn", extra={"deploy-mode": "cluster"})
+    with pytest.raises(SparkSubmissionError, match="yarn_resourcemanager_webapp_address"):
+        StreamingSubmitHook(spark_conn_id=conn_id).submit_driver("/opt/jobs/app.py", tag="t")
+    assert not argv_file.exists()
+
+
+def test_a_submission_without_an_id_is_an_error_not_an_untracked_driver(yarn_conn, fake_spark_submit):
+    fake_spark_submit("INFO Client: something else entirely")
+    with pytest.raises(SparkSubmissionError, match="without reporting the driver's id"):
+        StreamingSubmitHook(spark_conn_id=yarn_conn).submit_driver("/opt/jobs/app.py", tag="t")
+
+
+def test_a_failing_spark_submit_is_a_submission_error(yarn_conn, fake_spark_submit):
+    fake_spark_submit("Exception in thread main: queue 'nope' does not exist", exit_code=1)
+    with pytest.raises(SparkSubmissionError, match="queue 'nope' does not exist"):
+        StreamingSubmitHook(spark_conn_id=yarn_conn).submit_driver("/opt/jobs/app.py", tag="t")
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+
+
+class _ApiException(Exception):
+    def __init__(self, status: int):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+@pytest.fixture
+def fake_kubernetes(monkeypatch, mocker):
+    """The Kubernetes API client, as the Spark provider reaches it (cncf provider + kubernetes package)."""
+    import airflow.providers.apache.spark.hooks.spark_submit as spark_submit
+
+    api = mocker.MagicMock()
+    monkeypatch.setattr(
+        spark_submit,
+        "kube_client",
+        types.SimpleNamespace(get_kube_client=lambda: api, ApiException=_ApiException),
+        raising=False,  # absent without the cncf-kubernetes provider
+    )
+    kubernetes = types.ModuleType("kubernetes")
+    kubernetes.client = types.SimpleNamespace(V1DeleteOptions=lambda: "delete-options")
+    monkeypatch.setitem(sys.modules, "kubernetes", kubernetes)
+    return api
+
+
+@pytest.fixture
+def k8s_conn(monkeypatch):
+    extra = {"deploy-mode": "cluster", "namespace": "streams"}
+    return _conn(monkeypatch, "spark_k8s", conn_type="spark", host="k8s://https://api.example:6443", extra=extra)
+
+
+def test_kubernetes_submission_returns_the_driver_pod(k8s_conn, fake_kubernetes, fake_spark_submit):
+    argv_file = fake_spark_submit(f"\t pod name: {K8S_POD}\n\t phase: Pending")
+    submission = StreamingSubmitHook(spark_conn_id=k8s_conn).submit_driver("local:///opt/jobs/app.py", tag="t")
+
+    assert (submission.deployment, submission.submission_id) == ("kubernetes", f"streams:{K8S_POD}")
+    assert "spark.kubernetes.submission.waitAppCompletion=false" in json.loads(argv_file.read_text())
+
+
+def test_kubernetes_state_is_the_pod_phase_and_kill_deletes_the_pod(k8s_conn, fake_kubernetes):
+    submission = SparkSubmission("kubernetes", f"streams:{K8S_POD}", "t", k8s_conn, "k8s://", 0.0)
+    hook = StreamingSubmitHook(spark_conn_id=k8s_conn)
+
+    fake_kubernetes.read_namespaced_pod.return_value = types.SimpleNamespace(
+        status=types.SimpleNamespace(phase="Running")
+    )
+    assert hook.get_driver_state(submission) == "RUNNING"
+    fake_kubernetes.read_namespaced_pod.assert_called_with(K8S_POD, "streams")
+    fake_kubernetes.read_namespaced_pod.side_effect = _ApiException(404)
+    assert hook.get_driver_state(submission) == "NOT_FOUND"  # garbage-collected: not active, so resubmit
+    fake_kubernetes.read_namespaced_pod.side_effect = _ApiException(500)
+    with pytest.raises(ClusterManagerError, match=K8S_POD):
+        hook.get_driver_state(submission)
+
+    hook.kill_driver(submission)
+    assert fake_kubernetes.delete_namespaced_pod.call_args.args[:2] == (K8S_POD, "streams")
+
+
+# --- standalone and client mode ---------------------------------------------------------------
+
+
+def test_standalone_status_without_a_rest_server_names_the_fix(monkeypatch):
+    conn_id = _conn(
+        monkeypatch, "spark_sa", conn_type="spark", host="spark://127.0.0.1:1",
+        extra={"deploy-mode": "cluster", "rest-port": 1},
+    )  # fmt: skip
+    submission = SparkSubmission("standalone", "driver-20260101000000-0000", "t", conn_id, "spark://", 0.0)
+    with pytest.raises(ClusterManagerError, match=r"spark\.master\.rest\.enabled=true"):
+        StreamingSubmitHook(spark_conn_id=conn_id).get_driver_state(submission)
+
+
+def test_cluster_mode_on_an_unsupported_master_is_refused(monkeypatch):
+    conn_id = _conn(
+        monkeypatch, "spark_mesos", conn_type="spark", host="mesos://m:5050", extra={"deploy-mode": "cluster"}
+    )
+    hook = StreamingSubmitHook(spark_conn_id=conn_id)
+    with pytest.raises(SparkSubmissionError, match="spark://, yarn or k8s://"):
+        hook.submit_driver("/opt/jobs/app.py", tag="t")
+
+
+def test_a_client_mode_driver_is_tracked_by_its_process_and_killed_with_its_children(tmp_path, monkeypatch):
+    """The detached driver's state follows the real process; a reused pid without the tag is not ours."""
+    import time
+
+    conn_id = _conn(monkeypatch, "spark_local", conn_type="spark", host="local[1]")
+    hook = StreamingSubmitHook(spark_conn_id=conn_id)
+    monkeypatch.setattr(
+        hook.spark_submit, "_build_spark_submit_command", lambda app: [sys.executable, "-c", CHILD_AND_SLEEP, "tag-77"]
+    )
+    submission = hook.submit_driver("app.py", tag="tag-77", log_path=tmp_path / "driver.log")
+    assert submission.deployment == "client" and submission.submission_id.endswith(f":{submission.pid}")
+    assert hook.get_driver_state(submission) == "RUNNING"
+    reused = SparkSubmission.from_dict({**submission.to_dict(), "pid": os.getppid()})  # alive, not ours
+    assert hook.get_driver_state(reused) == "EXITED"
+
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "driver.log").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int((tmp_path / "driver.log").read_text().split()[0])
+    hook.kill_driver(submission)
+    assert hook.get_driver_state(submission) == "EXITED"
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)  # its child went too
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a parent that does not reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+CHILD_AND_SLEEP = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+    "print(child.pid, flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_credentials_in_conf_are_refused_on_a_standalone_master_before_anything_runs(
+    monkeypatch, fake_spark_submit, tmp_path
+):
+    from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
+
+    argv_file = fake_spark_submit("Driver successfully submitted as driver-20260101000000-0000")
+    conn_id = _conn(
+        monkeypatch, "spark_sa2", conn_type="spark", host="spark://127.0.0.1:7077", extra={"deploy-mode": "cluster"}
+    )
+    task = SparkStreamingSubmitOperator(
+        task_id="start", application="/opt/jobs/app.py", checkpoint=str(tmp_path / "ckpt"), long_running=True,
+        spark_conn_id=conn_id, conf={"spark.hadoop.fs.s3a.secret.key": "hunter2", "spark.ui.enabled": "false"},
+    )  # fmt: skip
+    with pytest.raises(SparkSubmissionError, match=r"spark\.hadoop\.fs\.s3a\.secret\.key") as refused:
+        task.execute({})
+    assert "hunter2" not in str(refused.value)
+    assert not argv_file.exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_storage_connection_keys_are_refused_on_a_standalone_master_before_anything_runs(
+    monkeypatch, fake_spark_submit, tmp_path
+):
+    """S3A keys from storage_conn_id would become -D flags on the driver's command line, as conf would."""
+    import json
+
+    from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
+
+    argv_file = fake_spark_submit("Driver successfully submitted as driver-20260101000000-0000")
+    conn_id = _conn(
+        monkeypatch, "spark_sa3", conn_type="spark", host="spark://127.0.0.1:7077", extra={"deploy-mode": "cluster"}
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_SA", json.dumps(
+        {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "s3cr3t-sa", "extra": {"region_name": "eu-west-1"}}
+    ))  # fmt: skip
+    task = SparkStreamingSubmitOperator(
+        task_id="start", application="/opt/jobs/app.py", checkpoint="s3://lake/ckpt", long_running=True,
+        spark_conn_id=conn_id, storage_conn_id="lake_sa", jvm_resolver="ivy",
+    )  # fmt: skip
+    with pytest.raises(SparkSubmissionError, match=r"spark\.hadoop\.fs\.s3a\.secret\.key.*client mode") as refused:
+        task.execute({})
+    assert "s3cr3t-sa" not in str(refused.value)
+    assert not argv_file.exists()
+
+
+def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still_that_process(monkeypatch):
+    """StopStreamingQueryOperator's kill of a driver another starter ran: a reused pid is never signalled."""
+    import socket
+    import subprocess
+    import time
+    import types
+
+    hook = StreamingSubmitHook(spark_conn_id=_conn(monkeypatch, "spark_local2", conn_type="spark", host="local[1]"))
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        started = time.time()
+        elsewhere = types.SimpleNamespace(pid=driver.pid, host="another-host", heartbeat_age_seconds=0.0)
+        assert hook.kill_lease_holder(elsewhere) is False
+        # A lease whose last heartbeat is older than the process: the pid was reused, so it is left alone.
+        reused = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=3600.0)
+        assert hook.kill_lease_holder(reused) is True
+        assert driver.poll() is None
+        live = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=0.0)
+        assert hook.kill_lease_holder(live) is True
+        assert not _alive(driver.pid) and time.time() - started < 20  # the kill reaps it: no exit status left
+    finally:
+        driver.kill()
+        driver.wait()
+
+
+def test_the_delta_spark_engine_passes_secret_settings_in_a_private_properties_file(tmp_path, monkeypatch):
+    """DeltaOptimizeOperator's Spark engine goes through the submission hook: credentials never reach argv."""
+    from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
+
+    bin_dir, record = tmp_path / "bin", tmp_path / "seen.json"
+    bin_dir.mkdir()
+    script = bin_dir / "spark-submit"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, stat, sys\n"
+        "props = sys.argv[sys.argv.index('--properties-file') + 1]\n"
+        "seen = {'argv': sys.argv[1:], 'mode': stat.S_IMODE(os.stat(props).st_mode), 'text': open(props).read(),\n"
+        "        'props': props}\n"
+        f"json.dump(seen, open({str(record)!r}, 'w'))\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    conn_id = _conn(monkeypatch, "spark_delta", conn_type="spark", host="local[1]")
+    task = DeltaOptimizeOperator(
+        task_id="optimize", table_uri=str(tmp_path / "table"), engine="spark", spark_conn_id=conn_id,
+        spark_conf={"spark.hadoop.fs.s3a.secret.key": "hunter2", "spark.ui.enabled": "false"},
+    )  # fmt: skip
+    task._submit_spark_job({"action": "optimize", "table": str(tmp_path / "table")})
+
+    seen = json.loads(record.read_text())
+    assert "hunter2" not in " ".join(seen["argv"]) and "spark.ui.enabled=false" in seen["argv"]
+    assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key=hunter2\n"
+    assert not os.path.exists(seen["props"])  # removed once spark-submit returned
+
+
+def test_yarn_keeps_spark_defaults_when_secrets_go_in_a_properties_file(tmp_path, monkeypatch):
+    from airflow_spark_streaming.spark.submission.backends.yarn import keep_spark_defaults
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.eventLog.enabled true\nspark.yarn.queue etl\n")
+    properties = tmp_path / "secret.properties"
+    properties.write_text("spark.yarn.queue streams\nspark.hadoop.fs.s3a.secret.key s3cr3t\n")
+    properties.chmod(0o600)
+    keep_spark_defaults(str(properties), {"SPARK_CONF_DIR": str(tmp_path / "conf")})
+
+    lines = properties.read_text().splitlines()
+    assert lines.index("spark.eventLog.enabled true") < lines.index("spark.yarn.queue streams")
+    # Java's Properties keeps the last value of a key: the job's own settings win over the defaults.
+    assert lines.index("spark.yarn.queue etl") < lines.index("spark.yarn.queue streams")
+    assert "spark.hadoop.fs.s3a.secret.key s3cr3t" in lines
+    assert properties.stat().st_mode & 0o777 == 0o600
+
+
+def test_yarn_refuses_a_checkpoint_without_a_scheme(yarn_conn, fake_spark_submit):
+    from airflow_spark_streaming.hooks.submission import SparkJob
+
+    argv_file = fake_spark_submit(f"Submitted application {YARN_APP}")
+    spec = {"checkpoint_location": "/data/ckpt", "sink": {"path": "file:///data/table"}}
+    with pytest.raises(
+        SparkSubmissionError, match=r"checkpoint_location '/data/ckpt' has no scheme.*file:///data/ckpt"
+    ):
+        StreamingSubmitHook(spark_conn_id=yarn_conn).backend.prepare(SparkJob("app.py", spec=spec), tag="t",
+                                                                     checkpoint=None)  # fmt: skip
+    assert not argv_file.exists()
+
+
+def test_yarn_ships_the_runner_with_its_provider_modules_which_need_no_airflow(yarn_conn, tmp_path, monkeypatch):
+    """spark-submit ships stream_runner.py alone: a --py-files zip carries what it imports, stdlib-only."""
+    import subprocess
+    import zipfile
+
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.submission import SparkJob
+    from airflow_spark_streaming.runner.jobs import job_path
+
+    bin_dir, kept = tmp_path / "bin", tmp_path / "shipped.zip"
+    bin_dir.mkdir()
+    script = bin_dir / "spark-submit"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import shutil, sys\n"
+        "shutil.copy(sys.argv[sys.argv.index('--py-files') + 1], " + repr(str(kept)) + ")\n"
+        f"print('INFO Client: Submitted application {YARN_APP}')\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    job = SparkJob(job_path("stream_runner"), spec={"query_name": "q"}, label="q")
+    StreamingSubmitHook(spark_conn_id=yarn_conn).start_driver(
+        job, checkpoint=RunnerControlHook(str(tmp_path / "ckpt")), owner="t"
+    )
+    assert "airflow_spark_streaming/runner/jobs/maintenance_handoff.py" in zipfile.ZipFile(kept).namelist()
+
+    # A container's Python without the provider, Airflow or site-packages (-I -S) imports them from the zip.
+    probe = (
+        f"import sys; sys.path.insert(0, {str(kept)!r})\n"
+        "from airflow_spark_streaming.runner.jobs import stream_runner\n"
+        "handoff = stream_runner._maintenance_handoff()\n"
+        "assert handoff.load_job('delta_maintenance').__name__.endswith('delta_maintenance')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'pyspark', 'airflow_spark_streaming'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['airflow_spark_streaming']"]
+
+
+def test_yarn_without_the_connection_extra_finds_the_resource_manager_in_yarn_site(
+    monkeypatch, fake_spark_submit, tmp_path, mocker
+):
+    (tmp_path / "hadoop-conf").mkdir()
+    (tmp_path / "hadoop-conf" / "yarn-site.xml").write_text(
+        "<configuration><property><name>yarn.resourcemanager.hostname</name><value>rm.example</value>"
+        "</property></configuration>"
+    )
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path / "hadoop-conf"))
+    conn_id = _conn(monkeypatch, "spark_yarn_site", conn_type="spark", host="yarn", extra={"deploy-mode": "cluster"})
+    fake_spark_submit(f"INFO Client: Submitted application {YARN_APP}")
+    hook = StreamingSubmitHook(spark_conn_id=conn_id)
+    submission = hook.submit_driver("/opt/jobs/app.py", tag="t")
+    calls = mocker.patch("requests.request", return_value=_Response({"app": {"state": "RUNNING"}}))
+    assert hook.get_driver_state(submission) == DriverState.RUNNING
+    assert calls.call_args.args[1] == f"http://rm.example:8088/ws/v1/cluster/apps/{YARN_APP}"
