@@ -11,7 +11,6 @@ Layout (Spark 4.x)::
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any
@@ -22,11 +21,13 @@ from airflow_spark_streaming.exceptions import (
     NonContiguousBatchesError,
     UnsupportedCheckpointVersionError,
 )
+from airflow_spark_streaming.utils.bounded_json import UntrustedJsonError, is_ascii_decimal, loads
 
 OFFSETS_MAX_VERSION = 2
 COMMITS_MAX_VERSION = 2
-BATCH_FILE = re.compile(r"^(?P<batch>\d+)(?P<compact>\.compact)?$")
-HEADER = re.compile(r"^v(?P<version>\d+)$")
+# ASCII digits only: Spark writes nothing else, and ``\d`` would also match "²" or Arabic-Indic digits.
+BATCH_FILE = re.compile(r"^(?P<batch>[0-9]+)(?P<compact>\.compact)?$")
+HEADER = re.compile(r"^v(?P<version>[0-9]{1,9})$")
 
 
 def parse_header(lines: list[str], path: str, max_version: int) -> int:
@@ -49,19 +50,20 @@ def parse_header(lines: list[str], path: str, max_version: int) -> int:
 
 
 def parse_json(text: str, path: str, what: str) -> Any:
+    """JSON from a checkpoint file, bounded in size, depth and digits (the lake is untrusted input)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
+        return loads(text)
+    except UntrustedJsonError as err:
         raise CorruptCheckpointFileError(
-            f"{path}: {what} is not valid JSON ({err.msg}); the file is truncated or corrupt."
-        ) from err
+            f"{path}: {what} is not bounded, valid JSON ({err}); the file is truncated, corrupt or not Spark's."
+        ) from None
 
 
 def _int_field(value: Any, path: str, what: str) -> int:
     """An integer field of an offset; a string of digits is accepted (JSON writers differ), anything else is corrupt."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and is_ascii_decimal(value.strip().removeprefix("-")):
         return int(value)
     raise CorruptCheckpointFileError(f"{path}: {what} is {value!r}, not an integer; the file is corrupt.")
 
@@ -91,7 +93,8 @@ def classify_offset(index: int, source_id: str, raw: str, path: str) -> SourceOf
         elif {"offset", "timestamp"} <= set(value):
             source.kind = "rate-micro-batch"
         elif value and all(
-            isinstance(parts, dict) and all(p.lstrip("-").isdigit() and isinstance(o, int) for p, o in parts.items())
+            isinstance(parts, dict)
+            and all(is_ascii_decimal(p.removeprefix("-")) and isinstance(o, int) for p, o in parts.items())
             for parts in value.values()
         ):
             source.kind = "kafka"
@@ -164,8 +167,8 @@ def parse_source_head(data: bytes) -> Any:
     if len(lines) < 2 or not HEADER.match(lines[0].strip()):
         return None
     try:
-        value = json.loads(lines[1])
-    except json.JSONDecodeError:
+        value = loads(lines[1])
+    except UntrustedJsonError:
         return None
     if isinstance(value, int) or (
         isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values())

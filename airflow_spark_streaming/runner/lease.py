@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from airflow_spark_streaming.runner.protocol import DEFAULT_LEASE_TTL_SECONDS, LEASE_DIR, LEGACY_LEASE_FILE
+from airflow_spark_streaming.utils.bounded_json import UntrustedJsonError, load_object
 
 DEFAULT_TTL_MS = DEFAULT_LEASE_TTL_SECONDS * 1000
 MIN_TTL_MS = 1_000
@@ -51,7 +52,15 @@ MAX_TTL_MS = 3_600_000  # the spec's own bound; a larger ttl_ms on disk is clamp
 MAX_CLOCK_SKEW_MS = 5_000
 MAX_RECORD_BYTES = 64 * 1024
 RECORD_VERSION = 1
-_GENERATION = re.compile(r"^(\d{1,20})$")
+# A generation's name is exactly 20 ASCII digits; the largest is far below the 20-digit limit, so the
+# next name is always listable. Anything else in _leases/ (a planted 21-digit name, "²", a stray file)
+# is foreign: the lease reads as taken, never as free.
+_GENERATION = re.compile(r"^([0-9]{20})$", re.ASCII)
+MAX_GENERATION = 10**18
+# The stores' own temporaries: the local store's hidden ".<name>.<hex>.tmp", Hadoop's "._COPYING_" and ".crc".
+_TEMPORARY = re.compile(r"^\..*\.(tmp|crc)$|\._COPYING_$", re.ASCII)
+#: More names than this in _leases/ is not the runner's doing (it prunes to one or two): the lease reads as taken.
+MAX_LEASE_NAMES = 1_000
 CONDITIONAL_CREATE = "fs.option.create.conditional.overwrite"  # Hadoop 3.5 S3A: If-None-Match: *
 # S3A GETs a file with If-Match on the ETag it saw first: a renewal in between fails the read with 412.
 _CHANGED_WHILE_READING = ("RemoteFileChangedException", "Status Code: 412", "pre-conditions you specified")
@@ -85,8 +94,16 @@ def generation_name(generation: int) -> str:
 
 
 def generations(names: list[str]) -> list[int]:
-    """Generation numbers among a listing of ``_leases/``; temporary and side files are skipped."""
-    return sorted(int(m.group(1)) for m in map(_GENERATION.match, names) if m)
+    """Generation numbers among a listing of ``_leases/``; temporary and foreign files are skipped."""
+    return sorted(n for n in (int(m.group(1)) for m in map(_GENERATION.match, names) if m) if n <= MAX_GENERATION)
+
+
+def foreign_names(names: list[str]) -> list[str]:
+    """Names in ``_leases/`` that neither the runner nor a store's temporaries wrote: they hold the lease."""
+    if len(names) > MAX_LEASE_NAMES:
+        return sorted(names)[:5] + [f"... {len(names)} names in all"]
+    valid = {generation_name(n).rsplit("/", 1)[1] for n in generations(names)}
+    return sorted(name for name in names if name not in valid and not _TEMPORARY.search(name))
 
 
 @dataclass(frozen=True)
@@ -107,11 +124,7 @@ class LeaseRecord:
     @classmethod
     def parse(cls, data: bytes, generation: int) -> LeaseRecord:
         """The record in ``data``; ``ValueError`` if it is torn, too big or not a lease."""
-        if len(data) > MAX_RECORD_BYTES:
-            raise ValueError(f"lease record larger than {MAX_RECORD_BYTES} bytes")
-        body = json.loads(data.decode("utf-8"))
-        if not isinstance(body, dict):
-            raise ValueError("lease record is not a JSON object")
+        body = load_object(data, max_bytes=MAX_RECORD_BYTES)  # UntrustedJsonError is a ValueError
         ints = {key: body.get(key) for key in ("heartbeat_ms", "ttl_ms")}
         if any(isinstance(v, bool) or not isinstance(v, int | float) or v != v for v in ints.values()):
             raise ValueError("lease record has no numeric heartbeat_ms/ttl_ms")
@@ -134,11 +147,12 @@ class LeaseState:
     """What a reader concludes about a checkpoint's lease. ``record`` is None when free or unreadable."""
 
     held: bool
-    reason: str  # free | released | live | stale | unreadable | unreadable-stale
+    reason: str  # free | released | live | stale | unreadable | unreadable-stale | foreign
     generation: int | None = None
     record: LeaseRecord | None = None
     heartbeat_age_ms: float | None = None
     ttl_ms: int | None = None
+    foreign: tuple[str, ...] = ()  # names in _leases/ the runner did not write (reason "foreign")
 
 
 def clamp_ttl(ttl_ms: float) -> int:
@@ -168,7 +182,7 @@ def judge(
     anchor = seen if written_ms is None else min(seen, written_ms + MAX_CLOCK_SKEW_MS)
     try:
         record = LeaseRecord.parse(data, generation) if data is not None else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, UntrustedJsonError):
         record = None
     if record is None:
         ttl = clamp_ttl(fallback_ttl_ms)
@@ -201,7 +215,11 @@ class LeaseReader:
 
     def state(self, *, legacy: bool = True) -> tuple[LeaseState, int]:
         """The lease's state and the newest generation number (0 when none was ever taken)."""
-        numbers = generations(self.store.list_names(LEASE_DIR))
+        names = self.store.list_names(LEASE_DIR)
+        foreign = foreign_names(names)
+        if foreign:
+            return LeaseState(True, "foreign", None, None, foreign=tuple(foreign)), MAX_GENERATION
+        numbers = generations(names)
         newest = numbers[-1] if numbers else 0
         state = self._judge(generation_name(newest), newest) if numbers else None
         if (state is None or not state.held) and legacy:
@@ -219,6 +237,11 @@ def read_lease_state(store: LeaseStore, *, now: float | None = None, fallback_tt
 
 def describe_holder(state: LeaseState) -> str:
     record = state.record
+    if state.reason == "foreign":
+        return (
+            f"files in {LEASE_DIR}/ that no runner wrote ({', '.join(state.foreign)}); a lease is only ever "
+            f"named by 20 digits. Remove them once you know no query runs on this checkpoint"
+        )
     if record is None:
         return f"an unreadable lease (generation {state.generation}, being written or torn)"
     return (
@@ -261,12 +284,14 @@ class RunnerLease:
         while attempts > 0:
             state, newest = reader.state()
             if state.held:
-                if state.record is None and self._monotonic() < give_up:
+                if state.record is None and state.reason != "foreign" and self._monotonic() < give_up:
                     time.sleep(poll)  # being written right now, or torn: held until its TTL has passed
                     continue
                 raise CheckpointInUse(f"the checkpoint is in use by {describe_holder(state)}")
             attempts -= 1
             generation = newest + 1
+            if generation > MAX_GENERATION:
+                raise CheckpointInUse(f"the lease's generations are exhausted ({newest}); start a new checkpoint")
             record = self._record(generation)
             if not self.store.create_exclusive(generation_name(generation), record.to_bytes()):
                 continue  # another taker won this generation; look again
@@ -291,7 +316,10 @@ class RunnerLease:
         """:class:`LeaseLost` unless this runner's generation is the newest and names it; False if unreadable."""
         if self.generation is None or self.lost.is_set():
             raise LeaseLost(self.lost_reason or "the lease was never taken")
-        newest = generations(self.store.list_names(LEASE_DIR))
+        names = self.store.list_names(LEASE_DIR)
+        if foreign_names(names):
+            raise LeaseLost(f"files no runner wrote appeared in {LEASE_DIR}/: {', '.join(foreign_names(names))}")
+        newest = generations(names)
         if newest and newest[-1] > self.generation:
             raise LeaseLost(f"another runner took the lease over (generation {newest[-1]} > {self.generation})")
         name = generation_name(self.generation)
@@ -300,7 +328,7 @@ class RunnerLease:
             raise LeaseLost(f"the lease file {name} was removed by someone else")
         try:
             mine = LeaseRecord.parse(got[0], self.generation)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, UntrustedJsonError):
             return False  # torn by this runner's own failed rewrite: only this runner writes this name
         if mine.owner != self.owner or mine.released:
             raise LeaseLost(f"the lease file {name} no longer names this runner")

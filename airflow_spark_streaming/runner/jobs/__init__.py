@@ -30,6 +30,7 @@ RUNNER_SUPPORT_MODULES = (
     "__init__.py",
     "utils/__init__.py",
     "utils/moved_modules.py",
+    "utils/bounded_json.py",
     "runner/__init__.py",
     "runner/protocol.py",
     "runner/lease.py",

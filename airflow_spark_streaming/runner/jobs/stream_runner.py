@@ -209,6 +209,11 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
 
 
 LEASE_TTL_MS = protocol.DEFAULT_LEASE_TTL_SECONDS * 1000
+# After the lease is lost (noticed within a third of its TTL), the running batch may commit for this
+# long, then the query is stopped; a query that does not stop in time ends the driver. So a runner
+# that lost its lease writes nothing after TTL/3 + LEASE_LOST_GRACE_SECONDS + LEASE_LOST_STOP_SECONDS.
+LEASE_LOST_GRACE_SECONDS = 10.0
+LEASE_LOST_STOP_SECONDS = 15.0
 
 
 from airflow_spark_streaming.runner.lease import CheckpointInUse  # noqa: E402 - re-exported; beside its user for merges
@@ -306,9 +311,16 @@ def watch_stop_marker(spark, query, checkpoint: str, batch_done, interval: float
             if lease_lost or fs.exists(marker):
                 requested.set()
                 batch_done.clear()
-                # A batch running now commits first; an idle query stops at once.
+                # A batch running now commits first; an idle query stops at once. Without the lease
+                # another runner may own the checkpoint: the batch gets a bounded grace, then is cut.
+                deadline = time.monotonic() + LEASE_LOST_GRACE_SECONDS if lease_lost else None
                 while query.isActive and query.status["isTriggerActive"] and not batch_done.wait(0.1):
-                    pass
+                    if deadline is not None and time.monotonic() > deadline:
+                        print("stream_runner: lease lost: interrupting the running batch", file=sys.stderr)
+                        break
+                if lease_lost:
+                    _stop_within(query, LEASE_LOST_STOP_SECONDS)
+                    return
                 query.stop()
                 if not lease_lost:  # a marker left for a newer owner is not ours to remove
                     fs.delete(marker, False)
@@ -320,6 +332,20 @@ def watch_stop_marker(spark, query, checkpoint: str, batch_done, interval: float
 
     threading.Thread(target=watch, name="stop-marker", daemon=True).start()
     return requested
+
+
+def _stop_within(query, seconds: float) -> None:
+    """Stop ``query``; a driver whose query does not stop in ``seconds`` exits, so it writes nothing more."""
+    import os
+    import threading
+
+    stopper = threading.Thread(target=query.stop, name="lease-lost-stop", daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+    if stopper.is_alive():
+        print(f"stream_runner: lease lost and the query did not stop within {seconds:g}s: exiting", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(4)
 
 
 def _start_query(spark, spec: dict[str, Any]):

@@ -229,3 +229,72 @@ def test_the_local_store_refuses_special_files_and_caps_reads(tmp_path):
     assert len(store.read("_leases/big", 10)[0]) == 11  # limit + 1: the caller knows it was cut
     assert not store.create_exclusive("_leases/big", b"other")
     assert [n for n in store.list_names("_leases") if n.endswith(".tmp")] == []
+
+
+# --- planted files (the lake is untrusted input) ---
+
+
+def _plant(root, name: str, body: bytes | None = None) -> None:
+    folder = root / "_leases"
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = {"owner": "planted", "heartbeat_ms": 1, "ttl_ms": 1000, "released": False}
+    (folder / name).write_bytes(json.dumps(stale).encode() if body is None else body)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "99999999999999999999",
+        "100000000000000000000",
+        "²",
+        "٣",
+        "0000000000000000000١",
+        "1",
+        "lease",
+        "00000000000000000001x",
+    ],
+)
+def test_a_planted_name_that_is_no_canonical_generation_holds_the_lease(tmp_path, name):
+    _plant(tmp_path, name)
+    store = L.LocalLeaseStore(str(tmp_path))
+    state = L.read_lease_state(store)
+    assert state.held and state.reason == "foreign" and name in state.foreign
+    with pytest.raises(L.CheckpointInUse, match="that no runner wrote"):
+        L.RunnerLease(store, ttl_ms=1_000).acquire(attempts=3, poll=0.01)
+    assert sorted(p.name for p in (tmp_path / "_leases").iterdir()) == [name]  # nothing taken, nothing pruned
+
+
+def test_the_largest_generation_is_refused_not_wrapped_into_an_unlistable_name(tmp_path):
+    _plant(tmp_path, L.generation_name(L.MAX_GENERATION).rsplit("/", 1)[1])
+    with pytest.raises(L.CheckpointInUse, match="exhausted"):
+        L.RunnerLease(L.LocalLeaseStore(str(tmp_path)), ttl_ms=1_000).acquire()
+
+
+def test_a_planted_name_during_a_hold_makes_the_holder_give_up_not_share(tmp_path):
+    store = L.LocalLeaseStore(str(tmp_path))
+    holder = L.RunnerLease(store, ttl_ms=5_000)
+    holder.acquire()
+    _plant(tmp_path, "99999999999999999999")
+    with pytest.raises(L.LeaseLost, match="99999999999999999999"):
+        holder.renew_once()
+    with pytest.raises(L.CheckpointInUse):
+        L.RunnerLease(store, ttl_ms=5_000).acquire(attempts=2, poll=0.01)
+
+
+def test_store_temporaries_do_not_hold_the_lease(tmp_path):
+    _plant(tmp_path, ".00000000000000000001.3f2a.tmp", b"torn")
+    store = L.LocalLeaseStore(str(tmp_path))
+    assert not L.read_lease_state(store).held
+    assert L.RunnerLease(store, ttl_ms=1_000).acquire().generation == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 60_000, b'{"a":' * 5_000 + b"1" + b"}" * 5_000, b'{"heartbeat_ms": ' + b"9" * 5_000 + b', "ttl_ms": 1}',
+     b'{"heartbeat_ms": 1e999999, "ttl_ms": NaN}', b"\xff\xfe"],
+)  # fmt: skip
+def test_a_hostile_record_reads_as_unreadable_never_as_a_crash(tmp_path, body):
+    _plant(tmp_path, L.generation_name(3).rsplit("/", 1)[1], body)
+    state = L.read_lease_state(L.LocalLeaseStore(str(tmp_path)))
+    assert state.reason == "unreadable" and state.held and state.record is None
+    assert L.judge(body, 3, now_ms=NOW_MS, written_ms=NOW_MS - 3_600_000).reason == "unreadable-stale"
