@@ -34,6 +34,7 @@ RUNNER_SUPPORT_MODULES = (
     "runner/__init__.py",
     "runner/protocol.py",
     "runner/lease.py",
+    "runner/control_auth.py",
     "runner/jobs/__init__.py",
     "runner/jobs/stream_runner.py",
     "runner/jobs/maintenance_handoff.py",
