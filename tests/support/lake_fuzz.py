@@ -141,11 +141,14 @@ def kind_lease_record(root: Path, data: bytes) -> None:
     state = lease.read_lease_state(lease.LocalLeaseStore(str(root)))
     assert state.generation == 7 and (state.held or state.reason in ("released", "stale", "unreadable-stale"))
     RunnerControlHook(str(root)).get_lease()
-    runner = lease.RunnerLease(lease.LocalLeaseStore(str(root)), ttl_ms=1_000)
+    # An hour later every planted record is stale or unreadable-stale: the runner must take over or refuse, by name.
+    runner = lease.RunnerLease(lease.LocalLeaseStore(str(root)), ttl_ms=1_000, clock=lambda: time.time() + 3_600)
     try:
         runner.acquire(attempts=2, poll=0.01)
     except lease.CheckpointInUse:
         pass  # the runner's own named refusal (the runner imports nothing from Airflow)
+    else:
+        assert runner.generation == 8
 
 
 def kind_lease_names(root: Path, names: list[str]) -> None:
@@ -163,7 +166,7 @@ def kind_lease_names(root: Path, names: list[str]) -> None:
         # Nothing the runner wrote, and something there: taken (fail-safe), or a store temporary only.
         foreign = lease.foreign_names([p.name for p in planted])
         assert state.held == bool(foreign), (state, foreign)
-    runner = lease.RunnerLease(store, ttl_ms=1_000)
+    runner = lease.RunnerLease(store, ttl_ms=1_000, clock=lambda: time.time() + 3_600)
     try:
         runner.acquire(attempts=2, poll=0.01)
     except lease.CheckpointInUse:
