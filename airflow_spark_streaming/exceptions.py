@@ -277,3 +277,27 @@ class MaintenanceHandoffError(DeltaMaintenanceError):
 
 class MaintenanceHandoffTimeoutError(MaintenanceHandoffError):
     """The live stream runner did not answer a maintenance request within ``handoff_timeout``."""
+
+
+# --- authenticated control files (issue 23, item 2) ---
+
+
+class ControlKeyMissingError(SparkStreamingError):
+    """The control key connection (default ``spark_streaming_control_default``) is missing, or its password is
+    empty or shorter than 16 characters; a long-running stream, a stop that must kill, or a maintenance hand-off
+    needs it."""
+
+
+class UntrustedControlRecordError(SparkStreamingError):
+    """A control file beside the checkpoint (``_submission``, a lease, a maintenance hand-off or result) is unsigned,
+    altered, signed for another checkpoint or submission, or expired: nothing was acted on."""
+
+
+class DriverProcessMismatchError(UntrustedControlRecordError):
+    """A signed record names a local process that is not the driver the provider started (its submission tag or
+    its start time differ, so the pid was reused): it was not killed."""
+
+
+class ControlPathOutsideRunError(UntrustedControlRecordError):
+    """A path taken from a control record (a driver's log) lies outside the provider's own folder for that run:
+    it was neither read nor deleted."""

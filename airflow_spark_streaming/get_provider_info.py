@@ -26,7 +26,6 @@ def get_provider_info() -> dict:
                 "integration-name": "Spark Structured Streaming",
                 "python-modules": [
                     "airflow_spark_streaming.hooks.checkpoint",
-                    "airflow_spark_streaming.hooks.checkpoint_commits",
                     "airflow_spark_streaming.hooks.checkpoint_storage",
                     "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.delta_history",

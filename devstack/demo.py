@@ -7,6 +7,11 @@ produces a fresh batch of records, so a second run shows an incremental ingest.
 ``./dev demo --s3`` puts the lake (table and checkpoint) on the local S3 server
 instead, started and stopped like the broker, and hands both DAGs one ``aws``
 connection (``lake_s3``) as their ``storage_conn_id``.
+
+The terminal shows the demo's own lines only. Each ``airflow`` command logs to
+``.demo/logs/<command>.log``; what this process itself logs (Airflow's line per
+connection lookup of the hooks that read the table and checkpoint, the Kafka
+client's notes) goes to ``.demo/logs/demo.log``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ import random
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from airflow_spark_streaming.exceptions import SparkStreamingError
 from devstack import kafka, s3
@@ -148,25 +157,52 @@ def _run_logged(command: list[str], env: dict[str, str], log: Path, what: str) -
         raise SparkStreamingError(f"{what} failed (exit {done.returncode}); the end of {log}:\n{tail}")
 
 
+@contextmanager
+def output_to(log: Path) -> Iterator[tuple[TextIO, TextIO]]:
+    """Send everything this process writes to stdout and stderr to ``log``; yield the terminal's two streams.
+
+    The redirect is of file descriptors 1 and 2, so it holds whatever writes there: Airflow's
+    log handlers (an INFO line per connection lookup), librdkafka, warnings, a traceback.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.dup(1), os.dup(2)
+    try:
+        with open(log, "ab") as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+        with (open(terminal[0], "w", buffering=1, closefd=False) as out,
+              open(terminal[1], "w", buffering=1, closefd=False) as err):  # fmt: skip
+            yield out, err
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(terminal[0], 1)
+        os.dup2(terminal[1], 2)
+        os.close(terminal[0])
+        os.close(terminal[1])
+
+
 class _Steps:
-    def __init__(self) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
         self.total = 0.0
 
     def __call__(self, title: str, action):
-        print(f"  • {title} …", end="", flush=True)
+        print(f"  • {title} …", end="", flush=True, file=self.out)
         started = time.monotonic()
         result = action()
         elapsed = time.monotonic() - started
         self.total += elapsed
-        print(f" done ({elapsed:.1f}s)", flush=True)
+        print(f" done ({elapsed:.1f}s)", flush=True, file=self.out)
         return result
 
 
-def run(work: Path, records: int, keep_broker: bool = False, on_s3: bool = False) -> dict:
+def run(work: Path, records: int, keep_broker: bool = False, on_s3: bool = False, out: TextIO | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     (work / "logs").mkdir(exist_ok=True)
 
-    step = _Steps()
+    step = _Steps(out)
     kafka_home, s3_home = work / "kafka", work / "s3"
     was_running = kafka.read_state(kafka_home) is not None
     s3_was_running = s3.read_state(s3_home) is not None
@@ -241,6 +277,7 @@ def _pipeline(work: Path, step: _Steps, broker: kafka.KafkaBroker, records: int,
         "vacuum_retention_hours": history["retention_hours"],
         "batches_committed": committed_batch(checkpoint, conn) - batch_before,
         "table": _shown(table),
+        "logs": _shown(str(work / "logs")),
         "seconds": round(step.total, 1),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -252,25 +289,24 @@ def _shown(table: str) -> str:
     return str(path.relative_to(REPO_ROOT)) if "://" not in table and path.is_relative_to(REPO_ROOT) else table
 
 
-def print_summary(summary: dict) -> None:
-    print()
-    print(f"Demo summary ({summary['dag']}, {summary['seconds']}s)")
-    print(
-        f"  rows ingested        {summary['rows_ingested']:>10,}   ({summary['rows_before']:,} → {summary['rows_after']:,})"
-    )
-    print(f"  kafka lag (records)  {summary['lag_before']:>10,} before → {summary['lag_after']:,} after")
-    print(f"  micro-batches        {summary['batches_committed']:>10,}")
+def print_summary(summary: dict, out: TextIO | None = None) -> None:
     compaction = "compacted" if summary["compacted"] else "not needed"
-    print(
+    lines = [
+        "",
+        f"Demo summary ({summary['dag']}, {summary['seconds']}s)",
+        f"  rows ingested        {summary['rows_ingested']:>10,}   ({summary['rows_before']:,} → {summary['rows_after']:,})",
+        f"  kafka lag (records)  {summary['lag_before']:>10,} before → {summary['lag_after']:,} after",
+        f"  micro-batches        {summary['batches_committed']:>10,}",
         f"  delta files          {summary['files_before_compaction']:>10,} before → "
-        f"{summary['files_after_compaction']:,} after compaction ({compaction})"
-    )
-    print(
+        f"{summary['files_after_compaction']:,} after compaction ({compaction})",
         f"  vacuum               {summary['vacuum_deleted_files']:>10,} files removed "
-        f"(retention {summary['vacuum_retention_hours']}h keeps files lagging readers need)"
-    )
-    print(f"  table version        {summary['delta_version']:>10,}")
-    print(f"  table                {summary['table']}")
+        f"(retention {summary['vacuum_retention_hours']}h keeps files lagging readers need)",
+        f"  table version        {summary['delta_version']:>10,}",
+        f"  table                {summary['table']}",
+    ]
+    if "logs" in summary:
+        lines.append(f"  logs                 {summary['logs']}")
+    print("\n".join(lines), file=out or sys.stdout, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,13 +318,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     where = "the local S3 server" if args.s3 else "local disk"
     print(f"airflow-spark-streaming demo: {DAG_ID} then {MAINTENANCE_DAG_ID}, on local Spark, Kafka and Delta "
-          f"(lake on {where})")  # fmt: skip
+          f"(lake on {where})", flush=True)  # fmt: skip
+    log = args.work / "logs" / "demo.log"
     try:
-        summary = run(args.work, args.records, args.keep_broker, on_s3=args.s3)
-    except SparkStreamingError as err:
-        print(f"\ndemo failed: {err}", file=sys.stderr)
+        log.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"\ndemo failed: cannot create {log.parent} ({err}); pick a writable folder with --work", file=sys.stderr)
         return 1
-    print_summary(summary)
+    with output_to(log) as (out, err):
+        try:
+            summary = run(args.work, args.records, args.keep_broker, on_s3=args.s3, out=out)
+        except SparkStreamingError as error:
+            print(f"\ndemo failed: {error}", file=err)
+            return 1
+        except Exception as error:  # not one of the provider's: the traceback is for the log
+            traceback.print_exc()
+            print(f"\ndemo failed: {type(error).__name__}: {error}; the traceback is at the end of {log}", file=err)
+            return 1
+        print_summary(summary, out)
     return 0 if summary["lag_after"] == 0 and summary["rows_ingested"] > 0 else 1
 
 

@@ -22,26 +22,22 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_spark_streaming.spark.jvm import cache_dir, resolve_with_maven
+from airflow_spark_streaming.spark.jvm import resolve_with_maven
 from devstack.errors import LocalStackError
 from devstack.java import check_java, java_executable
 from devstack.process import (
     check_running,
     claim_port,
-    command_parser,
     free_port,
     log_tail,
     pid_alive,
     port_is_free,
-    read_state_file,
     retry_port_race,
-    run_command,
     spawn,
-    stop_recorded,
     terminated_on_failure,
     wait_for,
-    write_state_file,
 )
+from devstack.service import Service
 
 KAFKA_VERSION = "4.1.1"
 KAFKA_SERVER_PACKAGE = f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}"
@@ -112,17 +108,18 @@ class KafkaBroker:
         return pid_alive(self.pid)
 
 
+# broker.json is private: it holds the throwaway users' passwords.
+SERVICE = Service(prog="kafka-local", record=KafkaBroker, state_file="broker.json", home_env="KAFKA_LOCAL_HOME",
+                  folder="kafka-local", home_help="broker folder (data, logs, state)", private=True)  # fmt: skip
+
+
 def default_home() -> Path:
-    return Path(os.environ.get("KAFKA_LOCAL_HOME") or cache_dir() / "kafka-local")
+    return SERVICE.default_home()
 
 
-def _state_file(home: Path) -> Path:
-    return home / "broker.json"
-
-
-def read_state(home: Path) -> KafkaBroker | None:
+def read_state(home: Path | None = None) -> KafkaBroker | None:
     """The broker recorded in ``home``, if it is still running."""
-    return read_state_file(_state_file(home), KafkaBroker)
+    return SERVICE.read_state(home)
 
 
 def _properties_value(value: str) -> str:
@@ -202,20 +199,20 @@ def start(
     :param auth: also listen with SASL_PLAINTEXT, SASL_SSL and SSL (mutual
         TLS), with throwaway TLS material, users and ACLs made at start.
     """
-    home = Path(home or default_home())
-    running = read_state(home)
-    if running:
-        return running
-    check_java()
-    jars = resolve_with_maven([KAFKA_SERVER_PACKAGE])
-    classpath = os.pathsep.join(str(j) for j in jars)
 
-    def start_once() -> KafkaBroker:
-        claimed = claim_port(HOST, port, DEFAULT_PORT, service="the local Kafka broker",
-                             script="scripts/kafka-local", env_var="KAFKA_LOCAL_PORT")  # fmt: skip
-        return _start_once(home, classpath, claimed, auth=auth, timeout=timeout)
+    def launch(home: Path) -> KafkaBroker:
+        check_java()
+        jars = resolve_with_maven([KAFKA_SERVER_PACKAGE])
+        classpath = os.pathsep.join(str(j) for j in jars)
 
-    return retry_port_race(start_once)
+        def start_once() -> KafkaBroker:
+            claimed = claim_port(HOST, port, DEFAULT_PORT, service="the local Kafka broker",
+                                 script="scripts/kafka-local", env_var="KAFKA_LOCAL_PORT")  # fmt: skip
+            return _start_once(home, classpath, claimed, auth=auth, timeout=timeout)
+
+        return retry_port_race(start_once)
+
+    return SERVICE.start(home, launch)
 
 
 def _start_once(home: Path, classpath: str, port: int, *, auth: bool, timeout: float) -> KafkaBroker:
@@ -268,7 +265,6 @@ def _start_once(home: Path, classpath: str, port: int, *, auth: bool, timeout: f
             kafka_auth.provision(broker.bootstrap_servers, broker.passwords)
             wait_for(lambda: _broker_answers(broker.bootstrap("SASL_PLAINTEXT"), broker.client_config("alice")),
                      timeout=timeout, what="SCRAM login of the test user")  # fmt: skip
-    write_state_file(_state_file(home), broker, private=True)  # holds the throwaway users' passwords
     return broker
 
 
@@ -284,29 +280,25 @@ def _broker_answers(bootstrap_servers: str, config: dict | None = None) -> bool:
 
 def stop(home: Path | None = None) -> bool:
     """Stop the broker recorded in ``home``; return whether one was running."""
-    return stop_recorded(_state_file(Path(home or default_home())), KafkaBroker, lambda b: [b.pid]) is not None
+    return SERVICE.stop(home) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = command_parser("kafka-local", __doc__, "broker folder (data, logs, state)")
-    parser.add_argument("--port", type=int, default=None, help=f"client port (default {DEFAULT_PORT})")
-    parser.add_argument("--auth", action="store_true", help="add SASL_PLAINTEXT, SASL_SSL and mTLS listeners + ACLs")
-    args = parser.parse_args(argv)
-    home = Path(args.home or default_home())
+    def options(parser) -> None:
+        parser.add_argument("--port", type=int, default=None, help=f"client port (default {DEFAULT_PORT})")
+        parser.add_argument("--auth", action="store_true",
+                            help="add SASL_PLAINTEXT, SASL_SSL and mTLS listeners + ACLs")  # fmt: skip
 
-    def started() -> list[str]:
+    def started(args, home: Path) -> list[str]:
         broker = start(home, args.port, auth=args.auth)
         lines = [f"running on {broker.bootstrap_servers} (pid {broker.pid}, home {home})"]
         lines += [f"{name} on {HOST}:{listener_port}" for name, listener_port in broker.listeners.items()]
         if broker.auth:
-            lines.append(f"CA {broker.ca_file}; users and passwords in {_state_file(home)}")
+            lines.append(f"CA {broker.ca_file}; users and passwords in {SERVICE.state_path(home)}")
         return lines
 
-    def status() -> str | None:
-        broker = read_state(home)
-        return f"running on {broker.bootstrap_servers}" if broker else None
-
-    return run_command("kafka-local", args.command, start=started, stop=lambda: stop(home), status=status)
+    return SERVICE.main(argv, doc=__doc__, options=options, start=started,
+                        status=lambda broker: f"running on {broker.bootstrap_servers}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,33 +1,26 @@
-"""What the local services share: ports, bounded waits, starting and stopping processes, state files, the CLI.
+"""The processes and ports of the local services: free ports, bounded waits, starting and stopping processes.
 
 Each service (:mod:`devstack.kafka`, :mod:`devstack.s3`, :mod:`devstack.yarn`,
 :mod:`devstack.spark_cluster`) starts its processes in a new session with
-:func:`spawn`, waits with :func:`wait_for` (:func:`terminated_on_failure`), starts again when a port
-it picked was taken first (:func:`retry_port_race`), records what runs in a
-JSON state file (:func:`write_state_file`, :func:`read_state_file`), stops it with
-:func:`stop_recorded` and serves ``start|stop|status`` with :func:`run_command`.
+:func:`spawn`, waits with :func:`wait_for` (:func:`terminated_on_failure`) and starts again when a
+port it picked was taken first (:func:`retry_port_race`). Its home, state file, stop and CLI
+are :class:`devstack.service.Service`'s.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
-from airflow_spark_streaming.exceptions import SparkStreamingError
 from devstack.errors import LocalStackError, PortInUseError
 
-Record = TypeVar("Record")
 Started = TypeVar("Started")
 
 # What a JVM (BindException) or Python (OSError) says when a port was taken before it could bind.
@@ -155,68 +148,3 @@ def terminated_on_failure(processes: Iterable[subprocess.Popen]) -> Iterator[Non
         for pid in pids:
             terminate(pid)
         raise
-
-
-def write_state_file(path: Path, record: Any, *, private: bool = False) -> None:
-    """Record a running service (a dataclass) as JSON; ``private`` (mode 0600) when it holds passwords."""
-    if private:
-        path.touch(mode=0o600)
-        os.chmod(path, 0o600)
-    path.write_text(json.dumps(asdict(record)))
-
-
-def read_state_file(path: Path, record_type: type[Record]) -> Record | None:
-    """The service recorded in ``path``, if it is still running (its record's ``is_alive()``)."""
-    try:
-        record = record_type(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    return record if record.is_alive() else None
-
-
-def stop_recorded(path: Path, record_type: type[Record], pids: Callable[[Record], Iterable[int]],
-                  grace: float = 30) -> Record | None:  # fmt: skip
-    """Terminate the processes of the service recorded in ``path`` (in order) and forget it.
-
-    Returns the record, or ``None`` when nothing was running.
-    """
-    record = read_state_file(path, record_type)
-    path.unlink(missing_ok=True)
-    if record is not None:
-        for pid in pids(record):
-            terminate(pid, grace=grace)
-    return record
-
-
-def command_parser(prog: str, doc: str, home_help: str | None = None) -> argparse.ArgumentParser:
-    """The ``start|stop|status [--home DIR]`` parser every local service has; add its own options to it."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--home", type=Path, default=None, help=home_help)
-    return parser
-
-
-def run_command(
-    prog: str, command: str, *, start: Callable[[], Iterable[str]], stop: Callable[[], bool],
-    status: Callable[[], str | None],
-) -> int:  # fmt: skip
-    """Run ``start``, ``stop`` or ``status``; print their lines, errors without a traceback.
-
-    Exit codes: 0, 1 on an error, 3 for ``status`` when nothing runs. ``start``
-    returns the lines to print, ``stop`` whether something ran, ``status`` a
-    description of what runs or ``None``.
-    """
-    try:
-        if command == "start":
-            for line in start():
-                print(f"{prog}: {line}")
-        elif command == "stop":
-            print(f"{prog}: stopped" if stop() else f"{prog}: was not running")
-        else:
-            running = status()
-            print(f"{prog}: {running}" if running else f"{prog}: not running")
-            return 0 if running else 3
-    except SparkStreamingError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return 1
-    return 0

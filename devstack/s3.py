@@ -25,24 +25,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_spark_streaming.spark.jvm import cache_dir
 from devstack.process import (
     check_running,
     claim_port,
-    command_parser,
     log_tail,
     pid_alive,
     port_is_free,
-    read_state_file,
     retry_port_race,
-    run_command,
     spawn,
-    stop_recorded,
     terminated_on_failure,
     wait_for,
-    write_state_file,
 )
 from devstack.s3_serve import CREDENTIALS_FILE
+from devstack.service import Service
 
 DEFAULT_PORT = int(os.environ.get("S3_LOCAL_PORT", "9000"))
 HOST = "127.0.0.1"
@@ -97,21 +92,23 @@ class S3Server:
         )
 
 
+# A stopped server's access key is dead: its credentials file goes with it.
+SERVICE = Service(prog="s3-local", record=S3Server, state_file="server.json", home_env="S3_LOCAL_HOME",
+                  folder="s3-local", home_help="server folder (state, credentials, log)", grace=10,
+                  leftovers=(CREDENTIALS_FILE,))  # fmt: skip
+
+
 def default_home() -> Path:
-    return Path(os.environ.get("S3_LOCAL_HOME") or cache_dir() / "s3-local")
-
-
-def _state_file(home: Path) -> Path:
-    return home / "server.json"
+    return SERVICE.default_home()
 
 
 def _credentials_file(home: Path) -> Path:
     return home / CREDENTIALS_FILE
 
 
-def read_state(home: Path) -> S3Server | None:
+def read_state(home: Path | None = None) -> S3Server | None:
     """The server recorded in ``home``, if it is still running."""
-    return read_state_file(_state_file(home), S3Server)
+    return SERVICE.read_state(home)
 
 
 def start(home: Path | None = None, port: int | None = None, *, timeout: float = 120) -> S3Server:
@@ -119,18 +116,18 @@ def start(home: Path | None = None, port: int | None = None, *, timeout: float =
 
     :param port: the HTTP port; ``0`` picks a free one.
     """
-    home = Path(home or default_home())
-    running = read_state(home)
-    if running:
-        return running
-    home.mkdir(parents=True, exist_ok=True)
 
-    def start_once() -> S3Server:
-        claimed = claim_port(HOST, port, DEFAULT_PORT, service="the local S3 server", script="scripts/s3-local",
-                             env_var="S3_LOCAL_PORT")  # fmt: skip
-        return _start_once(home, claimed, timeout)
+    def launch(home: Path) -> S3Server:
+        home.mkdir(parents=True, exist_ok=True)
 
-    return retry_port_race(start_once)
+        def start_once() -> S3Server:
+            claimed = claim_port(HOST, port, DEFAULT_PORT, service="the local S3 server", script="scripts/s3-local",
+                                 env_var="S3_LOCAL_PORT")  # fmt: skip
+            return _start_once(home, claimed, timeout)
+
+        return retry_port_race(start_once)
+
+    return SERVICE.start(home, launch)
 
 
 def _start_once(home: Path, port: int, timeout: float) -> S3Server:
@@ -149,7 +146,6 @@ def _start_once(home: Path, port: int, timeout: float) -> S3Server:
         key = json.loads(credentials.read_text())
         server = S3Server(home=str(home), port=port, pid=process.pid, access_key_id=key["access_key_id"])
         wait_for(lambda: _answers(server), timeout=timeout, what=f"the S3 API on {HOST}:{port}", interval=0.2)
-    write_state_file(_state_file(home), server)
     return server
 
 
@@ -162,32 +158,23 @@ def _answers(server: S3Server) -> bool:
 
 
 def stop(home: Path | None = None) -> bool:
-    """Stop the server recorded in ``home``; return whether one was running."""
-    home = Path(home or default_home())
-    if stop_recorded(_state_file(home), S3Server, lambda server: [server.pid], grace=10) is None:
-        return False
-    _credentials_file(home).unlink(missing_ok=True)
-    return True
+    """Stop the server recorded in ``home`` and remove its credentials; return whether one was running."""
+    return SERVICE.stop(home) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = command_parser("s3-local", __doc__, "server folder (state, credentials, log)")
-    parser.add_argument("--port", type=int, default=None, help=f"HTTP port (default {DEFAULT_PORT})")
-    args = parser.parse_args(argv)
-    home = Path(args.home or default_home())
+    def options(parser) -> None:
+        parser.add_argument("--port", type=int, default=None, help=f"HTTP port (default {DEFAULT_PORT})")
 
-    def started() -> list[str]:
+    def started(args, home: Path) -> list[str]:
         server = start(home, args.port)
         return [
             f"running on {server.endpoint_url} (pid {server.pid}, home {home}); "
             f"access key {server.access_key_id}, secret in {_credentials_file(home)}"
         ]
 
-    def status() -> str | None:
-        server = read_state(home)
-        return f"running on {server.endpoint_url}" if server else None
-
-    return run_command("s3-local", args.command, start=started, stop=lambda: stop(home), status=status)
+    return SERVICE.main(argv, doc=__doc__, options=options, start=started,
+                        status=lambda server: f"running on {server.endpoint_url}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,24 +16,20 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_spark_streaming.spark.jvm import cache_dir, spark_home
+from airflow_spark_streaming.spark.jvm import spark_home
 from devstack.errors import LocalStackError
 from devstack.java import check_java
 from devstack.process import (
     check_running,
-    command_parser,
     free_port,
     log_tail,
     pid_alive,
-    read_state_file,
     retry_port_race,
-    run_command,
     spawn,
-    stop_recorded,
     terminated_on_failure,
     wait_for,
-    write_state_file,
 )
+from devstack.service import Service
 
 HOST = "127.0.0.1"
 
@@ -82,16 +78,18 @@ def spark_class() -> str:
     return found
 
 
+# stop() ends the worker before the master.
+SERVICE = Service(prog="spark-cluster", record=SparkCluster, state_file="cluster.json",
+                  home_env="SPARK_LOCAL_CLUSTER_HOME", folder="spark-cluster",
+                  pids=lambda cluster: [cluster.worker_pid, cluster.master_pid])  # fmt: skip
+
+
 def default_home() -> Path:
-    return Path(os.environ.get("SPARK_LOCAL_CLUSTER_HOME") or cache_dir() / "spark-cluster")
+    return SERVICE.default_home()
 
 
-def _state_file(home: Path) -> Path:
-    return home / "cluster.json"
-
-
-def read_state(home: Path) -> SparkCluster | None:
-    return read_state_file(_state_file(home), SparkCluster)
+def read_state(home: Path | None = None) -> SparkCluster | None:
+    return SERVICE.read_state(home)
 
 
 def _spawn(home: Path, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen:
@@ -100,14 +98,14 @@ def _spawn(home: Path, name: str, *args: str, env: dict[str, str]) -> subprocess
 
 def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeout: float = 120) -> SparkCluster:
     """Start a Master and a Worker with ``cores`` and ``memory`` (or return the running pair)."""
-    home = Path(home or default_home())
-    running = read_state(home)
-    if running:
-        return running
-    check_java()
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "work").mkdir(exist_ok=True)
-    return retry_port_race(lambda: _start_once(home, cores=cores, memory=memory, timeout=timeout))
+
+    def launch(home: Path) -> SparkCluster:
+        check_java()
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "work").mkdir(exist_ok=True)
+        return retry_port_race(lambda: _start_once(home, cores=cores, memory=memory, timeout=timeout))
+
+    return SERVICE.start(home, launch)
 
 
 def _start_once(home: Path, *, cores: int, memory: str, timeout: float) -> SparkCluster:
@@ -144,33 +142,20 @@ def _start_once(home: Path, *, cores: int, memory: str, timeout: float) -> Spark
 
     with terminated_on_failure([worker, master]):
         wait_for(worker_registered, timeout=timeout, what=f"a Spark worker to register with {cluster.master_url}")
-    write_state_file(_state_file(home), cluster)
     return cluster
 
 
 def stop(home: Path | None = None) -> bool:
     """Stop the cluster recorded in ``home`` (the worker first); return whether one was running."""
-    stopped = stop_recorded(
-        _state_file(Path(home or default_home())),
-        SparkCluster,
-        lambda cluster: [cluster.worker_pid, cluster.master_pid],
-    )
-    return stopped is not None
+    return SERVICE.stop(home) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = command_parser("spark-cluster", __doc__).parse_args(argv)
-    home = Path(args.home or default_home())
-
-    def started() -> list[str]:
+    def started(args, home: Path) -> list[str]:
         cluster = start(home)
         return [f"master {cluster.master_url}, UI {cluster.ui_url}, REST {cluster.submission_url}"]
 
-    def status() -> str | None:
-        cluster = read_state(home)
-        return f"running at {cluster.master_url}" if cluster else None
-
-    return run_command("spark-cluster", args.command, start=started, stop=lambda: stop(home), status=status)
+    return SERVICE.main(argv, doc=__doc__, start=started, status=lambda cluster: f"running at {cluster.master_url}")
 
 
 if __name__ == "__main__":

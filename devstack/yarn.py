@@ -31,19 +31,15 @@ from devstack.errors import LocalStackError
 from devstack.java import check_java, java_executable
 from devstack.process import (
     check_running,
-    command_parser,
     free_port,
     log_tail,
     pid_alive,
-    read_state_file,
     retry_port_race,
-    run_command,
     spawn,
-    stop_recorded,
     terminated_on_failure,
     wait_for,
-    write_state_file,
 )
+from devstack.service import Service
 
 HADOOP_VERSION = "3.5.0"
 MINICLUSTER_PACKAGES = [
@@ -155,16 +151,17 @@ class YarnCluster:
             return err.code
 
 
+# A throwaway cluster: its orderly shutdown waits about 20 s for container clean-up that nobody needs.
+SERVICE = Service(prog="yarn-local", record=YarnCluster, state_file="cluster.json", home_env="YARN_LOCAL_HOME",
+                  folder="yarn-local", grace=3)  # fmt: skip
+
+
 def default_home() -> Path:
-    return Path(os.environ.get("YARN_LOCAL_HOME") or cache_dir() / "yarn-local")
+    return SERVICE.default_home()
 
 
-def _state_file(home: Path) -> Path:
-    return home / "cluster.json"
-
-
-def read_state(home: Path) -> YarnCluster | None:
-    return read_state_file(_state_file(home), YarnCluster)
+def read_state(home: Path | None = None) -> YarnCluster | None:
+    return SERVICE.read_state(home)
 
 
 def _site_xml(settings: dict[str, object]) -> str:
@@ -254,11 +251,7 @@ def launcher_classes(classpath: str) -> Path:
 
 def start(home: Path | None = None, *, hdfs: bool = True, timeout: float = 180) -> YarnCluster:
     """Start YARN (and HDFS) in ``home``, or return the cluster already running there."""
-    home = Path(home or default_home())
-    running = read_state(home)
-    if running:
-        return running
-    return retry_port_race(lambda: _start_once(home, hdfs=hdfs, timeout=timeout))
+    return SERVICE.start(home, lambda home: retry_port_race(lambda: _start_once(home, hdfs=hdfs, timeout=timeout)))
 
 
 def _start_once(home: Path, *, hdfs: bool, timeout: float) -> YarnCluster:
@@ -293,36 +286,27 @@ def _start_once(home: Path, *, hdfs: bool, timeout: float) -> YarnCluster:
     with terminated_on_failure([process]):
         wait_for(ready, timeout=timeout, what=f"the local YARN in {home}")
     default_fs, webhdfs_address = [*(home / "work" / "ready").read_text().splitlines(), ""][:2]
-    cluster = YarnCluster(str(home), process.pid, rm_ports["address"], rm_ports["webapp"], default_fs, webhdfs_address)
-    write_state_file(_state_file(home), cluster)
-    return cluster
+    return YarnCluster(str(home), process.pid, rm_ports["address"], rm_ports["webapp"], default_fs, webhdfs_address)
 
 
 def stop(home: Path | None = None) -> bool:
     """Stop the cluster recorded in ``home``; return whether one was running."""
-    # A throwaway cluster: its orderly shutdown waits about 20 s for container clean-up that nobody needs.
-    stopped = stop_recorded(_state_file(Path(home or default_home())), YarnCluster, lambda c: [c.pid], grace=3)
-    return stopped is not None
+    return SERVICE.stop(home) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = command_parser("yarn-local", __doc__)
-    parser.add_argument("--no-hdfs", action="store_true", help="YARN only, with the local file system as default")
-    args = parser.parse_args(argv)
-    home = Path(args.home or default_home())
+    def options(parser) -> None:
+        parser.add_argument("--no-hdfs", action="store_true", help="YARN only, with the local file system as default")
 
-    def started() -> list[str]:
+    def started(args, home: Path) -> list[str]:
         cluster = start(home, hdfs=not args.no_hdfs)
         return [
             f"ResourceManager {cluster.rm_url}, file system {cluster.default_fs}",
             f"export HADOOP_CONF_DIR={cluster.conf_dir} YARN_CONF_DIR={cluster.conf_dir}",
         ]
 
-    def status() -> str | None:
-        cluster = read_state(home)
-        return f"running, ResourceManager {cluster.rm_url}" if cluster else None
-
-    return run_command("yarn-local", args.command, start=started, stop=lambda: stop(home), status=status)
+    return SERVICE.main(argv, doc=__doc__, options=options, start=started,
+                        status=lambda cluster: f"running, ResourceManager {cluster.rm_url}")  # fmt: skip
 
 
 if __name__ == "__main__":

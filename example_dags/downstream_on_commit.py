@@ -7,7 +7,8 @@ triggering versions added (the files those versions added), per region.
 
 The table is ``$SPARK_STREAMING_LAKE_ROOT/orders`` (set it in the scheduler's and
 triggerer's environment; ``$SPARK_STREAMING_STORAGE_CONN_ID`` names the storage
-connection for object stores). A manual run can pass ``{"versions": [3, 4]}``.
+connection for object stores; ``$SPARK_STREAMING_EVENT_POLL_INTERVAL`` the seconds
+between reads of the table's log, 30 by default). A manual run can pass ``{"versions": [3, 4]}``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from airflow_spark_streaming.triggers.events import DeltaVersionEventTrigger
 LAKE_ROOT = os.environ.get("SPARK_STREAMING_LAKE_ROOT", "s3://lake").rstrip("/")
 STORAGE_CONN_ID = os.environ.get("SPARK_STREAMING_STORAGE_CONN_ID") or None
 ORDERS_URI = f"{LAKE_ROOT}/orders"
+POLL_INTERVAL = float(os.environ.get("SPARK_STREAMING_EVENT_POLL_INTERVAL", "30"))
 
 # [START howto_delta_version_event_trigger]
 orders = Asset(
@@ -34,7 +36,7 @@ orders = Asset(
                 table_uri=ORDERS_URI,
                 storage_conn_id=STORAGE_CONN_ID,
                 operations=["WRITE", "STREAMING UPDATE"],
-                poll_interval=30,
+                poll_interval=POLL_INTERVAL,
             ),
         )
     ],

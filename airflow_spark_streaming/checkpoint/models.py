@@ -158,3 +158,24 @@ class OffsetsEntry:
     batch_watermark_ms: int | None
     conf: dict[str, str]
     sources: list[SourceOffset]
+
+
+@dataclass
+class CommittedBatch:
+    """One committed micro-batch, as the commit event trigger reports it. JSON-serialisable via :meth:`to_dict`.
+
+    ``sources`` summarise the offsets the batch committed (``index``, ``source_id``, ``kind``,
+    ``offset``). ``rows`` and ``output_rows`` come from the progress event the provider's runner
+    writes (``_progress/<batch>.json``); ``None`` for queries without them.
+    """
+
+    batch_id: int
+    query_id: str
+    commit_time: float | None
+    batch_timestamp_ms: int | None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    rows: int | None = None
+    output_rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_spark_streaming.exceptions import DeltaMaintenanceError
 
 if TYPE_CHECKING:
-    from airflow_spark_streaming.hooks.delta import DeltaTableStats
+    from airflow_spark_streaming.delta.models import DeltaTableStats
 
 MIB = 1024 * 1024
 # Delta auto compaction: files under 64 MiB are small; 50 of them in a partition trigger it.

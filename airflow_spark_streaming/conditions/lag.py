@@ -11,7 +11,7 @@ from airflow_spark_streaming.conditions.verdict import Verdict, VerdictState
 from airflow_spark_streaming.exceptions import KafkaLagError, KafkaRetentionHeadroomError, LaggingQueryStoppedError
 
 if TYPE_CHECKING:
-    from airflow_spark_streaming.hooks.kafka_lag import LagReport
+    from airflow_spark_streaming.kafka.models import LagReport
 
 
 @dataclass

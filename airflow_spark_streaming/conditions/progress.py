@@ -48,7 +48,7 @@ def evaluate_progress(
     """Decide whether ``status`` satisfies ``criteria`` (pure: no I/O).
 
     ``idle``: the query holds a live lease and its last batch was caught up
-    (see :func:`airflow_spark_streaming.checks.runner_is_idle`).
+    (see :func:`airflow_spark_streaming.checks.progress.runner_is_idle`).
     """
     now = time.time() if now is None else now
     committed, last_commit = status.latest_committed_batch, status.last_commit_time

@@ -59,6 +59,10 @@ def checked_checkpoint(checkpoint: object) -> str:
 class CheckpointStorageHook(BaseHook):
     """Storage access under one checkpoint root, kept to a few primitives so the cost is easy to count.
 
+    Hooks over a checkpoint read and write only through :attr:`root` and these primitives:
+    :meth:`storage_path`, :meth:`describe`, :meth:`list_names`, :meth:`forget_listings`,
+    :meth:`modified_time`, :meth:`read_bytes` and :meth:`read_metadata_text`.
+
     :param checkpoint: the checkpoint location, a path or a URI such as
         ``s3://bucket/checkpoints/orders``.
     :param storage_conn_id: the Airflow connection for the storage (``aws_default``, a
@@ -79,6 +83,7 @@ class CheckpointStorageHook(BaseHook):
 
     @property
     def root(self):
+        """The checkpoint's ``ObjectStoragePath``, resolved once (``root.fs`` is its filesystem)."""
         if self._root is None:
             if self.storage_conn_id and is_s3_uri(self.checkpoint):
                 # endpoint, bounded timeouts and s3a:// -> s3:// come from the aws connection
@@ -108,27 +113,38 @@ class CheckpointStorageHook(BaseHook):
         other._root = self._root
         return other
 
-    def _path(self, *parts: str) -> str:
+    # --- the storage primitives every hook over a checkpoint reads and writes through ---------------
+
+    def storage_path(self, *parts: str) -> str:
+        """The path of ``parts`` under the checkpoint as ``root.fs`` methods take it (no scheme)."""
         return posixpath.join(self.root.path, *parts)
 
-    def _forget_listings(self, *parts: str) -> None:
+    def describe(self, *parts: str) -> str:
+        """The location of ``parts`` under the checkpoint as error messages name it (with its scheme)."""
+        return posixpath.join(str(self.root), *parts)
+
+    def forget_listings(self, *parts: str) -> None:
         """Drop the filesystem's cached listing of a folder under the checkpoint (s3fs keeps listings per
         instance, and a poll made while the query ran must not hide what it wrote since)."""
         invalidate = getattr(self.root.fs, "invalidate_cache", None)
         if invalidate is not None:
-            invalidate(self._path(*parts))
+            invalidate(self.storage_path(*parts))
 
-    def _list(self, *parts: str) -> list[str]:
-        """One listing, names only (no per-entry stat). A missing folder lists as empty."""
-        self._forget_listings(*parts)  # s3fs would answer from a listing cached while the query ran
+    def list_names(self, *parts: str) -> list[str]:
+        """The entry names of a folder under the checkpoint, from one fresh listing (no per-entry stat).
+
+        A missing folder lists as empty.
+        """
+        self.forget_listings(*parts)  # s3fs would answer from a listing cached while the query ran
         try:
-            entries = self.root.fs.ls(self._path(*parts), detail=False)
+            entries = self.root.fs.ls(self.storage_path(*parts), detail=False)
         except FileNotFoundError:
             return []
         return [posixpath.basename(str(e).rstrip("/")) for e in entries]
 
-    def _mtime(self, *parts: str) -> float | None:
-        return mtime_of(self.root.fs.info(self._path(*parts)))
+    def modified_time(self, *parts: str) -> float | None:
+        """When a file under the checkpoint was last written (epoch seconds), if the storage says."""
+        return mtime_of(self.root.fs.info(self.storage_path(*parts)))
 
     def _refuse_special_file(self, *parts: str) -> None:
         """Refuse a local FIFO, device or socket before opening it (opening a FIFO blocks; /dev/zero never ends).
@@ -143,18 +159,23 @@ class CheckpointStorageHook(BaseHook):
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise CorruptCheckpointFileError(
-                    f"{self._describe(*parts)} is a symlink loop; replace it with the file Spark wrote."
+                    f"{self.describe(*parts)} is a symlink loop; replace it with the file Spark wrote."
                 ) from err
             raise  # FileNotFoundError and the like keep their meaning for the callers
         if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
             raise NotARegularFileError(
-                f"{self._describe(*parts)} is not a regular file (a FIFO, device or socket, or a symlink to one); "
+                f"{self.describe(*parts)} is not a regular file (a FIFO, device or socket, or a symlink to one); "
                 "it was not read. Replace it with the file Spark wrote, or restore the checkpoint."
             )
 
-    def _read(self, *parts: str, limit: int | None = None) -> bytes:
-        """At most ``limit`` bytes; without one, the whole file up to :data:`MAX_METADATA_BYTES`, else refused."""
-        path = self._path(*parts)
+    def read_bytes(self, *parts: str, limit: int | None = None) -> bytes:
+        """A file under the checkpoint: at most ``limit`` bytes; without one, the whole file up to
+        :data:`MAX_METADATA_BYTES`, else :class:`CheckpointFileTooLargeError`.
+
+        A local FIFO, device or socket is refused (:class:`NotARegularFileError`) and a symlink loop is
+        :class:`CorruptCheckpointFileError`; a missing file raises ``FileNotFoundError``.
+        """
+        path = self.storage_path(*parts)
         self._refuse_special_file(*parts)
         cap = MAX_METADATA_BYTES if limit is None else limit
         try:
@@ -164,21 +185,29 @@ class CheckpointStorageHook(BaseHook):
             if err.errno != errno.ELOOP:
                 raise
             raise CorruptCheckpointFileError(
-                f"{self._describe(*parts)} is a symlink loop; replace it with the file Spark wrote."
+                f"{self.describe(*parts)} is a symlink loop; replace it with the file Spark wrote."
             ) from err
         if limit is None and len(data) > cap:
             raise CheckpointFileTooLargeError(
-                f"{self._describe(*parts)} is larger than {cap // (1024 * 1024)} MiB, far more than Spark writes in a "
+                f"{self.describe(*parts)} is larger than {cap // (1024 * 1024)} MiB, far more than Spark writes in a "
                 "checkpoint metadata file; it was not read. The file is corrupt or not Spark's: restore the checkpoint."
             )
         return data
 
-    def _text(self, *parts: str) -> str:
-        return self._read(*parts).decode("utf-8", errors="replace")
-
     def read_metadata_text(self, *parts: str) -> str:
-        """A checkpoint metadata file's text, read with the same bounds and type checks as the status reads."""
-        return self._text(*parts)
+        """A checkpoint metadata file's text, read with the bounds and type checks of :meth:`read_bytes`."""
+        return self.read_bytes(*parts).decode("utf-8", errors="replace")
+
+    # --- the old private names, kept for one release: call the public methods above instead ---------
+
+    def _path(self, *parts: str) -> str:
+        """Deprecated private name of :meth:`storage_path`."""
+        return self.storage_path(*parts)
 
     def _describe(self, *parts: str) -> str:
-        return posixpath.join(str(self.root), *parts)
+        """Deprecated private name of :meth:`describe`."""
+        return self.describe(*parts)
+
+    def _read(self, *parts: str, limit: int | None = None) -> bytes:
+        """Deprecated private name of :meth:`read_bytes`."""
+        return self.read_bytes(*parts, limit=limit)

@@ -10,98 +10,33 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.conditions.compaction import DEFAULT_SMALL_FILE_BYTES, MIB
+from airflow_spark_streaming.delta.models import (  # their home; importable from here too
+    DeltaTableStats,
+    MaintenanceRecord,
+    PartitionFileStats,
+    SizeBucket,
+)
+from airflow_spark_streaming.delta.sql import (  # noqa: F401 - their home; importable from here too
+    PARTITION_FILTER_OPERATORS,
+    PartitionFilters,
+    check_partition_filters,
+    parse_interval,
+    partition_filters_sql,
+    sql_string_literal,
+)
 from airflow_spark_streaming.exceptions import (
     DeltaMaintenanceError,
     NotADeltaTableError,
-    PartitionFilterError,
     PlainParquetSinkError,
 )
 from airflow_spark_streaming.storage.locations import is_local_uri, is_s3_uri, is_spark_file_sink_output, local_path
 
 HISTOGRAM_BOUNDS = (1 * MIB, 8 * MIB, 32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB, 1024 * MIB)
-
-
-@dataclass
-class SizeBucket:
-    """Files whose size is below ``upper_bytes`` (and at or above the previous bucket's bound)."""
-
-    upper_bytes: int | None
-    files: int
-    bytes: int
-
-
-@dataclass
-class PartitionFileStats:
-    """Live files of one partition (``partition`` is ``{}`` for an unpartitioned table)."""
-
-    partition: dict[str, str | None]
-    files: int
-    bytes: int
-    small_files: int
-    small_bytes: int
-
-    @property
-    def small_file_share(self) -> float:
-        return self.small_files / self.files if self.files else 0.0
-
-
-@dataclass
-class MaintenanceRecord:
-    """One OPTIMIZE or VACUUM commit from the table history."""
-
-    version: int
-    operation: str
-    timestamp_ms: int | None
-    parameters: dict[str, Any]
-    metrics: dict[str, Any]
-
-
-@dataclass
-class DeltaTableStats:
-    """A Delta table's file statistics and maintenance state. JSON-serialisable."""
-
-    table_uri: str
-    version: int
-    partition_columns: list[str]
-    num_files: int
-    total_bytes: int
-    num_records: int | None
-    small_file_bytes: int
-    small_files: int
-    small_file_share: float
-    size_histogram: list[SizeBucket]
-    partitions: list[PartitionFileStats]
-    min_reader_version: int
-    min_writer_version: int
-    reader_features: list[str]
-    writer_features: list[str]
-    properties: dict[str, str]
-    last_optimize: MaintenanceRecord | None
-    last_vacuum: MaintenanceRecord | None
-    read_at: float = field(default_factory=time.time)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for partition, stats in zip(data["partitions"], self.partitions, strict=True):
-            partition["small_file_share"] = stats.small_file_share
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeltaTableStats:
-        data = dict(data)
-        data["size_histogram"] = [SizeBucket(**b) for b in data["size_histogram"]]
-        data["partitions"] = [
-            PartitionFileStats(**{k: v for k, v in p.items() if k != "small_file_share"}) for p in data["partitions"]
-        ]
-        for key in ("last_optimize", "last_vacuum"):
-            data[key] = MaintenanceRecord(**data[key]) if data[key] else None
-        return cls(**data)
 
 
 def _histogram(sizes: list[int]) -> list[SizeBucket]:
@@ -352,75 +287,6 @@ NATIVE_UNSUPPORTED_WRITER_FEATURES = frozenset(
     {"clustering", "domainMetadata", "rowTracking", "inCommitTimestamp", "identityColumns", "typeWidening"}
 )
 DEFAULT_DELETED_FILE_RETENTION = "interval 1 week"
-_INTERVAL_UNITS = {
-    "microsecond": 1e-6, "millisecond": 1e-3, "second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800,
-}  # fmt: skip
-
-PartitionFilters = list[tuple[str, str, Any]]
-
-
-def parse_interval(text: str) -> float:
-    """Seconds in a Delta interval property such as ``interval 7 days`` or ``interval 1 week``."""
-    words = text.lower().replace("interval", " ").split()
-    if len(words) % 2 or not words:
-        raise DeltaMaintenanceError(f"Cannot read the interval {text!r}; expected for example 'interval 7 days'.")
-    seconds = 0.0
-    for amount, unit in zip(words[::2], words[1::2], strict=True):
-        unit = unit.rstrip("s")
-        if unit not in _INTERVAL_UNITS:
-            raise DeltaMaintenanceError(f"Unknown unit {unit!r} in interval {text!r}.")
-        try:
-            seconds += float(amount) * _INTERVAL_UNITS[unit]
-        except ValueError as err:
-            raise DeltaMaintenanceError(f"Cannot read {amount!r} in interval {text!r}.") from err
-    return seconds
-
-
-#: The comparisons ``partition_filters`` may use (delta-rs's own set); anything else is refused.
-PARTITION_FILTER_OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in")
-
-
-def check_partition_filters(filters: Any) -> list[tuple[str, str, Any]]:
-    """``filters`` as ``(column, operator, value)`` triples, or :class:`PartitionFilterError` naming the bad one."""
-    checked = []
-    for entry in filters or []:
-        if not isinstance(entry, list | tuple) or len(entry) != 3:
-            raise PartitionFilterError(f"partition filter {entry!r} must be a (column, operator, value) triple.")
-        column, op, value = entry
-        if not isinstance(column, str) or not column.strip():
-            raise PartitionFilterError(f"partition filter {entry!r}: the column must be a non-empty name.")
-        op = op.strip().lower() if isinstance(op, str) else op
-        if op not in PARTITION_FILTER_OPERATORS:
-            raise PartitionFilterError(
-                f"partition filter {entry!r}: operator {entry[1]!r} is not one of "
-                f"{', '.join(PARTITION_FILTER_OPERATORS)}."
-            )
-        if op in ("in", "not in") and (isinstance(value, str) or not isinstance(value, list | tuple | set)):
-            raise PartitionFilterError(f"partition filter {entry!r}: {op!r} needs a list of values.")
-        checked.append((column, op, value))
-    return checked
-
-
-def sql_string_literal(value: Any) -> str:
-    """``value`` as a Spark SQL literal: ``NULL``, or a string literal that backslashes and quotes cannot end."""
-    if value is None:
-        return "NULL"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
-def partition_filters_sql(filters: PartitionFilters | None) -> str | None:
-    """delta-rs partition filters as a Spark SQL ``WHERE`` over partition columns, operators checked, values quoted."""
-    if not filters:
-        return None
-    clauses = []
-    for column, op, value in check_partition_filters(filters):
-        name = f"`{column.replace('`', '``')}`"
-        if op in ("in", "not in"):
-            clauses.append(f"{name} {op.upper()} ({', '.join(sql_string_literal(v) for v in value)})")
-        else:
-            clauses.append(f"{name} {op} {sql_string_literal(value)}")
-    return " AND ".join(clauses)
 
 
 def _native_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

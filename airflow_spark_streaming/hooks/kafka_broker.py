@@ -1,7 +1,5 @@
 """What the brokers know beyond offsets: the timestamp of a partition's next record, and each topic's retention.
 
-(Over 400 lines: the consumer's outcomes and the admin error mapping belong together with the one hook.)
-
 Two batched requests, each one broker round trip in the common case:
 
 * :meth:`KafkaBrokerHook.get_record_timestamps` assigns one consumer at the
@@ -27,14 +25,12 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow.sdk import BaseHook
-
 from airflow_spark_streaming.exceptions import (
     KafkaBrokerUnreachableError,
-    KafkaConfigError,
     KafkaLagError,
     KafkaTopicDeletedError,
 )
+from airflow_spark_streaming.hooks._kafka_client import KafkaClientHook
 from airflow_spark_streaming.kafka.models import (
     CREATE_TIME,
     FOUND,
@@ -56,7 +52,7 @@ _POLL_SECONDS = 0.05
 _PARTITION_FETCH_BYTES = 64 * 1024
 
 
-class KafkaBrokerHook(BaseHook):
+class KafkaBrokerHook(KafkaClientHook):
     """Record timestamps and topic retention from the brokers of a Kafka provider ``kafka`` connection.
 
     :param kafka_config_id: the ``kafka`` connection (default ``kafka_default``);
@@ -65,47 +61,12 @@ class KafkaBrokerHook(BaseHook):
         :class:`KafkaBrokerUnreachableError`; also the deadline of a timestamp fetch.
     """
 
-    conn_name_attr = "kafka_config_id"
-    default_conn_name = "kafka_default"
-    conn_type = "kafka"
     hook_name = "Kafka record timestamps and retention"
 
-    def __init__(self, kafka_config_id: str = default_conn_name, *, timeout: float = 15.0) -> None:
-        super().__init__()
-        if timeout <= 0:
-            raise KafkaLagError(f"KafkaBrokerHook timeout must be positive, got {timeout!r}.")
-        self.kafka_config_id = kafka_config_id
-        self.timeout = float(timeout)
-        self._admin = None
-
-    # --- clients ----------------------------------------------------------------------------
-
-    def _client(self, make):
-        """Build a client from the connection through the Kafka provider (its config handling, callbacks)."""
-        from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
-        from confluent_kafka import KafkaException
-
-        class _Builder(KafkaBaseHook):
-            def _get_client(self, config):
-                return make(config)
-
-        try:
-            return _Builder(kafka_config_id=self.kafka_config_id).get_conn
-        except (KafkaException, ValueError, TypeError) as err:
-            raise KafkaConfigError(
-                f"Kafka connection {self.kafka_config_id!r} has an invalid client config: {err}. "
-                "Fix the connection's extra (confluent-kafka / librdkafka property names)."
-            ) from err
-
-    @property
-    def admin(self):
-        if self._admin is None:
-            from confluent_kafka.admin import AdminClient
-
-            self._admin = self._client(AdminClient)
-        return self._admin
+    # --- clients (the admin client is KafkaClientHook's) -------------------------------------
 
     def _consumer(self, partitions: int, stats: list[int | None] | None):
+        """An assigned, never subscribed, ``read_committed`` consumer sized to fetch ``partitions`` in one go."""
         from confluent_kafka import Consumer
 
         def make(config: dict[str, Any]):
@@ -142,7 +103,7 @@ class KafkaBrokerHook(BaseHook):
                 config["stats_cb"] = keep_fetch_count
             return Consumer(config)
 
-        return self._client(make)
+        return self.build_client(make)
 
     # --- record timestamps --------------------------------------------------------------------
 
@@ -176,6 +137,7 @@ class KafkaBrokerHook(BaseHook):
             start = max(offset, earliest.get((topic, partition), offset))
             wanted[(topic, partition)] = (int(offset), start)
         stats: list[int | None] | None = [] if count_requests else None
+        begun = time.monotonic()
         consumer = self._consumer(len(wanted), stats)
         found: dict[tuple[str, int], RecordTimestamp] = {}
         try:
@@ -188,6 +150,9 @@ class KafkaBrokerHook(BaseHook):
             deadline = time.monotonic() + self.timeout
             while len(found) < len(wanted) and time.monotonic() < deadline:
                 batch = consumer.consume(num_messages=max(len(wanted), 1), timeout=_POLL_SECONDS)
+                refused = self.broker_errors.access_error()  # consume() served the consumer's error_cb
+                if refused is not None:
+                    raise refused
                 for message in batch:
                     key = (message.topic(), message.partition())
                     if key not in wanted or key in found:
@@ -205,6 +170,8 @@ class KafkaBrokerHook(BaseHook):
                             f"{partition_name(*key)} does not exist on the brokers of connection "
                             f"{self.kafka_config_id!r}: {error.str()}."
                         )
+                    elif (named := self.broker_errors.named(error)) is not None:
+                        raise named
                     elif error.fatal():
                         raise KafkaLagError(f"Reading {partition_name(*key)} failed: {error.str()}")
             if count_requests:
@@ -218,9 +185,11 @@ class KafkaBrokerHook(BaseHook):
             if start > requested and record.outcome == FOUND:  # the caller's earliest offset was above it
                 record.outcome, record.lost = RESET_TO_EARLIEST, start - requested
         if found and all(r.outcome == TIMED_OUT for r in found.values()):
+            reported = self.broker_errors.connectivity(begun)
             raise KafkaBrokerUnreachableError(
                 f"The brokers of Kafka connection {self.kafka_config_id!r} returned no record and no end of "
-                f"partition for {len(found)} partitions within {self.timeout:.0f}s; check bootstrap.servers, "
+                f"partition for {len(found)} partitions within {self.timeout:g}s"
+                f"{f' ({reported})' if reported else ''}; check bootstrap.servers, "
                 "the network and the security settings (the principal needs READ on the topics)."
             )
         return RecordTimestamps(
@@ -283,16 +252,12 @@ class KafkaBrokerHook(BaseHook):
         answers = self.admin.list_offsets(request, request_timeout=self.timeout)
         latest = {}
         for tp, future in answers.items():
+            what = f"a request for the latest offset of {partition_name(tp.topic, tp.partition)}"
             try:
-                latest[(tp.topic, tp.partition)] = future.result(timeout=self.timeout + 5).offset
+                latest[(tp.topic, tp.partition)] = self.wait(future, what).offset
             except KafkaException as err:
                 raise KafkaLagError(
                     f"Listing the latest offset of {partition_name(tp.topic, tp.partition)} failed: {err}"
-                ) from err
-            except TimeoutError as err:
-                raise KafkaBrokerUnreachableError(
-                    f"The brokers of Kafka connection {self.kafka_config_id!r} did not list offsets within "
-                    f"{self.timeout:.0f}s; check bootstrap.servers and the network."
                 ) from err
         return latest
 
@@ -304,9 +269,9 @@ class KafkaBrokerHook(BaseHook):
         Reads the first unprocessed record of every lagging partition in one
         fetch; the describe-configs request for retention is sent first and
         answered while the fetch runs, so both cost about one round trip.
-        Returns a :class:`~airflow_spark_streaming.conditions.stream_health.TimeLagReport`.
+        Returns a :class:`~airflow_spark_streaming.kafka.time_lag.TimeLagReport`.
         """
-        from airflow_spark_streaming.conditions.stream_health import assess_time_lag
+        from airflow_spark_streaming.kafka.time_lag import assess_time_lag
 
         partitions = list(partitions)
         lagging = [p for p in partitions if p.lag > 0]
@@ -345,7 +310,7 @@ class KafkaBrokerHook(BaseHook):
         retention = {}
         for resource, future in futures.items():
             try:
-                entries = future.result(timeout=self.timeout + 5)
+                entries = self.wait(future, f"a request for the configs of topic {resource.name!r}")
             except KafkaException as err:
                 error = err.args[0] if err.args else None
                 code = error.code() if isinstance(error, KafkaError) else None
@@ -354,17 +319,7 @@ class KafkaBrokerHook(BaseHook):
                         f"Topic {resource.name!r} does not exist on the brokers of connection "
                         f"{self.kafka_config_id!r}; it was deleted or the connection points at another cluster."
                     ) from err
-                if code in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
-                    raise KafkaBrokerUnreachableError(
-                        f"The brokers of Kafka connection {self.kafka_config_id!r} did not describe the configs of "
-                        f"{resource.name!r} within {self.timeout:.0f}s ({err}); check bootstrap.servers and the network."
-                    ) from err
                 raise KafkaLagError(f"Describing the configs of topic {resource.name!r} failed: {err}") from err
-            except TimeoutError as err:
-                raise KafkaBrokerUnreachableError(
-                    f"The brokers of Kafka connection {self.kafka_config_id!r} did not describe the configs of "
-                    f"{resource.name!r} within {self.timeout:.0f}s; check bootstrap.servers and the network."
-                ) from err
             retention[resource.name] = _retention(resource.name, {name: e.value for name, e in entries.items()})
         return dict(sorted(retention.items()))
 

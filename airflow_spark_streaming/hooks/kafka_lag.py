@@ -9,95 +9,25 @@ earliest offsets of every partition in three batched requests.
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.checkpoint.models import BATCH_BASES as BASES
 from airflow_spark_streaming.exceptions import (
-    KafkaBrokerUnreachableError,
-    KafkaConfigError,
     KafkaLagError,
     KafkaTopicDeletedError,
     NoKafkaSourceError,
 )
+from airflow_spark_streaming.hooks._kafka_client import KafkaClientHook
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+from airflow_spark_streaming.kafka.models import LagReport, PartitionLag  # their home; importable from here too
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
-
-
-@dataclass
-class PartitionLag:
-    """Lag of one topic-partition.
-
-    ``lag`` counts the records the query can still read:
-    ``latest - max(checkpoint offset, earliest)``. A partition the checkpoint has
-    not seen yet (``new``) counts from its earliest offset. ``lost`` counts the
-    records deleted (by retention or delete-records) before the query read them.
-    """
-
-    topic: str
-    partition: int
-    checkpoint_offset: int | None
-    earliest_offset: int
-    latest_offset: int
-    lag: int
-    lost: int = 0
-    new: bool = False
-    # Filled by get_lag(time_lag=True); None otherwise (and in reports from older releases).
-    time_lag_seconds: float | None = None
-    record_timestamp_ms: int | None = None
-    timestamp_type: str | None = None
-    headroom_seconds: float | None = None
-    retention_kind: str | None = None
-
-
-@dataclass
-class LagReport:
-    """The lag of every Kafka partition a streaming query reads. JSON-serialisable."""
-
-    checkpoint: str
-    query_id: str
-    basis: str
-    batch_id: int | None
-    partitions: list[PartitionLag]
-    total_lag: int
-    max_lag: int
-    new_partitions: list[str]
-    deleted_partitions: list[str]
-    deleted_topics: list[str]
-    data_loss_partitions: list[str]
-    round_trips: int
-    measured_at: float = field(default_factory=time.time)
-    # Filled by get_lag(time_lag=True) (see TimeLagReport); None when not measured.
-    max_time_lag_seconds: float | None = None
-    min_retention_headroom_seconds: float | None = None
-    unbounded_partitions: list[str] | None = None
-    size_bound_partitions: list[str] | None = None
-    unknown_time_lag_partitions: list[str] | None = None
-    # Filled by get_lag(liveness=True) (RunnerControlHook.query_running); None when not asked or unknown.
-    query_running: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LagReport:
-        return cls(**{**data, "partitions": [PartitionLag(**p) for p in data["partitions"]]})
-
-    def lag_of(self, topic: str, partition: int) -> int:
-        for p in self.partitions:
-            if (p.topic, p.partition) == (topic, partition):
-                return p.lag
-        raise KeyError(f"{topic}:{partition}")
 
 
 def _name(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
-class KafkaLagHook(BaseHook):
+class KafkaLagHook(KafkaClientHook):
     """Compute the Kafka lag of a Structured Streaming query from its checkpoint.
 
     The broker connection is the Kafka provider's ``kafka`` connection type:
@@ -106,61 +36,13 @@ class KafkaLagHook(BaseHook):
 
     :param kafka_config_id: the ``kafka`` connection (default ``kafka_default``).
     :param timeout: seconds each broker request may take before the hook
-        gives up with :class:`KafkaBrokerUnreachableError`.
+        gives up with :class:`~airflow_spark_streaming.exceptions.KafkaBrokerUnreachableError`.
+        A broker that refuses the login or the TLS handshake fails sooner, as soon as the client
+        reports it, with :class:`~airflow_spark_streaming.exceptions.KafkaAuthenticationError` or
+        :class:`~airflow_spark_streaming.exceptions.KafkaTlsHandshakeError`.
     """
 
-    conn_name_attr = "kafka_config_id"
-    default_conn_name = "kafka_default"
-    conn_type = "kafka"
     hook_name = "Kafka lag of a Structured Streaming query"
-
-    def __init__(self, kafka_config_id: str = default_conn_name, *, timeout: float = 15.0) -> None:
-        super().__init__()
-        if timeout <= 0:
-            raise KafkaLagError(f"KafkaLagHook timeout must be positive, got {timeout!r}.")
-        self.kafka_config_id = kafka_config_id
-        self.timeout = float(timeout)
-        self._admin = None
-
-    @property
-    def admin(self):
-        """The Kafka provider's AdminClient for this connection, built once."""
-        if self._admin is None:
-            from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
-            from confluent_kafka import KafkaException
-
-            try:
-                self._admin = KafkaBaseHook(kafka_config_id=self.kafka_config_id).get_conn
-            except (KafkaException, ValueError, TypeError) as err:
-                raise KafkaConfigError(
-                    f"Kafka connection {self.kafka_config_id!r} has an invalid client config: {err}. "
-                    "Fix the connection's extra (confluent-kafka / librdkafka property names)."
-                ) from err
-        return self._admin
-
-    def _result(self, future, what: str):
-        from confluent_kafka import KafkaError, KafkaException
-
-        try:
-            return future.result(timeout=self.timeout + 5)
-        except KafkaException as err:
-            error = err.args[0] if err.args else None
-            if isinstance(error, KafkaError) and error.code() in (
-                KafkaError._TIMED_OUT,
-                KafkaError._TRANSPORT,
-                KafkaError._ALL_BROKERS_DOWN,
-                KafkaError.REQUEST_TIMED_OUT,
-            ):
-                raise self._unreachable(what, error) from err
-            raise
-        except TimeoutError as err:
-            raise self._unreachable(what, err) from err
-
-    def _unreachable(self, what: str, cause: Any) -> KafkaBrokerUnreachableError:
-        return KafkaBrokerUnreachableError(
-            f"The brokers of Kafka connection {self.kafka_config_id!r} did not answer {what} within "
-            f"{self.timeout:.0f}s ({cause}); check bootstrap.servers, the network and the security settings."
-        )
 
     def get_lag(
         self,
@@ -217,8 +99,7 @@ class KafkaLagHook(BaseHook):
     def _add_time_lag(self, report: LagReport) -> None:
         from airflow_spark_streaming.hooks.kafka_broker import KafkaBrokerHook
 
-        broker = KafkaBrokerHook(self.kafka_config_id, timeout=self.timeout)
-        broker._admin = self.admin  # one AdminClient for both hooks: no second connection to the brokers
+        broker = self.sibling(KafkaBrokerHook)  # one AdminClient for both hooks: no second connection to the brokers
         measured = broker.get_time_lag(report.partitions)
         by_key = {(p.topic, p.partition): p for p in measured.partitions}
         for p in report.partitions:
@@ -246,7 +127,7 @@ class KafkaLagHook(BaseHook):
         descriptions = admin.describe_topics(TopicCollection(topics), request_timeout=self.timeout)
         for topic, future in descriptions.items():
             try:
-                description = self._result(future, f"a metadata request for topic {topic!r}")
+                description = self.wait(future, f"a metadata request for topic {topic!r}")
             except KafkaException as err:
                 error = err.args[0] if err.args else None
                 if isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -266,7 +147,7 @@ class KafkaLagHook(BaseHook):
             request = {TopicPartition(t, p): spec for t, p in on_broker}
             answers = admin.list_offsets(request, request_timeout=self.timeout)
             try:
-                return {(tp.topic, tp.partition): self._result(f, what).offset for tp, f in answers.items()}
+                return {(tp.topic, tp.partition): self.wait(f, what).offset for tp, f in answers.items()}
             except KafkaException as err:
                 raise KafkaLagError(f"{what.capitalize()} of {', '.join(topics)} failed: {err}") from err
 

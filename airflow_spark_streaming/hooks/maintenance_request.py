@@ -26,11 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_spark_streaming.exceptions import (
+    CheckpointError,
+    ControlKeyMissingError,
     MaintenanceHandoffError,
     MaintenanceHandoffTimeoutError,
     UnprotectedConcurrentWriteError,
+    UntrustedControlRecordError,
 )
-from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+from airflow_spark_streaming.hooks.runner_control import MAX_RECORD_BYTES, RunnerControlHook
+from airflow_spark_streaming.runner import control_auth
 from airflow_spark_streaming.runner.protocol import (
     MAINTENANCE_DIR,
     MAINTENANCE_HANDOFF_FILE,
@@ -57,36 +61,77 @@ class HandoffTarget:
     """The live stream runner a request goes to."""
 
     checkpoint: str
-    app_id: str | None
+    app_id: str | None  # from the runner's signed hand-off record: requests are signed for it
 
 
 class MaintenanceRequestHook(RunnerControlHook):
-    """Requests and results in ``<checkpoint>/_maintenance/``; the runner side is ``jobs/maintenance_handoff.py``."""
+    """Requests and results in ``<checkpoint>/_maintenance/``; the runner side is ``jobs/maintenance_handoff.py``.
+
+    Every file there is signed with the control key (``control_conn_id``): the hand-off record and
+    results by the runner, requests by this hook. An unsigned or altered file is refused with
+    :class:`UntrustedControlRecordError`, and nothing is done with it.
+    """
 
     hook_name = "Stream runner maintenance hand-off"
 
-    def get_handoff(self) -> dict[str, Any] | None:
-        """What the live runner advertises (``protocol``, ``app_id``, ``table``), or ``None``."""
-        try:
-            body = json.loads(self._read(MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE))
-        except (FileNotFoundError, ValueError):
-            return None
-        return body if isinstance(body, dict) else None
+    def _key(self):
+        return self.control_key(required=True, purpose=f"The maintenance hand-off to the stream on {self.checkpoint}")
 
-    def submit(self, request: dict[str, Any]) -> str:
-        """Create ``_maintenance/<id>.json`` exclusively (a fresh random id; never overwrites) and return the id."""
+    def _signed_file(self, name: str, kind: str, *, scope: str = "", what: str) -> dict[str, Any] | None:
+        """The body of a signed ``_maintenance/`` file, ``None`` when it is absent; refused when not signed."""
+        from airflow_spark_streaming.utils.bounded_json import UntrustedJsonError, load_object
+
+        try:
+            data = self.read_bytes(MAINTENANCE_DIR, name, limit=MAX_RECORD_BYTES + 1)
+            record = load_object(data, max_bytes=MAX_RECORD_BYTES)
+        except FileNotFoundError:
+            return None
+        except (UntrustedJsonError, CheckpointError) as err:
+            raise UntrustedControlRecordError(f"{what} is not a record the stream runner writes ({err})") from None
+        try:
+            return self._key().verify(kind, record, scope=scope, what=what)
+        except control_auth.ControlRecordError as err:
+            raise UntrustedControlRecordError(
+                f"{err}. Only records the stream runner signed with the control key are acted on; nothing was done."
+            ) from None
+
+    def get_handoff(self) -> dict[str, Any] | None:
+        """What the live runner advertises (``protocol``, ``app_id``, ``table``, ``checkpoint``), signed by it;
+        ``None`` when no runner takes requests. :class:`UntrustedControlRecordError` for an unsigned or copied one."""
+        what = f"the maintenance hand-off record {self.describe(MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE)}"
+        body = self._signed_file(MAINTENANCE_HANDOFF_FILE, control_auth.HANDOFF, what=what)
+        if body is not None:
+            self._check_location(body, what)
+        return body
+
+    def submit(self, request: dict[str, Any], *, app_id: str | None = None, expires_in: float = 3600.0) -> str:
+        """Create ``_maintenance/<id>.json`` exclusively (a fresh random id; never overwrites) and return the id.
+
+        The request is signed for the runner ``app_id`` (by default the one the hand-off record names)
+        and expires ``expires_in`` seconds from now; the runner refuses it after that, or once answered.
+        """
+        key = self._key()
+        if app_id is None:
+            handoff = self.get_handoff()
+            if handoff is None or not isinstance(handoff.get("app_id"), str):
+                raise MaintenanceHandoffError(f"No stream runner on {self.checkpoint} takes maintenance requests now.")
+            app_id = handoff["app_id"]
         request_id = uuid.uuid4().hex
+        body = {**request, "request_id": request_id, "expires_at_ms": int((time.time() + expires_in) * 1000)}
         path = self._path(MAINTENANCE_DIR, maintenance_request_file(request_id))
         self.root.fs.mkdirs(self._path(MAINTENANCE_DIR), exist_ok=True)
         with self.root.fs.open(path, "xb") as handle:  # s3fs: If-None-Match: *; local: O_EXCL
-            handle.write(json.dumps({**request, "request_id": request_id}).encode())
+            handle.write(json.dumps(key.sign(control_auth.MAINTENANCE_REQUEST, body, scope=app_id)).encode())
         return request_id
 
     def get_result(self, request_id: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._read(MAINTENANCE_DIR, maintenance_result_file(request_id)))
-        except FileNotFoundError:
-            return None
+        """The runner's signed answer to ``request_id``; ``None`` until it is written."""
+        what = f"the result of maintenance request {request_id}"
+        body = self._signed_file(maintenance_result_file(request_id), control_auth.MAINTENANCE_RESULT,
+                                 scope=request_id, what=what)  # fmt: skip
+        if body is not None and body.get("request_id") != request_id:
+            raise UntrustedControlRecordError(f"{what} answers another request; nothing was done with it")
+        return body
 
     def withdraw(self, request_id: str) -> None:
         """Remove a request that was not answered (a runner that already started it still finishes it)."""
@@ -124,7 +169,10 @@ class MaintenanceRequestHook(RunnerControlHook):
         while True:
             try:
                 result = self._poll(request_id)
-            except MaintenanceHandoffError:
+            except UntrustedControlRecordError:
+                self.withdraw(request_id)
+                raise
+            except (MaintenanceHandoffError, ControlKeyMissingError):
                 raise
             except Exception as err:
                 raise self._named(err) from err
@@ -135,6 +183,11 @@ class MaintenanceRequestHook(RunnerControlHook):
                     "Retry: with no live stream the maintenance runs directly."
                 )
             if result is not None:
+                if result.get("status") == "refused":
+                    raise MaintenanceHandoffError(
+                        f"The stream runner on {self.checkpoint} refused maintenance request {request_id}: "
+                        f"{result.get('error')}. Nothing was changed."
+                    )
                 if result.get("status") != "succeeded":
                     raise MaintenanceHandoffError(
                         f"The stream runner on {self.checkpoint} ran maintenance request {request_id} and it "
@@ -171,9 +224,11 @@ def plan_maintenance(
     storage_conn_id: str | None,
     table_hook,
     task_id: str,
+    control_conn_id: str | None = None,
 ) -> HandoffTarget | None:
     """``None``: run here as before. A :class:`HandoffTarget`: hand the request to that runner.
-    Raises :class:`UnprotectedConcurrentWriteError` (before anything is written) when neither is safe."""
+    Raises :class:`UnprotectedConcurrentWriteError` (before anything is written) when neither is safe, and
+    :class:`ControlKeyMissingError` or :class:`UntrustedControlRecordError` when the hand-off cannot be trusted."""
     if not is_s3_table(table_uri):
         return None  # HDFS, local disk, ABFS, GCS: the store's own create-if-absent makes commits atomic
     what = "OPTIMIZE" if action == "optimize" else "VACUUM"
@@ -187,7 +242,7 @@ def plan_maintenance(
             "log store is safe within one driver only). Set stream_checkpoint to that stream's checkpoint: a live "
             "stream runner then runs the maintenance itself, and a stopped one lets it run here. Nothing was written."
         )
-    control = MaintenanceRequestHook(stream_checkpoint, storage_conn_id)
+    control = MaintenanceRequestHook(stream_checkpoint, storage_conn_id, control_conn_id=control_conn_id)
     lease = control.get_lease()
     if lease is None:
         return None
@@ -212,4 +267,4 @@ def plan_maintenance(
             f"could overwrite its commits on S3. Run the stream with this provider's stream runner (it runs "
             f"maintenance requests between micro-batches), or stop the stream first. Nothing was written."
         )
-    return HandoffTarget(stream_checkpoint, lease.app_id)
+    return HandoffTarget(stream_checkpoint, handoff.get("app_id"))

@@ -24,12 +24,26 @@ def read_kafka_config(kafka_config_id: str = DEFAULT_KAFKA_CONN_ID) -> dict:
     return dict(KafkaBaseHook(kafka_config_id=kafka_config_id).get_connection(kafka_config_id).extra_dejson)
 
 
-def mask_kafka_secrets(options: SparkKafkaOptions) -> None:
-    """Register every secret of ``options`` with Airflow's secrets masker (task and supervisor)."""
+def _mask(values: Iterable[str]) -> None:
+    """Register ``values`` with the masker (task and supervisor), each also as a JSON string would escape it."""
+    import json
+
     from airflow.sdk.log import mask_secret
 
-    for value in options.secret_values:
+    for value in dict.fromkeys(v for v in values if v):
         mask_secret(value)
+        escaped = json.dumps(value)[1:-1]
+        if escaped != value:
+            mask_secret(escaped)
+
+
+def mask_kafka_secrets(options: SparkKafkaOptions) -> None:
+    """Register every secret of ``options`` with Airflow's secrets masker (task and supervisor).
+
+    ``secret_values`` hold the whole JAAS config and its password alone (as given and as the config
+    escapes it), the key passwords and the private key.
+    """
+    _mask(options.secret_values)
 
 
 def get_spark_kafka_options(
@@ -67,9 +81,12 @@ def mask_connection_secrets(kafka_config_id: str, *, ignore_keys: Iterable[str] 
     try:
         get_spark_kafka_options(kafka_config_id, ignore_keys=ignore_keys)
     except KafkaConnectionConfigError:
-        config = read_kafka_config(kafka_config_id)
-        from airflow.sdk.log import mask_secret
+        from airflow_spark_streaming.kafka.options import jaas_quote
+        from airflow_spark_streaming.utils.redaction import secret_values
 
-        for key in ("sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem"):
-            if config.get(key):
-                mask_secret(str(config[key]))
+        config = read_kafka_config(kafka_config_id)
+        values = list(secret_values(config))  # every secret-looking key: sasl.password, ssl.key.pem, ...
+        password = config.get("sasl.password")
+        if isinstance(password, str | int | float) and not isinstance(password, bool) and str(password):
+            values.append(jaas_quote(str(password))[1:-1])  # as a JAAS config would quote it
+        _mask(values)

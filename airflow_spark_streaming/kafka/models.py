@@ -1,7 +1,11 @@
-"""What a Kafka broker says about records and topics, as plain JSON-serialisable records (pure, no I/O).
+"""What the brokers say about a query's partitions, as plain JSON-serialisable records (pure, no I/O).
 
-:class:`~airflow_spark_streaming.hooks.kafka_broker.KafkaBrokerHook` fills
-them in; :mod:`airflow_spark_streaming.conditions.stream_health` judges them.
+Lag (:class:`LagReport`, filled by
+:class:`~airflow_spark_streaming.hooks.kafka_lag.KafkaLagHook`), record
+timestamps and topic retention (filled by
+:class:`~airflow_spark_streaming.hooks.kafka_broker.KafkaBrokerHook`).
+:mod:`airflow_spark_streaming.kafka.time_lag` and :mod:`airflow_spark_streaming.conditions`
+decide on them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class RecordTimestamp:
     compaction removed the asked record, when transaction markers or aborted
     records sat there, or when retention deleted it (``outcome``
     ``reset_to_earliest``; ``lost`` then counts the deleted records, as
-    :class:`~airflow_spark_streaming.hooks.kafka_lag.PartitionLag` does).
+    :class:`PartitionLag` does).
     ``timestamp_ms`` is the record's timestamp, set by the producer
     (``CreateTime``) or by the broker when it appended it (``LogAppendTime``).
     """
@@ -112,3 +116,69 @@ def retention_kind(retention_ms: int | None, retention_bytes: int | None, cleanu
     if timed:
         return "time"
     return "size" if sized else "infinite"
+
+
+@dataclass
+class PartitionLag:
+    """Lag of one topic-partition.
+
+    ``lag`` counts the records the query can still read:
+    ``latest - max(checkpoint offset, earliest)``. A partition the checkpoint has
+    not seen yet (``new``) counts from its earliest offset. ``lost`` counts the
+    records deleted (by retention or delete-records) before the query read them.
+    """
+
+    topic: str
+    partition: int
+    checkpoint_offset: int | None
+    earliest_offset: int
+    latest_offset: int
+    lag: int
+    lost: int = 0
+    new: bool = False
+    # Filled by get_lag(time_lag=True); None otherwise (and in reports from older releases).
+    time_lag_seconds: float | None = None
+    record_timestamp_ms: int | None = None
+    timestamp_type: str | None = None
+    headroom_seconds: float | None = None
+    retention_kind: str | None = None
+
+
+@dataclass
+class LagReport:
+    """The lag of every Kafka partition a streaming query reads. JSON-serialisable."""
+
+    checkpoint: str
+    query_id: str
+    basis: str
+    batch_id: int | None
+    partitions: list[PartitionLag]
+    total_lag: int
+    max_lag: int
+    new_partitions: list[str]
+    deleted_partitions: list[str]
+    deleted_topics: list[str]
+    data_loss_partitions: list[str]
+    round_trips: int
+    measured_at: float = field(default_factory=time.time)
+    # Filled by get_lag(time_lag=True) (see TimeLagReport); None when not measured.
+    max_time_lag_seconds: float | None = None
+    min_retention_headroom_seconds: float | None = None
+    unbounded_partitions: list[str] | None = None
+    size_bound_partitions: list[str] | None = None
+    unknown_time_lag_partitions: list[str] | None = None
+    # Filled by get_lag(liveness=True) (RunnerControlHook.query_running); None when not asked or unknown.
+    query_running: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LagReport:
+        return cls(**{**data, "partitions": [PartitionLag(**p) for p in data["partitions"]]})
+
+    def lag_of(self, topic: str, partition: int) -> int:
+        for p in self.partitions:
+            if (p.topic, p.partition) == (topic, partition):
+                return p.lag
+        raise KeyError(f"{topic}:{partition}")

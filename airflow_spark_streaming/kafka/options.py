@@ -374,7 +374,9 @@ def spark_kafka_options(
         password = str(password)
         out["kafka.sasl.mechanism"] = mechanism
         out["kafka.sasl.jaas.config"] = jaas_config(mechanism, username, password)
-        secrets.append(password)
+        # The password on its own (a login error or a cut-off config quotes just it), as given and as the JAAS
+        # config escapes it; the whole config is registered as a secret option below.
+        secrets.extend(dict.fromkeys([password, jaas_quote(password)[1:-1]]))
     elif sasl_keys:
         raise KafkaConnectionIncompleteError(
             f"Kafka connection {conn} sets {', '.join(sasl_keys)} but security.protocol is {protocol}, so they would "
@@ -439,32 +441,50 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def classify_kafka_error(
-    exc: object, *, conn_id: str | None = None, secrets: Iterable[str] = ()
+    exc: object,
+    *,
+    conn_id: str | None = None,
+    secrets: Iterable[str] = (),
+    mechanism: str | None = None,
+    username: str | None = None,
+    protocol: str | None = None,
 ) -> KafkaAccessError | None:
     """A named provider error for a broker's refusal in ``exc``, else ``None`` (re-raise ``exc`` then).
 
     Recognises Spark's Java errors (as Py4J/pyspark exception text), confluent-kafka's
-    ``KafkaException`` and a bare ``KafkaError`` (as an ``error_cb`` receives it). ``secrets`` are removed from the message; chain it with ``raise ... from None``
-    when the original text may carry them.
+    ``KafkaException`` and a bare ``KafkaError`` (as an ``error_cb`` receives it). ``secrets`` are removed from
+    the message; chain it with ``raise ... from None`` when the original text may carry them. ``mechanism``,
+    ``username`` and ``protocol`` (the connection's ``sasl.mechanism``, ``sasl.username`` and
+    ``security.protocol``), when given, are named in the message.
     """
     chain, codes = _describe_chain(exc)
     conn = f"Kafka connection {conn_id!r}" if conn_id else "The Kafka connection"
     lines = [line for line in chain.splitlines() if line.strip()]
     cause = _redact(" | ".join(lines)[:600], secrets)
+    over = f" over {protocol}" if protocol else ""
     if codes & _TLS_CODES or any(marker in chain for marker in _TLS):
         return KafkaTlsHandshakeError(
-            f"{conn}: the TLS handshake with the broker failed (the broker's certificate is not trusted, or the "
-            "host name does not match it). Set ssl.ca.location to the CA that signed the broker certificate. "
+            f"{conn}: the TLS handshake{over} with the broker failed (the broker's certificate is not trusted, or "
+            "the host name does not match it). Set ssl.ca.location to the CA that signed the broker certificate. "
             f"Cause: {cause}"
         )
+    user = f" {username!r}" if username else ""
     if codes & _AUTHORIZATION_CODES or any(marker in chain for marker in _AUTHORIZATION):
         return KafkaAuthorizationError(
-            f"{conn}: the broker authenticated the user but its ACLs deny the request (topic or consumer group). "
-            f"Ask the Kafka admins for READ/DESCRIBE (source) or WRITE (sink) on the topic. Cause: {cause}"
+            f"{conn}: the broker authenticated the user{user} but its ACLs deny the request (topic or consumer "
+            f"group). Ask the Kafka admins for READ/DESCRIBE (source) or WRITE (sink) on the topic. Cause: {cause}"
         )
     if codes & _AUTHENTICATION_CODES or any(marker in chain for marker in _AUTHENTICATION):
+        if username or mechanism:
+            login = f"the SASL login of user{user or ' (unset)'} with mechanism {mechanism or '(unset)'}{over}"
+            return KafkaAuthenticationError(
+                f"{conn}: authentication failed: the broker rejected {login} (a wrong sasl.password, an unknown "
+                "sasl.username, or a sasl.mechanism the broker does not enable). Check the connection's "
+                f"credentials. Cause: {cause}"
+            )
         return KafkaAuthenticationError(
-            f"{conn}: the broker rejected the login (wrong sasl.username/sasl.password, unknown user, or a "
-            f"mechanism the broker does not enable). Check the connection's credentials. Cause: {cause}"
+            f"{conn}: authentication failed: the broker rejected the login (wrong sasl.username/sasl.password, "
+            f"unknown user, or a mechanism the broker does not enable). Check the connection's credentials. "
+            f"Cause: {cause}"
         )
     return None

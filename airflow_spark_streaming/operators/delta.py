@@ -142,33 +142,22 @@ class _DeltaMaintenanceOperator(BaseOperator):
 
     def _submit_spark_job(self, spec: dict[str, Any]) -> None:
         """spark-submit the maintenance job and wait; Spark settings holding secrets go in a private properties file."""
-        from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
+        from airflow_spark_streaming.hooks.submission import StreamingSubmitHook
         from airflow_spark_streaming.runner.jobs import job_path
-        from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
-        from airflow_spark_streaming.storage.access import spark_storage
+        from airflow_spark_streaming.spark.submission.preparation import prepare_submission
         from airflow_spark_streaming.storage.locations import SPARK, uri_for
-        from airflow_spark_streaming.utils.redaction import is_secret_key
 
         for key in ("table", "target"):  # Spark reaches S3 through S3A
             if spec.get(key):
                 spec[key] = uri_for(spec[key], SPARK)
-        storage = spark_storage(self.storage_conn_id, [spec.get("table"), spec.get("target")])
-        deps = resolve_jvm_dependencies(
-            delta=True, s3=storage.s3, extra_packages=self.extra_packages, extra_jars=self.extra_jars,
-            user_conf=self.spark_conf,
+        run = prepare_submission(
+            who=self.task_id, spark_conn_id=self.spark_conn_id, application=job_path("delta_maintenance"),
+            application_args=["--spec", json.dumps(spec)], name=f"{self.task_id}-{spec['action']}",
+            storage_conn_id=self.storage_conn_id, paths=[spec.get("table"), spec.get("target")],
+            conf=self.spark_conf, extra_packages=self.extra_packages, extra_jars=self.extra_jars,
+            backend_review=False,  # spark-submit runs here until the job ends: no backend takes the driver
         )  # fmt: skip
-        submit = deps.submit_kwargs()
-        conf = {**submit.pop("conf"), **storage.conf, **{k: str(v) for k, v in self.spark_conf.items()}}
-        secret_conf = {**storage.secret_conf, **{k: v for k, v in conf.items() if is_secret_key(k)}}
-        hook = StreamingSubmitHook(
-            self.spark_conn_id,
-            conf={k: v for k, v in conf.items() if k not in secret_conf},
-            name=f"{self.task_id}-{spec['action']}",
-            **submit,
-        )
-        job = SparkJob(job_path("delta_maintenance"), application_args=["--spec", json.dumps(spec)],
-                       secret_conf=secret_conf)  # fmt: skip
-        hook.run_to_completion(job)
+        StreamingSubmitHook.for_run(run).run_to_completion(run.job)
 
 
 class DeltaOptimizeOperator(_DeltaMaintenanceOperator):

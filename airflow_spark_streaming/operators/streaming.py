@@ -1,9 +1,9 @@
 """Submit Structured Streaming jobs from DAGs: bounded ``availableNow`` runs and long-running queries.
 
-Hooks, the JVM resolver and the submission backends are imported inside methods:
-they are most of the provider's import cost, and DAG files that only declare
-tasks never need them. A little over
-400 lines: a third of them is the operator's user documentation.
+The spark-submit is prepared by :func:`~airflow_spark_streaming.spark.submission.preparation.prepare_submission`,
+as the Delta engine's is; the chosen backend applies its cluster manager's rules. Hooks and the preparation
+are imported inside methods: they are most of the provider's import cost, and DAG files that only declare
+tasks never need them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from airflow_spark_streaming.exceptions import (
     StreamingRunIncompleteError,
 )
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
-from airflow_spark_streaming.runner.spec import is_secret_key, redact_spec, validate_stream_spec, with_kafka_config_id
+from airflow_spark_streaming.runner.spec import redact_spec, validate_stream_spec, with_kafka_config_id
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
 from airflow_spark_streaming.utils.redaction import mask_secrets
 
@@ -232,9 +232,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     # --- execute -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_spark_streaming.hooks.submission import SparkJob, StreamingSubmitHook
+        from airflow_spark_streaming.hooks.submission import StreamingSubmitHook
         from airflow_spark_streaming.runner.jobs import job_path
-        from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
+        from airflow_spark_streaming.spark.submission.preparation import prepare_submission
+        from airflow_spark_streaming.storage.access import spark_spec, spec_paths
 
         self._submission, self._reattached, self._result = None, None, None
         spec = self._validated_spec() if self.spec is not None else None
@@ -243,51 +244,21 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             if self.kafka is not None
             else bool(spec and "kafka" in (spec["source"]["format"], spec["sink"]["format"]))
         )
-        deployment = StreamingSubmitHook(self.spark_conn_id, deploy_mode=self.deploy_mode).deployment
-        kafka_spec = None
-        if spec is not None:
-            from airflow_spark_streaming.kafka.spec import SPARK_REDACTION_REGEX, resolve_kafka_spec
-
-            kafka_spec = resolve_kafka_spec(spec, ignore_keys=self.kafka_ignore_keys)
-            for section, options in kafka_spec.redacted_options().items():
-                self.log.info("Kafka options of the %s, from its connection: %s", section, json.dumps(options))
-        resolver = self.jvm_resolver
-        if deployment == "standalone" and resolver != "maven":
-            # A standalone cluster-mode driver resolves --packages for itself only, never for its executors;
-            # jars resolved here and staged beside the checkpoint reach both.
-            self.log.info("Standalone cluster deploy mode: resolving the job's jars with Maven, to stage them")
-            resolver = "maven"
-        # storage_conn_id gives the job S3A settings (secrets only in the 0600 file) and hadoop-aws
-        from airflow_spark_streaming.storage.access import spark_spec, spark_storage, spec_paths
-
-        spec = spark_spec(spec) if spec else spec
-        storage = spark_storage(self.storage_conn_id, [*spec_paths(spec), self.checkpoint, self.application])
-        if deployment == "standalone":  # before anything is resolved, staged or submitted
-            from airflow_spark_streaming.spark.submission.backends.standalone import refuse_credentials
-
-            refuse_credentials([*storage.secret_conf, *(k for k in self.conf if is_secret_key(k))], self.task_id)
-        deps = resolve_jvm_dependencies(
-            delta=True, kafka=uses_kafka, s3=storage.s3, extra_packages=self.extra_packages,
-            extra_jars=self.extra_jars, resolver=resolver, user_conf=self.conf,
+        kafka_spec = self._resolved_kafka_spec(spec) if spec is not None else None
+        spec = spark_spec(spec) if spec else spec  # storage_conn_id gives the job S3A settings and hadoop-aws
+        label = spec["query_name"] if spec else self.task_id
+        run = prepare_submission(
+            who=self.task_id, spark_conn_id=self.spark_conn_id, deploy_mode=self.deploy_mode,
+            application=self.application or job_path("stream_runner"), application_args=self.application_args,
+            spec=kafka_spec.spec if kafka_spec else None, name=self.name or label, label=label,
+            storage_conn_id=self.storage_conn_id, paths=[*spec_paths(spec), self.checkpoint, self.application],
+            conf=self.conf, conf_defaults=self._redaction_conf(kafka_spec), kafka=uses_kafka,
+            extra_packages=self.extra_packages, extra_jars=self.extra_jars, jvm_resolver=self.jvm_resolver,
+            submit_kwargs=self.submit_kwargs,
         )  # fmt: skip
-        submit = deps.submit_kwargs()
-        conf = {**submit.pop("conf"), **storage.conf, **{k: str(v) for k, v in self.conf.items()}}
-        if kafka_spec is not None and kafka_spec.uses_connections:
-            conf.setdefault("spark.redaction.regex", SPARK_REDACTION_REGEX)
-        secret_conf = {**storage.secret_conf, **{k: v for k, v in conf.items() if is_secret_key(k)}}
-        self._hook = StreamingSubmitHook(
-            self.spark_conn_id, deploy_mode=self.deploy_mode,
-            conf={k: v for k, v in conf.items() if k not in secret_conf},
-            name=self.name or (spec["query_name"] if spec else self.task_id), **submit, **self.submit_kwargs,
-        )  # fmt: skip
+        self._hook = StreamingSubmitHook.for_run(run)
         self._run = _Run(
-            job=SparkJob(
-                application=self.application or job_path("stream_runner"),
-                application_args=list(self.application_args),
-                spec=kafka_spec.spec if kafka_spec else None,
-                secret_conf=secret_conf,
-                label=spec["query_name"] if spec else self.task_id,
-            ),
+            job=run.job,
             checkpoint=spec["checkpoint_location"] if spec else self.checkpoint,
             long_running=bool(spec and "processing_time" in spec["trigger"]) if spec else bool(self.long_running),
             owner=_owner(context, self.task_id),
@@ -295,9 +266,27 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         )
         if spec:
             self.log.info("Stream spec: %s", json.dumps(redact_spec(spec)))
-        if self._run.long_running or deployment != "client":
+        if self._run.long_running or run.deployment != "client":
             return self.execute_resumable(context)
         return self._run_here()
+
+    def _resolved_kafka_spec(self, spec: dict[str, Any]):
+        """The spec with its Kafka connections' options filled in (``ResolvedKafkaSpec``); logged without secrets."""
+        from airflow_spark_streaming.kafka.spec import resolve_kafka_spec
+
+        kafka_spec = resolve_kafka_spec(spec, ignore_keys=self.kafka_ignore_keys)
+        for section, options in kafka_spec.redacted_options().items():
+            self.log.info("Kafka options of the %s, from its connection: %s", section, json.dumps(options))
+        return kafka_spec
+
+    @staticmethod
+    def _redaction_conf(kafka_spec) -> dict[str, str]:
+        """Spark's redaction of the Kafka options a connection filled in, unless ``conf`` sets its own."""
+        if kafka_spec is None or not kafka_spec.uses_connections:
+            return {}
+        from airflow_spark_streaming.kafka.spec import SPARK_REDACTION_REGEX
+
+        return {"spark.redaction.regex": SPARK_REDACTION_REGEX}
 
     def _run_here(self) -> dict[str, Any]:
         """Bounded run with the driver in this process's spark-submit: wait for it, then read the checkpoint."""

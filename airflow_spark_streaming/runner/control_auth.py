@@ -100,3 +100,34 @@ class ControlKey:
 def is_signed(record: Any) -> bool:
     """Whether ``record`` carries a MAC at all (verification is still needed before acting on it)."""
     return isinstance(record, dict) and isinstance(record.get(AUTH_FIELD), dict)
+
+
+def key_from_spec(spec: dict[str, Any]) -> ControlKey | None:
+    """The control key a runner received in its private spec (``SPEC_KEY``), or ``None`` when it got none.
+
+    A runner without a key signs nothing and acts on no control record (no maintenance hand-off).
+    """
+    text = spec.get(SPEC_KEY)
+    if text is None:
+        return None
+    return ControlKey.from_text(text if isinstance(text, str) else None, source="the runner's spec")
+
+
+def process_start_ticks(pid: int | str = "self") -> int | None:
+    """When process ``pid`` started, in clock ticks after boot (``/proc/<pid>/stat`` field 22); ``None`` without it.
+
+    Recorded in signed lease and submission records, so a kill by pid reaches only the process that
+    wrote them: a pid the system reused since has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def expired(body: dict[str, Any], now_ms: float) -> bool:
+    """A signed record's ``expires_at_ms`` has passed (or it carries none, which counts as expired)."""
+    expires = body.get("expires_at_ms")
+    return isinstance(expires, bool) or not isinstance(expires, int) or expires <= now_ms

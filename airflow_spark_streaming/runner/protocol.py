@@ -29,6 +29,32 @@ BATCH_BASES = ("committed", "planned")
 
 #: The Spark setting carrying the submitting task's tag; the runner copies it into its lease.
 SUBMISSION_CONF = "spark.airflow_spark_streaming.submission"
+#: The same tag in the environment of a detached local driver (spark-submit, its JVM and the Python runner),
+#: so that a kill by pid can check that the live process is the driver the provider started.
+SUBMISSION_ENV = "AIRFLOW_SPARK_STREAMING_SUBMISSION"
+_TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def is_submission_tag(tag: object) -> bool:
+    """A tag the provider writes (letters, digits, ``_`` and ``-``; a fresh one is 32 hex digits): safe in a file name."""
+    return isinstance(tag, str) and 0 < len(tag) <= 64 and set(tag) <= _TAG_CHARS
+
+
+def location_key(uri: str) -> str:
+    """One spelling of a checkpoint location for comparing signed records: ``s3a://``/``s3n://`` as ``s3://``,
+    ``file:`` dropped, ``.``/``..``/``//`` collapsed in a plain path, no trailing slash."""
+    import posixpath
+
+    for scheme in ("s3a://", "s3n://"):
+        if uri.startswith(scheme):
+            uri = "s3://" + uri[len(scheme) :]
+    if uri.startswith("file:"):
+        uri = "/" + uri[len("file:") :].lstrip("/")
+    if "://" not in uri and uri:
+        uri = posixpath.normpath(uri)
+    return uri.rstrip("/") or "/"
+
+
 #: The lease's time-to-live unless the spec sets ``lease_ttl_seconds``; also judges a torn lease.
 DEFAULT_LEASE_TTL_SECONDS = 30
 #: Staged in ``_staging/`` for a standalone cluster-mode Python driver (see the standalone backend).
@@ -42,6 +68,8 @@ SPEC_FILE_ARG, SPEC_URI_ARG, DELETE_SPEC_FILE_ARG = "--spec-file", "--spec-uri",
 
 def staged_spec_name(tag: str) -> str:
     """The spec staged in ``_staging/`` for the driver of submission ``tag``; the runner deletes it once read."""
+    if not is_submission_tag(tag):
+        raise ValueError(f"{tag!r} is not a submission tag; it cannot name a staged file")
     return f"spec-{tag}.json"
 
 

@@ -39,7 +39,8 @@ _INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s*(millisecond|second|minute|hour|day)s
 
 #: The keys the stream runner reads, per object. ``options`` are Spark's own (free-form) and not checked here.
 #: ``kafka_config_id`` names an Airflow ``kafka`` connection resolved into options before submission.
-SPEC_KEYS = ("query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger", "lease_ttl_seconds")
+SPEC_KEYS = ("query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger", "lease_ttl_seconds",
+             "control_key")  # fmt: skip
 SOURCE_KEYS = ("format", "options", "path", "schema", "kafka_config_id")
 SINK_KEYS = ("format", "options", "path", "output_mode", "partition_by", "merge_schema", "kafka_config_id")
 TRIGGER_KEYS = ("available_now", "processing_time")
@@ -153,6 +154,10 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     if sink.get("merge_schema") and sink["format"] != "delta":
         raise _fail("sink.merge_schema", "schema merging is a Delta sink feature")
 
+    # The operators put the control key here from its connection; the runner signs and verifies with it.
+    if "control_key" in spec and (not isinstance(spec["control_key"], str) or len(spec["control_key"]) < 16):
+        raise _fail("control_key", "must be the control key's text (16+ characters), as its connection holds it")
+
     ttl = spec.setdefault("lease_ttl_seconds", DEFAULT_LEASE_TTL_SECONDS)
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= 3600:
         raise _fail("lease_ttl_seconds", f"{ttl!r} must be a number of seconds from 1 to 3600")
@@ -187,11 +192,11 @@ def with_kafka_config_id(spec: Any, kafka_config_id: str | None) -> Any:
 
 
 def redact_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``spec`` safe to log: values of secret-looking options are masked."""
-    shown = copy.deepcopy(spec)
-    for section in ("source", "sink"):
-        options = shown.get(section, {}).get("options", {})
-        for key in options:
-            if is_secret_key(key):
-                options[key] = "***"
-    return shown
+    """A copy of ``spec`` safe to log: every value under a secret-looking key, at any depth, is ``***``.
+
+    That covers the source and sink options, a resolved Kafka connection's options and secret values,
+    and the runner's ``control_key``.
+    """
+    from airflow_spark_streaming.utils.redaction import redact_mapping
+
+    return redact_mapping(spec)

@@ -1,4 +1,4 @@
-"""What the provider's deferrable sensors share: one check, used by ``poke`` and by the trigger."""
+"""What the provider's deferrable sensors share: one check object, evaluated by ``poke`` and by the trigger."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from airflow_spark_streaming.utils import params
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from airflow.triggers.base import BaseTrigger
 
+    from airflow_spark_streaming.checks._base import SensorCheck
     from airflow_spark_streaming.conditions.verdict import Verdict
-    from airflow_spark_streaming.triggers._base import KafkaCheckpointTrigger
+    from airflow_spark_streaming.triggers._base import VerdictTrigger
 
 
 def optional_int(task_id: str, name: str, value: Any, *, minimum: int | None = 0) -> int | None:
@@ -30,11 +30,15 @@ def check_unless_templated(task_id: str, name: str, value: Any, *, minimum: int 
 
 
 class VerdictSensor(BaseSensorOperator):
-    """A sensor whose poke and deferred wait decide with the same check, returning a :class:`Verdict`.
+    """A sensor whose poke and deferred wait evaluate the same check object, returning a :class:`Verdict`.
 
-    Subclasses implement ``_check`` (blocking, one verdict) and ``_trigger`` (the
-    trigger that repeats that check in the triggerer). ``deferrable`` sensors
-    check once in the worker first, so a wait that is already over never defers.
+    Subclasses give ``_new_check`` (the check, from the rendered fields) and
+    ``_trigger_class``. The check is made at the first poke and kept, so the
+    state it carries (for example when the lag went over the ceiling) moves on
+    from poke to poke; ``reschedule`` mode starts each poke afresh. When the
+    sensor defers, its trigger is built from the check's kwargs, so it starts
+    from what the last poke saw. ``deferrable`` sensors check once in the worker
+    first, so a wait that is already over never defers.
     """
 
     deferrable: bool = False
@@ -47,12 +51,24 @@ class VerdictSensor(BaseSensorOperator):
             if name in kwargs:
                 params.seconds(owner, name, kwargs[name])
         super().__init__(**kwargs)
+        self._kept_check: SensorCheck | None = None
 
-    def _check(self, context: Context) -> Verdict:
+    def _new_check(self, context: Context) -> SensorCheck:
+        """The check from the sensor's (rendered) fields."""
         raise NotImplementedError
 
-    def _trigger(self, context: Context) -> BaseTrigger:
+    def _trigger_class(self) -> type[VerdictTrigger]:
+        """Imported when needed, so importing the sensor stays cheap."""
         raise NotImplementedError
+
+    def _current_check(self, context: Context) -> SensorCheck:
+        """The check this sensor evaluates: made at the first call (templates are rendered by then), then kept."""
+        if self._kept_check is None:
+            self._kept_check = self._new_check(context)
+        return self._kept_check
+
+    def _trigger(self, context: Context) -> VerdictTrigger:
+        return self._trigger_class()(**self._current_check(context).to_kwargs(), poll_interval=self.poke_interval)
 
     def _conclude(self, verdict: Verdict) -> PokeReturnValue:
         from airflow_spark_streaming.conditions.verdict import VerdictState
@@ -62,7 +78,7 @@ class VerdictSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=verdict.state == VerdictState.MET, xcom_value=verdict.payload)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        return self._conclude(self._check(context))
+        return self._conclude(self._current_check(context).evaluate())
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -83,49 +99,3 @@ class VerdictSensor(BaseSensorOperator):
         if not outcome.is_done:
             raise SparkStreamingError(f"{self.task_id}: the trigger ended before the wait was over.")
         return outcome.xcom_value
-
-
-class KafkaCheckpointSensor(VerdictSensor):
-    """A verdict sensor on a query's checkpoint and the brokers it reads, whose check carries state forward.
-
-    ``poke`` and the trigger both run the trigger class's ``check_once``. The
-    state one check hands to the next is kept in ``_<carried>`` (for example
-    ``_mark``), the trigger's keyword with a leading underscore, and is given to
-    the trigger when the sensor defers. Subclasses set ``checkpoint``,
-    ``kafka_config_id``, ``storage_conn_id`` and ``request_timeout`` and give
-    ``_criteria`` and ``_trigger_class``.
-    """
-
-    checkpoint: str
-    kafka_config_id: str
-    storage_conn_id: str | None
-    request_timeout: float
-
-    def _criteria(self) -> Any:
-        raise NotImplementedError
-
-    def _trigger_class(self) -> type[KafkaCheckpointTrigger]:
-        """Imported when needed, so importing the sensor stays cheap."""
-        raise NotImplementedError
-
-    def _check(self, context: Context) -> Verdict:
-        trigger_class = self._trigger_class()
-        state = f"_{trigger_class.carried}"
-        verdict, carried_value = trigger_class.check_once(
-            self.checkpoint, self._criteria(), kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id, timeout=self.request_timeout, carried_value=getattr(self, state),
-        )  # fmt: skip
-        setattr(self, state, carried_value)
-        return verdict
-
-    def _trigger(self, context: Context) -> KafkaCheckpointTrigger:
-        trigger_class = self._trigger_class()
-        return trigger_class(
-            checkpoint=self.checkpoint,
-            criteria=self._criteria().to_dict(),
-            kafka_config_id=self.kafka_config_id,
-            storage_conn_id=self.storage_conn_id,
-            poll_interval=self.poke_interval,
-            timeout=self.request_timeout,
-            **{trigger_class.carried: getattr(self, f"_{trigger_class.carried}")},
-        )

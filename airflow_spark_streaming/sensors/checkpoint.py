@@ -16,8 +16,8 @@ from airflow_spark_streaming.utils.deprecation import renamed_parameter
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_spark_streaming.checks.progress import ProgressCheck
     from airflow_spark_streaming.conditions.progress import ProgressCriteria
-    from airflow_spark_streaming.conditions.verdict import Verdict
     from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
 
 DAG_RUN_START = "dag_run_start"
@@ -123,17 +123,14 @@ class StreamingProgressSensor(VerdictSensor):
             "time such as '2026-01-31T12:00:00+00:00'."
         )
 
-    def _check(self, context: Context) -> Verdict:
-        from airflow_spark_streaming.checks import check_progress
+    def _new_check(self, context: Context) -> ProgressCheck:
+        from airflow_spark_streaming.checks.progress import ProgressCheck
 
-        return check_progress(self.checkpoint, self.storage_conn_id, self._criteria(context))
+        return ProgressCheck(
+            checkpoint=self.checkpoint, criteria=self._criteria(context), storage_conn_id=self.storage_conn_id
+        )
 
-    def _trigger(self, context: Context) -> CheckpointProgressTrigger:
+    def _trigger_class(self) -> type[CheckpointProgressTrigger]:
         from airflow_spark_streaming.triggers.checkpoint import CheckpointProgressTrigger
 
-        return CheckpointProgressTrigger(
-            checkpoint=self.checkpoint,
-            criteria=self._criteria(context).to_dict(),
-            storage_conn_id=self.storage_conn_id,
-            poll_interval=self.poke_interval,
-        )
+        return CheckpointProgressTrigger

@@ -13,6 +13,7 @@ from airflow_spark_streaming.utils import params
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_spark_streaming.checks.delta import SmallFilesCheck
     from airflow_spark_streaming.conditions.compaction import CompactionPolicy
 
 
@@ -81,23 +82,25 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
             min_small_files=optional_int(self.task_id, "min_small_files", self.min_small_files, minimum=1),
         )
 
+    def _new_check(self) -> SmallFilesCheck:
+        """The check from the (rendered) fields; it carries no state, so every poke makes its own."""
+        from airflow_spark_streaming.checks.delta import SmallFilesCheck
+
+        return SmallFilesCheck(
+            table_uri=self.table_uri, policy=self._policy(), storage_options=self.storage_options,
+            storage_conn_id=self.storage_conn_id,
+        )  # fmt: skip
+
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_spark_streaming.conditions.compaction import decide_compaction
-        from airflow_spark_streaming.hooks.delta import DeltaTableHook
+        from airflow_spark_streaming.conditions.verdict import VerdictState
 
-        policy = self._policy()
-        stats = DeltaTableHook(
-            self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
-        ).get_stats(small_file_bytes=policy.small_file_bytes)
-        decision = decide_compaction(stats, policy)
-        self.log.info(
-            "%s: %d files, %d small (%.0f%%); %s",
-            self.table_uri, stats.num_files, stats.small_files, 100 * stats.small_file_share, decision.reason,
-        )  # fmt: skip
-        payload = {"stats": stats.to_dict(), "decision": decision.to_dict()}
-        context["ti"].xcom_push(key="small_files", value=payload)
-        if not decision.warranted and self.skip_when_not_needed:
-            raise AirflowSkipException(f"Compaction of {self.table_uri} is not needed: {decision.reason}.")
-        return PokeReturnValue(is_done=decision.warranted, xcom_value=payload)
+        verdict = self._new_check().evaluate()
+        self.log.info("%s", verdict.message)
+        context["ti"].xcom_push(key="small_files", value=verdict.payload)
+        warranted = verdict.state == VerdictState.MET
+        if not warranted and self.skip_when_not_needed:
+            reason = verdict.payload["decision"]["reason"]
+            raise AirflowSkipException(f"Compaction of {self.table_uri} is not needed: {reason}.")
+        return PokeReturnValue(is_done=warranted, xcom_value=verdict.payload)

@@ -10,21 +10,24 @@ from airflow.sdk import conf
 
 from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
 from airflow_spark_streaming.runner.protocol import BATCH_BASES
-from airflow_spark_streaming.sensors._base import KafkaCheckpointSensor, check_unless_templated, optional_int
+from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
 from airflow_spark_streaming.utils import params
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_spark_streaming.checks.lag import LagCheck
     from airflow_spark_streaming.conditions.lag import LagCriteria
     from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
 
 
-class KafkaLagSensor(KafkaCheckpointSensor):
+class KafkaLagSensor(VerdictSensor):
     """Succeed when a streaming query's Kafka lag is at or below a threshold.
 
     Lag is the broker's latest offset minus the offset in the query's
     checkpoint (Spark commits no consumer-group offsets). The
-    :class:`~airflow_spark_streaming.hooks.kafka_lag.LagReport` is pushed to XCom.
+    :class:`~airflow_spark_streaming.kafka.models.LagReport` is pushed to XCom.
 
     As an alert: with ``ceiling`` and ``ceiling_for``, the sensor fails with
     :class:`~airflow_spark_streaming.exceptions.KafkaLagCeilingError` when the
@@ -110,7 +113,6 @@ class KafkaLagSensor(KafkaCheckpointSensor):
             )
         self.fail_if_stopped = fail_if_stopped
         self.deferrable = deferrable
-        self._above_since: float | None = None
 
     def _criteria(self) -> LagCriteria:
         from airflow_spark_streaming.conditions.lag import LagCriteria
@@ -125,6 +127,14 @@ class KafkaLagSensor(KafkaCheckpointSensor):
             min_retention_headroom_seconds=self.min_retention_headroom,
             fail_if_stopped=self.fail_if_stopped,
         )
+
+    def _new_check(self, context: Context) -> LagCheck:
+        from airflow_spark_streaming.checks.lag import LagCheck
+
+        return LagCheck(
+            checkpoint=self.checkpoint, criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
+            storage_conn_id=self.storage_conn_id, timeout=self.request_timeout,
+        )  # fmt: skip
 
     def _trigger_class(self) -> type[KafkaLagTrigger]:
         from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger

@@ -9,14 +9,17 @@ from airflow.sdk import conf
 
 from airflow_spark_streaming.conditions.statuses import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR
 from airflow_spark_streaming.exceptions import StreamHealthError
-from airflow_spark_streaming.sensors._base import KafkaCheckpointSensor
+from airflow_spark_streaming.sensors._base import VerdictSensor
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_spark_streaming.checks.stream_health import HealthCheck
     from airflow_spark_streaming.conditions.health_wait import HealthCriteria
     from airflow_spark_streaming.triggers.stream_health import StreamHealthTrigger
 
 
-class StreamHealthSensor(KafkaCheckpointSensor):
+class StreamHealthSensor(VerdictSensor):
     """Succeed when the query's status is one of ``wait_for``; fail at once on one of ``fail_on``.
 
     The status (``OK``, ``LAGGING``, ``STALLED``, ``STOPPED``, ``REWOUND``) is
@@ -68,7 +71,6 @@ class StreamHealthSensor(KafkaCheckpointSensor):
             self._criteria()  # bad statuses fail when the DAG is parsed
         except StreamHealthError as err:
             raise StreamHealthError(f"{self.task_id}: {err}") from err
-        self._mark: dict[str, Any] | None = None
 
     def _criteria(self) -> HealthCriteria:
         from airflow_spark_streaming.conditions.health_wait import HealthCriteria
@@ -76,6 +78,14 @@ class StreamHealthSensor(KafkaCheckpointSensor):
         wait_for = self.wait_for if isinstance(self.wait_for, str) else list(self.wait_for)
         fail_on = self.fail_on if isinstance(self.fail_on, str) else list(self.fail_on)
         return HealthCriteria(window=self.window, wait_for=wait_for, fail_on=fail_on)
+
+    def _new_check(self, context: Context) -> HealthCheck:
+        from airflow_spark_streaming.checks.stream_health import HealthCheck
+
+        return HealthCheck(
+            checkpoint=self.checkpoint, criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
+            storage_conn_id=self.storage_conn_id, timeout=self.request_timeout,
+        )  # fmt: skip
 
     def _trigger_class(self) -> type[StreamHealthTrigger]:
         from airflow_spark_streaming.triggers.stream_health import StreamHealthTrigger

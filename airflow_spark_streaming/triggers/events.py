@@ -93,14 +93,11 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
         return _normalise_location(self.checkpoint)
 
     def read_after(self, after: int | None, up_to: int | None = None) -> tuple[int | None, list[dict[str, Any]]]:
-        from airflow_spark_streaming.hooks.checkpoint_commits import read_committed_batches
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
-        position, batches = read_committed_batches(
-            self.checkpoint,
-            self.storage_conn_id,
-            after,
-            up_to=up_to,
-            progress_grace_seconds=self.progress_grace_seconds,
+        hook = CheckpointHook(self.checkpoint, self.storage_conn_id)
+        position, batches = hook.get_committed_batches(
+            after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds
         )
         return position, [b.to_dict() for b in batches]
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_spark_streaming.exceptions import StreamHealthError
-from airflow_spark_streaming.triggers._base import KafkaCheckpointTrigger
+from airflow_spark_streaming.checks.stream_health import HealthCheck
+from airflow_spark_streaming.triggers._base import VerdictTrigger
 
 
-class StreamHealthTrigger(KafkaCheckpointTrigger):
+class StreamHealthTrigger(VerdictTrigger):
     """Poll a query's status until it is one to wait for or one to fail on.
 
-    Each check is :func:`~airflow_spark_streaming.checks.check_stream_health`,
-    the same function the sensor's ``poke`` calls, run in a worker thread.
-    Between checks it keeps the previous check's mark, so a checkpoint
-    replaced by an older copy is ``REWOUND``; ``serialize`` carries the mark
-    the trigger started with.
+    Holds a :class:`~airflow_spark_streaming.checks.stream_health.HealthCheck`,
+    the check the sensor's ``poke`` evaluates, and evaluates it in a worker
+    thread. Between checks the check keeps the previous check's mark, so a
+    checkpoint replaced by an older copy is ``REWOUND``; ``serialize`` carries
+    the mark the trigger started with.
 
     :param checkpoint: the query's checkpoint location.
     :param criteria: a :class:`~airflow_spark_streaming.conditions.health_wait.HealthCriteria` as a dict.
@@ -26,9 +26,7 @@ class StreamHealthTrigger(KafkaCheckpointTrigger):
     :param mark: what the sensor's last check saw (a ``HealthMark`` as a dict), if any.
     """
 
-    error_class = StreamHealthError
-    check_name = "check_stream_health"
-    carried = "mark"
+    check_class = HealthCheck
 
     def __init__(
         self,
@@ -40,12 +38,7 @@ class StreamHealthTrigger(KafkaCheckpointTrigger):
         timeout: float = 15.0,
         mark: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(checkpoint, criteria, kafka_config_id, storage_conn_id, poll_interval, timeout)
-        self._start_from(mark)
-        if mark is not None and not {"query_id", "batch_id", "offsets"} <= set(mark):
-            raise StreamHealthError(f"StreamHealthTrigger mark {mark!r} is not a HealthMark dict.")
-
-    def _criteria_class(self) -> type:
-        from airflow_spark_streaming.conditions.health_wait import HealthCriteria
-
-        return HealthCriteria
+        super().__init__(
+            checkpoint=checkpoint, criteria=criteria, kafka_config_id=kafka_config_id, storage_conn_id=storage_conn_id,
+            timeout=timeout, mark=mark, poll_interval=poll_interval,
+        )  # fmt: skip

@@ -3,8 +3,10 @@
 Each validator takes ``owner`` (who is asking, e.g. ``"KafkaLagSensor(wait_lag)"``),
 the parameter ``name`` and its ``value``, and returns the value normalised or
 raises :class:`~airflow_spark_streaming.exceptions.InvalidParameterError` naming
-the parameter, the value and the fix. Values that are still Jinja templates are
-checked after rendering by the caller (see :func:`is_template`).
+the parameter, the problem and the fix. An error shows the value only when it
+cannot be a credential (see :func:`shown`): a mapping's values never, so a
+secret cannot reach a DAG import error. Values that are still Jinja templates
+are checked after rendering by the caller (see :func:`is_template`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,46 @@ def is_template(value: Any) -> bool:
     return callable(getattr(value, "resolve", None)) and callable(getattr(value, "iter_references", None))
 
 
+#: Longest value text an error message repeats; longer values are described, not shown.
+_SHOWN_CHARS = 120
+
+
+def shown(name: str, value: Any) -> str:
+    """``value`` as an error message may show it: never a credential.
+
+    Numbers, booleans, durations and short plain strings are shown as written;
+    a mapping is shown by its keys only (its values may be credentials, and the
+    masker may not know them yet when the DAG is parsed), and anything under a
+    secret-looking name, or holding a credential (a JSON string, a list holding
+    a mapping), only by its type.
+    """
+    from airflow_spark_streaming.utils.redaction import is_secret_key, secret_values
+
+    if isinstance(value, bool | int | float | timedelta) or value is None:
+        return repr(value)
+    kind = type(value).__name__
+    if is_secret_key(name) or next(secret_values(value), None) is not None:
+        return f"<a {kind}, not shown>"
+    if isinstance(value, Mapping):
+        keys = ", ".join(repr(k) if isinstance(k, str) else f"<a {type(k).__name__}>" for k in list(value)[:10])
+        return f"<a {kind} with keys {keys}{', ...' if len(value) > 10 else ''}; values not shown>"
+    if isinstance(value, str | list | tuple | set | frozenset) and not _holds_mapping(value):
+        text = repr(value)
+        if len(text) <= _SHOWN_CHARS:
+            return text
+        return f"<a {kind} of {len(value)} {'characters' if isinstance(value, str) else 'items'}>"
+    return f"<a {kind}, not shown>"
+
+
+def _holds_mapping(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, Mapping) or depth > 4:
+        return True
+    return isinstance(value, list | tuple | set | frozenset) and any(_holds_mapping(v, depth + 1) for v in value)
+
+
 def _refuse(owner: str, name: str, value: Any, problem: str) -> InvalidParameterError:
-    return InvalidParameterError(f"{owner}: {name}={value!r} {problem}")
+    """The error naming the parameter and the problem; the value only as :func:`shown` allows."""
+    return InvalidParameterError(f"{owner}: {name}={shown(name, value)} {problem}")
 
 
 def seconds(owner: str, name: str, value: Any, *, optional: bool = False, allow_zero: bool = False) -> float | None:
@@ -97,8 +137,16 @@ def mapping(owner: str, name: str, value: Any, *, optional: bool = True) -> dict
     """A mapping with string keys (``None`` is an empty one when ``optional``)."""
     if value is None and optional:
         return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise _refuse(owner, name, value, "must be a mapping of string keys to values, e.g. {'key': 'value'}.")
+    problem = "must be a mapping of string keys to values, e.g. {'key': 'value'}"
+    if not isinstance(value, Mapping):  # a string may hold credentials too (JSON, properties): only its type is named
+        raise InvalidParameterError(f"{owner}: {name}=<a {type(value).__name__}, not shown> {problem}.")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:  # the keys that are not strings are named, never a value
+        keys = ", ".join(repr(k) if isinstance(k, int | float) else f"<a {type(k).__name__}>" for k in bad[:5])
+        raise InvalidParameterError(
+            f"{owner}: {name}=<a {type(value).__name__}, values not shown> {problem}; these keys are not strings: "
+            f"{keys}."
+        )
     return dict(value)
 
 
@@ -141,5 +189,7 @@ def partition_filters(owner: str, name: str, value: Any) -> list[tuple[str, str,
             or not isinstance(item[0], str)
             or not isinstance(item[1], str)
         ):
-            raise _refuse(owner, name, value, f"has {item!r}, which is not a (column, operator, value) tuple.")
+            raise _refuse(
+                owner, name, value, f"has {shown(name, item)}, which is not a (column, operator, value) tuple."
+            )
     return [tuple(item) for item in value]

@@ -17,13 +17,17 @@ from typing import Any
 
 #: Option and setting names whose values are credentials; they never reach a command line, a log or XCom.
 #: Covers S3A (access/secret key, session token, encryption key), ABFS (account key, OAuth client secret,
-#: SAS tokens), GCS (service-account private key and JSON keyfile), Kafka (SASL JAAS config, SSL key,
-#: keystore and truststore passwords, PEM key), OpenLineage (``transport.auth.apiKey``) and Spark's own.
+#: SAS tokens), Azure storage master keys, GCS (service-account private key and JSON keyfile), Kafka (SASL JAAS
+#: config, SSL key, keystore and truststore passwords, PEM key), Schema Registry (``basic.auth.user.info``),
+#: HTTP ``Authorization`` headers (OpenLineage's ``transport.headers.Authorization``), OpenLineage
+#: (``transport.auth.apiKey``), the runner's ``control_key`` and Spark's own.
 SECRET_KEY = re.compile(
     r"passw(or)?d|secret|token|jaas|credential|passphrase|signature"
-    r"|(?<![a-z])sas(?![a-z])"  # fs.azure.sas.*, not kafka.sasl.mechanism
-    r"|(access|account|private|api|encryption|keystore|auth|client)[._-]?key(?![a-z])"
-    r"|keyfile|key[._-]?(pem|password|json)",
+    r"|(?<![a-z])(sas|pass|pwd)(?![a-z])"  # fs.azure.sas.*, *.auth.pass, db.pwd; not kafka.sasl.mechanism, bypass
+    r"|(access|account|private|api|encryption|keystore|auth|client|master|control)[._-]?key(?![a-z])"
+    r"|keyfile|key[._-]?(pem|password|json)"
+    r"|(^|[._-])authorization$"  # a header: *.headers.Authorization, *.headers.Proxy-Authorization
+    r"|user[._-]?info(?![a-z])",  # basic.auth.user.info (user:password)
     re.IGNORECASE,
 )
 #: Names that match the above but hold a class name, a switch or a kind, never a credential.
@@ -35,25 +39,73 @@ def is_secret_key(key: str) -> bool:
     return bool(SECRET_KEY.search(key)) and not _NOT_SECRET.search(key)
 
 
-def secret_values(value: Any) -> Iterator[str]:
-    """Every credential value inside ``value``: mappings (nested), lists, and JSON strings holding either."""
+#: A JAAS option, ``name=value`` or ``name="value"`` (Java's StreamTokenizer: backslash escapes inside quotes).
+_JAAS_OPTION = re.compile(r'([A-Za-z_][\w.\-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;"]+))', re.DOTALL)
+_JAAS_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+#: Containers nested deeper than this are not searched (a hostile structure cannot exhaust the stack).
+_MAX_DEPTH = 32
+
+
+def jaas_secret_values(jaas: str) -> Iterator[str]:
+    """The credential options inside a JAAS config (``password="..."``), as written and unescaped.
+
+    Registered beside the whole config, so a log line that quotes only the password (a login error, a
+    truncated config) is masked too.
+    """
+    for match in _JAAS_OPTION.finditer(jaas):
+        name, quoted, bare = match.groups()
+        if not is_secret_key(name):
+            continue
+        if bare:
+            yield bare
+        elif quoted:
+            yield quoted
+            yield re.sub(r"\\(.)", lambda m: _JAAS_ESCAPES.get(m.group(1), m.group(1)), quoted, flags=re.DOTALL)
+
+
+_AUTHORIZATION = re.compile(r"(^|[._-])authorization$", re.IGNORECASE)
+_USER_INFO = re.compile(r"user[._-]?info(?![a-z])", re.IGNORECASE)
+
+
+def _credential_parts(key: str, value: str) -> Iterator[str]:
+    """The credential inside a longer secret value, registered on its own too: a JAAS config's password,
+    an ``Authorization`` header's token (after ``Bearer``/``Basic``), the password of ``user:password``."""
+    if "jaas" in key.lower():
+        yield from jaas_secret_values(value)
+    elif _AUTHORIZATION.search(key) and " " in value.strip():
+        yield value.strip().split(None, 1)[1]
+    elif _USER_INFO.search(key) and ":" in value:
+        yield value.split(":", 1)[1]
+
+
+def secret_values(value: Any, _depth: int = 0) -> Iterator[str]:
+    """Every credential value inside ``value``: mappings (nested), lists, and JSON strings holding either.
+
+    A JAAS config yields its password on its own as well as the whole config (likewise an
+    ``Authorization`` header's token and a ``user:password`` user info).
+    """
+    if _depth > _MAX_DEPTH:
+        return
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in "{[" and text:
             try:
-                yield from secret_values(json.loads(text))
-            except ValueError:
+                parsed = json.loads(text)
+            except (ValueError, RecursionError):
                 return
+            yield from secret_values(parsed, _depth + 1)
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if is_secret_key(str(key)) and isinstance(item, str | int | float) and not isinstance(item, bool):
                 if str(item):
                     yield str(item)
+                    if isinstance(item, str):
+                        yield from _credential_parts(str(key), item)
             else:
-                yield from secret_values(item)
+                yield from secret_values(item, _depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from secret_values(item)
+            yield from secret_values(item, _depth + 1)
 
 
 def mask_secrets(*values: Any) -> None:
@@ -69,6 +121,32 @@ def mask_secrets(*values: Any) -> None:
         quoted = json.dumps(secret)[1:-1]
         if quoted != secret:
             mask_secret(quoted)
+
+
+def mask_mapping_secrets(mapping: Any) -> Any:
+    """Register the credentials in ``mapping`` with the secrets masker *before* it is validated; return it unchanged.
+
+    For a constructor's first line, ahead of any check that could fail and so print
+    the value: ``conf = mask_mapping_secrets(conf)``. Takes anything a user can pass
+    (``None``, a mapping with keys that are not strings, a JSON string, a list, a
+    Jinja template) and never raises for its shape: judging it is the validator's job.
+    """
+    if mapping is not None:
+        mask_secrets(mapping)
+    return mapping
+
+
+def redact_mapping(value: Any, _depth: int = 0) -> Any:
+    """A copy of ``value`` with every credential value (at any depth, under a secret key) shown as ``***``."""
+    if _depth > _MAX_DEPTH:
+        return "***"
+    if isinstance(value, Mapping):
+        return {
+            key: "***" if is_secret_key(str(key)) else redact_mapping(item, _depth + 1) for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_mapping(item, _depth + 1) for item in value]
+    return value
 
 
 def secret_conf(conf: Mapping[str, str]) -> dict[str, str]:

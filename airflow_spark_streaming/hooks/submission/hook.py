@@ -20,12 +20,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.exceptions import CheckpointNotFoundError
-from airflow_spark_streaming.runner.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG, SUBMISSION_CONF
+from airflow_spark_streaming.runner.protocol import SUBMISSION_CONF
 from airflow_spark_streaming.spark.submission.backends import (
     LocalDetachedBackend,
     SubmissionBackend,
@@ -33,9 +33,12 @@ from airflow_spark_streaming.spark.submission.backends import (
     backend_named,
 )
 from airflow_spark_streaming.spark.submission.models import DriverState, SparkJob, SparkSubmission
-from airflow_spark_streaming.spark.submission.private_files import write_private_files
+from airflow_spark_streaming.spark.submission.private_files import write_job_files
 from airflow_spark_streaming.spark.submission.spark_compat import SparkSubmitAdapter
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
+
+if TYPE_CHECKING:
+    from airflow_spark_streaming.spark.submission.preparation import PreparedRun
 
 
 class StreamingSubmitHook(BaseHook):
@@ -62,6 +65,13 @@ class StreamingSubmitHook(BaseHook):
             type(self).__name__, "conn_id", "spark_conn_id", conn_id, spark_conn_id, self.default_conn_name
         )
         self._spark = SparkSubmitAdapter(self.spark_conn_id, **spark_submit_kwargs)
+
+    @classmethod
+    def for_run(cls, run: PreparedRun) -> StreamingSubmitHook:
+        """The hook that submits ``run`` (from ``prepare_submission``); ``run.job`` is what it submits."""
+        return cls(run.spark_conn_id, deploy_mode=run.deploy_mode, conf=run.conf, name=run.name,
+                   packages=",".join(run.packages) or None, jars=",".join(run.jars) or None,
+                   **run.submit_kwargs)  # fmt: skip
 
     @property
     def spark_submit(self):
@@ -95,9 +105,7 @@ class StreamingSubmitHook(BaseHook):
         """spark-submit ``job`` and wait for it; its spec and secrets go in private files, removed afterwards."""
         private = Path(tempfile.mkdtemp(prefix="spark-streaming-"))
         try:
-            spec_file, properties_file = write_private_files(private, spec=job.spec, secret_conf=job.secret_conf)
-            args = [SPEC_FILE_ARG, spec_file, DELETE_SPEC_FILE_ARG] if spec_file else list(job.application_args)
-            self._spark.set_application(args, properties_file)
+            self._spark.set_application(*write_job_files(private, job))
             self._spark.submit(job.application)
         finally:
             shutil.rmtree(private, ignore_errors=True)

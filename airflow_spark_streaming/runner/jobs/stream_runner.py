@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from airflow_spark_streaming.runner import protocol
+    from airflow_spark_streaming.runner import control_auth, protocol
 except ImportError:  # spark-submit runs this file by path; a driver whose Python lacks the package finds it here
-    sys.path.append(str(Path(__file__).resolve().parents[2]))
-    from airflow_spark_streaming.runner import protocol
+    sys.path.append(str(Path(__file__).resolve().parents[3]))
+    from airflow_spark_streaming.runner import control_auth, protocol
 
 FILE_FORMATS = protocol.FILE_FORMATS
 SOURCE_FORMATS = protocol.SOURCE_FORMATS
@@ -123,7 +123,7 @@ def _kafka_connection(section: dict[str, Any]) -> dict[str, Any]:
 
 def redact_secrets(text: str, spec: dict[str, Any]) -> str:
     """``text`` without any secret value of the spec's resolved Kafka connections."""
-    secrets = set()
+    secrets = {spec.get(control_auth.SPEC_KEY) or ""}
     for name in ("source", "sink"):
         resolved = _kafka_connection(spec.get(name) or {})
         secrets.update(resolved.get("secret_values", []))
@@ -219,6 +219,30 @@ LEASE_LOST_STOP_SECONDS = 15.0
 from airflow_spark_streaming.runner.lease import CheckpointInUse  # noqa: E402 - re-exported; beside its user for merges
 
 
+class SignedLeaseStore:
+    """A lease store whose every record this runner writes carries ``extra`` and, with a key, a MAC.
+
+    The MAC (``control_auth.LEASE``, scoped to the submission tag) is what lets Airflow kill a
+    local driver by the pid its lease names; a lease without one is never acted on.
+    """
+
+    def __init__(self, store, key, *, scope: str, extra: dict[str, Any]):
+        self._store, self._key, self._scope, self._extra = store, key, scope, extra
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def _record(self, data: bytes) -> bytes:
+        body = {**json.loads(data), **self._extra}
+        return json.dumps(self._key.sign(control_auth.LEASE, body, scope=self._scope) if self._key else body).encode()
+
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        return self._store.create_exclusive(name, self._record(data))
+
+    def overwrite(self, name: str, data: bytes) -> None:
+        self._store.overwrite(name, self._record(data))
+
+
 class Lease:
     """The checkpoint's lease (``airflow_spark_streaming.runner.lease``): ``<checkpoint>/_leases/<generation>``.
 
@@ -228,15 +252,19 @@ class Lease:
     current batch, like a stop marker.
     """
 
-    def __init__(self, spark, checkpoint: str, ttl_ms: int = LEASE_TTL_MS):
+    def __init__(self, spark, checkpoint: str, ttl_ms: int = LEASE_TTL_MS, key=None):
         import os
         import socket
 
         from airflow_spark_streaming.runner import lease
 
+        tag = spark.conf.get(protocol.SUBMISSION_CONF, None)
         identity = {"host": socket.gethostname(), "pid": os.getpid(), "app_id": spark.sparkContext.applicationId,
-                    "submission": spark.conf.get(protocol.SUBMISSION_CONF, None)}  # fmt: skip
-        self._lease = lease.RunnerLease(lease.open_store(spark, checkpoint), ttl_ms=ttl_ms, identity=identity)
+                    "submission": tag}  # fmt: skip
+        # What a kill by pid checks besides the MAC: the process's start time, and the checkpoint it is for.
+        extra = {"pid_start": control_auth.process_start_ticks(), "checkpoint": protocol.location_key(checkpoint)}
+        store = SignedLeaseStore(lease.open_store(spark, checkpoint), key, scope=tag or "", extra=extra)
+        self._lease = lease.RunnerLease(store, ttl_ms=ttl_ms, identity=identity)
         self.lost = self._lease.lost
 
     @property
@@ -262,9 +290,14 @@ def _session(app_name: str | None):
 
 
 def run(spec: dict[str, Any], spark=None) -> int:
+    try:
+        key = control_auth.key_from_spec(spec)  # signs the lease and hand-off, verifies maintenance requests
+    except control_auth.ControlKeyError as err:
+        raise SpecError(str(err)) from None
     spark = spark or _session(spec.get("query_name") or "stream_runner")
     checkpoint = _require(spec, "checkpoint_location", "spec")
-    lease = Lease(spark, checkpoint, ttl_ms=int(float(spec.get("lease_ttl_seconds", LEASE_TTL_MS / 1000)) * 1000))
+    ttl_ms = int(float(spec.get("lease_ttl_seconds", LEASE_TTL_MS / 1000)) * 1000)
+    lease = Lease(spark, checkpoint, ttl_ms=ttl_ms, key=key)
     try:
         lease.acquire()
     except CheckpointInUse as err:
@@ -272,7 +305,7 @@ def run(spec: dict[str, Any], spark=None) -> int:
         return 3
     try:
         try:
-            code = _run_query(spark, spec, checkpoint, lease.lost)
+            code = _run_query(spark, spec, checkpoint, lease.lost, key=key)
         except Exception:
             if lease.confirm():
                 raise
@@ -357,18 +390,44 @@ def _start_query(spark, spec: dict[str, Any]):
     return writer.start(path) if path else writer.start()
 
 
-def _checked_query(spark, sql: str) -> str:
-    """``sql`` if Spark's parser reads it as exactly one query (no command, no INSERT, no second statement).
+#: What ``transform_sql`` may not hold even as a query, as Spark prints its unresolved plan: a script
+#: (``TRANSFORM ... USING``) and the functions that call any static Java method.
+_OUTSIDE_SQL = (
+    ("a script (TRANSFORM ... USING)", r"\bScriptTransformation\b"),
+    ("Java reflection (reflect, java_method, try_reflect)", r"'(?:[\w`]+\.)*`?(?:reflect|java_method|try_reflect)`?\("),
+)
 
-    ``spark.sql`` runs a command at once, so nothing else may reach it.
+
+def _checked_query(spark, sql: str) -> str:
+    """``sql`` if Spark's parser reads all of it as exactly one query (no command, no INSERT, no second statement).
+
+    ``spark.sql`` runs a command at once, so nothing else may reach it. ``parseQuery`` must read a
+    query up to the end of the input, and ``parsePlan`` (what ``spark.sql`` parses with: one statement,
+    then the end) must read the same kind of plan, so text after the query (``SELECT 1; DROP TABLE x``)
+    fails even if one parser stopped at the query. As on the Airflow side, ``${`` (Spark substitutes
+    settings, environment variables and JVM properties into the text), a script and Java reflection are
+    refused.
     """
+    import re
+
+    def refused(problem: str) -> SpecError:
+        return SpecError(f"transform_sql must be exactly one SELECT query over 'source', without ';': {problem}")
+
+    if "${" in sql:
+        raise refused("it holds '${', which Spark would replace with settings or environment variables")
+    parser = spark._jsparkSession.sessionState().sqlParser()
     try:
-        spark._jsparkSession.sessionState().sqlParser().parseQuery(sql)
+        query = parser.parseQuery(sql)
+        statement = parser.parsePlan(sql)
     except Exception as err:  # Py4J-wrapped ParseException
         detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise SpecError(
-            f"transform_sql must be exactly one SELECT query over 'source', without ';': {detail}"
-        ) from None
+        raise refused(detail) from None
+    if statement.getClass().getName() != query.getClass().getName():
+        raise refused(f"Spark reads it as {statement.nodeName()}, not as the query {query.nodeName()}")
+    plan = query.toString()
+    for what, pattern in _OUTSIDE_SQL:
+        if re.search(pattern, plan, re.IGNORECASE):
+            raise refused(f"it holds {what}")
     return sql
 
 
@@ -394,7 +453,7 @@ def _maintenance_handoff():
     return importlib.import_module("airflow_spark_streaming.runner.jobs.maintenance_handoff")
 
 
-def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None) -> int:
+def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None, key=None) -> int:
     import threading
 
     batch_done = threading.Event()
@@ -402,7 +461,7 @@ def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None) ->
     query = _start_query(spark, spec)
     stop_requested = watch_stop_marker(spark, query, checkpoint, batch_done, stop_event=lease_lost)
     handoff = _maintenance_handoff().watch_maintenance_requests(
-        spark, query, checkpoint, spec.get("sink") or {}, batch_done, lease_lost
+        spark, query, checkpoint, spec.get("sink") or {}, batch_done, lease_lost, key=key
     )
     try:
         query.awaitTermination()

@@ -71,7 +71,9 @@ class SparkSubmission:
     id, a YARN application id, ``namespace:pod`` on Kubernetes, or ``host:pid``
     of the detached spark-submit process in client mode. ``tag`` is a random id
     that the stream runner writes into the checkpoint's lease, so a lease can be
-    matched to the submission that started it.
+    matched to the submission that started it. ``pid_start`` is the detached
+    process's start time (clock ticks after boot): a kill by pid checks it, so a
+    reused pid is never signalled.
     """
 
     deployment: str  # "client", "standalone", "yarn" or "kubernetes": the backend's name
@@ -85,6 +87,7 @@ class SparkSubmission:
     driver_log: str | None = None
     committed_before: int = -1
     owner: str | None = None
+    pid_start: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +109,19 @@ class SparkJob:
 
     application: str
     application_args: Sequence[str] = ()
-    spec: Mapping[str, Any] | None = None
-    secret_conf: Mapping[str, str] = field(default_factory=dict)
+    spec: Mapping[str, Any] | None = field(default=None, repr=False)
+    secret_conf: Mapping[str, str] = field(default_factory=dict, repr=False)
     label: str = "job"  # names a detached driver's private folder
+
+
+@dataclass(frozen=True)
+class SubmissionRequest:
+    """What a run asks of its backend before anything is resolved, staged or submitted.
+
+    A backend's ``review`` refuses what it cannot keep safe and adjusts the rest (see
+    :meth:`~airflow_spark_streaming.spark.submission.backends.base.SubmissionBackend.review`).
+    """
+
+    who: str  # the task, named in a refusal
+    secret_keys: tuple[str, ...] = ()  # Spark settings holding credentials (names only)
+    jvm_resolver: str | None = None  # None: ``[spark_streaming] jvm_resolver``

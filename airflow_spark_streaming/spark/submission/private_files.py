@@ -8,10 +8,43 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from airflow_spark_streaming.exceptions import ControlPathOutsideRunError
+from airflow_spark_streaming.runner.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG
+from airflow_spark_streaming.spark.submission.models import SparkJob
 from airflow_spark_streaming.utils.redaction import properties_text
 
 SPEC_FILE = "spec.json"
 PROPERTIES_FILE = "secret.properties"
+DRIVER_LOG = "driver.log"
+
+
+def drivers_root() -> Path:
+    """Where detached local drivers get their private folders: ``<cache>/drivers`` (``spark.jvm.cache_dir``)."""
+    from airflow_spark_streaming.spark.jvm import cache_dir
+
+    return cache_dir() / "drivers"
+
+
+def driver_folder(label: str, tag: str) -> Path:
+    """The private folder of the detached driver of submission ``tag`` (spec, secrets and log)."""
+    return drivers_root() / f"{label.replace('/', '_').replace(os.sep, '_')}-{tag}"
+
+
+def confined_driver_log(path: str | os.PathLike, tag: str) -> Path:
+    """``path``, resolved, if it is the driver log inside the private folder of submission ``tag``.
+
+    Symlinks and ``..`` are resolved first; anything else raises :class:`ControlPathOutsideRunError`:
+    a path taken from a record is never read or cleaned up outside the provider's own folder.
+    """
+    root = drivers_root().resolve()
+    resolved = Path(os.path.realpath(path))
+    folder = resolved.parent
+    if resolved.name != DRIVER_LOG or folder.parent != root or not folder.name.endswith(f"-{tag}") or not tag:
+        raise ControlPathOutsideRunError(
+            f"The driver log named by submission {tag!r} is not this run's log inside the provider's driver folder "
+            f"({root}); it was neither read nor cleaned up."
+        )
+    return resolved
 
 
 def write_private_files(
@@ -29,6 +62,16 @@ def write_private_files(
         properties_file = str(directory / PROPERTIES_FILE)
         write_private(properties_file, properties_text(secret_conf))
     return spec_file, properties_file
+
+
+def write_job_files(directory: Path, job: SparkJob) -> tuple[list[str], str | None]:
+    """Write ``job``'s spec and secret settings into ``directory``; return its arguments and properties file.
+
+    A job with a spec (the stream runner) is told where its spec file is, and to delete it once read.
+    """
+    spec_file, properties_file = write_private_files(directory, spec=job.spec, secret_conf=job.secret_conf)
+    args = [SPEC_FILE_ARG, spec_file, DELETE_SPEC_FILE_ARG] if spec_file else list(job.application_args)
+    return args, properties_file
 
 
 def write_private(path: str, text: str | bytes) -> None:

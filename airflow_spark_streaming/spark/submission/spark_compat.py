@@ -4,9 +4,11 @@
 prints (standalone driver id, YARN application id, Kubernetes driver pod), but
 exposes none of it publicly, nor a way to submit without waiting. Every private
 member this provider relies on is listed below and used only through
-:class:`SparkSubmitAdapter`; ``tests/unit/test_spark_compat.py`` checks the
-installed provider against the lists and names any member that moved, and
-``pyproject.toml`` pins the provider to the range that test covers.
+:class:`SparkSubmitAdapter`. ``tests/unit/spark/test_spark_compat.py`` finds the
+members the adapter's code uses (from its syntax tree), checks that the lists name
+exactly those, and checks the installed provider has each; :func:`missing_members`
+checks the same lists when the hook is made, and ``pyproject.toml`` pins the
+provider to the range the test covers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from airflow_spark_streaming.exceptions import SparkProviderIncompatibleError
 
-#: Attributes ``SparkSubmitHook.__init__`` sets and this provider reads or writes.
+#: Attributes ``SparkSubmitHook.__init__`` sets (or properties of the class) that this provider reads or writes.
 PRIVATE_ATTRIBUTES = (
     "_conf",
     "_connection",
@@ -26,6 +28,7 @@ PRIVATE_ATTRIBUTES = (
     "_py_files",
     "_java_class",
     "_env",
+    "_env_vars",
     "_is_yarn",
     "_is_kubernetes",
     "_submit_sp",
@@ -34,6 +37,7 @@ PRIVATE_ATTRIBUTES = (
     "_yarn_rm_base_url",
     "_kubernetes_driver_pod",
     "_track_driver_via_k8s_api",
+    "_resolved_yarn_rm_auth",
 )
 #: Private methods of ``SparkSubmitHook`` this provider calls, with the positional parameters it passes.
 PRIVATE_METHODS = {
@@ -65,7 +69,11 @@ def missing_members(hook: Any) -> list[str]:
         ]
         if positional[: len(parameters)] != list(parameters) or len(required) > len(parameters):
             missing.append(f"SparkSubmitHook.{name}({', '.join(parameters)})")
-    missing += [f"SparkSubmitHook.{name}" for name in PRIVATE_ATTRIBUTES if not hasattr(hook, name)]
+    # Looked up without running a property: _resolved_yarn_rm_auth resolves Kerberos auth when read.
+    absent = object()
+    missing += [
+        f"SparkSubmitHook.{name}" for name in PRIVATE_ATTRIBUTES if inspect.getattr_static(hook, name, absent) is absent
+    ]
     connection = getattr(hook, "_connection", None)
     if isinstance(connection, dict):
         missing += [f"SparkSubmitHook._connection[{key!r}]" for key in CONNECTION_KEYS if key not in connection]
@@ -247,9 +255,7 @@ class SparkSubmitAdapter:
         import requests
 
         try:
-            response = requests.request(
-                method, url, auth=getattr(self.hook, "_resolved_yarn_rm_auth", None), timeout=30, **kwargs
-            )
+            response = requests.request(method, url, auth=self.hook._resolved_yarn_rm_auth, timeout=30, **kwargs)
         except requests.RequestException as err:
             raise RuntimeError(f"{method} {url} failed: {err}") from err
         if response.status_code not in (200, 202):

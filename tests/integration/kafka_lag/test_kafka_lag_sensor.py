@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from airflow_spark_streaming import checks
+from airflow_spark_streaming.checks.lag import LagCheck
 from airflow_spark_streaming.exceptions import KafkaLagCeilingError
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
@@ -68,8 +68,8 @@ def test_deferred_wait_ends_when_the_query_catches_up(lagging_query):
     assert isinstance(trigger, KafkaLagTrigger) and deferred.value.method_name == "execute_complete"
     revived = KafkaLagTrigger(**trigger.serialize()[1])
     checks_done = []
-    check = revived._check
-    revived._check = lambda: checks_done.append(check()) or checks_done[-1]
+    evaluate = revived.check.evaluate
+    revived.check.evaluate = lambda: checks_done.append(evaluate()) or checks_done[-1]
 
     result = {}
 
@@ -96,15 +96,15 @@ def test_lag_sensor_in_dag_test(airflow_db, lagging_query, mode, caplog, monkeyp
     dag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags")).dags[f"kafka_lag_sensor_{mode}"]
     # Catch up only once the task has seen the lag (so it waited, and the deferred one deferred).
     seen = Path(lagging_query["checkpoint"]).parent / "check-states"  # a file: the task may run in a fork
-    check_lag = checks.check_lag
+    evaluate = LagCheck.evaluate
 
-    def counting_check_lag(*args, **kwargs):
-        outcome = check_lag(*args, **kwargs)
+    def counting_evaluate(check):
+        verdict = evaluate(check)
         with seen.open("a") as states:
-            states.write(f"{outcome[0].state}\n")
-        return outcome
+            states.write(f"{verdict.state}\n")
+        return verdict
 
-    monkeypatch.setattr(checks, "check_lag", counting_check_lag)
+    monkeypatch.setattr(LagCheck, "evaluate", counting_evaluate)
 
     def catch_up_after_a_wait():
         wait_for(lambda: seen.exists() and "waiting" in seen.read_text().split(), timeout=120,

@@ -89,7 +89,7 @@ def test_health_sensor_is_ok_on_a_caught_up_query_and_fails_when_the_checkpoint_
         assert seen.is_done and seen.xcom_value["status"] == "OK"
         assert seen.xcom_value["last_committed_batch"] == 3
     trigger = deferred._trigger({})  # carries the mark of the check the sensor made in the worker
-    assert trigger.mark["batch_id"] == 3
+    assert trigger.check.mark["batch_id"] == 3
 
     shutil.rmtree(checkpoint)
     shutil.copytree(older, checkpoint)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_spark_streaming.checks import check_progress
+from airflow_spark_streaming.checks.progress import ProgressCheck
 from airflow_spark_streaming.conditions.progress import ProgressCriteria
 from airflow_spark_streaming.conditions.stream_health import OK, REWOUND, STALLED, STOPPED
 from airflow_spark_streaming.exceptions import StreamUnhealthyError
@@ -130,9 +130,9 @@ def test_live_idle_query_is_ok_paused_driver_stalls_then_stops(
         assert StreamHealthSensor(checkpoint=str(checkpoint), task_id="h", kafka_config_id=conn).poke({}).is_done
         last = hook.get_status().latest_committed_batch
         more = ProgressCriteria(target_batch_id=last + 3)
-        assert check_progress(str(checkpoint), None, more).state == "met"
+        assert ProgressCheck(checkpoint=str(checkpoint), criteria=more).evaluate().state == "met"
         more.idle_is_progress = False
-        assert check_progress(str(checkpoint), None, more).state == "waiting"
+        assert ProgressCheck(checkpoint=str(checkpoint), criteria=more).evaluate().state == "waiting"
 
         pids = _driver_pids(checkpoint)
         for pid in pids:

@@ -187,8 +187,8 @@ def test_a_lease_read_while_the_runner_rewrites_it_is_retried_not_taken_for_free
     body = {"app_id": "app-1", "host": "h", "pid": 7, "ttl_ms": 30_000, "submission": "tag"}
     (tmp_path / "_lease").write_text(json.dumps({**body, "heartbeat_ms": int(time.time() * 1000)}))
     reads = iter([b"", b'{"app_id": "ap'])  # truncated, then half written, then whole
-    real_read = hook._read
-    monkeypatch.setattr(hook, "_read", lambda *parts, **kw: next(reads, None) or real_read(*parts, **kw))
+    real_read = hook.read_bytes
+    monkeypatch.setattr(hook, "read_bytes", lambda *parts, **kw: next(reads, None) or real_read(*parts, **kw))
 
     lease = hook.get_lease()
     assert lease is not None and (lease.app_id, lease.submission_tag) == ("app-1", "tag")

@@ -134,3 +134,109 @@ def test_a_port_race_on_every_try_and_other_failures_are_raised(tmp_path, taken_
     with pytest.raises(LocalStackError, match="no such class"):
         retry_port_race(broken)
     assert len(calls) == 1  # not a port race: no second try
+
+
+@pytest.mark.parametrize(
+    ("module", "state_file", "home_env", "folder"),
+    [
+        ("kafka", "broker.json", "KAFKA_LOCAL_HOME", "kafka-local"),
+        ("s3", "server.json", "S3_LOCAL_HOME", "s3-local"),
+        ("spark_cluster", "cluster.json", "SPARK_LOCAL_CLUSTER_HOME", "spark-cluster"),
+        ("yarn", "cluster.json", "YARN_LOCAL_HOME", "yarn-local"),
+    ],
+)
+def test_every_service_keeps_its_home_and_state_file(module, state_file, home_env, folder, tmp_path, monkeypatch):
+    import importlib
+
+    service = importlib.import_module(f"devstack.{module}")
+    monkeypatch.delenv(home_env, raising=False)
+    monkeypatch.setenv("AIRFLOW_SPARK_STREAMING_CACHE", str(tmp_path / "cache"))
+    assert service.default_home() == tmp_path / "cache" / folder
+    monkeypatch.setenv(home_env, str(tmp_path / "elsewhere"))
+    assert service.default_home() == tmp_path / "elsewhere"
+    assert service.SERVICE.state_path(tmp_path) == tmp_path / state_file
+    assert service.read_state(tmp_path) is None and not service.stop(tmp_path)
+
+
+def _sleeper(tmp_path):
+    import sys
+
+    from devstack.process import spawn
+
+    return spawn([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "sleeper.log")
+
+
+def test_a_recorded_service_is_read_stopped_and_forgotten(tmp_path, capsys):
+    from devstack import s3
+    from devstack.process import pid_alive
+
+    process = _sleeper(tmp_path)
+    try:
+        (tmp_path / "credentials.json").write_text("{}")
+        s3.SERVICE.write_state(s3.S3Server(home=str(tmp_path), port=1, pid=process.pid, access_key_id="AKIA"))
+        assert s3.read_state(tmp_path) == s3.S3Server(home=str(tmp_path), port=1, pid=process.pid,
+                                                      access_key_id="AKIA")  # fmt: skip
+        assert s3.main(["status", "--home", str(tmp_path)]) == 0
+        assert s3.main(["stop", "--home", str(tmp_path)]) == 0
+        assert capsys.readouterr().out.splitlines() == ["s3-local: running on http://127.0.0.1:1", "s3-local: stopped"]
+        process.wait(timeout=10)
+        assert not pid_alive(process.pid)
+        # The state file and the dead key's credentials are gone; the server's log stays.
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["sleeper.log"]
+    finally:
+        process.kill()
+
+
+def test_a_record_whose_process_died_counts_as_nothing_running(tmp_path, capsys):
+    from devstack import spark_cluster
+
+    process = _sleeper(tmp_path)
+    cluster = spark_cluster.SparkCluster(str(tmp_path), 1, 2, master_pid=process.pid, worker_pid=process.pid)
+    spark_cluster.SERVICE.write_state(cluster)
+    process.kill()
+    process.wait(timeout=10)
+    assert spark_cluster.read_state(tmp_path) is None
+    assert spark_cluster.main(["status", "--home", str(tmp_path)]) == 3
+    assert capsys.readouterr().out == "spark-cluster: not running\n"
+
+
+def test_a_state_file_with_passwords_is_private(tmp_path):
+    import stat
+
+    from devstack import kafka
+
+    kafka.SERVICE.write_state(kafka.KafkaBroker(home=str(tmp_path), port=1, controller_port=2, pid=1,
+                                                passwords={"admin": "secret"}))  # fmt: skip
+    assert stat.S_IMODE((tmp_path / "broker.json").stat().st_mode) == 0o600
+
+
+def test_the_demo_prints_its_own_lines_and_logs_connection_lookups(tmp_path):
+    """Airflow logs an INFO line to stdout per ``aws`` connection lookup; the demo keeps them in its log."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    connection = {"conn_type": "aws", "login": "AKIAEXAMPLEKEY", "password": "example-secret",
+                  "extra": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}  # fmt: skip
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from airflow_spark_streaming.hooks.storage import StorageHook\n"
+        "from devstack.demo import output_to\n"
+        "with output_to(Path(sys.argv[1])) as (out, err):\n"
+        "    StorageHook('lake_s3').credentials()\n"
+        "    os.write(2, b'%6|librdkafka|a note on stderr\\n')\n"
+        "    print('the demo line', file=out)\n"
+        "print('after the demo')\n"
+    )
+    env = {**os.environ, "AIRFLOW_CONN_LAKE_S3": json.dumps(connection), "PYTHONPATH": str(REPO_ROOT)}
+    log = tmp_path / "demo.log"
+    done = subprocess.run([sys.executable, "-c", script, str(log)], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == "the demo line\nafter the demo\n" and done.stderr == ""
+    logged = log.read_text()
+    assert "credentials retrieved from login and password" in logged and "a note on stderr" in logged

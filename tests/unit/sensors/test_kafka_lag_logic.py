@@ -14,7 +14,7 @@ from airflow_spark_streaming.exceptions import (
     KafkaLagError,
     SparkStreamingError,
 )
-from airflow_spark_streaming.hooks.kafka_lag import LagReport, PartitionLag
+from airflow_spark_streaming.kafka.models import LagReport, PartitionLag
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
 
@@ -128,7 +128,7 @@ def test_fail_if_stopped_travels_to_the_trigger_and_must_be_a_bool():
     assert sensor._criteria().fail_if_stopped is True
     trigger = KafkaLagTrigger(checkpoint="/c", criteria=sensor._criteria().to_dict())
     revived = KafkaLagTrigger(**json.loads(json.dumps(trigger.serialize()[1])))
-    assert revived.criteria.fail_if_stopped is True
+    assert revived.check.criteria.fail_if_stopped is True
     with pytest.raises(InvalidParameterError, match="fail_if_stopped must be True or False, got 'yes'"):
         KafkaLagSensor(task_id="lag", checkpoint="/c", max_total_lag=0, fail_if_stopped="yes")
     with pytest.raises(InvalidParameterError, match="criteria.fail_if_stopped must be true or false"):

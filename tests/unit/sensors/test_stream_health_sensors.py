@@ -21,7 +21,7 @@ from airflow_spark_streaming.exceptions import (
     StreamHealthError,
     StreamUnhealthyError,
 )
-from airflow_spark_streaming.hooks.kafka_lag import LagReport, PartitionLag
+from airflow_spark_streaming.kafka.models import LagReport, PartitionLag
 from airflow_spark_streaming.runner import protocol
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
@@ -93,7 +93,7 @@ def test_lag_sensor_takes_timedeltas_and_its_trigger_round_trips():
     trigger = sensor._trigger({})
     path, kwargs = trigger.serialize()
     again = KafkaLagTrigger(**json.loads(json.dumps(kwargs)))
-    assert again.criteria == criteria and path.endswith("KafkaLagTrigger")
+    assert again.check.criteria == criteria and path.endswith("KafkaLagTrigger")
     with pytest.raises(InvalidParameterError, match="min_retention_headroom"):
         KafkaLagSensor(task_id="bad", checkpoint="/c", min_retention_headroom=-1)
 
@@ -135,11 +135,12 @@ def test_stream_health_sensor_fails_at_parse_time_and_its_trigger_keeps_the_mark
     with pytest.raises(StreamHealthError, match="s: Unknown stream status"):
         StreamHealthSensor(checkpoint="/c", task_id="s", wait_for=("GREEN",))
     sensor = StreamHealthSensor(checkpoint="/c", task_id="s", wait_for=("ok", "lagging"), poke_interval=3)
-    sensor._mark = {"query_id": "q", "batch_id": 4, "offsets": {"t:0": 12}}
+    mark = {"query_id": "q", "batch_id": 4, "offsets": {"t:0": 12}}
+    sensor._current_check({}).mark = mark  # what the last poke saw
     path, kwargs = sensor._trigger({}).serialize()
     again = StreamHealthTrigger(**json.loads(json.dumps(kwargs)))
     assert path == "airflow_spark_streaming.triggers.stream_health.StreamHealthTrigger"
-    assert again.mark == sensor._mark and again.criteria.wait_for == ["OK", "LAGGING"]
+    assert again.check.mark == mark and again.check.criteria.wait_for == ["OK", "LAGGING"]
     assert again.serialize() == (path, kwargs) and again.poll_interval == 3
     with pytest.raises(StreamHealthError, match="mark"):
         StreamHealthTrigger("/c", HealthCriteria().to_dict(), mark={"batch_id": 1})

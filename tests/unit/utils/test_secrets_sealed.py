@@ -31,6 +31,12 @@ CREDENTIAL_KEYS = [
     # OpenLineage, Spark's own
     "spark.openlineage.transport.auth.apiKey", "spark.openlineage.transport.auth.api_key", "apikey",
     "spark.authenticate.secret", "spark.ssl.keyPassword", "spark.ssl.keyStorePassword",
+    # Azure storage master keys, HTTP Authorization headers, Schema Registry, bare pass/pwd, the runner's HMAC key
+    "master_key", "azure_storage_master_key", "spark.hadoop.fs.azure.masterKey",
+    "spark.openlineage.transport.headers.Authorization", "spark.openlineage.transport.headers.authorization",
+    "fs.s3a.custom.headers.AUTHORIZATION", "headers.Proxy-Authorization", "Authorization",
+    "basic.auth.user.info", "kafka.schema.registry.basic.auth.user.info", "schema.registry.basic.auth.user.info",
+    "mail.smtp.auth.pass", "db.auth.pass", "pwd", "jdbc.pwd", "DB_PWD", "control_key", "controlKey",
 ]  # fmt: skip
 NOT_CREDENTIALS = [
     "subscribe", "kafka.bootstrap.servers", "maxOffsetsPerTrigger", "kafka.sasl.mechanism",
@@ -38,6 +44,9 @@ NOT_CREDENTIALS = [
     "spark.hadoop.fs.azure.account.auth.type", "spark.hadoop.fs.azure.sas.token.provider.type",
     "spark.hadoop.fs.azure.account.oauth.provider.type", "spark.hadoop.fs.s3a.encryption.algorithm",
     "kafka.ssl.keystore.location", "kafka.ssl.keystore.type", "spark.openlineage.transport.url",
+    "spark.openlineage.transport.headers.Content-Type", "hive.security.authorization.enabled",
+    "master_key.provider", "control_key.algorithm", "basic.auth.user.info.type", "auth.pass.enabled",
+    "spark.sql.bypass", "passthrough", "compass", "spark.master", "spark.hadoop.fs.s3a.authorization.class",
 ]  # fmt: skip
 
 
@@ -61,8 +70,41 @@ def test_kafka_and_s3_secrets_agree_with_the_one_pattern():
 def test_secret_values_are_found_in_nested_and_json_string_specs():
     spec = {"source": {"options": {"kafka.sasl.jaas.config": 'x password="p1-secret";', "subscribe": "t"}},
             "conf": {"spark.openlineage.transport.auth.apiKey": "ol-key-123"}}  # fmt: skip
-    assert set(secret_values(spec)) == {'x password="p1-secret";', "ol-key-123"}
-    assert set(secret_values(json.dumps(spec))) == {'x password="p1-secret";', "ol-key-123"}
+    # the JAAS config whole, and its password alone
+    assert set(secret_values(spec)) == {'x password="p1-secret";', "p1-secret", "ol-key-123"}
+    assert set(secret_values(json.dumps(spec))) == {'x password="p1-secret";', "p1-secret", "ol-key-123"}
+
+
+def test_a_jaas_password_is_a_secret_value_as_written_and_unescaped():
+    jaas = 'PlainLoginModule required username="svc" password="a\\"b\\\\c" clientSecret=bare-secret;'
+    values = set(secret_values({"kafka.sasl.jaas.config": jaas}))
+    assert values == {jaas, 'a\\"b\\\\c', 'a"b\\c', "bare-secret"}
+    assert "svc" not in values  # the user name is not a credential
+
+
+def test_the_masker_hides_a_jaas_password_quoted_on_its_own():
+    from airflow.sdk.log import _secrets_masker
+
+    from airflow_spark_streaming.utils.redaction import mask_secrets
+
+    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="Jq7-alone-pw";'
+    mask_secrets({"options": {"kafka.sasl.jaas.config": jaas}})
+    shown = str(_secrets_masker().redact("SASL login failed for password Jq7-alone-pw; config was cut"))
+    assert "Jq7-alone-pw" not in shown
+
+
+def test_redact_mapping_hides_every_secret_at_any_depth_and_the_control_key():
+    from airflow_spark_streaming.runner.spec import redact_spec
+
+    spec = {"control_key": "k" * 32, "source": {"options": {"subscribe": "t", "kafka.sasl.jaas.config": "j"},
+            "kafka_connection": {"options": {"kafka.ssl.key.password": "p"}, "secret_values": ["p"]}}}  # fmt: skip
+    shown = redact_spec(spec)
+    assert shown["control_key"] == "***" and shown["source"]["options"] == {
+        "subscribe": "t",
+        "kafka.sasl.jaas.config": "***",
+    }
+    assert shown["source"]["kafka_connection"] == {"options": {"kafka.ssl.key.password": "***"}, "secret_values": "***"}
+    assert spec["control_key"] == "k" * 32  # a copy
 
 
 # --- rendered template fields, as the task runner stores them for the UI ------------------------
@@ -175,3 +217,15 @@ def test_transform_sql_must_be_one_select_over_source(sql):
 )
 def test_transform_sql_accepts_one_query(sql):
     assert validate_stream_spec({**_SPEC, "transform_sql": sql})["transform_sql"] == sql
+
+
+def test_quote_identifier_doubles_backquotes_so_a_name_cannot_end_its_quoting():
+    from airflow_spark_streaming.delta.sql import quote_identifier
+    from airflow_spark_streaming.exceptions import DeltaMaintenanceError
+
+    assert quote_identifier("customer_id") == "`customer_id`"
+    assert quote_identifier("a`) ; DROP TABLE t; --") == "`a``) ; DROP TABLE t; --`"
+    assert quote_identifier("``") == "``````"
+    for bad in ("", None, 3):
+        with pytest.raises(DeltaMaintenanceError, match="non-empty string"):
+            quote_identifier(bad)

@@ -45,13 +45,13 @@ CASES = {
     "CheckpointProgressTrigger": (
         lambda old: CheckpointProgressTrigger("c", {}, conn_id=old),
         lambda new, **old: CheckpointProgressTrigger("c", {}, storage_conn_id=new, **old),
-        lambda made: made.storage_conn_id,
+        lambda made: made.check.storage_conn_id,
         "conn_id",
     ),
     "KafkaLagTrigger": (
         lambda old: KafkaLagTrigger("c", {"max_total_lag": 1}, checkpoint_conn_id=old),
         lambda new, **old: KafkaLagTrigger("c", {"max_total_lag": 1}, storage_conn_id=new, **old),
-        lambda made: made.storage_conn_id,
+        lambda made: made.check.storage_conn_id,
         "checkpoint_conn_id",
     ),
 }

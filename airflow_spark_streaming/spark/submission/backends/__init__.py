@@ -3,8 +3,10 @@
 A backend's ``deployment`` name is stored in each :class:`SparkSubmission`, so
 a later task (a retry, a stop) finds the backend that owns the driver.
 :func:`backend_for` picks the one a ``spark`` connection's master and deploy
-mode call for. To add a cluster manager, subclass :class:`ClusterBackend` in a
-module of its own and list it in :data:`CLUSTER_BACKENDS`.
+mode call for. Its ``review`` applies the cluster manager's own rules to a run
+before ``prepare_submission`` resolves anything (the standalone Master's, say).
+To add a cluster manager, subclass :class:`ClusterBackend` in a module of its
+own and list it in :data:`CLUSTER_BACKENDS`.
 """
 
 from __future__ import annotations

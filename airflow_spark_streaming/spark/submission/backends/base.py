@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_spark_streaming.exceptions import SparkSubmissionError
 from airflow_spark_streaming.runner.protocol import DELETE_SPEC_FILE_ARG, SPEC_URI_ARG, staged_spec_name
-from airflow_spark_streaming.spark.submission.models import DriverState, SparkJob, SparkSubmission
+from airflow_spark_streaming.spark.submission.models import DriverState, SparkJob, SparkSubmission, SubmissionRequest
 from airflow_spark_streaming.spark.submission.private_files import write_private_files
 from airflow_spark_streaming.spark.submission.spark_compat import SparkSubmitAdapter
 
@@ -36,6 +36,13 @@ class SubmissionBackend:
 
     def __init__(self, spark: SparkSubmitAdapter) -> None:
         self.spark = spark
+
+    def review(self, request: SubmissionRequest) -> SubmissionRequest:
+        """Refuse a run this deployment cannot keep safe, or adjust it; before anything is resolved or submitted.
+
+        ``prepare_submission`` asks this; most deployments take every run as it is.
+        """
+        return request
 
     def prepare(self, job: SparkJob, *, tag: str, checkpoint) -> Prepared:
         """Write or stage what the driver reads: its spec, secrets and jars."""

@@ -11,11 +11,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_spark_streaming.exceptions import ClusterManagerError
-from airflow_spark_streaming.runner.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG
+from airflow_spark_streaming.exceptions import ClusterManagerError, DriverProcessMismatchError
+from airflow_spark_streaming.runner.control_auth import process_start_ticks
+from airflow_spark_streaming.runner.protocol import SUBMISSION_ENV
 from airflow_spark_streaming.spark.submission.backends.base import Prepared, SubmissionBackend
 from airflow_spark_streaming.spark.submission.models import DriverState, SparkJob, SparkSubmission
-from airflow_spark_streaming.spark.submission.private_files import PROPERTIES_FILE, SPEC_FILE, write_private_files
+from airflow_spark_streaming.spark.submission.private_files import (
+    DRIVER_LOG,
+    PROPERTIES_FILE,
+    SPEC_FILE,
+    confined_driver_log,
+    driver_folder,
+    write_job_files,
+)
 
 KILL_WAIT_SECONDS = 15
 
@@ -28,22 +36,20 @@ class LocalDetachedBackend(SubmissionBackend):
     deployment = "client"
 
     def prepare(self, job: SparkJob, *, tag: str, checkpoint) -> Prepared:
-        from airflow_spark_streaming.spark.jvm import cache_dir
-
         # The files outlive this task: the runner deletes the spec once read, and release() removes
         # the properties file (secrets) as soon as the driver holds the lease.
-        private = cache_dir() / "drivers" / f"{job.label}-{tag[:8]}"
-        private.mkdir(parents=True, mode=0o700)
-        spec_file, properties_file = write_private_files(private, spec=job.spec, secret_conf=job.secret_conf)
-        args = [SPEC_FILE_ARG, spec_file, DELETE_SPEC_FILE_ARG] if spec_file else list(job.application_args)
-        self.spark.set_application(args, properties_file)
-        return Prepared(job.application, {"log_path": private / "driver.log"}, private, driver_reads_later=True)
+        private = driver_folder(job.label, tag)
+        private.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private.mkdir(mode=0o700)
+        self.spark.set_application(*write_job_files(private, job))
+        return Prepared(job.application, {"log_path": private / DRIVER_LOG}, private, driver_reads_later=True)
 
     def submit(self, application: str, *, tag: str, **record: Any) -> SparkSubmission:
         record.pop("launcher_jar", None)
         log_path = record.pop("log_path", None)
         command = self.spark.build_command(application)
-        env = {**os.environ, **self.spark.env}
+        # The tag in the environment of spark-submit, its JVM and the Python runner: a kill by pid checks it.
+        env = {**os.environ, **self.spark.env, SUBMISSION_ENV: tag}
         output = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
         try:
             driver = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -55,14 +61,15 @@ class LocalDetachedBackend(SubmissionBackend):
         host = socket.gethostname()
         log.info("Started detached driver pid %s; log %s", driver.pid, log_path)
         return self._submission(f"{host}:{driver.pid}", tag, host=host, pid=driver.pid,
-                                driver_log=str(log_path) if log_path else None, **record)  # fmt: skip
+                                driver_log=str(log_path) if log_path else None,
+                                pid_start=process_start_ticks(driver.pid), **record)  # fmt: skip
 
     def get_state(self, submission: SparkSubmission) -> DriverState:
         """``RUNNING`` or ``EXITED``; ``ON_OTHER_HOST`` when this worker cannot see it."""
         if submission.host != socket.gethostname():
             return DriverState.ON_OTHER_HOST
         _reap(submission.pid)
-        alive = _is_tagged_process(submission.pid, submission.tag)
+        alive = _is_tagged_process(submission.pid, submission.tag) and _started_at(submission.pid, submission.pid_start)
         return DriverState.RUNNING if alive else DriverState.EXITED
 
     def kill(self, submission: SparkSubmission) -> None:
@@ -71,24 +78,32 @@ class LocalDetachedBackend(SubmissionBackend):
                 f"Driver {submission.submission_id} runs in client mode on {submission.host}; only that host can "
                 "kill it."
             )
-        kill_process(submission.pid, lambda: _is_tagged_process(submission.pid, submission.tag), group=True)
+        pid, tag = submission.pid, submission.tag
+        refuse_unless_driver(pid, tag, submission.pid_start, f"driver {submission.submission_id}")
+        kill_process(pid, lambda: is_driver_process(pid, tag, submission.pid_start), group=True)
 
     def release(self, submission: SparkSubmission, checkpoint) -> None:
-        if submission.driver_log:  # the log stays for get_driver_log_hint; the spec goes too if never read
-            for name in (PROPERTIES_FILE, SPEC_FILE):
-                Path(submission.driver_log).with_name(name).unlink(missing_ok=True)
+        """Remove the spec (if never read) and the secrets beside the driver's log; the log stays for
+        ``get_driver_log_hint``. Only inside this run's own folder (:class:`ControlPathOutsideRunError`)."""
+        if not submission.driver_log or submission.host != socket.gethostname():
+            return  # nothing of it is on this host
+        folder = confined_driver_log(submission.driver_log, submission.tag).parent
+        for name in (PROPERTIES_FILE, SPEC_FILE):
+            (folder / name).unlink(missing_ok=True)
 
     @staticmethod
-    def kill_lease_holder(pid: int, host: str | None, heartbeat_at: float) -> bool:
-        """Kill a driver another starter ran on this host, by the pid its lease names; ``False`` if not here.
+    def kill_lease_holder(pid: int, host: str | None, *, tag: str | None, started: int | None) -> bool:
+        """Kill the driver whose signed lease names ``pid`` on this host; ``False`` if it runs elsewhere.
 
-        The pid must belong to a process that started before the lease's last
-        heartbeat: a pid the system reused since is never signalled.
+        The live process must be the driver the provider started: it carries the submission ``tag``
+        (in its environment or command line) and started at ``started`` (clock ticks after boot, as
+        its lease recorded). Otherwise :class:`DriverProcessMismatchError`, and nothing is killed.
         """
         if host != socket.gethostname() or not pid:
             return False
+        refuse_unless_driver(pid, tag, started, f"the lease holder (pid {pid})", require_start=True)
         log.warning("Killing driver pid %s, which holds the lease", pid)
-        kill_process(pid, lambda: started_before(pid, heartbeat_at), group=False)
+        kill_process(pid, lambda: is_driver_process(pid, tag, started), group=False)
         return True
 
 
@@ -122,6 +137,59 @@ def _is_tagged_process(pid: int | None, tag: str | None) -> bool:
     if state == "Z":
         return False
     return bool(tag) and tag.encode() in cmdline or parent == os.getpid()
+
+
+def _carries_tag(pid: int, tag: str | None) -> bool:
+    """The tag is in the process's command line (spark-submit's ``--conf``) or environment (``SUBMISSION_ENV``)."""
+    if not tag:
+        return False
+    try:
+        if tag.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return True
+    except OSError:
+        pass
+    try:
+        return f"{SUBMISSION_ENV}={tag}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _started_at(pid: int | None, started: int | None) -> bool:
+    """The process started at ``started`` clock ticks (``True`` when nothing was recorded or there is no /proc)."""
+    if started is None or not pid:
+        return True
+    stat = _process_stat(pid)
+    return stat is None or stat[19] == str(started)
+
+
+def is_driver_process(pid: int | None, tag: str | None, started: int | None, *, require_start: bool = False) -> bool:
+    """``pid`` is the live driver the provider started: it carries ``tag`` and started at ``started``.
+
+    Unlike liveness (:func:`_is_tagged_process`), a process is never taken for ours just because
+    this process is its parent. Without /proc (macOS) a live pid is trusted, as before.
+    """
+    if not pid or not tag:
+        return False
+    stat = _process_stat(pid)
+    if stat is None:
+        return _pid_alive(pid)
+    if stat[0] == "Z" or (require_start and started is None) or not _started_at(pid, started):
+        return False
+    return _carries_tag(pid, tag)
+
+
+def refuse_unless_driver(pid, tag, started, what: str, *, require_start: bool = False) -> None:
+    """:class:`DriverProcessMismatchError` when ``pid`` is alive but not the driver the provider started."""
+    if not pid:
+        return
+    _reap(pid)
+    stat = _process_stat(pid)
+    alive = _pid_alive(pid) if stat is None else stat[0] != "Z"
+    if alive and not is_driver_process(pid, tag, started, require_start=require_start):
+        raise DriverProcessMismatchError(
+            f"Process {pid} is alive but is not {what}: it does not carry the submission's tag, or did not start "
+            "when the signed record says (the pid was reused). It was not killed."
+        )
 
 
 def started_before(pid: int, moment: float) -> bool:

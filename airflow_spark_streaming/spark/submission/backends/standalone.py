@@ -4,22 +4,30 @@ Standalone clusters refuse Python applications in cluster deploy mode. This
 backend runs them the way Spark runs Python drivers on YARN and Kubernetes:
 the driver's main class is Spark's own ``org.apache.spark.deploy.PythonRunner``,
 carried by a tiny launcher jar, and the Python file is its first argument.
+
+The Master puts Spark settings on the driver's command line, so a run with
+credentials in its Spark settings is refused (:meth:`StandaloneBackend.review`),
+and the job's jars are resolved with Maven to be staged where workers read them.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from airflow_spark_streaming.exceptions import ClusterManagerError, SparkSubmissionError
 from airflow_spark_streaming.runner.protocol import PYTHON_LAUNCHER_JAR, STAGED_JARS_DIR
 from airflow_spark_streaming.spark.submission.backends.base import ClusterBackend, Prepared
-from airflow_spark_streaming.spark.submission.models import DriverState, SparkJob, SparkSubmission
+from airflow_spark_streaming.spark.submission.models import DriverState, SparkJob, SparkSubmission, SubmissionRequest
 from airflow_spark_streaming.spark.submission.spark_compat import SparkSubmitAdapter
 
 PYTHON_RUNNER_CLASS = "org.apache.spark.deploy.PythonRunner"
+
+log = logging.getLogger(__name__)
 
 
 def python_launcher_jar() -> bytes:
@@ -49,6 +57,18 @@ class StandaloneBackend(ClusterBackend):
     @classmethod
     def serves(cls, spark: SparkSubmitAdapter) -> bool:
         return spark.master.startswith("spark://")
+
+    def review(self, request: SubmissionRequest) -> SubmissionRequest:
+        """No credentials in Spark settings, and the job's jars resolved with Maven, so that they can be staged.
+
+        A standalone cluster-mode driver resolves ``--packages`` for itself only, never for its executors;
+        jars resolved here and staged beside the checkpoint reach both.
+        """
+        refuse_credentials(request.secret_keys, request.who)
+        if request.jvm_resolver == "maven":
+            return request
+        log.info("Standalone cluster deploy mode: resolving the job's jars with Maven, to stage them")
+        return replace(request, jvm_resolver="maven")
 
     def prepare(self, job: SparkJob, *, tag: str, checkpoint) -> Prepared:
         refuse_credentials(job.secret_conf, job.label or job.application)

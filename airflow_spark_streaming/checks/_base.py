@@ -1,0 +1,163 @@
+"""What every sensor check shares: one object with the criteria, the connections and the state it carries.
+
+A check is built twice from the same values: by its sensor at the first poke
+(from the rendered fields), and by its trigger from the trigger's kwargs
+(:meth:`SensorCheck.from_kwargs`, validated; :meth:`SensorCheck.to_kwargs`
+gives them back, JSON-able). :meth:`SensorCheck.evaluate` is blocking: the
+sensor's ``poke`` calls it directly and the trigger through
+``asyncio.to_thread``, so both modes decide alike.
+
+Criteria classes and hooks are imported inside the methods, so importing a
+check (every trigger module does) stays cheap.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from airflow_spark_streaming.exceptions import SparkStreamingError
+from airflow_spark_streaming.utils import params
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from airflow_spark_streaming.conditions.verdict import Verdict
+
+_Made = TypeVar("_Made")
+
+
+def _json_able(value: Any) -> Any:
+    """A dataclass with ``to_dict`` as that dict; anything else copied, so later changes do not reach it."""
+    return value.to_dict() if hasattr(value, "to_dict") else copy.deepcopy(value)
+
+
+@dataclass(kw_only=True)
+class SensorCheck:
+    """One sensor's check: what it waits for, and the state one evaluation hands to the next.
+
+    Subclasses are keyword-only dataclasses: their fields are the kwargs of
+    :meth:`from_kwargs` and :meth:`to_kwargs`. A field holding a dataclass with
+    ``to_dict`` (criteria, a policy) goes to the kwargs as that dict.
+    """
+
+    #: The error raised for invalid kwargs.
+    error_class: ClassVar[type[SparkStreamingError]] = SparkStreamingError
+
+    def evaluate(self) -> Verdict:
+        """One blocking check: read through a hook, decide, move the carried state on.
+
+        A check whose sensor defers returns project errors as an ``error``
+        verdict, so they travel in the trigger's event and the sensor raises
+        them again.
+        """
+        raise NotImplementedError
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """The fields as JSON-able values, copies: what :meth:`from_kwargs` takes back."""
+        return {f.name: _json_able(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_kwargs(cls, *, owner: str, **kwargs: Any) -> Self:
+        """The check from JSON-able kwargs (a trigger's), validated.
+
+        :param owner: the name errors are reported under (the trigger's class).
+        :param kwargs: the fields, as :meth:`to_kwargs` gives them.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def _location(cls, owner: str, what: str, value: Any) -> str:
+        """A non-empty path or URI, else the check's error naming ``owner``.
+
+        :param owner: the name errors are reported under.
+        :param what: what the location is of, as errors name it.
+        :param value: the location.
+        """
+        if not value or not isinstance(value, str):
+            raise cls.error_class(f"{owner} needs a {what} path or URI, got {value!r}.")
+        return value
+
+    @classmethod
+    def _dataclass(
+        cls,
+        owner: str,
+        name: str,
+        made: type[_Made],
+        value: Any,
+        checked: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> _Made:
+        """``made(**value)`` from a kwargs dict, else the check's error naming ``owner`` and ``name``.
+
+        :param owner: the name errors are reported under.
+        :param name: the kwarg, as errors name it.
+        :param made: the dataclass to make.
+        :param value: its fields, a dict.
+        :param checked: type checks of the fields the dataclass does not make, run first.
+        """
+        if not isinstance(value, dict):
+            raise cls.error_class(f"{owner} {name} {value!r} are invalid: not a dict.")
+        value = checked(owner, dict(value)) if checked else value
+        try:
+            return made(**value)
+        except TypeError as err:
+            raise cls.error_class(f"{owner} {name} {value!r} are invalid: {err}.") from err
+
+
+@dataclass(kw_only=True)
+class CheckpointCheck(SensorCheck):
+    """A check of a query's checkpoint against criteria (a dataclass of :mod:`airflow_spark_streaming.conditions`).
+
+    :param checkpoint: the query's checkpoint location (path or URI).
+    :param criteria: what the wait asks for.
+    :param storage_conn_id: the checkpoint's storage connection; none for local paths.
+    """
+
+    checkpoint: str
+    criteria: Any
+    storage_conn_id: str | None = None
+
+    @classmethod
+    def criteria_class(cls) -> type:
+        """The criteria dataclass."""
+        raise NotImplementedError
+
+    @classmethod
+    def _checked_criteria(cls, owner: str, criteria: dict[str, Any]) -> dict[str, Any]:
+        """Type checks of the criteria fields the dataclass does not make (1.9 is not a batch id)."""
+        return criteria
+
+    @classmethod
+    def _checked_kwargs(cls, owner: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Checks of the other fields; subclasses add theirs."""
+        return kwargs
+
+    @classmethod
+    def from_kwargs(cls, *, owner: str, checkpoint: Any = None, criteria: Any = None, **kwargs: Any) -> Self:
+        return cls(
+            checkpoint=cls._location(owner, "checkpoint", checkpoint),
+            criteria=cls._dataclass(owner, "criteria", cls.criteria_class(), criteria, cls._checked_criteria),
+            **cls._checked_kwargs(owner, kwargs),
+        )
+
+
+@dataclass(kw_only=True)
+class KafkaCheck(CheckpointCheck):
+    """A check of a query's checkpoint and of the Kafka brokers it reads.
+
+    :param kafka_config_id: the ``kafka`` connection of the brokers.
+    :param timeout: seconds each broker request may take.
+    """
+
+    kafka_config_id: str = "kafka_default"
+    timeout: float = 15.0
+
+    @classmethod
+    def _checked_kwargs(cls, owner: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs = super()._checked_kwargs(owner, kwargs)
+        if "timeout" in kwargs:
+            # Positive finite seconds: NaN and infinity would wait never or forever.
+            kwargs["timeout"] = params.seconds(owner, "timeout", kwargs["timeout"])
+        return kwargs

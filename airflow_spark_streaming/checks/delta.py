@@ -1,0 +1,64 @@
+"""The small-files check: does compacting a Delta table pay off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_spark_streaming.checks._base import SensorCheck
+from airflow_spark_streaming.conditions.verdict import Verdict, VerdictState
+from airflow_spark_streaming.exceptions import DeltaMaintenanceError
+from airflow_spark_streaming.utils import params
+
+if TYPE_CHECKING:
+    from airflow_spark_streaming.conditions.compaction import CompactionPolicy
+
+
+@dataclass(kw_only=True)
+class SmallFilesCheck(SensorCheck):
+    """Read a Delta table's file statistics and decide whether compaction is warranted.
+
+    ``met`` when it is, ``waiting`` when not; the payload is
+    ``{"stats": ..., "decision": ...}``. Errors reading the table are raised:
+    ``DeltaSmallFilesSensor`` has no trigger to carry them. Carries no state.
+
+    :param table_uri: the Delta table location.
+    :param policy: the compaction thresholds.
+    :param storage_options: delta-rs object store options (override the connection's).
+    :param storage_conn_id: an ``aws`` connection for an ``s3://``/``s3a://`` table.
+    """
+
+    error_class = DeltaMaintenanceError
+
+    table_uri: str
+    policy: CompactionPolicy
+    storage_options: dict[str, str] | None = None
+    storage_conn_id: str | None = None
+
+    @classmethod
+    def from_kwargs(
+        cls, *, owner: str, table_uri: Any = None, policy: Any = None, storage_options: Any = None, **kwargs: Any
+    ) -> SmallFilesCheck:
+        from airflow_spark_streaming.conditions.compaction import CompactionPolicy
+
+        return cls(
+            table_uri=cls._location(owner, "Delta table", table_uri),
+            policy=cls._dataclass(owner, "policy fields", CompactionPolicy, policy),
+            storage_options=params.mapping(owner, "storage_options", storage_options, optional=True) or None,
+            **kwargs,
+        )
+
+    def evaluate(self) -> Verdict:
+        from airflow_spark_streaming.conditions.compaction import decide_compaction
+        from airflow_spark_streaming.hooks.delta import DeltaTableHook
+
+        stats = DeltaTableHook(
+            self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
+        ).get_stats(small_file_bytes=self.policy.small_file_bytes)
+        decision = decide_compaction(stats, self.policy)
+        return Verdict(
+            VerdictState.MET if decision.warranted else VerdictState.WAITING,
+            f"{self.table_uri}: {stats.num_files} files, {stats.small_files} small "
+            f"({100 * stats.small_file_share:.0f}%); {decision.reason}",
+            {"stats": stats.to_dict(), "decision": decision.to_dict()},
+        )
