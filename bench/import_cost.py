@@ -8,7 +8,7 @@ modules; the difference of the medians is the provider's cost. Two rows:
 - ``dag-parse path``: the package, operators, sensors and triggers: what DAG
   files import (hooks, the JVM resolver and the submission backends are imported
   inside methods, when a task runs);
-- ``every Airflow-side module``: everything but ``jobs/`` (the PySpark programs).
+- ``every Airflow-side module``: everything but ``runner/jobs/`` (the PySpark programs).
 
 The baseline also imports ``BaseTrigger`` (``airflow.triggers.base``), as a DAG
 file with deferrable sensors does.
@@ -43,7 +43,7 @@ def provider_modules() -> list[str]:
     modules = []
     for path in sorted(root.rglob("*.py")):
         parts = path.relative_to(root.parent).with_suffix("").parts
-        if len(parts) > 2 and parts[1] == "jobs":
+        if parts[1:3] == ("runner", "jobs") and parts[-1] != "__init__":
             continue  # Spark-side programs: Airflow never imports them
         modules.append(".".join(parts).removesuffix(".__init__"))
     return modules
