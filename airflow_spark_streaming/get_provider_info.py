@@ -27,6 +27,7 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_spark_streaming.hooks.checkpoint",
                     "airflow_spark_streaming.hooks.checkpoint_storage",
+                    "airflow_spark_streaming.hooks.control_key",
                     "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.delta_history",
                     "airflow_spark_streaming.hooks.kafka_broker",

@@ -741,8 +741,20 @@ class AirflowApi:
             raise DeploymentError(f"expected one active asset named {name!r}, found {found}")
         return found[0]
 
-    def asset_events(self, asset_id: int) -> list[dict]:
-        return self._all("assets/events", "asset_events", asset_id=asset_id, order_by="timestamp")
+    def asset_events(self, asset_id: int, *, attempts: int = 30) -> list[dict]:
+        """The asset's events, oldest first, each with the runs it created (``created_dagruns``).
+
+        Airflow 3.3 answers HTTP 500 while one of those runs is queued and not started yet (its
+        ``start_date`` is still null; apache/airflow#71360): a moment later it answers, so ask again.
+        """
+        for attempt in range(attempts):
+            try:
+                return self._all("assets/events", "asset_events", asset_id=asset_id, order_by="timestamp")
+            except ApiError as err:
+                if err.status != 500 or attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
 
     def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict]:
         return self.get(f"dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]

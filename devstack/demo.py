@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -146,6 +147,9 @@ def airflow_env(work: Path, bootstrap_servers: str, lake_root: str, storage: dic
             ),
         }
     )
+    # The control key that signs the records the provider acts on (a fresh random one per demo run).
+    env.setdefault("AIRFLOW_CONN_SPARK_STREAMING_CONTROL_DEFAULT",
+                   json.dumps({"conn_type": "generic", "password": secrets.token_hex(32)}))  # fmt: skip
     return env
 
 

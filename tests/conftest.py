@@ -56,6 +56,14 @@ if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
     from cryptography.fernet import Fernet
 
     os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
+# The control key (a fresh random one per session) that signs the records the provider acts on:
+# long-running streams, stops that kill and the maintenance hand-off need it.
+if not os.environ.get("AIRFLOW_CONN_SPARK_STREAMING_CONTROL_DEFAULT"):
+    import secrets
+
+    os.environ["AIRFLOW_CONN_SPARK_STREAMING_CONTROL_DEFAULT"] = json.dumps(
+        {"conn_type": "generic", "password": secrets.token_hex(32)}
+    )
 # Every parse of the example DAGs in one session gives downstream_on_commit's "orders_delta" asset
 # the same URI: Airflow deactivates an asset whose name is already active under another URI.
 os.environ.setdefault("SPARK_STREAMING_LAKE_ROOT", str(_airflow_home / "lake"))

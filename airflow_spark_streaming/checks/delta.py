@@ -40,7 +40,9 @@ class SmallFilesCheck(SensorCheck):
         cls, *, owner: str, table_uri: Any = None, policy: Any = None, storage_options: Any = None, **kwargs: Any
     ) -> SmallFilesCheck:
         from airflow_spark_streaming.conditions.compaction import CompactionPolicy
+        from airflow_spark_streaming.utils.redaction import mask_mapping_secrets
 
+        mask_mapping_secrets(storage_options)  # before any check can print it
         return cls(
             table_uri=cls._location(owner, "Delta table", table_uri),
             policy=cls._dataclass(owner, "policy fields", CompactionPolicy, policy),

@@ -91,9 +91,7 @@ class MaintenanceRequestHook(RunnerControlHook):
         try:
             return self._key().verify(kind, record, scope=scope, what=what)
         except control_auth.ControlRecordError as err:
-            raise UntrustedControlRecordError(
-                f"{err}. Only records the stream runner signed with the control key are acted on; nothing was done."
-            ) from None
+            raise UntrustedControlRecordError(f"{err}. Nothing was done with it.") from None
 
     def get_handoff(self) -> dict[str, Any] | None:
         """What the live runner advertises (``protocol``, ``app_id``, ``table``, ``checkpoint``), signed by it;

@@ -134,8 +134,7 @@ class RunnerControlHook(CheckpointStorageHook):
                               what=what)  # fmt: skip
         except control_auth.ControlRecordError as err:
             raise UntrustedControlRecordError(
-                f"{err}. A lease is acted on (its driver killed by pid) only when the stream runner signed it with "
-                "the control key; nothing was killed. Kill the application yourself if it is yours."
+                f"{err}. Nothing was killed; if the application holding it is yours, kill it yourself."
             ) from None
         self._check_location(body, what)
         return body

@@ -23,6 +23,7 @@ error classification they share belong together.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,16 +163,9 @@ class StorageHook(BaseHook):
                 f"Connection {self.storage_conn_id!r} is of type {connection.conn_type!r}; storage_conn_id needs an "
                 "'aws' connection (key in login/password, endpoint in extra 'endpoint_url')."
             )
-        try:
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-        except ImportError as err:
-            raise StorageConnectionError(
-                "storage_conn_id needs the Amazon provider; install 'airflow-spark-streaming[s3]'."
-            ) from err
-        aws = AwsBaseHook(aws_conn_id=self.storage_conn_id, client_type="s3")
+        aws = self._aws_hook()
+        endpoint, region = _endpoint_and_region(aws)
         config = aws.conn_config
-        endpoint = config.get_service_endpoint_url(service_name="s3") or config.endpoint_url
-        region = config.region_name or DEFAULT_REGION
         access_key = secret_key = token = None
         if connection.login or connection.password:
             access_key, secret_key = connection.login, connection.password
@@ -187,6 +181,43 @@ class StorageHook(BaseHook):
             secret_access_key=secret_key,
             session_token=token,
         )
+
+    def _aws_hook(self):
+        try:
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        except ImportError as err:
+            raise StorageConnectionError(
+                "storage_conn_id needs the Amazon provider; install 'airflow-spark-streaming[s3]'."
+            ) from err
+        return AwsBaseHook(aws_conn_id=self.storage_conn_id, client_type="s3")
+
+    def endpoint(self) -> str:
+        """The store this connection talks to, as errors name it: its ``endpoint_url``, else AWS S3's URL in its
+        region.
+
+        Read from the connection alone (no credentials are resolved), so a hook made only to
+        name an error still names the connection's own endpoint.
+        """
+        return self._endpoint_name(self._endpoint())
+
+    def _endpoint_name(self, found: tuple[str, bool] | None) -> str:
+        if found is None:
+            return f"the endpoint of connection {self.storage_conn_id!r}"
+        url, custom = found
+        return url if custom else f"AWS S3 ({url})"
+
+    def _endpoint(self) -> tuple[str, bool] | None:
+        """The URL requests go to (AWS S3's regional one without a custom endpoint) and whether it is the
+        connection's own ``endpoint_url``; ``None`` if the connection cannot be read."""
+        if self._credentials is not None:
+            endpoint, region = self._credentials.endpoint_url, self._credentials.region
+        else:
+            try:
+                self.get_connection(self.storage_conn_id)  # the amazon provider would quietly use an empty one
+                endpoint, region = _endpoint_and_region(self._aws_hook())
+            except Exception:  # naming an error must not raise another: say what is known
+                return None
+        return (endpoint, True) if endpoint else (f"https://s3.{region}.amazonaws.com", False)
 
     # -- delta-rs ---------------------------------------------------------------------------
 
@@ -331,22 +362,32 @@ class StorageHook(BaseHook):
         :raises StorageUnreachableError: the endpoint did not answer in time.
         """
         location = S3Location.parse(url)
+        client = self.client()
+        started = time.monotonic()
         try:
-            self.client().list_objects_v2(Bucket=location.bucket, Prefix=location.key, MaxKeys=1)
+            client.list_objects_v2(Bucket=location.bucket, Prefix=location.key, MaxKeys=1)
         except Exception as err:
-            raise self.translate(err, url) from err
+            raise self.translate(err, url, elapsed=time.monotonic() - started) from err
         return location
 
-    def translate(self, err: BaseException, url: str) -> BaseException:
+    def translate(self, err: BaseException, url: str, *, elapsed: float | None = None) -> BaseException:
         """The named storage error for ``err`` (boto3, deltalake or S3A text), else ``err`` itself.
+
+        The message names the connection's endpoint and the cause the store or the network
+        gave: which credential it refused, or whether the connection was refused, timed out
+        or found no such host.
 
         s3fs reports a missing bucket while listing as a plain "not a directory";
         for such an error one bounded probe (:meth:`check`) tells a missing
         bucket from a missing path.
+
+        :param elapsed: seconds the failed call took, if the caller timed it; named in the message
+            (delta-rs reports it itself).
         """
         if isinstance(err, StorageError):
             return err
-        kind = classify_storage_failure(_describe(err))
+        text = _describe(err)
+        kind = classify_storage_failure(text)
         if kind is None:
             if isinstance(err, FileNotFoundError | NotADirectoryError) and _is_s3(url):
                 try:
@@ -356,15 +397,16 @@ class StorageHook(BaseHook):
                 except Exception:  # the probe itself failed in an unnamed way: keep the original
                     return err
             return err
-        creds = self._credentials
-        endpoint = (creds.endpoint_url if creds else None) or "the AWS default endpoint"
+        found = self._endpoint()
+        endpoint, endpoint_url = self._endpoint_name(found), found[0] if found else None
         location = S3Location.parse(url) if _is_s3(url) else None
         bucket = location.bucket if location else url
         if kind is StorageAccessDeniedError:
+            reason = _refusal_reason(text)
             message = (
                 f"The store at {endpoint} refused the credentials of connection {self.storage_conn_id!r} for "
-                f"{url!r}; fix the access key and secret in that connection (login/password) or grant it access "
-                f"to bucket {bucket!r}."
+                f"{url!r}{f' ({reason})' if reason else ''}; fix the access key and secret in that connection "
+                f"(login/password) or grant it access to bucket {bucket!r}."
             )
         elif kind is BucketNotFoundError:
             message = (
@@ -372,12 +414,34 @@ class StorageHook(BaseHook):
                 "create it, or fix the bucket name or the connection's endpoint_url."
             )
         else:
-            message = (
-                f"Storage endpoint {endpoint} of connection {self.storage_conn_id!r} did not answer for {url!r} "
-                f"within {self.timeouts.worst_case_seconds:g}s; check that the store is running and that the "
-                "connection's endpoint_url (extra) is right."
-            )
+            message = self._unreachable_message(endpoint, endpoint_url, url, text, elapsed)
         return kind(message)
+
+    def _unreachable_message(
+        self, endpoint: str, endpoint_url: str | None, url: str, text: str, elapsed: float | None
+    ) -> str:
+        if elapsed is None:
+            elapsed = _reported_elapsed(text)
+        after = f" after {elapsed:.1f}s" if elapsed is not None else ""
+        t = self.timeouts
+        bounds = (
+            f"connect timeout {t.connect_seconds:g}s, request timeout {t.request_seconds:g}s, "
+            f"{t.max_attempts} attempt{'s' if t.max_attempts != 1 else ''}"
+        )
+        where = f"storage endpoint {endpoint} of connection {self.storage_conn_id!r}"
+        fix = "check that the store is running and that the connection's endpoint_url (extra) is right."
+        cause = _unreachable_cause(text)
+        if cause == REFUSED:
+            listener = f" at {_host_port(endpoint_url)}" if endpoint_url else ""
+            return f"Connection refused by {where} for {url!r}{after}: no server accepts connections{listener}; {fix}"
+        if cause == TIMED_OUT:
+            return f"The {where} did not answer for {url!r}: the request timed out{after} ({bounds}); {fix}"
+        if cause == UNRESOLVED:
+            return (
+                f"The host of {where} could not be resolved for {url!r}{after}: no such host name; check the "
+                "connection's endpoint_url (extra) and the worker's DNS."
+            )
+        return f"The {where} could not be reached for {url!r}{after}; {fix}"
 
 
 # Ordered: the first pattern that matches wins (a 403 naming a bucket is still access denied).
@@ -416,16 +480,83 @@ def classify_storage_failure(text: str) -> type[StorageError] | None:
 
 
 def _describe(err: BaseException) -> str:
-    parts = [type(err).__name__, str(err)]
-    response = getattr(err, "response", None)
-    if isinstance(response, dict):
-        parts.append(str(response.get("Error", {}).get("Code", "")))
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 404 and "Bucket" in str(response.get("Error", {})):
-            parts.append("NoSuchBucket")
-        elif status == 403:
-            parts.append("403 Forbidden")
+    """The text of ``err`` and what it wraps (causes, botocore's wrapped ``error``), for classification."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    pending: list[BaseException] = [err]
+    while pending and len(seen) < 8:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        parts += [type(current).__name__, str(current)]
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            parts.append(str(response.get("Error", {}).get("Code", "")))
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404 and "Bucket" in str(response.get("Error", {})):
+                parts.append("NoSuchBucket")
+            elif status == 403:
+                parts.append("403 Forbidden")
+        wrapped = (getattr(current, "kwargs", None) or {}).get("error")  # botocore's EndpointConnectionError
+        pending += [e for e in (wrapped, current.__cause__, current.__context__) if isinstance(e, BaseException)]
     return " ".join(parts)
+
+
+# What a refused credential means, by the store's error code (or the text s3fs keeps of it).
+_REFUSAL_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"InvalidAccessKeyId|Access Key Id you provided does not exist", re.I),
+     "403 InvalidAccessKeyId: the store knows no such access key"),
+    (re.compile(r"SignatureDoesNotMatch|signature we calculated does not match", re.I),
+     "403 SignatureDoesNotMatch: the secret access key does not match the access key"),
+    (re.compile(r"ExpiredToken|token .{0,40}expired", re.I), "the session token has expired"),
+    (re.compile(r"InvalidToken|security token included in the request is invalid", re.I),
+     "the session token is invalid"),
+    (re.compile(r"AccessDenied|Access Denied", re.I), "403 AccessDenied: the key has no permission for this"),
+)  # fmt: skip
+
+REFUSED, TIMED_OUT, UNRESOLVED = "connection refused", "timed out", "host not found"
+# Ordered: a refused connection retried until a deadline is still refused.
+_UNREACHABLE_CAUSES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (REFUSED, re.compile(r"Connection refused|ConnectionRefusedError|ECONNREFUSED|os error 111|Errno 111", re.I)),
+    (UNRESOLVED, re.compile(r"Name or service not known|nodename nor servname|Temporary failure in name "
+                            r"resolution|failed to lookup address|UnknownHostException|gaierror|dns error", re.I)),
+    (TIMED_OUT, re.compile(r"timed out|Connect ?timeout|Read ?timeout|TimeoutError|SocketTimeoutException|"
+                           r"deadline (?:has elapsed|exceeded)", re.I)),
+)  # fmt: skip
+# delta-rs (object_store) says how long a failed request took: "Error performing GET ... in 102.6ms".
+_REPORTED_ELAPSED = re.compile(r"Error performing \w+ \S+ in ([0-9.]+)(ns|µs|us|ms|s)\b")
+_UNIT_SECONDS = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def _refusal_reason(text: str) -> str | None:
+    """What the store's refusal says about the credentials (unknown key, wrong secret, ...), if it says."""
+    return next((reason for pattern, reason in _REFUSAL_REASONS if pattern.search(text)), None)
+
+
+def _unreachable_cause(text: str) -> str | None:
+    """Why an endpoint could not be reached: :data:`REFUSED`, :data:`TIMED_OUT`, :data:`UNRESOLVED`, or unknown."""
+    return next((cause for cause, pattern in _UNREACHABLE_CAUSES if pattern.search(text)), None)
+
+
+def _reported_elapsed(text: str) -> float | None:
+    match = _REPORTED_ELAPSED.search(text)
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+
+
+def _host_port(endpoint: str) -> str:
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return endpoint
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    return f"{parts.hostname}:{port}"
+
+
+def _endpoint_and_region(aws) -> tuple[str | None, str]:
+    """The S3 endpoint URL (``None`` for AWS itself) and region of an ``AwsBaseHook``'s connection."""
+    config = aws.conn_config
+    endpoint = config.get_service_endpoint_url(service_name="s3") or config.endpoint_url
+    return endpoint, config.region_name or DEFAULT_REGION
 
 
 def _is_s3(url: str) -> bool:

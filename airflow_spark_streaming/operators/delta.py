@@ -129,13 +129,17 @@ class _DeltaMaintenanceOperator(BaseOperator):
 
         return plan_maintenance(table_uri=self.table_uri, action=action, engine=self.engine,
                                 stream_checkpoint=self.stream_checkpoint, table_hook=hook, task_id=self.task_id,
-                                storage_conn_id=getattr(self, "storage_conn_id", None))  # fmt: skip
+                                storage_conn_id=getattr(self, "storage_conn_id", None),
+                                control_conn_id=getattr(self, "control_conn_id", None))  # fmt: skip
 
     def _hand_off(self, target, request: dict[str, Any]) -> dict[str, Any]:
+        """Sign the request for the live runner (it expires with ``handoff_timeout``) and wait for its signed result."""
         from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
 
-        control = MaintenanceRequestHook(target.checkpoint, getattr(self, "storage_conn_id", None))
-        request_id = control.submit({**request, "table": self.table_uri, "task": self.task_id})
+        control = MaintenanceRequestHook(target.checkpoint, getattr(self, "storage_conn_id", None),
+                                         control_conn_id=getattr(self, "control_conn_id", None))  # fmt: skip
+        request_id = control.submit({**request, "table": self.table_uri, "task": self.task_id}, app_id=target.app_id,
+                                    expires_in=self.handoff_timeout.total_seconds() + 60)  # fmt: skip
         self.log.info("%s of %s handed to the live stream runner %s (request %s)", request["action"],
                       self.table_uri, target.app_id, request_id)  # fmt: skip
         return control.wait_for_result(request_id, timeout=self.handoff_timeout.total_seconds())
@@ -191,6 +195,9 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         stream that is not running lets it run here. Without it, an S3 table with a recent streaming
         commit is refused (:class:`UnprotectedConcurrentWriteError`). See "Running on S3".
     :param handoff_timeout: how long to wait for the stream runner's answer.
+    :param control_conn_id: the connection holding the control key in its password (default
+        ``spark_streaming_control_default``); the hand-off to a live stream runner needs it: requests are
+        signed with it, and the runner's hand-off record and result are verified with it.
     """
 
     lineage_operation = "OPTIMIZE"
@@ -205,12 +212,14 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         max_attempts: int = 5,
         stream_checkpoint: str | None = None,
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
+        control_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_spark_streaming.utils import params
 
         super().__init__(**kwargs)
         self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
+        self.control_conn_id = control_conn_id
         self.target_file_bytes = params.positive_integer(
             self.task_id, "target_file_bytes", target_file_bytes, optional=True
         )
@@ -324,6 +333,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     :param engine: ``native`` (delta-rs), ``spark`` or ``auto`` (as for :class:`DeltaOptimizeOperator`).
     :param stream_checkpoint: as for :class:`DeltaOptimizeOperator`; a dry run never needs it.
     :param handoff_timeout: as for :class:`DeltaOptimizeOperator`.
+    :param control_conn_id: as for :class:`DeltaOptimizeOperator`. The stream runner also refuses, by itself, a
+        VACUUM below the table's retention unless the signed request carries this task's
+        ``i_understand_this_can_break_readers``.
     """
 
     lineage_operation = "VACUUM"
@@ -339,12 +351,14 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         i_understand_this_can_break_readers: bool = False,
         stream_checkpoint: str | None = None,
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
+        control_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_spark_streaming.utils import params
 
         super().__init__(**kwargs)
         self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
+        self.control_conn_id = control_conn_id
         if mode not in ("lite", "full"):
             raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")
         params.strict_bool(self.task_id, "i_understand_this_can_break_readers", i_understand_this_can_break_readers)
@@ -415,7 +429,8 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         handoff = self._plan_handoff("vacuum", hook)
         if handoff is not None:
             result["engine"] = engine = "spark"
-            self._hand_off(handoff, {"action": "vacuum", "retain_hours": hours, "mode": self.mode, "dry_run": False})
+            self._hand_off(handoff, {"action": "vacuum", "retain_hours": hours, "mode": self.mode, "dry_run": False,
+                                     "retention_override": self.i_understand_this_can_break_readers})  # fmt: skip
             result["files_deleted"] = len(planned) - len(
                 hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
             )
@@ -424,7 +439,8 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
             result["files_deleted"] = len(deleted)
         else:
             self._submit_spark_job({"action": "vacuum", "table": self.table_uri, "retain_hours": hours,
-                                    "mode": self.mode, "dry_run": False})  # fmt: skip
+                                    "mode": self.mode, "dry_run": False,
+                                    "retention_override": self.i_understand_this_can_break_readers})  # fmt: skip
             result["files_deleted"] = len(planned) - len(
                 hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
             )

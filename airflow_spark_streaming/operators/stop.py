@@ -34,12 +34,19 @@ class StopStreamingQueryOperator(BaseOperator):
     host and the process is still the one that wrote the lease; otherwise it
     fails and says what to kill.
 
+    Both records are acted on only when signed with the control key (``control_conn_id``), and a
+    process is killed by pid only when it carries the submission's tag and recorded start time. A
+    ``_submission`` that claims the running driver but is not validly signed is refused
+    (:class:`UntrustedControlRecordError`) before anything is written or killed.
+
     :param checkpoint: the query's checkpoint location. (templated)
     :param storage_conn_id: the checkpoint's storage connection.
     :param spark_conn_id: the ``spark`` connection for the kill (default: the one the driver was submitted with).
     :param timeout: seconds to wait for the graceful stop.
     :param kill_on_timeout: kill a driver that does not stop in time.
     :param poll_interval: seconds between checks.
+    :param control_conn_id: the connection holding the control key in its password (default
+        ``spark_streaming_control_default``); a kill needs it.
     :param checkpoint_conn_id: deprecated spelling of ``storage_conn_id``.
     :param conn_id: deprecated spelling of ``spark_conn_id``.
     """
@@ -55,6 +62,7 @@ class StopStreamingQueryOperator(BaseOperator):
         timeout: float = 300,
         kill_on_timeout: bool = True,
         poll_interval: float = 1.0,
+        control_conn_id: str | None = None,
         checkpoint_conn_id: str | None = None,
         conn_id: str | None = None,
         **kwargs: Any,
@@ -76,6 +84,7 @@ class StopStreamingQueryOperator(BaseOperator):
         self.stop_timeout = params.seconds(self.task_id, "timeout", timeout)
         self.kill_on_timeout = params.strict_bool(self.task_id, "kill_on_timeout", kill_on_timeout)
         self.poll_interval = params.seconds(self.task_id, "poll_interval", poll_interval)
+        self.control_conn_id = control_conn_id
         self._submit_hook: StreamingSubmitHook | None = None
 
     def _hook_for(self, submission: SparkSubmission | None) -> StreamingSubmitHook:
@@ -89,10 +98,13 @@ class StopStreamingQueryOperator(BaseOperator):
         from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
         from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
-        checkpoint = RunnerControlHook(self.checkpoint, storage_conn_id=self.storage_conn_id)
+        checkpoint = RunnerControlHook(
+            self.checkpoint, storage_conn_id=self.storage_conn_id, control_conn_id=self.control_conn_id
+        )
         from airflow_spark_streaming.hooks.submission import StreamingSubmitHook
 
-        lease, ours = StreamingSubmitHook.get_lease_holder(checkpoint)
+        key = checkpoint.control_key(required=False)  # a kill needs it; a graceful stop does not
+        lease, ours = StreamingSubmitHook.get_lease_holder(checkpoint, key=key)  # refuses a forged _submission
         killed = False
         if lease is None:
             self.log.info("No live query holds %s; nothing to stop", self.checkpoint)
@@ -107,7 +119,7 @@ class StopStreamingQueryOperator(BaseOperator):
                         f"{self.task_id}: the query on {self.checkpoint} ({lease.app_id} on {lease.host}) did not stop "
                         f"within {self.stop_timeout:.0f}s, and kill_on_timeout is off; raise timeout or kill it."
                     )
-                self._kill(lease, ours)
+                self._kill(lease, ours, checkpoint, key)
                 killed = True
             checkpoint.clear_stop_request()
         try:
@@ -132,14 +144,14 @@ class StopStreamingQueryOperator(BaseOperator):
             return False
         return self._hook_for(submission).get_driver_state(submission).is_active
 
-    def _kill(self, lease, submission: SparkSubmission | None) -> None:
+    def _kill(self, lease, submission: SparkSubmission | None, checkpoint, key) -> None:
         hook = self._hook_for(submission)
         if submission is not None:
             self.log.warning(
                 "Graceful stop timed out; killing %s driver %s", submission.deployment, submission.submission_id
             )
             hook.kill_driver(submission)
-        elif not hook.kill_lease_holder(lease):
+        elif not hook.kill_lease_holder(lease, checkpoint=checkpoint, key=key):
             raise StreamingRunIncompleteError(
                 f"{self.task_id}: the query on {self.checkpoint} ({lease.app_id} on {lease.host}) did not stop within "
                 f"{self.stop_timeout:.0f}s, and it was not submitted by this provider; kill application "

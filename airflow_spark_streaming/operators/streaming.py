@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ResumableJobMixin
@@ -64,6 +64,12 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     second guard, for any other starter: a live query on the checkpoint refuses
     a new one, unless it is the one this same task submitted.
 
+    **The control key** (the password of ``control_conn_id``) signs the ``_submission`` record and
+    reaches the runner only inside its private spec, so the runner signs its lease and checks
+    maintenance requests; nobody who merely writes to the lake can make the provider act. A
+    long-running query needs it (:class:`ControlKeyMissingError` otherwise, before anything is
+    submitted); a bounded run works without it, its records unsigned and never acted on.
+
     **Secrets** stay off spark-submit's command line, the task log and XCom:
     the spec goes to the driver as a private file (in cluster mode, staged in
     the checkpoint's ``_staging/`` and deleted by the runner once read), and
@@ -93,6 +99,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     :param startup_timeout: long-running mode: seconds to wait for the query to commit its first batch.
     :param poll_interval: seconds between checks of the driver and the checkpoint.
     :param durable: keep the submission in the task state store, so that a retry reattaches.
+    :param control_conn_id: the connection holding the control key in its password (default
+        ``spark_streaming_control_default``); required for long-running mode.
     :param conn_id: deprecated spelling of ``spark_conn_id``.
     :param checkpoint_conn_id: deprecated spelling of ``storage_conn_id``.
     """
@@ -122,6 +130,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         name: str | None = None,
         submit_kwargs: dict[str, Any] | None = None,
         startup_timeout: float = 600,
+        control_conn_id: str | None = None,
         poll_interval: float = 2.0,
         conn_id: str | None = None,
         checkpoint_conn_id: str | None = None,
@@ -171,6 +180,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self.submit_kwargs = params.mapping(self.task_id, "submit_kwargs", submit_kwargs)
         self.startup_timeout = params.seconds(self.task_id, "startup_timeout", startup_timeout)
         self.poll_interval = params.seconds(self.task_id, "poll_interval", poll_interval)
+        self.control_conn_id = control_conn_id
         self._hook: StreamingSubmitHook | None = None
         self._run: _Run | None = None
         self._submission: SparkSubmission | None = None
@@ -232,6 +242,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     # --- execute -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_spark_streaming.hooks.control_key import get_control_key
         from airflow_spark_streaming.hooks.submission import StreamingSubmitHook
         from airflow_spark_streaming.runner.jobs import job_path
         from airflow_spark_streaming.spark.submission.preparation import prepare_submission
@@ -244,13 +255,17 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             if self.kafka is not None
             else bool(spec and "kafka" in (spec["source"]["format"], spec["sink"]["format"]))
         )
+        long_running = bool(spec and "processing_time" in spec["trigger"]) if spec else bool(self.long_running)
+        control_key = get_control_key(self.control_conn_id, required=long_running,
+                                      purpose=f"{self.task_id}: a long-running stream")  # fmt: skip
         kafka_spec = self._resolved_kafka_spec(spec) if spec is not None else None
         spec = spark_spec(spec) if spec else spec  # storage_conn_id gives the job S3A settings and hadoop-aws
         label = spec["query_name"] if spec else self.task_id
         run = prepare_submission(
             who=self.task_id, spark_conn_id=self.spark_conn_id, deploy_mode=self.deploy_mode,
             application=self.application or job_path("stream_runner"), application_args=self.application_args,
-            spec=kafka_spec.spec if kafka_spec else None, name=self.name or label, label=label,
+            spec=_with_control_key(kafka_spec.spec, control_key) if kafka_spec else None, name=self.name or label,
+            label=label,
             storage_conn_id=self.storage_conn_id, paths=[*spec_paths(spec), self.checkpoint, self.application],
             conf=self.conf, conf_defaults=self._redaction_conf(kafka_spec), kafka=uses_kafka,
             extra_packages=self.extra_packages, extra_jars=self.extra_jars, jvm_resolver=self.jvm_resolver,
@@ -260,9 +275,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self._run = _Run(
             job=run.job,
             checkpoint=spec["checkpoint_location"] if spec else self.checkpoint,
-            long_running=bool(spec and "processing_time" in spec["trigger"]) if spec else bool(self.long_running),
+            long_running=long_running,
             owner=_owner(context, self.task_id),
             kafka=kafka_spec,
+            control_key=control_key,
         )
         if spec:
             self.log.info("Stream spec: %s", json.dumps(redact_spec(spec)))
@@ -307,7 +323,9 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
     def _own_submission_or_refuse(self, checkpoint) -> SparkSubmission | None:
         """Refuse a checkpoint a live query holds; return its submission if that query is this task's own."""
-        lease, holder = self._hook.get_lease_holder(checkpoint)
+        # Only a long-running query reattaches, and only to a signed record of its own.
+        key = self._run.control_key if self._run.long_running else None
+        lease, holder = self._hook.get_lease_holder(checkpoint, key=key)
         if lease is None:
             return None
         if self._run.long_running and holder is not None and holder.owner == self._run.owner:
@@ -328,7 +346,9 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             self._submission, self._reattached = own, True
             return own.to_dict()
         self._reattached = False
-        self._submission = self._hook.start_driver(self._run.job, checkpoint=checkpoint, owner=self._run.owner)
+        self._submission = self._hook.start_driver(
+            self._run.job, checkpoint=checkpoint, owner=self._run.owner, control_key=self._run.control_key
+        )
         return self._submission.to_dict()
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
@@ -485,6 +505,15 @@ class _Run:
     long_running: bool
     owner: str
     kafka: Any = None  # ResolvedKafkaSpec: which kafka connections the spec uses, to name a refusal
+    control_key: Any = field(default=None, repr=False)  # ControlKey: signs _submission, reaches the runner's spec
+
+
+def _with_control_key(spec: dict[str, Any], key) -> dict[str, Any]:
+    """The spec the runner gets: the control key from its connection, never one written in the DAG."""
+    from airflow_spark_streaming.runner.control_auth import SPEC_KEY
+
+    spec = {k: v for k, v in spec.items() if k != SPEC_KEY}
+    return {**spec, SPEC_KEY: key.secret.decode()} if key is not None else spec
 
 
 def _owner(context: Context, task_id: str) -> str:

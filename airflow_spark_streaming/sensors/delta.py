@@ -9,6 +9,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_spark_streaming.sensors._base import optional_int
 from airflow_spark_streaming.utils import params
+from airflow_spark_streaming.utils.redaction import mask_mapping_secrets
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -58,6 +59,7 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        mask_mapping_secrets(storage_options)  # before any check can print it
         super().__init__(**kwargs)
         self.rule = rule
         self.target_file_bytes = target_file_bytes

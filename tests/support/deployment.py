@@ -91,35 +91,43 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str | Callab
         time.sleep(interval)
 
 
-def spark_drivers(label: str) -> list[int]:
-    """The live driver JVMs (``SparkSubmit``) whose command line names ``label``.
+def spark_drivers(label: str, marker: str | None = None) -> list[int]:
+    """The live driver JVMs (``SparkSubmit``) whose command line names ``label`` (the query's ``--name``, say).
 
-    The ``spark-class`` script that becomes the JVM (``exec``), and the launcher JVM it runs first to
+    With ``marker``, only those a deployment started (their environment carries its marker). The
+    ``spark-class`` script that becomes the JVM (``exec``), and the launcher JVM it runs first to
     build the command line, name ``SparkSubmit`` too; neither is a driver.
     """
+    from devstack.airflow_deployment import MARKER_VAR
+
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             args = cmdline.read_bytes().split(b"\0")
             state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if (
+                state == "Z"
+                or not args[0].endswith(b"java")
+                or b"org.apache.spark.deploy.SparkSubmit" not in args
+                or b"org.apache.spark.launcher.Main" in args
+                or not any(label.encode() in a for a in args)
+            ):
+                continue
+            if marker and f"{MARKER_VAR}={marker}".encode() not in (cmdline.parent / "environ").read_bytes().split(
+                b"\0"
+            ):
+                continue
         except (OSError, IndexError):
             continue
-        if (
-            state != "Z"
-            and args[0].endswith(b"java")
-            and b"org.apache.spark.deploy.SparkSubmit" in args
-            and b"org.apache.spark.launcher.Main" not in args
-            and any(label.encode() in a for a in args)
-        ):
-            found.append(int(cmdline.parent.name))
+        found.append(int(cmdline.parent.name))
     return found
 
 
 class DriverSampler:
     """Samples :func:`spark_drivers` in a thread: every driver pid seen, and the most seen at once."""
 
-    def __init__(self, label: str, interval: float = 0.5) -> None:
-        self.label, self.interval = label, interval
+    def __init__(self, label: str, marker: str | None = None, interval: float = 0.5) -> None:
+        self.label, self.marker, self.interval = label, marker, interval
         self.seen: set[int] = set()
         self.most_at_once = 0
         self._stop = threading.Event()
@@ -127,7 +135,7 @@ class DriverSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pids = spark_drivers(self.label)
+            pids = spark_drivers(self.label, self.marker)
             self.seen.update(pids)
             self.most_at_once = max(self.most_at_once, len(pids))
             self._stop.wait(self.interval)
@@ -141,9 +149,9 @@ class DriverSampler:
         self._thread.join(10)
 
 
-def signal_driver(label: str, sig: int) -> list[int]:
-    """Send ``sig`` to the process group of each live driver named ``label`` (the JVM and its Python runner)."""
-    pids = spark_drivers(label)
+def signal_driver(label: str, marker: str, sig: int) -> list[int]:
+    """Send ``sig`` to the process group of each live driver of the deployment named ``label`` (JVM and Python)."""
+    pids = spark_drivers(label, marker)
     for pid in pids:
         try:
             os.killpg(os.getpgid(pid), sig)
@@ -152,10 +160,10 @@ def signal_driver(label: str, sig: int) -> list[int]:
     return pids
 
 
-def kill_drivers(label: str) -> None:
-    """SIGKILL whatever driver named ``label`` is left (resumed first, should a test have paused it)."""
-    signal_driver(label, signal.SIGCONT)
-    signal_driver(label, signal.SIGKILL)
+def kill_drivers(label: str, marker: str) -> None:
+    """SIGKILL whatever driver of the deployment named ``label`` is left (resumed first, should a test have paused it)."""
+    signal_driver(label, marker, signal.SIGCONT)
+    signal_driver(label, marker, signal.SIGKILL)
 
 
 def log_lines(paths: Iterable[Path], pattern: str) -> list[str]:

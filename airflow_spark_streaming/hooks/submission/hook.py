@@ -16,6 +16,7 @@ streaming driver needs on top, delegating each deployment to its backend
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -24,7 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_spark_streaming.exceptions import CheckpointNotFoundError
+from airflow_spark_streaming.exceptions import (
+    CheckpointNotFoundError,
+    ControlKeyMissingError,
+    DriverProcessMismatchError,
+)
 from airflow_spark_streaming.runner.protocol import SUBMISSION_CONF
 from airflow_spark_streaming.spark.submission.backends import (
     LocalDetachedBackend,
@@ -38,6 +43,7 @@ from airflow_spark_streaming.spark.submission.spark_compat import SparkSubmitAda
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
 if TYPE_CHECKING:
+    from airflow_spark_streaming.runner.control_auth import ControlKey
     from airflow_spark_streaming.spark.submission.preparation import PreparedRun
 
 
@@ -119,12 +125,15 @@ class StreamingSubmitHook(BaseHook):
 
     # --- drivers that outlive the task -----------------------------------------------------------
 
-    def start_driver(self, job: SparkJob, *, checkpoint, owner: str | None = None) -> SparkSubmission:
+    def start_driver(
+        self, job: SparkJob, *, checkpoint, owner: str | None = None, control_key: ControlKey | None = None
+    ) -> SparkSubmission:
         """Prepare and submit ``job``'s driver, record it beside its checkpoint, and return as soon as it is handed over.
 
         :param checkpoint: the query's ``RunnerControlHook``: what a cluster-mode
             driver reads is staged there, and a stop finds the submission there.
         :param owner: who submitted (the task), so that only its own retries reattach.
+        :param control_key: signs the ``_submission`` record; without it the record is never acted on.
         """
         tag = uuid.uuid4().hex
         committed_before = latest_committed_batch(checkpoint)
@@ -142,7 +151,7 @@ class StreamingSubmitHook(BaseHook):
             raise
         if prepared.private_dir is not None and not prepared.driver_reads_later:
             shutil.rmtree(prepared.private_dir, ignore_errors=True)
-        checkpoint.put_submission(submission.to_dict())
+        checkpoint.put_submission(submission.to_dict(), key=control_key)
         return submission
 
     def submit_driver(self, application: str, *, tag: str, **record: Any) -> SparkSubmission:
@@ -179,24 +188,52 @@ class StreamingSubmitHook(BaseHook):
         checkpoint.clear_stop_request()
 
     def get_driver_log_hint(self, submission: SparkSubmission, lines: int = 30) -> str:
-        """Where to read why the driver ended: the end of its log on this host, or its cluster manager."""
+        """Where to read why the driver ended: the end of its log on this host, or its cluster manager.
+
+        A log is read only inside the provider's own folder for that run (:class:`ControlPathOutsideRunError`).
+        """
         hint = self._backend_of(submission).end_hint(submission, lines)
         if hint:
             return hint
-        if submission.driver_log:
+        if submission.driver_log and submission.host == socket.gethostname():
+            from airflow_spark_streaming.spark.submission.private_files import confined_driver_log
+
+            log_path = confined_driver_log(submission.driver_log, submission.tag)
             try:
-                with open(submission.driver_log, errors="replace") as log:
+                with open(log_path, errors="replace") as log:
                     tail = "\n".join(log.read().splitlines()[-lines:])
             except OSError:
                 pass
             else:
-                return f"the end of {submission.driver_log}:\n{tail}"
+                return f"the end of {log_path}:\n{tail}"
         return f"see the driver's log in the cluster manager ({submission.master})."
 
-    def kill_lease_holder(self, lease) -> bool:
-        """Kill a driver that another starter ran on this host, by its lease's pid; ``False`` if it is elsewhere."""
-        heartbeat_at = time.time() - lease.heartbeat_age_seconds
-        return LocalDetachedBackend.kill_lease_holder(lease.pid, lease.host, heartbeat_at)
+    def kill_lease_holder(self, lease, *, checkpoint, key: ControlKey | None) -> bool:
+        """Kill the local driver that holds ``checkpoint``'s lease, by the pid its lease names; ``False`` if it runs
+        elsewhere.
+
+        Only a lease the stream runner signed for this checkpoint is acted on
+        (:class:`UntrustedControlRecordError` otherwise), and only when the live process
+        carries the lease's submission tag and its recorded start time
+        (:class:`DriverProcessMismatchError` otherwise); nothing is killed on a refusal.
+        """
+        if key is None:
+            raise ControlKeyMissingError(
+                f"Killing the driver that holds the lease on {checkpoint.checkpoint} needs the control key, to check "
+                f"that the lease was written by the provider's runner; connection "
+                f"{checkpoint.control_conn_id or 'spark_streaming_control_default'!r} does not exist. Create it (see "
+                "'Running streams'), or kill the application yourself."
+            )
+        body = checkpoint.verified_lease(lease, key)
+        tag, pid, started = body.get("submission"), body.get("pid"), body.get("pid_start")
+        if body.get("host") != socket.gethostname():
+            return False
+        if not isinstance(tag, str) or not tag or not isinstance(pid, int) or not isinstance(started, int):
+            raise DriverProcessMismatchError(
+                f"The lease on {checkpoint.checkpoint} names no submission tag, pid and start time: its driver was "
+                "not started by this provider, so it is not killed by pid. Kill the application yourself."
+            )
+        return LocalDetachedBackend.kill_lease_holder(pid, body.get("host"), tag=tag, started=started)
 
     def release_private_files(self, submission: SparkSubmission, checkpoint) -> None:
         """The driver has read its spec and secrets, or has ended: remove what is left of them."""
@@ -205,18 +242,27 @@ class StreamingSubmitHook(BaseHook):
     # --- the submission recorded beside the checkpoint -------------------------------------------
 
     @staticmethod
-    def get_submission(checkpoint) -> SparkSubmission | None:
-        """The submission recorded beside ``checkpoint`` (a ``RunnerControlHook``), or ``None``."""
-        record = checkpoint.get_submission()
+    def get_submission(checkpoint, key: ControlKey) -> SparkSubmission | None:
+        """The submission recorded beside ``checkpoint`` (a ``RunnerControlHook``) if it carries a valid MAC;
+        ``None`` when there is none; :class:`UntrustedControlRecordError` when it is unsigned or altered."""
+        record = checkpoint.get_signed_submission(key)
         return SparkSubmission.from_dict(record) if record else None
 
     @classmethod
-    def get_lease_holder(cls, checkpoint) -> tuple[Any, SparkSubmission | None]:
-        """The checkpoint's live lease (or ``None``), and the recorded submission when it is the lease's holder."""
+    def get_lease_holder(cls, checkpoint, *, key: ControlKey | None = None) -> tuple[Any, SparkSubmission | None]:
+        """The checkpoint's live lease (or ``None``), and the recorded submission when it is the lease's holder.
+
+        The submission is returned only when it is signed with ``key``. A record that claims the
+        lease's tag but is unsigned or altered raises :class:`UntrustedControlRecordError` (before
+        anything is done); without ``key`` no submission is ever returned.
+        """
         lease = checkpoint.get_lease()
-        if lease is None or not lease.submission_tag:
+        if lease is None or not lease.submission_tag or key is None:
             return lease, None
-        submission = cls.get_submission(checkpoint)
+        claimed = checkpoint.get_submission()
+        if not claimed or claimed.get("tag") != lease.submission_tag:
+            return lease, None
+        submission = cls.get_submission(checkpoint, key)
         return lease, submission if submission and submission.tag == lease.submission_tag else None
 
     @staticmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,10 @@ def airflow_deployment(kafka_broker, java_major, tmp_path_factory):
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
             {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_broker.bootstrap_servers}}
         ),
+        # The session's control key (tests/conftest.py): the deployment signs the records beside a checkpoint
+        # (submission, lease) with it, and this process reads them with it.
+        "AIRFLOW_CONN_SPARK_STREAMING_CONTROL_DEFAULT": os.environ.get("AIRFLOW_CONN_SPARK_STREAMING_CONTROL_DEFAULT")
+        or json.dumps({"conn_type": "generic", "password": secrets.token_hex(32)}),
         "AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT": str(lake),
         # What the event-driven DAGs read when they are parsed: their tables, and a short poll.
         "SPARK_STREAMING_LAKE_ROOT": str(lake),

@@ -34,9 +34,7 @@ pytestmark = pytest.mark.kafka
 SENSORS = ("next_batch", "caught_up", "stream_stopped")
 
 
-def driver_label(deployment) -> str:
-    """What the orders driver's command line holds and no other driver's: its folder in this deployment's cache."""
-    return f"{deployment.home}/spark-streaming-cache/drivers/orders_live-"
+QUERY = "orders_live"  # the stream's query name: its driver's --name
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +60,7 @@ def orders_stream(airflow_deployment, airflow_api, kafka_broker, lake):
             stop_id = airflow_api.trigger("orders_stream_stop")
             airflow_api.wait_for_run("orders_stream_stop", stop_id, timeout=300)
         finally:
-            kill_drivers(driver_label(airflow_deployment))  # nothing left, even when the stop failed
+            kill_drivers(QUERY, airflow_deployment.marker)  # nothing left, even when the stop failed
 
 
 def payloads(api, asset_name: str) -> list[dict]:
@@ -96,8 +94,7 @@ def test_one_asset_event_per_committed_batch_across_a_triggerer_restart(airflow_
     api.start_watchers("downstream_on_commit", ["orders_delta"])
     wait_until(lambda: cursor(api, "orders_batches") and cursor(api, "orders_delta"), 120, "the watchers' first poll")
     # A first start reports what commits from then on: the cursors are at the stream's head (batch 0, version 0).
-    assert cursor(api, "orders_batches") == {"position": 0, "last_event": None}
-    assert cursor(api, "orders_delta") == {"position": 0, "last_event": None}
+    assert cursor(api, "orders_batches")["position"] == 0 and cursor(api, "orders_delta")["position"] == 0
 
     produced: list[dict] = []
 
@@ -108,14 +105,17 @@ def test_one_asset_event_per_committed_batch_across_a_triggerer_restart(airflow_
         produced.extend(produce_orders(kafka_broker.bootstrap_servers, topic, start, count))
         total = len(orders_stream["orders"]) + len(produced)
         # The sink commits to Delta before the checkpoint's commits log records the batch: wait for both.
-        wait_until(lambda: len(table_rows(table)) == total and set(table_batches(table)) == set(committed_batches(checkpoint)),
-                   240, f"{total} rows in the table, every batch committed")  # fmt: skip
+        wait_until(
+            lambda: len(table_rows(table)) == total and set(table_batches(table)) == set(committed_batches(checkpoint)),
+            240, f"{total} rows in the table, every batch committed",
+        )  # fmt: skip
         return [b for b in committed_batches(checkpoint) if b not in before]
 
     first_triggerer = deployment.generations["triggerer"]
     old_pid = deployment.pids["triggerer"]
     before_restart = chunk(20) + chunk(25)
-    wait_until(lambda: len(payloads(api, "orders_batches")) == len(before_restart), 60, "the first events")
+    wait_until(lambda: len(payloads(api, "orders_batches")) == len(payloads(api, "orders_delta")) == len(before_restart),
+               60, "the first triggerer's events")  # fmt: skip
     deployment.stop_component("triggerer")  # SIGTERM to its pid, as a service manager stops it
     during_restart = chunk(10) + chunk(11)  # committed while no triggerer runs
     new_pid = deployment.start_component("triggerer")
@@ -158,8 +158,8 @@ def test_one_asset_event_per_committed_batch_across_a_triggerer_restart(airflow_
     assert [(p["operation"], p["rows_added"]) for p in version_events] == [("STREAMING UPDATE", written[b]["rows"])
                                                                            for b in committed]  # fmt: skip
     assert sum(p["rows"] for p in batch_events) == len(produced) == 91
-    assert cursor(api, "orders_batches") == {"position": committed[-1], "last_event": committed[-1]}
-    assert cursor(api, "orders_delta") == {"position": versions[-1], "last_event": versions[-1]}
+    assert cursor(api, "orders_batches")["position"] == committed[-1]
+    assert cursor(api, "orders_delta")["position"] == versions[-1]
     # The batches committed while it was down were reported by the restarted triggerer, the others by the first.
     for batch in before_restart:
         assert len(fired(deployment, first_triggerer, rf"'batch_id': {batch},")) == 1
@@ -212,10 +212,10 @@ def test_one_asset_event_per_committed_batch_across_a_triggerer_restart(airflow_
 def test_deferred_sensors_survive_a_triggerer_restart_and_each_fires_once(airflow_deployment, airflow_api,
                                                                            orders_stream, kafka_broker):  # fmt: skip
     api, deployment = airflow_api, airflow_deployment
-    checkpoint, label = orders_stream["checkpoint"], driver_label(deployment)
+    checkpoint = orders_stream["checkpoint"]
     last, rows_before = committed_batches(checkpoint)[-1], len(table_rows(orders_stream["table"]))
     # Pause the driver (its lease outlives the pause), so nothing the sensors wait for happens before the test allows.
-    assert len(signal_driver(label, signal.SIGSTOP)) == 1
+    assert len(signal_driver(QUERY, deployment.marker, signal.SIGSTOP)) == 1
     try:
         backlog = produce_orders(kafka_broker.bootstrap_servers, orders_stream["topic"], 10_000, 40)
         api.unpause("deferred_sensors")
@@ -242,7 +242,7 @@ def test_deferred_sensors_survive_a_triggerer_restart_and_each_fires_once(airflo
         time.sleep(3)  # a few pokes (1 s apart) of the new triggers, with the stream still paused
         assert set(api.task_states("deferred_sensors", run_id).values()) == {"deferred"}
     finally:
-        signal_driver(label, signal.SIGCONT)
+        signal_driver(QUERY, deployment.marker, signal.SIGCONT)
 
     # The stream reads the 40 orders: the batch after `last` commits and the lag falls to 0.
     for task_id in ("next_batch", "caught_up"):

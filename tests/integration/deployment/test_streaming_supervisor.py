@@ -36,13 +36,10 @@ def supervised(airflow_deployment, airflow_api, kafka_broker, lake):
     """A new topic for one run of the supervisor; its driver never outlives the test."""
     topic = create_topic(kafka_broker.bootstrap_servers, partitions=2, prefix="live")
     airflow_api.unpause(DAG_ID)
-    label = f"{airflow_deployment.home}/spark-streaming-cache/drivers/live_{topic}-"
-    yield {
-        "topic": topic, "label": label, "table": lake / f"{topic}_live",
-        "checkpoint": lake / "_checkpoints" / f"{topic}_live",
-        "drivers": Path(airflow_deployment.home) / "spark-streaming-cache" / "drivers",
-    }  # fmt: skip
-    kill_drivers(label)
+    query = f"live_{topic}"  # the supervisor's query name: its driver's --name
+    yield {"topic": topic, "query": query, "table": lake / f"{topic}_live",
+           "checkpoint": lake / "_checkpoints" / f"{topic}_live"}  # fmt: skip
+    kill_drivers(query, airflow_deployment.marker)
 
 
 def trigger_logs(deployment, run_id: str, task_id: str) -> list[Path]:
@@ -91,7 +88,7 @@ def test_a_worker_killed_while_start_stream_waits_is_retried_and_reattaches(airf
 
     api = airflow_api
     produce_orders(kafka_broker.bootstrap_servers, supervised["topic"], 0, 60)
-    with DriverSampler(supervised["label"]) as drivers:
+    with DriverSampler(supervised["query"], airflow_deployment.marker) as drivers:
         run_id = api.trigger(DAG_ID, {"topic": supervised["topic"], "trigger_interval": "2 seconds",
                                       "max_offsets_per_trigger": 100, "max_lag": 0})  # fmt: skip
         api.wait_for_task(DAG_ID, run_id, "start_stream", ["running"], timeout=300, deployment=airflow_deployment)
@@ -113,9 +110,6 @@ def test_a_worker_killed_while_start_stream_waits_is_retried_and_reattaches(airf
     assert started["reattached"] and started["submission_id"] == submission["submission_id"]
     # One driver: the retry submitted nothing, and no second driver ran beside the first at any moment.
     assert drivers.seen == {submission["pid"]} and drivers.most_at_once == 1
-    assert [p.name for p in supervised["drivers"].glob(f"live_{supervised['topic']}-*")] == [
-        Path(submission["driver_log"]).parent.name
-    ]
     assert (
         RunnerControlHook(str(supervised["checkpoint"])).get_submission()["submission_id"] == started["submission_id"]
     )

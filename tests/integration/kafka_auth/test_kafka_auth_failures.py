@@ -105,3 +105,85 @@ def test_spark_side_refusal_is_named_and_bounded(spark, auth_broker, auth_topic,
     assert elapsed < BOUND_SECONDS
     for text in (str(raw), str(classified)):
         assert password not in text and options.options.get("kafka.sasl.jaas.config", "\0") not in text
+
+
+# --- the hooks: the refusal librdkafka reports through error_cb, well before the request timeout --------------
+
+HOOK_TIMEOUT = 15.0  # the hooks' default request timeout
+FAST_SECONDS = 5.0  # a refusal must surface well before it
+
+
+def _kafka_checkpoint(root, topic: str):
+    """A checkpoint of a query that read ``topic`` (written by hand in Spark's layout: no Spark needed)."""
+    import json
+
+    meta = '{"batchWatermarkMs":0,"batchTimestampMs":1795468736127,"conf":{"spark.sql.shuffle.partitions":"2"}}'
+    (root / "offsets").mkdir(parents=True)
+    (root / "commits").mkdir()
+    (root / "metadata").write_text('{"id":"5f0c1c9e-7c3b-4b8a-9d7e-2f3c0a1b2c3d"}')
+    (root / "offsets" / "0").write_text(f"v1\n{meta}\n{json.dumps({topic: {'0': 0}})}")
+    (root / "commits" / "0").write_text('v1\n{"nextBatchWatermarkMs":0}')
+    return str(root)
+
+
+def _hook_calls(topic: str, checkpoint: str):
+    from airflow_spark_streaming.hooks.kafka_broker import KafkaBrokerHook
+    from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
+
+    return {
+        "lag": lambda conn: KafkaLagHook(conn).get_lag(checkpoint),  # admin client: describe topics
+        "retention": lambda conn: KafkaBrokerHook(conn).get_retention([topic]),  # admin client: describe configs
+        "record_timestamps": lambda conn: KafkaBrokerHook(conn).get_record_timestamps({(topic, 0): 0}),  # consumer
+    }
+
+
+def _raised(call):
+    import traceback
+
+    started = time.monotonic()
+    with pytest.raises(Exception) as raised:
+        call()
+    elapsed = time.monotonic() - started
+    return raised.value, elapsed, "".join(traceback.format_exception(raised.value))
+
+
+@pytest.mark.parametrize("call", ["lag", "retention", "record_timestamps"])
+@pytest.mark.parametrize("case", ["wrong_password", "unknown_user"])
+def test_hooks_name_the_rejected_login_at_once(auth_broker, auth_topic, kafka_connection, tmp_path, case, call):
+    """A wrong SASL password over SASL_SSL: KafkaAuthenticationError naming mechanism, user and connection."""
+    alice = auth_broker.client_config("alice", "SASL_SSL", "SCRAM-SHA-512")
+    wrong = "wrong-" + secrets.token_hex(6)
+    config = {**alice, "sasl.password": wrong} if case == "wrong_password" else {**alice, "sasl.username": "mallory"}
+    conn_id = kafka_connection(f"kafka_{case}", config)
+    topic = auth_topic("alice")
+    err, elapsed, shown = _raised(
+        lambda: _hook_calls(topic, _kafka_checkpoint(tmp_path / "ckpt", topic))[call](conn_id)
+    )
+    print(f"\nhook {call} {case}: {elapsed:.2f}s {type(err).__name__}: {err}")
+    assert type(err) is KafkaAuthenticationError, shown
+    user = "alice" if case == "wrong_password" else "mallory"
+    assert str(err).startswith(
+        f"Kafka connection 'kafka_{case}': authentication failed: the broker rejected the SASL login of user "
+        f"'{user}' with mechanism SCRAM-SHA-512 over SASL_SSL"
+    )
+    assert "SASL authentication error" in str(err)  # librdkafka's own words, as the cause
+    assert elapsed < FAST_SECONDS < HOOK_TIMEOUT
+    for password in (wrong, alice["sasl.password"]):
+        assert password not in shown  # nor in the causes the traceback shows
+
+
+def test_hook_names_the_untrusted_broker_certificate_at_once(auth_broker, auth_topic, kafka_connection, tmp_path):
+    config = {**auth_broker.client_config("alice", "SASL_SSL", "PLAIN"), "ssl.ca.location": auth_broker.other_ca_file}
+    conn_id = kafka_connection("kafka_other_ca", config)
+    topic = auth_topic("alice")
+    err, elapsed, shown = _raised(
+        lambda: _hook_calls(topic, _kafka_checkpoint(tmp_path / "ckpt", topic))["lag"](conn_id)
+    )
+    print(f"\nhook lag untrusted_ca: {elapsed:.2f}s {type(err).__name__}: {err}")
+    assert type(err) is KafkaTlsHandshakeError, shown
+    assert str(err).startswith(
+        "Kafka connection 'kafka_other_ca': the TLS handshake over SASL_SSL with the broker failed"
+    )
+    assert "certificate verify failed" in str(err)
+    assert elapsed < FAST_SECONDS
+    assert config["sasl.password"] not in shown

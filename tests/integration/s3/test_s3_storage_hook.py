@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import threading
 import time
 
@@ -34,34 +36,100 @@ def _delta_open(hook, url):
     try:
         DeltaTable(url, storage_options=hook.delta_storage_options())
     except Exception as err:
-        raise hook.translate(err, url) from err
+        raise hook.translate(err, url) from err  # delta-rs says itself how long the failed request took
 
 
 def _object_storage_list(hook, url):
+    path = hook.object_storage_path(url)
+    started = time.monotonic()
     try:
-        list(hook.object_storage_path(url).iterdir())
+        list(path.iterdir())
     except Exception as err:
-        raise hook.translate(err, url) from err
+        raise hook.translate(err, url, elapsed=time.monotonic() - started) from err
 
 
 ENGINES = {"probe": lambda h, u: h.check(u), "delta-rs": _delta_open, "ObjectStoragePath": _object_storage_list}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_wrong_secret_is_access_denied_within_seconds(storage_conn, s3_bucket, engine):
+def test_wrong_secret_is_access_denied_within_seconds(storage_conn, s3_server, s3_bucket, engine):
     hook = StorageHook(storage_conn("bad_secret", password="not-the-secret"))
     err, seconds = _timed(lambda: ENGINES[engine](hook, f"s3://{s3_bucket}/t"))
     assert isinstance(err, StorageAccessDeniedError), repr(err)
-    assert "bad_secret" in str(err) and "login/password" in str(err)
+    assert str(err).startswith(f"The store at {s3_server.endpoint_url} refused the credentials of connection "
+                               f"'bad_secret' for 's3://{s3_bucket}/t' (403 SignatureDoesNotMatch: ")  # fmt: skip
+    assert "login/password" in str(err) and "AWS default endpoint" not in str(err)
     assert "not-the-secret" not in str(err)
     assert seconds < BOUND
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_unknown_key_is_access_denied(storage_conn, s3_bucket, engine):
+def test_unknown_key_is_access_denied(storage_conn, s3_server, s3_bucket, engine):
     hook = StorageHook(storage_conn("bad_key", login="AKIAUNKNOWNUNKNOWN00"))
     err, _ = _timed(lambda: ENGINES[engine](hook, f"s3://{s3_bucket}/t"))
     assert isinstance(err, StorageAccessDeniedError), repr(err)
+    assert f"The store at {s3_server.endpoint_url} refused" in str(err)
+    assert "(403 InvalidAccessKeyId: the store knows no such access key)" in str(err)
+
+
+def test_a_hook_made_only_to_name_the_error_names_the_connections_endpoint(storage_conn, s3_server, s3_bucket):
+    """DeltaHook and the maintenance-request hook translate a failure with a new StorageHook (no credentials
+    resolved): the message still names the endpoint of the connection, not AWS."""
+    from deltalake import DeltaTable
+
+    conn_id, url = storage_conn("refused_key", password="not-the-secret"), f"s3://{s3_bucket}/t"
+    with pytest.raises(OSError) as raw:
+        DeltaTable(url, storage_options=StorageHook(conn_id).delta_storage_options())
+    named = StorageHook(conn_id).translate(raw.value, url)
+    assert isinstance(named, StorageAccessDeniedError), repr(raw.value)
+    assert str(named).startswith(f"The store at {s3_server.endpoint_url} refused the credentials")
+    assert "AWS" not in str(named)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_port_nobody_listens_on_is_a_refused_connection_not_a_timeout(storage_conn, engine):
+    endpoint = f"http://127.0.0.1:{_free_port()}"
+    hook = StorageHook(storage_conn("nobody_listens", extra={"endpoint_url": endpoint}))
+    err, seconds = _timed(lambda: ENGINES[engine](hook, "s3://lake/t"))
+    print(f"\n{engine}: {seconds:.2f}s {err}")
+    assert isinstance(err, StorageUnreachableError), repr(err)
+    text = str(err)
+    assert text.startswith(f"Connection refused by storage endpoint {endpoint} of connection 'nobody_listens' "
+                           "for 's3://lake/t' after ")  # fmt: skip
+    assert f"no server accepts connections at {endpoint.removeprefix('http://')}" in text
+    elapsed = float(re.search(r" after ([0-9.]+)s", text).group(1))
+    assert elapsed <= seconds + 0.05  # the time the call took, not a configured bound
+    assert "timed out" not in text and "within" not in text and "70s" not in text
+    assert seconds < BOUND
+
+
+@pytest.fixture
+def silent_endpoint():
+    """An endpoint that accepts connections and never answers (a hung store)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("engine", ["probe", "delta-rs"])
+def test_an_endpoint_that_never_answers_is_a_timeout(storage_conn, silent_endpoint, engine):
+    timeouts = StorageTimeouts(connect_seconds=1, request_seconds=2, max_attempts=1)
+    hook = StorageHook(storage_conn("never_answers", extra={"endpoint_url": silent_endpoint}), timeouts=timeouts)
+    err, seconds = _timed(lambda: ENGINES[engine](hook, "s3://lake/t"))
+    print(f"\n{engine}: {seconds:.2f}s {err}")
+    assert isinstance(err, StorageUnreachableError), repr(err)
+    text = str(err)
+    assert text.startswith(f"The storage endpoint {silent_endpoint} of connection 'never_answers' did not answer "
+                           "for 's3://lake/t': the request timed out after ")  # fmt: skip
+    assert "(connect timeout 1s, request timeout 2s, 1 attempt)" in text and "refused" not in text
+    assert 2 <= float(re.search(r" after ([0-9.]+)s", text).group(1)) <= seconds + 0.05
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -86,6 +154,7 @@ def test_stopped_server_is_unreachable_within_the_bound(tmp_path, monkeypatch, e
     err, seconds = _timed(lambda: ENGINES[engine](hook, "s3://gone/t"))
     assert isinstance(err, StorageUnreachableError), repr(err)
     assert server.endpoint_url in str(err) and "endpoint_url" in str(err)
+    assert str(err).startswith("Connection refused by storage endpoint")
     assert seconds < hook.timeouts.worst_case_seconds
 
 

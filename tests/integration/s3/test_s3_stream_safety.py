@@ -14,6 +14,7 @@ import time
 import pytest
 
 from airflow_spark_streaming.exceptions import UnprotectedConcurrentWriteError
+from airflow_spark_streaming.hooks.control_key import ControlKeyHook
 from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
 from airflow_spark_streaming.hooks.storage import StorageHook
 from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
@@ -61,6 +62,9 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
         "sink": {"format": "delta", "path": table},
         "trigger": {"processing_time": "500 milliseconds"},
         "lease_ttl_seconds": 10,
+        # The session's control key, as the submit operator hands it over: the runner signs its hand-off and
+        # results and runs only requests signed with it.
+        "control_key": ControlKeyHook().get_key().secret.decode(),
     }
     options = hook.delta_storage_options()
     control = MaintenanceRequestHook(checkpoint.replace("s3a://", "s3://"), conn_id)

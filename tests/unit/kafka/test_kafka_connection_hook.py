@@ -39,3 +39,35 @@ def test_refusal_names_the_connection(monkeypatch):
     })  # fmt: skip
     with pytest.raises(KafkaAuthUnsupportedError, match=r"'kafka_msk' uses sasl.mechanism=OAUTHBEARER"):
         get_spark_kafka_options(conn_id)
+
+
+def test_a_jaas_password_is_masked_alone_escaped_and_inside_the_whole_config(monkeypatch):
+    from airflow.sdk.log import _secrets_masker
+
+    from airflow_spark_streaming.kafka.options import jaas_quote
+
+    password = 'Kq4"quoted\\pw'
+    conn_id = _connection(monkeypatch, "kafka_quoted", {
+        "bootstrap.servers": "broker:9093", "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+        "sasl.username": "svc", "sasl.password": password,
+    })  # fmt: skip
+    options = get_spark_kafka_options(conn_id)
+    masker = _secrets_masker()
+    escaped = jaas_quote(password)[1:-1]
+    for text in (password, escaped, options.options["kafka.sasl.jaas.config"], json.dumps(password)):
+        assert "Kq4" not in str(masker.redact(f"failed: {text}"))
+
+
+def test_an_untranslatable_connection_still_has_every_secret_masked(monkeypatch):
+    from airflow.sdk.log import _secrets_masker
+
+    from airflow_spark_streaming.kafka.connection import mask_connection_secrets
+
+    conn_id = _connection(monkeypatch, "kafka_oauth_pw", {
+        "bootstrap.servers": "broker:9093", "security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER",
+        "sasl.password": 'Wv8"oauth-pw', "sasl.oauthbearer.client.secret": "Wv8-client-secret",
+    })  # fmt: skip
+    mask_connection_secrets(conn_id)  # cannot be translated: masked from the raw config
+    masker = _secrets_masker()
+    for text in ('Wv8"oauth-pw', 'Wv8\\"oauth-pw', "Wv8-client-secret"):
+        assert "Wv8" not in str(masker.redact(f"failed: {text}"))

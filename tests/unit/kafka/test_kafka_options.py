@@ -118,6 +118,16 @@ def test_jaas_values_escape_quotes_backslashes_and_line_breaks(password, quoted)
     assert jaas.endswith(f"password={quoted};")
 
 
+@pytest.mark.parametrize("password", ['pa"ss-word', "back\\slash-pw", "plain-password"])
+def test_the_jaas_password_is_a_secret_alone_as_given_and_as_quoted_besides_the_whole_config(password):
+    result = spark_kafka_options({**SCRAM, "sasl.password": password})
+    jaas = result.options["kafka.sasl.jaas.config"]
+    assert jaas in result.secret_values  # the whole config
+    assert password in result.secret_values  # the password alone, as given
+    assert jaas_quote(password)[1:-1] in result.secret_values  # and as the config escapes it
+    assert jaas_quote(password)[1:-1] in jaas
+
+
 def test_mutual_tls_embeds_key_and_chain_as_a_pem_keystore():
     config = {
         "bootstrap.servers": "b:9094",

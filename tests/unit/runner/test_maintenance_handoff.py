@@ -13,11 +13,24 @@ from airflow_spark_streaming.exceptions import (
     MaintenanceHandoffTimeoutError,
     UnprotectedConcurrentWriteError,
 )
+from airflow_spark_streaming.hooks.control_key import ControlKeyHook
 from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook, plan_maintenance, same_table
+from airflow_spark_streaming.runner import control_auth, protocol
 from airflow_spark_streaming.runner import lease as L
-from airflow_spark_streaming.runner import protocol
 
 TABLE = "s3://lake/orders"
+
+
+def _key():
+    """The session's control key (tests/conftest.py), which the runner would get in its spec."""
+    return ControlKeyHook().get_key()
+
+
+def _answer(checkpoint, request_id, **outcome):
+    """What the runner writes: its outcome, signed for the request."""
+    body = {"request_id": request_id, **outcome}
+    result = checkpoint / protocol.MAINTENANCE_DIR / protocol.maintenance_result_file(request_id)
+    result.write_text(json.dumps(_key().sign(control_auth.MAINTENANCE_RESULT, body, scope=request_id)))
 
 
 class _History:
@@ -39,9 +52,9 @@ def _live_runner(checkpoint, app_id="app-1", table="s3a://lake/orders", advertis
     if advertise:
         folder = checkpoint / protocol.MAINTENANCE_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / protocol.MAINTENANCE_HANDOFF_FILE).write_text(
-            json.dumps({"protocol": protocol.MAINTENANCE_PROTOCOL, "app_id": app_id, "table": table})
-        )
+        body = {"protocol": protocol.MAINTENANCE_PROTOCOL, "app_id": app_id, "table": table,
+                "checkpoint": protocol.location_key(str(checkpoint))}  # fmt: skip
+        (folder / protocol.MAINTENANCE_HANDOFF_FILE).write_text(json.dumps(_key().sign(control_auth.HANDOFF, body)))
     return runner
 
 
@@ -95,16 +108,13 @@ def test_requests_are_created_once_and_answered(tmp_path):
 
     def answer():
         time.sleep(0.5)
-        result = checkpoint / protocol.MAINTENANCE_DIR / protocol.maintenance_result_file(request_id)
-        result.write_text(json.dumps({"status": "succeeded", "request_id": request_id}))
+        _answer(checkpoint, request_id, status="succeeded")
 
     threading.Thread(target=answer).start()
     assert hook.wait_for_result(request_id, timeout=10, poll=0.1)["status"] == "succeeded"
 
     failed = hook.submit({"action": "vacuum", "table": TABLE})
-    (checkpoint / protocol.MAINTENANCE_DIR / protocol.maintenance_result_file(failed)).write_text(
-        json.dumps({"status": "failed", "error": "boom"})
-    )
+    _answer(checkpoint, failed, status="failed", error="boom")
     with pytest.raises(MaintenanceHandoffError, match="boom"):
         hook.wait_for_result(failed, timeout=5, poll=0.1)
 

@@ -157,3 +157,59 @@ def test_a_zorder_name_that_is_not_a_name_is_refused(bad):
     assert spark.statements == []
     with pytest.raises(ValueError, match="non-empty string"):
         delta_maintenance.quote_identifier(bad)
+
+
+# --- the driver's check, if Spark's parseQuery ever stopped at the end of a query -----------------
+
+
+class _Plan:
+    def __init__(self, kind: str, text: str = "'Project [*]\n+- 'UnresolvedRelation [source]"):
+        self.kind, self.text = kind, text
+
+    def getClass(self):  # noqa: N802 - Py4J's spelling
+        kind = self.kind
+
+        class _Class:
+            def getName(self):  # noqa: N802
+                return f"org.apache.spark.sql.catalyst.plans.logical.{kind}"
+
+        return _Class()
+
+    def nodeName(self):  # noqa: N802
+        return self.kind
+
+    def toString(self):  # noqa: N802
+        return self.text
+
+
+class _LaxParser:
+    """A ``parseQuery`` that reads a query and ignores what follows; ``parsePlan`` is the whole-input judge."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def parseQuery(self, sql):  # noqa: N802
+        return _Plan("Project")
+
+    def parsePlan(self, sql):  # noqa: N802
+        if isinstance(self.plan, Exception):
+            raise self.plan
+        return self.plan
+
+
+def _lax_spark(plan):
+    from types import SimpleNamespace
+
+    parser = _LaxParser(plan)
+    state = SimpleNamespace(sqlParser=lambda: parser)
+    return SimpleNamespace(_jsparkSession=SimpleNamespace(sessionState=lambda: state))
+
+
+def test_the_driver_needs_the_whole_text_to_be_that_one_query_even_from_a_lax_parse_query():
+    from airflow_spark_streaming.runner.jobs.stream_runner import SpecError, _checked_query
+
+    with pytest.raises(SpecError, match="extra input 'DROP'"):
+        _checked_query(_lax_spark(RuntimeError("[PARSE_SYNTAX_ERROR] extra input 'DROP'")), "SELECT 1; DROP TABLE x")
+    with pytest.raises(SpecError, match="reads it as InsertIntoStatement, not as the query Project"):
+        _checked_query(_lax_spark(_Plan("InsertIntoStatement")), "SELECT 1 INSERT INTO t SELECT 2")
+    assert _checked_query(_lax_spark(_Plan("Project")), "SELECT * FROM source") == "SELECT * FROM source"

@@ -275,6 +275,15 @@ def test_a_client_mode_driver_is_tracked_by_its_process_and_killed_with_its_chil
     assert not _alive(child)  # its child went too
 
 
+def _wait_for_exec(pid: int) -> None:
+    """Until the new program's command line shows in /proc (it reads empty for a moment after the fork)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while not Path(f"/proc/{pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _alive(pid: int) -> bool:
     """Running, and not a zombie waiting for a parent that does not reap."""
     try:
@@ -335,25 +344,40 @@ def test_storage_connection_keys_are_refused_on_a_standalone_master_before_anyth
     assert not argv_file.exists()
 
 
-def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still_that_process(monkeypatch):
-    """StopStreamingQueryOperator's kill of a driver another starter ran: a reused pid is never signalled."""
+def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still_that_process(monkeypatch, tmp_path):
+    """StopStreamingQueryOperator's kill of a driver another starter ran: only a signed lease, and only the process
+    that carries its tag and started when it says; a reused pid is never signalled."""
     import socket
     import subprocess
     import time
-    import types
+    import uuid
+
+    from airflow_spark_streaming.exceptions import DriverProcessMismatchError
+    from airflow_spark_streaming.hooks.control_key import ControlKeyHook
+    from airflow_spark_streaming.hooks.runner_control import CheckpointLease, RunnerControlHook
+    from airflow_spark_streaming.runner.control_auth import LEASE, process_start_ticks
+    from airflow_spark_streaming.runner.protocol import SUBMISSION_ENV
 
     hook = StreamingSubmitHook(spark_conn_id=_conn(monkeypatch, "spark_local2", conn_type="spark", host="local[1]"))
-    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    checkpoint, key, tag = RunnerControlHook(str(tmp_path / "ckpt")), ControlKeyHook().get_key(), uuid.uuid4().hex
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                              env={**os.environ, SUBMISSION_ENV: tag})  # fmt: skip
+    _wait_for_exec(driver.pid)
+
+    def lease(host=None, started=None):
+        body = {"owner": "o", "heartbeat_ms": int(time.time() * 1000), "ttl_ms": 10_000, "host": host or
+                socket.gethostname(), "pid": driver.pid, "app_id": "local-1", "submission": tag,
+                "pid_start": started or process_start_ticks(driver.pid), "checkpoint": checkpoint.location}  # fmt: skip
+        return CheckpointLease("local-1", body["host"], driver.pid, 0.0, 10.0, tag, key.sign(LEASE, body, scope=tag))
+
     try:
         started = time.time()
-        elsewhere = types.SimpleNamespace(pid=driver.pid, host="another-host", heartbeat_age_seconds=0.0)
-        assert hook.kill_lease_holder(elsewhere) is False
-        # A lease whose last heartbeat is older than the process: the pid was reused, so it is left alone.
-        reused = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=3600.0)
-        assert hook.kill_lease_holder(reused) is True
+        assert hook.kill_lease_holder(lease(host="another-host"), checkpoint=checkpoint, key=key) is False
+        # A lease whose recorded start time is not the process's: the pid was reused, so it is left alone.
+        with pytest.raises(DriverProcessMismatchError, match="was reused"):
+            hook.kill_lease_holder(lease(started=1), checkpoint=checkpoint, key=key)
         assert driver.poll() is None
-        live = types.SimpleNamespace(pid=driver.pid, host=socket.gethostname(), heartbeat_age_seconds=0.0)
-        assert hook.kill_lease_holder(live) is True
+        assert hook.kill_lease_holder(lease(), checkpoint=checkpoint, key=key) is True
         assert not _alive(driver.pid) and time.time() - started < 20  # the kill reaps it: no exit status left
     finally:
         driver.kill()

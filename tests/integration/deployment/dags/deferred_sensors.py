@@ -18,7 +18,7 @@ from airflow_spark_streaming.sensors.checkpoint import StreamingProgressSensor
 from airflow_spark_streaming.sensors.kafka_lag import KafkaLagSensor
 from airflow_spark_streaming.sensors.stream_health import StreamHealthSensor
 
-CHECKPOINT = f"{os.environ.get('SPARK_STREAMING_LAKE_ROOT', '/tmp/lake').rstrip('/')}/_checkpoints/orders"
+CHECKPOINT = f"{os.environ.get('SPARK_STREAMING_LAKE_ROOT', 's3://lake').rstrip('/')}/_checkpoints/orders"
 
 with DAG(
     dag_id="deferred_sensors",

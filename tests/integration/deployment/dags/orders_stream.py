@@ -22,14 +22,14 @@ from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
 from airflow_spark_streaming.triggers.events import CheckpointCommitEventTrigger
 
-LAKE_ROOT = os.environ.get("SPARK_STREAMING_LAKE_ROOT", "/tmp/lake").rstrip("/")
+LAKE_ROOT = os.environ.get("SPARK_STREAMING_LAKE_ROOT", "s3://lake").rstrip("/")
 ORDERS_TABLE = f"{LAKE_ROOT}/orders"
 CHECKPOINT = f"{LAKE_ROOT}/_checkpoints/orders"
 POLL_INTERVAL = float(os.environ.get("SPARK_STREAMING_EVENT_POLL_INTERVAL", "30"))
 
 orders_batches = Asset(
     name="orders_batches",
-    uri=f"file://{CHECKPOINT}",
+    uri=CHECKPOINT if "://" in CHECKPOINT else f"file://{CHECKPOINT}",
     watchers=[
         AssetWatcher(
             name="orders_commits",
