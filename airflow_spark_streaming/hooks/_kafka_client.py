@@ -58,8 +58,9 @@ def _provider_builder() -> type:
 
 #: How often a wait serves the client's callbacks: a refusal surfaces this long after librdkafka reports it.
 _POLL_SECONDS = 0.05
-# librdkafka error names (KafkaError.name()) reported through error_cb.
+# librdkafka error names (KafkaError.name()): a request failed with one of these got no answer...
 _UNREACHABLE_CODES = frozenset({"_TIMED_OUT", "_TRANSPORT", "_ALL_BROKERS_DOWN", "REQUEST_TIMED_OUT"})
+# ...and error_cb reports lost brokers and failed connections with these.
 _DOWN_CODES = frozenset({"_ALL_BROKERS_DOWN"})
 _CONNECTIVITY_CODES = frozenset({"_TRANSPORT", "_RESOLVE", "_TIMED_OUT"})
 
@@ -111,8 +112,9 @@ class BrokerErrors:
         name = str(error.name()) if callable(getattr(error, "name", None)) else ""
         text = error.str() if callable(getattr(error, "str", None)) else str(error)
         now = time.monotonic()
+        refusal = self.refusal is None and classify_kafka_error(error) is not None
         with self._lock:
-            if self.refusal is None and classify_kafka_error(error) is not None:
+            if refusal and self.refusal is None:
                 self.refusal = error
             if name in _DOWN_CODES:
                 self.down = (now, text)
@@ -124,20 +126,9 @@ class BrokerErrors:
     def access_error(self) -> KafkaAccessError | None:
         """The named error of the broker's refusal, if one was reported; it names the connection, the
         mechanism and the user, never the password."""
-        from airflow_spark_streaming.kafka.options import classify_kafka_error
-
         with self._lock:
             refusal = self.refusal
-        if refusal is None:
-            return None
-        return classify_kafka_error(
-            refusal,
-            conn_id=self.kafka_config_id,
-            secrets=self._secrets,
-            mechanism=self.mechanism,
-            username=self.username,
-            protocol=self.protocol,
-        )
+        return None if refusal is None else self.named(refusal)
 
     def named(self, error: Any) -> KafkaAccessError | None:
         """The named error for ``error`` (a ``KafkaException`` or ``KafkaError`` a request failed with), if it
@@ -176,7 +167,9 @@ class KafkaClientHook(BaseHook):
     :param kafka_config_id: the ``kafka`` connection (default ``kafka_default``);
         its extra is the confluent-kafka client config.
     :param timeout: seconds each broker request may take before the hook gives up with
-        :class:`~airflow_spark_streaming.exceptions.KafkaBrokerUnreachableError`.
+        :class:`~airflow_spark_streaming.exceptions.KafkaBrokerUnreachableError`. A broker that
+        refuses the login or the TLS handshake fails the request as soon as the client reports it,
+        with a :class:`~airflow_spark_streaming.exceptions.KafkaAccessError`.
     """
 
     conn_name_attr = "kafka_config_id"
@@ -258,7 +251,10 @@ class KafkaClientHook(BaseHook):
                 try:
                     return future.result()
                 except KafkaException as err:
-                    raise self._named(err, what, started) from err
+                    named = self._named(err, what, started)
+                    if named is err:
+                        raise
+                    raise named from err
             refused = self.broker_errors.access_error()
             if refused is not None:
                 future.cancel()

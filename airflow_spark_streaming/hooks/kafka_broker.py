@@ -186,10 +186,11 @@ class KafkaBrokerHook(KafkaClientHook):
                 record.outcome, record.lost = RESET_TO_EARLIEST, start - requested
         if found and all(r.outcome == TIMED_OUT for r in found.values()):
             reported = self.broker_errors.connectivity(begun)
+            servers = self.broker_errors.bootstrap_servers
             raise KafkaBrokerUnreachableError(
                 f"The brokers of Kafka connection {self.kafka_config_id!r} returned no record and no end of "
                 f"partition for {len(found)} partitions within {self.timeout:g}s"
-                f"{f' ({reported})' if reported else ''}; check bootstrap.servers, "
+                f"{f' ({reported})' if reported else ''}; check bootstrap.servers{f' ({servers})' if servers else ''}, "
                 "the network and the security settings (the principal needs READ on the topics)."
             )
         return RecordTimestamps(

@@ -39,12 +39,39 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_spark_streaming.exceptions import InvalidEventTriggerError
 
 
-def _accessors(store: Any) -> list[Any]:
-    """Every per-asset accessor of an ``AssetStateStoreAccessors`` (which has no public iteration)."""
-    by_name, by_uri = getattr(store, "_by_name", None), getattr(store, "_by_uri", None)
-    if by_name is None and by_uri is None:
-        return [store]
-    return [*(by_name or {}).values(), *(by_uri or {}).values()]
+class AssetCursorStore:
+    """The one place that touches Airflow's asset state store (``BaseEventTrigger.asset_state_store``).
+
+    A trigger watching one asset uses the store's public single-asset ``aget``/``aset``. Airflow
+    3.3 runs one trigger for identical watchers of several assets, and offers no public way to
+    list the assets such a trigger watches: only then is the per-asset map read through the
+    private ``_by_name``/``_by_uri`` (``tests/unit/triggers/test_asset_state_contract.py`` checks
+    that Airflow still has them and still refuses the single-asset calls there).
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def _each_asset(self) -> list[Any]:
+        by_name, by_uri = getattr(self.store, "_by_name", None), getattr(self.store, "_by_uri", None)
+        if by_name is None and by_uri is None:
+            return [self.store]  # a plain per-asset accessor
+        return [*(by_name or {}).values(), *(by_uri or {}).values()]
+
+    async def read_all(self, key: str) -> list[Any]:
+        """The value of ``key`` in every watched asset's store."""
+        try:
+            return [await self.store.aget(key)]
+        except ValueError:  # several watched assets: the single-asset call refuses
+            return [await accessor.aget(key) for accessor in self._each_asset()]
+
+    async def write_all(self, key: str, value: Any) -> None:
+        """Write ``key`` in every watched asset's store."""
+        try:
+            await self.store.aset(key, value)
+        except ValueError:
+            for accessor in self._each_asset():
+                await accessor.aset(key, value)
 
 
 class CommitEventTrigger(BaseEventTrigger):
@@ -96,11 +123,8 @@ class CommitEventTrigger(BaseEventTrigger):
 
     async def load_cursor(self) -> dict[str, Any] | None:
         if self._cursor is None and self.asset_state_store is not None:
-            stored = []
-            for accessor in _accessors(self.asset_state_store):
-                value = await accessor.aget(self.cursor_key)
-                if isinstance(value, dict) and isinstance(value.get("position"), int):
-                    stored.append(value)
+            values = await AssetCursorStore(self.asset_state_store).read_all(self.cursor_key)
+            stored = [v for v in values if isinstance(v, dict) and isinstance(v.get("position"), int)]
             if stored:
                 self._cursor = max(stored, key=lambda v: v["position"])
         return self._cursor
@@ -110,12 +134,8 @@ class CommitEventTrigger(BaseEventTrigger):
         if self.asset_state_store is not None:
             value = dict(self._cursor)
 
-            async def write() -> None:
-                for accessor in _accessors(self.asset_state_store):
-                    await accessor.aset(self.cursor_key, value)
-
             # A cancellation (triggerer shutdown) must not leave the event handed over but the cursor unwritten.
-            await asyncio.shield(write())
+            await asyncio.shield(AssetCursorStore(self.asset_state_store).write_all(self.cursor_key, value))
 
     # --- one poll loop per location, shared by every watcher of it ------------------------------
 
