@@ -11,6 +11,10 @@ status, not on a count of new batches: on a quiet topic Spark runs no batches,
 and an idle, caught-up query with a live lease is ``OK``.
 ``stop_stream`` is a teardown: it always runs, so a failed check never leaves
 the query behind, and the checks still decide whether the run failed.
+
+A long-running stream needs the control key connection
+(``spark_streaming_control_default``; see "Running streams"): it signs the
+records beside the checkpoint that a stop acts on.
 """
 
 from __future__ import annotations

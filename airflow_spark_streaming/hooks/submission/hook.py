@@ -221,8 +221,8 @@ class StreamingSubmitHook(BaseHook):
             raise ControlKeyMissingError(
                 f"Killing the driver that holds the lease on {checkpoint.checkpoint} needs the control key, to check "
                 f"that the lease was written by the provider's runner; connection "
-                f"{checkpoint.control_conn_id or 'spark_streaming_control_default'!r} does not exist. Create it (see "
-                "'Running streams'), or kill the application yourself."
+                f"{checkpoint.control_conn_id or 'spark_streaming_control_default'!r} does not exist or holds no "
+                "password. Create it (see 'Running streams': the control key), or kill the application yourself."
             )
         body = checkpoint.verified_lease(lease, key)
         tag, pid, started = body.get("submission"), body.get("pid"), body.get("pid_start")

@@ -80,7 +80,8 @@ class LocalDetachedBackend(SubmissionBackend):
             )
         pid, tag = submission.pid, submission.tag
         refuse_unless_driver(pid, tag, submission.pid_start, f"driver {submission.submission_id}")
-        kill_process(pid, lambda: is_driver_process(pid, tag, submission.pid_start), group=True)
+        kill_process(pid, lambda: is_driver_process(pid, tag, submission.pid_start), group=True,
+                     started=submission.pid_start)  # fmt: skip
 
     def release(self, submission: SparkSubmission, checkpoint) -> None:
         """Remove the spec (if never read) and the secrets beside the driver's log; the log stays for
@@ -103,7 +104,7 @@ class LocalDetachedBackend(SubmissionBackend):
             return False
         refuse_unless_driver(pid, tag, started, f"the lease holder (pid {pid})", require_start=True)
         log.warning("Killing driver pid %s, which holds the lease", pid)
-        kill_process(pid, lambda: is_driver_process(pid, tag, started), group=False)
+        kill_process(pid, lambda: is_driver_process(pid, tag, started), group=False, started=started)
         return True
 
 
@@ -179,17 +180,24 @@ def is_driver_process(pid: int | None, tag: str | None, started: int | None, *, 
 
 
 def refuse_unless_driver(pid, tag, started, what: str, *, require_start: bool = False) -> None:
-    """:class:`DriverProcessMismatchError` when ``pid`` is alive but not the driver the provider started."""
+    """:class:`DriverProcessMismatchError` when ``pid`` is alive but not the driver the provider started.
+
+    Asked a few times over a second: a process that is exiting reads an empty command line and
+    environment for a moment before it is a zombie, and is not a stranger.
+    """
     if not pid:
         return
-    _reap(pid)
-    stat = _process_stat(pid)
-    alive = _pid_alive(pid) if stat is None else stat[0] != "Z"
-    if alive and not is_driver_process(pid, tag, started, require_start=require_start):
-        raise DriverProcessMismatchError(
-            f"Process {pid} is alive but is not {what}: it does not carry the submission's tag, or did not start "
-            "when the signed record says (the pid was reused). It was not killed."
-        )
+    for _ in range(5):
+        _reap(pid)
+        stat = _process_stat(pid)
+        alive = _pid_alive(pid) if stat is None else stat[0] not in ("Z", "X")
+        if not alive or is_driver_process(pid, tag, started, require_start=require_start):
+            return
+        time.sleep(0.2)
+    raise DriverProcessMismatchError(
+        f"Process {pid} is alive but is not {what}: it does not carry the submission's tag, or did not start "
+        "when the signed record says (the pid was reused). It was not killed."
+    )
 
 
 def started_before(pid: int, moment: float) -> bool:
@@ -224,8 +232,13 @@ def _reap(pid: int | None) -> None:
         pass
 
 
-def kill_process(pid: int, still_ours, *, group: bool) -> None:
-    """SIGTERM, then SIGKILL, ``pid`` (or the process group it leads), while ``still_ours()`` says it is the same."""
+def kill_process(pid: int, still_ours, *, group: bool, started: int | None = None) -> None:
+    """SIGTERM, then SIGKILL, ``pid`` (or the process group it leads), while ``still_ours()`` says it is the same.
+
+    After a signal it waits until the process is gone: a zombie, no longer there, or (with ``started``, its
+    recorded start time) another process under the same pid. A dying process's command line and environment
+    read empty before it is a zombie, so ``still_ours()`` is asked only before each signal.
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if not still_ours():
             return
@@ -238,6 +251,14 @@ def kill_process(pid: int, still_ours, *, group: bool) -> None:
         deadline = time.monotonic() + KILL_WAIT_SECONDS
         while time.monotonic() < deadline:
             _reap(pid)
-            if not still_ours():
+            if not _still_running(pid, started):
                 return
             time.sleep(0.2)
+
+
+def _still_running(pid: int, started: int | None) -> bool:
+    """``pid`` is alive and not a zombie, and (when ``started`` is known) still the process that started then."""
+    stat = _process_stat(pid)
+    if stat is None:
+        return _pid_alive(pid)
+    return stat[0] not in ("Z", "X") and _started_at(pid, started)
