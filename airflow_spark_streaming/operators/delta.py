@@ -18,7 +18,7 @@ from airflow_spark_streaming.exceptions import (
     ZOrderColumnError,
 )
 from airflow_spark_streaming.storage.locations import has_spark_file_sink_log, is_local_uri, local_path
-from airflow_spark_streaming.utils.redaction import mask_secrets
+from airflow_spark_streaming.utils.redaction import mask_mapping_secrets, mask_secrets
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,6 +63,8 @@ class _DeltaMaintenanceOperator(BaseOperator):
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        mask_mapping_secrets(storage_options)  # before any check can print a secret into the DAG's import error
+        mask_mapping_secrets(spark_conf)
         super().__init__(**kwargs)
         self.storage_conn_id = storage_conn_id
         if engine not in ENGINES:

@@ -24,7 +24,7 @@ from airflow_spark_streaming.exceptions import (
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
 from airflow_spark_streaming.runner.spec import redact_spec, validate_stream_spec, with_kafka_config_id
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
-from airflow_spark_streaming.utils.redaction import mask_secrets
+from airflow_spark_streaming.utils.redaction import mask_mapping_secrets, mask_secrets
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -136,6 +136,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         checkpoint_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        for value in (spec, conf, submit_kwargs):
+            mask_mapping_secrets(value)  # before any check can print a secret into the DAG's import error
         super().__init__(**kwargs)
         owner = f"{type(self).__name__}({self.task_id})"
         self.spark_conn_id = renamed_parameter(
@@ -199,8 +201,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
             mask_connection_secrets(self.kafka_config_id, ignore_keys=self.kafka_ignore_keys)
         super().render_template_fields(context, jinja_env)
+        mask_secrets(self.spec, self.conf)  # templated secrets, before the rendered fields are stored or checked
         self.conf = params.mapping(self.task_id, "conf", self.conf)
-        mask_secrets(self.spec, self.conf)  # templated secrets, before the rendered fields are stored
 
     def get_openlineage_facets_on_start(self):
         """Inputs and output from the spec; for your own application, from its checkpoint once it ran.

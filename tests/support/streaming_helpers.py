@@ -59,12 +59,19 @@ def long_running_kafka_spec(bootstrap_servers: str, topic: str, tmp_path: Path, 
 
 
 def slow_batch_spec(tmp_path: Path, *, lease_ttl_seconds: int) -> dict:
-    """A rate → Delta query whose batches take far longer than a short stop timeout (every row sleeps 3 s)."""
+    """A rate → Delta query whose batches take far longer than a short stop timeout (each row spins for seconds).
+
+    The spin is pure SQL (36 million lambda steps per row, depending on the row so that Spark cannot fold it):
+    transform_sql refuses Java reflection, so ``reflect('java.lang.Thread', 'sleep', ...)`` is no longer a way.
+    """
     return {
         "query_name": "slow_rate",
         "checkpoint_location": str(tmp_path / "ckpt"),
         "source": {"format": "rate", "options": {"rowsPerSecond": "2"}},
-        "transform_sql": "SELECT value, reflect('java.lang.Thread', 'sleep', CAST(3000 AS BIGINT)) AS slept FROM source",
+        "transform_sql": (
+            "SELECT value, aggregate(sequence(1, 6000 + CAST(value % 2 AS INT)), 0L,"
+            " (a, x) -> a + aggregate(sequence(1, 6000), 0L, (b, y) -> b + y)) AS spun FROM source"
+        ),
         "sink": {"format": "delta", "path": str(tmp_path / "table"), "output_mode": "append"},
         "trigger": {"processing_time": "1 second"},
         "lease_ttl_seconds": lease_ttl_seconds,
