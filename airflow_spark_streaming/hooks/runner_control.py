@@ -23,6 +23,7 @@ from airflow_spark_streaming.runner.protocol import (
     DEFAULT_LEASE_TTL_SECONDS,
     LEGACY_LEASE_FILE,
     PROGRESS_DIR,
+    PROGRESS_KEEP,
     STAGING_DIR,
     STOP_FILE,
     SUBMISSION_FILE,
@@ -257,7 +258,8 @@ class RunnerControlHook(CheckpointStorageHook):
         self.forget_listings()
         batches = sorted(b for b in map(progress_batch, self.list_names(PROGRESS_DIR)) if b is not None)
         events = []
-        for batch_id in (b for b in batches if b > after_batch):
+        # The runner keeps the newest PROGRESS_KEEP events; more files than that were not written by it.
+        for batch_id in [b for b in batches if b > after_batch][-PROGRESS_KEEP:]:
             name = progress_file(batch_id)
             events.append(
                 parse_json(

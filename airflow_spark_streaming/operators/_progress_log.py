@@ -14,7 +14,6 @@ spark-submit in this process) works.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -30,9 +29,11 @@ if TYPE_CHECKING:
 def _offsets(value: Any) -> dict[tuple[str, str], int] | None:
     """A Kafka source offset (``{"topic": {"0": 12}}`` or its JSON text) flattened; ``None`` for other sources."""
     if isinstance(value, str):
+        from airflow_spark_streaming.utils.bounded_json import UntrustedJsonError, loads
+
         try:
-            value = json.loads(value)
-        except ValueError:
+            value = loads(value)
+        except UntrustedJsonError:
             return None
     if not isinstance(value, dict) or not value:
         return None
@@ -49,8 +50,11 @@ def _offsets(value: Any) -> dict[tuple[str, str], int] | None:
 
 def remaining_records(event: dict[str, Any]) -> int | None:
     """Records between the batch's end offsets and the sources' latest (the run's target); ``None`` if unknown."""
+    sources = event.get("sources")
+    if not isinstance(sources, list) or not all(isinstance(source, dict) for source in sources):
+        return None  # progress files are lake input: a wrong shape is unknown, never a crash
     remaining = 0
-    for source in event.get("sources") or []:
+    for source in sources:
         end, latest = _offsets(source.get("endOffset")), _offsets(source.get("latestOffset"))
         if end is None or latest is None:
             return None
@@ -62,7 +66,8 @@ def rows_per_second(event: dict[str, Any]) -> float | None:
     rate = event.get("processedRowsPerSecond")
     if isinstance(rate, int | float) and rate == rate:  # NaN for a batch that took no time
         return float(rate)
-    duration = (event.get("durationMs") or {}).get("triggerExecution")
+    durations = event.get("durationMs")
+    duration = durations.get("triggerExecution") if isinstance(durations, dict) else None
     rows = event.get("numInputRows")
     if isinstance(duration, int | float) and duration > 0 and isinstance(rows, int):
         return rows * 1000.0 / duration
@@ -95,7 +100,8 @@ class BatchProgressLog:
                 self.log.debug("progress events not readable yet: %s", err)
                 return 0
             logged = 0
-            for event in sorted((e for e in events if isinstance(e.get("batchId"), int)), key=lambda e: e["batchId"]):
+            valid = (e for e in events if isinstance(e, dict) and type(e.get("batchId")) is int)
+            for event in sorted(valid, key=lambda e: e["batchId"]):
                 if event["batchId"] <= self.last_logged:
                     continue
                 self._log_batch(event)
@@ -104,7 +110,7 @@ class BatchProgressLog:
             return logged
 
     def _log_batch(self, event: dict[str, Any]) -> None:
-        rows = int(event.get("numInputRows") or 0)
+        rows = event.get("numInputRows") if type(event.get("numInputRows")) is int else 0
         self.rows_done += rows
         rate = rows_per_second(event)
         line = f"batch {event['batchId']}: {rows:,} rows" + (f", {rate:,.0f} rows/s" if rate is not None else "")

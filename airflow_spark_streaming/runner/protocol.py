@@ -90,7 +90,8 @@ def progress_file(batch_id: int) -> str:
 def progress_batch(name: str) -> int | None:
     """The batch id of a ``_progress/`` file name, or ``None`` for anything else."""
     stem = name.removesuffix(".json")
-    return int(stem) if name.endswith(".json") and stem.isdigit() else None
+    # ASCII digits only, as the runner writes them: "²".isdigit() is true, and int("²") raises.
+    return int(stem) if name.endswith(".json") and 0 < len(stem) <= 19 and stem.isascii() and stem.isdigit() else None
 
 
 #: Maintenance handed to the live stream runner (``jobs/maintenance_handoff.py``): requests and results.

@@ -174,7 +174,69 @@ def kind_lease_names(root: Path, names: list[str]) -> None:
     assert runner.generation is not None and runner.generation <= lease.MAX_GENERATION
 
 
+def kind_progress(root: Path, files: list[tuple[str, bytes]]) -> None:
+    import logging
+
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+
+    (root / "_progress").mkdir(parents=True)
+    for name, data in files:
+        if name not in ("", ".", "..") and "/" not in name and "\x00" not in name:
+            (root / "_progress" / name).write_bytes(data)
+    control = RunnerControlHook(str(root))
+    BatchProgressLog(control, logging.getLogger("fuzz"), -1).poll()  # never raises: logging is best effort
+    control.get_progress()
+
+
+def kind_submission(root: Path, data: bytes) -> None:
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.runner.control_auth import ControlKey
+
+    root.mkdir(parents=True)
+    (root / "_submission").write_bytes(data)
+    control = RunnerControlHook(str(root))
+    control.get_submission()
+    control.query_running()
+    control.get_signed_submission(ControlKey.from_text("f" * 32, source="fuzz"))
+
+
+def kind_maintenance(root: Path, data: bytes) -> None:
+    from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
+    from airflow_spark_streaming.runner.protocol import (
+        MAINTENANCE_DIR,
+        MAINTENANCE_HANDOFF_FILE,
+        maintenance_result_file,
+    )
+
+    (root / MAINTENANCE_DIR).mkdir(parents=True)
+    (root / MAINTENANCE_DIR / MAINTENANCE_HANDOFF_FILE).write_bytes(data)
+    (root / MAINTENANCE_DIR / maintenance_result_file("r1")).write_bytes(data)
+    hook = MaintenanceRequestHook(str(root))
+    hook.get_handoff()
+    hook.get_result("r1")
+
+
+progress_events = st.fixed_dictionaries(
+    {"batchId": st.one_of(st.integers(), json_values), "numInputRows": json_values, "durationMs": json_values,
+     "sources": st.one_of(json_values, st.lists(st.fixed_dictionaries({"endOffset": json_values,
+                                                                        "latestOffset": json_values}), max_size=2))}
+)  # fmt: skip
+progress_names = st.one_of(
+    st.integers(min_value=0, max_value=10**25).map(lambda n: f"{n}.json"), non_ascii_digits.map(lambda d: f"{d}.json"),
+    st.text(max_size=12),
+)  # fmt: skip
+
 KINDS = {
+    "progress": (
+        kind_progress,
+        st.lists(
+            st.tuples(progress_names, st.one_of(progress_events.map(lambda e: json.dumps(e).encode()), hostile_bytes)),
+            max_size=4,
+        ),
+    ),
+    "submission": (kind_submission, hostile_bytes),
+    "maintenance": (kind_maintenance, hostile_bytes),
     "offsets": (kind_offsets, offsets_files),
     "commits": (kind_commits, hostile_json_text.map(lambda body: f"v1\n{body}")),
     "metadata": (kind_metadata, hostile_json_text),
@@ -233,5 +295,11 @@ def run(kind: str) -> dict:
 
 
 if __name__ == "__main__":
+    import os
+
+    # The control key the maintenance reader verifies with (it refuses to read without one).
+    os.environ["AIRFLOW_CONN_SPARK_STREAMING_CONTROL_DEFAULT"] = json.dumps(
+        {"conn_type": "generic", "password": "f" * 32}
+    )
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP_BYTES, MEMORY_CAP_BYTES))
     print(json.dumps(run(sys.argv[1])))
