@@ -87,6 +87,16 @@ class MaintenanceWatcher:
     def _write_signed(self, name: str, kind: str, body: dict, scope: str = "") -> None:
         self._write(name, self.key.sign(kind, body, scope=scope))
 
+    def _publish_signed(self, name: str, kind: str, body: dict, scope: str = "") -> None:
+        """Write a file readers must never see half written (a result): a hidden temporary, then a rename."""
+        import uuid
+
+        temp = f".{name}.{uuid.uuid4().hex}.tmp"
+        self._write_signed(temp, kind, body, scope)
+        if not self.fs.rename(self._path(self.folder, temp), self._path(self.folder, name)):
+            self.fs.delete(self._path(self.folder, temp), False)
+            raise OSError(f"could not publish {name} in {self.folder}")
+
     def _read(self, name: str):
         """A file of ``_maintenance/`` as bounded JSON (``UntrustedJsonError`` when it is not)."""
         stream = self.fs.open(self._path(self.folder, name))
@@ -183,8 +193,8 @@ class MaintenanceWatcher:
         except (control_auth.ControlRecordError, RequestRefused) as err:
             outcome = {"status": "refused", "error": f"{type(err).__name__}: {err}"[:4000]}
         outcome.update(request_id=request_id, app_id=self.app_id, started=started, finished=time.time())
-        self._write_signed(protocol.maintenance_result_file(request_id), control_auth.MAINTENANCE_RESULT, outcome,
-                           scope=request_id)  # fmt: skip
+        self._publish_signed(protocol.maintenance_result_file(request_id), control_auth.MAINTENANCE_RESULT, outcome,
+                             scope=request_id)  # fmt: skip
         print(f"stream_runner: maintenance request {request_id} {outcome['status']}"
               + (f": {outcome['error']}" if outcome["status"] != "succeeded" else ""), file=sys.stderr)  # fmt: skip
         return outcome

@@ -217,6 +217,12 @@ class _LocalFs:
     def delete(self, path, recursive):
         os.remove(path)
 
+    def rename(self, source, target):  # Hadoop's: False (not an error) when the target exists
+        if os.path.exists(target):
+            return False
+        os.rename(source, target)
+        return True
+
 
 class _Query:
     isActive = True
