@@ -50,6 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from devstack.process import pid_alive
+
 HOST = "127.0.0.1"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The job type each heartbeating component records in the metadata database.
@@ -72,22 +74,6 @@ class DeploymentError(RuntimeError):
 # --- processes, standard library only (the watchdog imports nothing else) ---------------------------------
 
 
-def _alive(pid: int) -> bool:
-    """``pid`` runs and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -102,7 +88,7 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return any(_alive(pid) for pid in _group_members(pgid))
+    return any(pid_alive(pid) for pid in _group_members(pgid))
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -133,7 +119,7 @@ def marked_processes(marker: str) -> list[int]:
         if pid == os.getpid():
             continue
         try:
-            if entry in environ.read_bytes().split(b"\0") and _alive(pid):
+            if entry in environ.read_bytes().split(b"\0") and pid_alive(pid):
                 found.append(pid)
         except OSError:  # gone, or another user's
             continue
@@ -153,7 +139,7 @@ def stop_processes(groups: Iterable[int], marker: str | None, *, grace: float = 
         except (ProcessLookupError, PermissionError):
             pass
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(g) for g in groups):
+    while time.monotonic() < deadline and any(pid_alive(g) for g in groups):
         for pgid in groups:
             _reap(pgid)
         time.sleep(0.2)
@@ -172,7 +158,7 @@ def _stop_marked(marker: str, *, grace: float) -> None:
         except (ProcessLookupError, PermissionError):
             pass
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         for pid in pids:
             _reap(pid)
         time.sleep(0.2)
@@ -195,7 +181,7 @@ def run_watchdog(watched_pid: int, state_file: Path, *, interval: float = 0.5) -
     while True:
         if not state_file.exists():
             return 0
-        watched_gone = not _alive(watched_pid) or (parent == watched_pid and os.getppid() != parent)
+        watched_gone = not pid_alive(watched_pid) or (parent == watched_pid and os.getppid() != parent)
         if watched_gone:
             break
         time.sleep(interval)
@@ -238,7 +224,7 @@ class AirflowDeployment:
         return Path(self.home) / STATE_FILE
 
     def is_alive(self) -> bool:
-        return any(_alive(pid) for pid in self.pids.values())
+        return any(pid_alive(pid) for pid in self.pids.values())
 
     def env(self) -> dict[str, str]:
         """The environment the components run with (secrets included: the file is mode 0600)."""
@@ -282,7 +268,7 @@ class AirflowDeployment:
             if component in self.stopped:
                 continue
             _reap(pid)
-            if not _alive(pid):
+            if not pid_alive(pid):
                 raise DeploymentError(
                     f"Airflow {component} (pid {pid}) exited; its log ends with:\n{_tail(self.log_path(component))}"
                 )
@@ -314,7 +300,7 @@ class AirflowDeployment:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _alive(old):
+        while time.monotonic() < deadline and pid_alive(old):
             _reap(old)
             time.sleep(0.2)
         _signal_group(old, signal.SIGKILL)

@@ -82,16 +82,18 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, interv
 
 
 def pid_alive(pid: int) -> bool:
+    """``pid`` runs and is not a zombie (a zombie child is not a running service)."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie child is not a broker.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
+    try:  # the state follows the command name, which may hold spaces and parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 
