@@ -126,32 +126,8 @@ def marked_processes(marker: str) -> list[int]:
     return found
 
 
-def stop_processes(groups: Iterable[int], marker: str | None, *, grace: float = 30) -> None:
-    """SIGTERM each group leader, SIGKILL what is left of its group after ``grace``, then every marked process.
-
-    Only the leader gets SIGTERM, as a service manager would send it: the component shuts its own
-    children down in order (the triggerer cancels its triggers and marks its job ended).
-    """
-    groups = [g for g in groups if g]
-    for pgid in groups:
-        try:
-            os.kill(pgid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid_alive(g) for g in groups):
-        for pgid in groups:
-            _reap(pgid)
-        time.sleep(0.2)
-    for pgid in groups:
-        _signal_group(pgid, signal.SIGKILL)
-        _reap(pgid)
-    if marker:
-        _stop_marked(marker, grace=min(grace, 15))
-
-
-def _stop_marked(marker: str, *, grace: float) -> None:
-    pids = marked_processes(marker)
+def _terminate_and_wait(pids: list[int], grace: float) -> None:
+    """SIGTERM each pid, then wait up to ``grace`` seconds (reaping our children) until none is alive."""
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -162,6 +138,25 @@ def _stop_marked(marker: str, *, grace: float) -> None:
         for pid in pids:
             _reap(pid)
         time.sleep(0.2)
+
+
+def stop_processes(groups: Iterable[int], marker: str | None, *, grace: float = 30) -> None:
+    """SIGTERM each group leader, SIGKILL what is left of its group after ``grace``, then every marked process.
+
+    Only the leader gets SIGTERM, as a service manager would send it: the component shuts its own
+    children down in order (the triggerer cancels its triggers and marks its job ended).
+    """
+    groups = [g for g in groups if g]
+    _terminate_and_wait(groups, grace)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGKILL)
+        _reap(pgid)
+    if marker:
+        _stop_marked(marker, grace=min(grace, 15))
+
+
+def _stop_marked(marker: str, *, grace: float) -> None:
+    _terminate_and_wait(marked_processes(marker), grace)
     for pid in marked_processes(marker):  # SIGKILL, including anything started meanwhile
         try:
             os.kill(pid, signal.SIGKILL)
