@@ -91,8 +91,8 @@ def on_the_cluster(request, api, query: str) -> MasterSampler:
     started it, so the deployment's own cleanup does not reach it.
     """
     cluster = request.getfixturevalue("spark_cluster")
-    api.set_connection("spark_standalone", "spark", host=cluster.master_url,
-                       extra={"deploy-mode": "cluster", "rest-port": cluster.rest_port})  # fmt: skip
+    api.create_connection("spark_standalone", "spark", host=cluster.master_url,
+                          extra={"deploy-mode": "cluster", "rest-port": cluster.rest_port})  # fmt: skip
     master = MasterSampler(cluster, query)
 
     def kill_what_is_left() -> None:
@@ -119,9 +119,9 @@ def test_a_worker_killed_while_start_stream_waits_is_retried_and_reattaches(driv
                                                                             supervised):  # fmt: skip
     """SIGKILL the task process while it waits for the first batch: the retry reattaches; one driver, one query.
 
-    ``local`` (deployment ``client``): the example DAG, its driver detached on the worker (``local[2]``); every driver JVM on
-    this machine is sampled. ``standalone``: the same stream from ``cluster_supervisor``, its driver
-    on the session's standalone cluster; the Master's drivers and applications are sampled.
+    ``local`` (deployment ``client``): the example DAG, its driver detached on the worker (``local[2]``);
+    every driver JVM on this machine is sampled. ``standalone``: the same stream from ``cluster_supervisor``,
+    its driver on the session's standalone cluster; the Master's drivers and applications are sampled.
     """
     from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
