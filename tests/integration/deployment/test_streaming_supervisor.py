@@ -173,4 +173,4 @@ def test_a_worker_killed_while_start_stream_waits_is_retried_and_reattaches(driv
                    lambda: f"{driver_id} to finish (now {cluster_driver_state(cluster, driver_id)})")  # fmt: skip
     print(f"{driver_on}: tries {[(t['try_number'], t['state']) for t in tries]}, submission {driver}, drivers seen "
           f"{drivers} (at most {most_at_once} at once), rows {len(table_rows(supervised['table']))}, "
-          f"batches {committed_batches(supervised['checkpoint'])}")  # fmt: skip
+          f"batches {committed_batches(supervised['checkpoint'])}, app {started.get('app_id')}")  # fmt: skip
