@@ -27,8 +27,8 @@ even when it was killed with SIGKILL: a killed test session leaves no Airflow or
 
 :class:`AirflowApi` is a small client of the public REST API (``/api/v2``, with a token from the
 simple auth manager's ``/auth/token``): trigger a DAG run, wait for its state, read task instances,
-XComs, asset events and asset state. :meth:`AirflowDeployment.restart` restarts one component by
-pid (the triggerer, say) and waits until its new job heartbeats.
+XComs, asset events and asset state, create connections. :meth:`AirflowDeployment.restart` restarts
+one component by pid (the triggerer, say) and waits until its new job heartbeats.
 """
 
 from __future__ import annotations
@@ -590,6 +590,12 @@ class AirflowApi:
     def jobs(self, job_type: str, *, alive: bool | None = None) -> list[dict]:
         return self.get("jobs", job_type=job_type, is_alive=None if alive is None else str(alive).lower(),
                         limit=100)["jobs"]  # fmt: skip
+
+    def create_connection(self, conn_id: str, conn_type: str, *, host: str | None = None,
+                          extra: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+        """A new connection in the metadata database (tasks find it unless an ``AIRFLOW_CONN_*`` of the name wins)."""
+        self.request("POST", "connections", {"connection_id": conn_id, "conn_type": conn_type, "host": host,
+                                             "extra": json.dumps(dict(extra or {}))})  # fmt: skip
 
     # DAGs and runs
 

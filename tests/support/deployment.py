@@ -149,6 +149,66 @@ class DriverSampler:
         self._thread.join(10)
 
 
+class MasterSampler:
+    """Samples a standalone Master's JSON state in a thread: the drivers and the applications named ``app_name``.
+
+    Drivers RUNNING when it starts (an earlier test's) are left out. ``drivers_seen`` and
+    ``apps_seen`` are every id seen RUNNING; ``most_drivers_at_once`` and ``most_apps_at_once``
+    the most seen RUNNING in one sample; ``samples`` counts the samples the Master answered.
+    """
+
+    def __init__(self, cluster, app_name: str, interval: float = 0.5) -> None:
+        self.cluster, self.app_name, self.interval = cluster, app_name, interval
+        self.earlier = {d["id"] for d in cluster.master_state().get("activedrivers", [])}
+        self.drivers_seen: set[str] = set()
+        self.apps_seen: set[str] = set()
+        self.most_drivers_at_once = self.most_apps_at_once = self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        state = self.cluster.master_state()
+        drivers = {d["id"] for d in state.get("activedrivers", [])
+                   if d.get("state") == "RUNNING" and d["id"] not in self.earlier}  # fmt: skip
+        apps = {a["id"] for a in state.get("activeapps", [])
+                if a.get("state") == "RUNNING" and a.get("name") == self.app_name}  # fmt: skip
+        self.drivers_seen |= drivers
+        self.apps_seen |= apps
+        self.most_drivers_at_once = max(self.most_drivers_at_once, len(drivers))
+        self.most_apps_at_once = max(self.most_apps_at_once, len(apps))
+        self.samples += 1
+
+    def active_drivers(self) -> set[str]:
+        """The drivers started since this sampler began that the Master still runs or is about to."""
+        state = self.cluster.master_state()
+        return {d["id"] for d in state.get("activedrivers", []) if d["id"] not in self.earlier}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except OSError:  # a slow answer: the next sample counts
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MasterSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def kill_cluster_driver(cluster, driver_id: str) -> None:
+    """Ask the Master's REST submission server to kill ``driver_id`` (a test's cleanup, whatever its state)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{cluster.submission_url}/v1/submissions/kill/{driver_id}", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
 def signal_driver(label: str, marker: str, sig: int) -> list[int]:
     """Send ``sig`` to the process group of each live driver of the deployment named ``label`` (JVM and Python)."""
     pids = spark_drivers(label, marker)

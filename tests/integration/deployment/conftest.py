@@ -2,6 +2,8 @@
 
 One deployment (``devstack.airflow_deployment``) serves the whole session: the example DAGs and the
 test DAGs of ``dags/`` against the session's Kafka broker, ``local[2]`` Spark and a lake in its home.
+A test that needs the session's standalone cluster creates its connection through the REST API, so the
+deployment never waits for a cluster it may not use.
 Every test here is marked ``deployment``.
 """
 
@@ -26,6 +28,7 @@ DAG_IDS = (
     "orders_stream_stop",
     "on_orders_batch",
     "deferred_sensors",
+    "cluster_supervisor",
 )
 #: Spark defaults for every driver of the deployment, as a cluster admin sets them: small shuffles and Delta
 #: snapshots (50 partitions each by default) for a two-core machine, and no UI.
