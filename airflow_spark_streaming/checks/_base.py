@@ -79,7 +79,7 @@ class SensorCheck:
         from airflow_spark_streaming.storage.locations import is_absolute_location
 
         if not value or not isinstance(value, str):
-            kind = "an empty str" if isinstance(value, str) else f"a {type(value).__name__}"
+            kind = "an empty str" if isinstance(value, str) else f"a value of type {type(value).__name__}"
             raise cls.error_class(f"{owner} needs a {what} path or URI, got {kind}.")
         if not is_absolute_location(value):
             raise cls.error_class(

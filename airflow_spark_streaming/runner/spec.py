@@ -113,7 +113,7 @@ def _check_location(section: dict[str, Any], key: str, field: str) -> None:
     if value is None:
         return
     if not isinstance(value, str) or not value.strip():
-        kind = "empty" if isinstance(value, str) else f"a {type(value).__name__}"
+        kind = "empty" if isinstance(value, str) else f"of type {type(value).__name__}"
         raise _fail(field, f"is {kind}; it must be one path or URI, e.g. 's3://bucket/orders' or '/lake/orders'")
     if not is_absolute_location(value):
         raise _fail(
@@ -151,7 +151,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
             "source.schema", f"a {source['format']} file source needs a DDL schema, e.g. 'id BIGINT, name STRING'"
         )
     if "schema" in source and (not isinstance(source["schema"], str) or not source["schema"].strip()):
-        kind = "empty" if isinstance(source["schema"], str) else f"a {type(source['schema']).__name__}"
+        kind = "empty" if isinstance(source["schema"], str) else f"of type {type(source['schema']).__name__}"
         raise _fail("source.schema", f"is {kind}; it must be a DDL schema string, e.g. 'id BIGINT, name STRING'")
 
     transform = spec.get("transform_sql")
@@ -180,7 +180,8 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
         raise _fail("sink.partition_by", "must be a list of column names")
     if "merge_schema" in sink and not isinstance(sink["merge_schema"], bool):
         raise _fail(
-            "sink.merge_schema", f"is a {type(sink['merge_schema']).__name__}; it must be true or false (JSON booleans)"
+            "sink.merge_schema",
+            f"is of type {type(sink['merge_schema']).__name__}; it must be true or false (JSON booleans)",
         )
     if sink.get("merge_schema") and sink["format"] != "delta":
         raise _fail("sink.merge_schema", "schema merging is a Delta sink feature")

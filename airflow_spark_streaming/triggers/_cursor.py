@@ -80,16 +80,17 @@ class CommitEventTrigger(BaseEventTrigger):
 
     kind = ""  # short name of the watched thing, part of the cursor key and the shared-stream key
     position_field = ""  # payload field holding the commit's position
+    location_param = "location"  # the constructor parameter naming the watched location, as errors name it
 
     def __init__(self, *, location: str, storage_conn_id: str | None, poll_interval: float) -> None:
         super().__init__()
         name = type(self).__name__
         if not isinstance(location, str) or not location.strip():
-            kind = "an empty str" if isinstance(location, str) else f"a {type(location).__name__}"
+            kind = "an empty str" if isinstance(location, str) else f"a value of type {type(location).__name__}"
             raise InvalidEventTriggerError(f"{name} needs a path or URI to watch, got {kind}.")
         if not is_absolute_location(location):
             raise InvalidEventTriggerError(
-                f"{name}: the {self.kind} location is a relative path, which the triggerer resolves against its own "
+                f"{name}: {self.location_param} is a relative path, which the triggerer resolves against its own "
                 "directory; pass an absolute path ('/lake/orders') or a URI ('s3://bucket/orders')."
             )
         if storage_conn_id is not None and (not isinstance(storage_conn_id, str) or not storage_conn_id):

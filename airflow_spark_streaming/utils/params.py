@@ -215,7 +215,7 @@ def location(owner: str, name: str, value: Any, *, checkpoint: bool = False, opt
     error = InvalidCheckpointPathError if checkpoint else InvalidParameterError
     what = "the query's checkpoint" if checkpoint else "the table's"
     if not isinstance(value, str) or not value.strip():
-        kind = "empty" if isinstance(value, str) else f"a {type(value).__name__}, not a string"
+        kind = "empty" if isinstance(value, str) else f"of type {type(value).__name__}, not a string"
         raise error(f"{owner}: {name} is {kind}; pass {what} location as an absolute path or URI, e.g. "
                     "'/lake/orders' or 's3://bucket/orders'.")  # fmt: skip
     if not is_absolute_location(value):
