@@ -125,24 +125,27 @@ def _under(path: str, root: str) -> bool:
 def files_outside_root(table_uri: str, files: list[str]) -> list[str]:
     """Paths of a VACUUM plan that do not lie under the table root.
 
-    A relative path is taken under the root. A path is outside when it names another scheme, bucket or
-    folder (``/abs``, ``file:/abs``, ``file:///abs`` alike), when it, or any percent-decoding of it
-    (``%2e%2e``), has a ``..`` segment, or, for a local table, when its real path (symlinks resolved)
+    A relative path is taken under the root. A path is outside when it, or any percent-decoding of it
+    (``%2e%2e``, ``%2F``), has a ``..`` segment or names another scheme, bucket or folder (``/abs``,
+    ``file:/abs`` and ``file:///abs`` alike), or, for a local table, when its real path (symlinks resolved)
     leaves the table's real path.
     """
     root_scheme, root_authority, root_path = _place(table_uri)
     root_path = posixpath.normpath(root_path)
     real_root = os.path.realpath(root_path) if root_scheme == "file" else None
-    outside = []
-    for file in files:
-        if any(".." in form.replace("\\", "/").split("/") for form in _decodings(file)):
-            outside.append(file)
-            continue
-        relative = not file.startswith("/") and _SCHEME.match(file) is None
-        scheme, authority, path = (root_scheme, root_authority, f"{root_path}/{file}") if relative else _place(file)
-        path = posixpath.normpath(unquote(path))
-        if (scheme, authority) != (root_scheme, root_authority) or not _under(path, root_path):
-            outside.append(file)
-        elif real_root is not None and not _under(os.path.realpath(path), real_root):
-            outside.append(file)  # a symlink inside the table leads out of it
-    return outside
+    return [file for file in files if not all(_inside(form, root_scheme, root_authority, root_path, real_root)
+                                              for form in _decodings(file))]  # fmt: skip
+
+
+def _inside(path: str, root_scheme: str, root_authority: str, root_path: str, real_root: str | None) -> bool:
+    """One spelling of a planned file: no ``..`` segment, same store, under the root, and (locally) really so."""
+    if ".." in path.replace("\\", "/").split("/"):
+        return False
+    if path.startswith("/") or _SCHEME.match(path):
+        scheme, authority, path = _place(path)
+    else:
+        scheme, authority, path = root_scheme, root_authority, f"{root_path}/{path}"
+    path = posixpath.normpath(path)
+    if (scheme, authority) != (root_scheme, root_authority) or not _under(path, root_path):
+        return False
+    return real_root is None or _under(os.path.realpath(path), real_root)  # no symlink leads out of the table
