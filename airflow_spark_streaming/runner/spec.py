@@ -126,7 +126,10 @@ def _check_location(section: dict[str, Any], key: str, field: str) -> None:
 def validate_stream_spec(spec: Any) -> dict[str, Any]:
     """Return a normalised copy of ``spec``, or raise :class:`InvalidStreamSpecError` naming the field and the fix."""
     if not isinstance(spec, dict):
-        raise InvalidStreamSpecError(f"stream spec must be a JSON object, got {type(spec).__name__}")
+        raise InvalidStreamSpecError(
+            f"stream spec must be a JSON object (a dict with query_name, checkpoint_location, source, sink, ...), "
+            f"not a {type(spec).__name__}"
+        )
     spec = copy.deepcopy(spec)
     _refuse_unknown_keys(spec, SPEC_KEYS, "")
     name = spec.get("query_name")

@@ -213,17 +213,17 @@ def location(owner: str, name: str, value: Any, *, checkpoint: bool = False, opt
     if value is None and optional:
         return None
     error = InvalidCheckpointPathError if checkpoint else InvalidParameterError
-    what = "the query's checkpoint" if checkpoint else "the table's"
+    what, example = ("the query's checkpoint", "_checkpoints/orders") if checkpoint else ("the table's", "orders")
     if not isinstance(value, str) or not value.strip():
         kind = "empty" if isinstance(value, str) else f"of type {type(value).__name__}, not a string"
         raise error(f"{owner}: {name} is {kind}; pass {what} location as an absolute path or URI, e.g. "
-                    "'/lake/orders' or 's3://bucket/orders'.")  # fmt: skip
+                    f"'/lake/{example}' or 's3://bucket/{example}'.")  # fmt: skip
     if not is_absolute_location(value):
         plain = not any(c in value for c in ":@?#") and len(value) <= _SHOWN_CHARS
         text = repr(value) if plain else "<a str, not shown>"
         raise error(f"{owner}: {name}={text} is a relative path, which the Airflow worker and the Spark driver "
-                    "resolve against different directories; pass an absolute path ('/lake/orders') or a URI "
-                    "with a scheme ('s3://bucket/orders', 'file:///lake/orders').")  # fmt: skip
+                    f"resolve against different directories; pass an absolute path ('/lake/{example}') or a URI "
+                    f"with a scheme ('s3://bucket/{example}', 'file:///lake/{example}').")  # fmt: skip
     return value
 
 
