@@ -217,7 +217,8 @@ class InvalidParameterError(SparkStreamingError, ValueError):
 
 
 class InvalidCheckpointPathError(CheckpointError, InvalidParameterError):
-    """The checkpoint path is empty or not a string."""
+    """The checkpoint location is empty, not a string, or a relative path (the worker and the driver would resolve
+    it against different directories)."""
 
 
 class CheckpointFileTooLargeError(CorruptCheckpointFileError):
@@ -235,7 +236,7 @@ class StorageSupportMissingError(StorageError):
 # --- secrets and injection (issue 13, section 3) -----------------------------------------------
 
 
-class PartitionFilterError(DeltaMaintenanceError):
+class PartitionFilterError(DeltaMaintenanceError, InvalidParameterError):
     """A ``partition_filters`` entry has an operator outside the allowed set, or an unusable column or value."""
 
 

@@ -76,8 +76,16 @@ class SensorCheck:
         :param what: what the location is of, as errors name it.
         :param value: the location.
         """
+        from airflow_spark_streaming.storage.locations import is_absolute_location
+
         if not value or not isinstance(value, str):
-            raise cls.error_class(f"{owner} needs a {what} path or URI, got {value!r}.")
+            kind = "an empty str" if isinstance(value, str) else f"a value of type {type(value).__name__}"
+            raise cls.error_class(f"{owner} needs a {what} path or URI, got {kind}.")
+        if not is_absolute_location(value):
+            raise cls.error_class(
+                f"{owner}: the {what} location is a relative path, which the triggerer and the worker resolve "
+                "against different directories; pass an absolute path or a URI with a scheme."
+            )
         return value
 
     @classmethod

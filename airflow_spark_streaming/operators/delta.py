@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -17,7 +17,12 @@ from airflow_spark_streaming.exceptions import (
     VacuumOutsideTableError,
     ZOrderColumnError,
 )
-from airflow_spark_streaming.storage.locations import has_spark_file_sink_log, is_local_uri, local_path
+from airflow_spark_streaming.storage.locations import (  # noqa: F401 - files_outside_root was defined here first
+    files_outside_root,
+    has_spark_file_sink_log,
+    is_local_uri,
+    local_path,
+)
 from airflow_spark_streaming.utils.redaction import mask_mapping_secrets, mask_secrets
 
 if TYPE_CHECKING:
@@ -32,22 +37,12 @@ DEFAULT_NATIVE_MAX_BYTES = 20 * 1024**3
 DEFAULT_HANDOFF_TIMEOUT = timedelta(minutes=30)
 
 
-def files_outside_root(table_uri: str, files: list[str]) -> list[str]:
-    """Paths of a VACUUM plan that do not lie under the table root (relative paths are under it)."""
-    root = table_uri.removeprefix("file://").rstrip("/") + "/"
-    outside = []
-    for path in files:
-        plain = path.removeprefix("file://")
-        absolute = plain.startswith("/") or "://" in plain
-        if (absolute and not plain.startswith(root)) or ".." in plain.split("/"):
-            outside.append(path)
-    return outside
-
-
 class _DeltaMaintenanceOperator(BaseOperator):
     """Shared parts: the hook, engine selection, and the spark-submit of the maintenance job."""
 
     template_fields: Sequence[str] = ("table_uri",)
+    #: ``(parameter, is a checkpoint, optional)`` of each location taken: checked when parsed, or once rendered.
+    location_params: ClassVar[tuple[tuple[str, bool, bool], ...]] = (("table_uri", False, False),)
 
     def __init__(
         self,
@@ -71,7 +66,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
             raise DeltaMaintenanceError(f"{self.task_id}: engine {engine!r} is not one of {ENGINES}.")
         from airflow_spark_streaming.utils import params
 
-        self.table_uri = table_uri
+        self.table_uri = params.unless_template(params.location, self.task_id, "table_uri", table_uri)
         self.engine = engine
         self.spark_conn_id = spark_conn_id
         self.native_max_bytes = params.positive_integer(self.task_id, "native_max_bytes", native_max_bytes)
@@ -80,6 +75,20 @@ class _DeltaMaintenanceOperator(BaseOperator):
         self.extra_packages = params.maven_coordinates(self.task_id, "extra_packages", extra_packages)
         self.extra_jars = params.string_list(self.task_id, "extra_jars", extra_jars)
         mask_secrets(self.spark_conf, self.storage_options)  # before anything logs them
+
+    def _check_locations(self, *, rendered: bool) -> None:
+        """Every location parameter is an absolute path or URI; templated ones are checked once ``rendered``."""
+        from airflow_spark_streaming.utils import params
+
+        for name, checkpoint, optional in self.location_params:
+            value = getattr(self, name)
+            if rendered or not params.is_template(value):
+                params.location(self.task_id, name, value, checkpoint=checkpoint, optional=optional)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Templated locations are checked once rendered, as literal ones are when the DAG is parsed."""
+        super().render_template_fields(context, jinja_env)
+        self._check_locations(rendered=True)
 
     #: The operation OpenLineage reports (None: the subclass reports its own lineage).
     lineage_operation: str | None = None
@@ -204,6 +213,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
 
     lineage_operation = "OPTIMIZE"
     template_fields: Sequence[str] = ("table_uri", "partition_filters", "stream_checkpoint")
+    location_params = (("table_uri", False, False), ("stream_checkpoint", True, True))
 
     def __init__(
         self,
@@ -220,7 +230,9 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         from airflow_spark_streaming.utils import params
 
         super().__init__(**kwargs)
-        self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
+        self.stream_checkpoint = stream_checkpoint
+        self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
+        self._check_locations(rendered=False)
         self.control_conn_id = control_conn_id
         self.target_file_bytes = params.positive_integer(
             self.task_id, "target_file_bytes", target_file_bytes, optional=True
@@ -342,6 +354,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
 
     lineage_operation = "VACUUM"
     template_fields: Sequence[str] = ("table_uri", "stream_checkpoint")
+    location_params = (("table_uri", False, False), ("stream_checkpoint", True, True))
 
     def __init__(
         self,
@@ -359,7 +372,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         from airflow_spark_streaming.utils import params
 
         super().__init__(**kwargs)
-        self.stream_checkpoint, self.handoff_timeout = stream_checkpoint, handoff_timeout
+        self.stream_checkpoint = stream_checkpoint
+        self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
+        self._check_locations(rendered=False)
         self.control_conn_id = control_conn_id
         if mode not in ("lite", "full"):
             raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")
@@ -382,7 +397,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         self.retention = retention
         self.min_retention = min_retention
         self.mode = mode
-        self.dry_run = dry_run
+        self.dry_run = params.strict_bool(self.task_id, "dry_run", dry_run)
         self.i_understand_this_can_break_readers = i_understand_this_can_break_readers
 
     def _retention_hours(self, hook: DeltaTableHook) -> int:
@@ -480,6 +495,7 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
         return self.get_openlineage_facets_on_start()
 
     template_fields: Sequence[str] = ("table_uri", "target_uri")
+    location_params = (("table_uri", False, False), ("target_uri", False, True))
 
     def __init__(
         self,
@@ -489,17 +505,21 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
         files_per_partition: int = 1,
         **kwargs: Any,
     ) -> None:
+        from airflow_spark_streaming.utils import params
+
         kwargs.setdefault("engine", "spark")
         super().__init__(**kwargs)
         if self.engine != "spark":
             raise DeltaMaintenanceError(
                 f"{self.task_id}: conversion needs Spark to read _spark_metadata; use engine='spark'."
             )
-        if files_per_partition < 1:
-            raise DeltaMaintenanceError(f"{self.task_id}: files_per_partition must be at least 1.")
         self.target_uri = target_uri
-        self.partition_by = list(partition_by)
-        self.files_per_partition = files_per_partition
+        self._check_locations(rendered=False)
+        self.partition_by = params.string_list(self.task_id, "partition_by", partition_by)
+        # Not templated, so text ("2") is a mistake here, as is 1.5 (no rounding).
+        self.files_per_partition = params.positive_integer(
+            self.task_id, "files_per_partition", files_per_partition, text=False
+        )
 
     def _maintain(self, context: Context) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.delta import DeltaTableHook

@@ -73,19 +73,23 @@ class StopStreamingQueryOperator(BaseOperator):
             owner, "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
         )
         self.spark_conn_id = renamed_parameter(owner, "conn_id", "spark_conn_id", conn_id, spark_conn_id)
-        from airflow_spark_streaming.exceptions import InvalidCheckpointPathError
         from airflow_spark_streaming.utils import params
 
-        if not params.is_template(checkpoint) and (not isinstance(checkpoint, str) or not checkpoint.strip()):
-            raise InvalidCheckpointPathError(
-                f"{self.task_id}: checkpoint={checkpoint!r} is empty; pass the query's checkpoint path or URI."
-            )
-        self.checkpoint = checkpoint
+        self.checkpoint = params.unless_template(
+            params.location, self.task_id, "checkpoint", checkpoint, checkpoint=True
+        )
         self.stop_timeout = params.seconds(self.task_id, "timeout", timeout)
         self.kill_on_timeout = params.strict_bool(self.task_id, "kill_on_timeout", kill_on_timeout)
         self.poll_interval = params.seconds(self.task_id, "poll_interval", poll_interval)
         self.control_conn_id = control_conn_id
         self._submit_hook: StreamingSubmitHook | None = None
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """A templated ``checkpoint`` is checked once rendered, as a literal one is when the DAG is parsed."""
+        from airflow_spark_streaming.utils import params
+
+        super().render_template_fields(context, jinja_env)
+        params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)
 
     def _hook_for(self, submission: SparkSubmission | None) -> StreamingSubmitHook:
         from airflow_spark_streaming.hooks.submission import StreamingSubmitHook

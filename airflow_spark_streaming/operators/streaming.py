@@ -154,6 +154,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             raise InvalidStreamSpecError(
                 f"{self.task_id}: application needs checkpoint, the query's checkpoint location."
             )
+        from airflow_spark_streaming.utils import params  # parameter checks; templated values are checked once rendered
+
+        if spec is not None and not isinstance(spec, dict | str) and not params.is_template(spec):
+            raise InvalidStreamSpecError(
+                f"{self.task_id}: spec=<a {type(spec).__name__}, not shown> must be a dict or the text of a JSON "
+                "object, e.g. {'query_name': ..., 'checkpoint_location': ..., 'source': ..., 'sink': ...}."
+            )
         if spec is not None and long_running is not None:
             raise InvalidStreamSpecError(
                 f"{self.task_id}: long_running is for application; the spec's trigger decides for the runner "
@@ -165,19 +172,21 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             )
         self.spec = spec
         self.application = application
+        from airflow_spark_streaming.spark.jvm import RESOLVERS
+
+        if checkpoint is not None and not params.is_template(checkpoint):
+            params.location(self.task_id, "checkpoint", checkpoint, checkpoint=True)
         self.checkpoint = checkpoint
         self.application_args = application_args or []
-        self.long_running = long_running
+        self.long_running = params.strict_bool(self.task_id, "long_running", long_running, optional=True)
         self.deploy_mode = deploy_mode
-        from airflow_spark_streaming.utils import params  # parameter checks; a templated conf is checked once rendered
-
         self.conf = conf if params.is_template(conf) else params.mapping(self.task_id, "conf", conf)
-        self.kafka = kafka
+        self.kafka = params.strict_bool(self.task_id, "kafka", kafka, optional=True)
         self.kafka_config_id = kafka_config_id
-        self.kafka_ignore_keys = tuple(kafka_ignore_keys)
+        self.kafka_ignore_keys = tuple(params.string_list(self.task_id, "kafka_ignore_keys", kafka_ignore_keys))
         self.extra_packages = params.maven_coordinates(self.task_id, "extra_packages", extra_packages)
         self.extra_jars = params.string_list(self.task_id, "extra_jars", extra_jars)
-        self.jvm_resolver = jvm_resolver
+        self.jvm_resolver = params.choice(self.task_id, "jvm_resolver", jvm_resolver, RESOLVERS, optional=True)
         self.name = name
         self.submit_kwargs = params.mapping(self.task_id, "submit_kwargs", submit_kwargs)
         self.startup_timeout = params.seconds(self.task_id, "startup_timeout", startup_timeout)
@@ -189,8 +198,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self._reattached: bool | None = None
         self._result: dict[str, Any] | None = None
         mask_secrets(spec, self.conf)  # before anything renders or logs them
-        if isinstance(spec, dict) and not _templated(spec):
-            self._validated_spec()  # fail at DAG parse time, not after scheduling
+        if not params.is_template(spec) and not _templated(spec):
+            self._validated_spec()  # fail at DAG parse time, not after scheduling (a JSON text spec too)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """A templated ``conf`` is checked at its first render, as a literal one is when the DAG is parsed."""
@@ -203,6 +212,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         super().render_template_fields(context, jinja_env)
         mask_secrets(self.spec, self.conf)  # templated secrets, before the rendered fields are stored or checked
         self.conf = params.mapping(self.task_id, "conf", self.conf)
+        if self.checkpoint is not None:
+            params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)
 
     def get_openlineage_facets_on_start(self):
         """Inputs and output from the spec; for your own application, from its checkpoint once it ran.
@@ -226,13 +237,17 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         servers = _kafka_bootstrap_servers(self.kafka_config_id) if self.kafka_config_id else None
         return streaming_job_lineage(checkpoint_sources=status.committed_sources, kafka_bootstrap_servers=servers)
 
-    def _validated_spec(self) -> dict[str, Any]:
+    def _validated_spec(self) -> dict[str, Any] | None:
         spec = self.spec
+        if spec is None:
+            return None
         if isinstance(spec, str):
             try:
                 spec = json.loads(spec)
             except json.JSONDecodeError as err:
-                raise InvalidStreamSpecError(f"{self.task_id}: spec is not valid JSON ({err.msg}).") from err
+                raise InvalidStreamSpecError(
+                    f"{self.task_id}: spec is not valid JSON ({err.msg}); pass a dict, or a str holding one JSON object."
+                ) from err
         return validate_stream_spec(with_kafka_config_id(spec, self.kafka_config_id))
 
     def _checkpoint_hook(self) -> RunnerControlHook:

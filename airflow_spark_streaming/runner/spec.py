@@ -102,10 +102,34 @@ def _check_kafka_config_id(section: dict[str, Any], where: str) -> None:
         )
 
 
+def _check_location(section: dict[str, Any], key: str, field: str) -> None:
+    """A location in the spec: text, and absolute (the worker reads what the driver writes, from another directory).
+
+    Only the value's type is named: a URI may carry credentials.
+    """
+    from airflow_spark_streaming.storage.locations import is_absolute_location
+
+    value = section.get(key)
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        kind = "empty" if isinstance(value, str) else f"of type {type(value).__name__}"
+        raise _fail(field, f"is {kind}; it must be one path or URI, e.g. 's3://bucket/orders' or '/lake/orders'")
+    if not is_absolute_location(value):
+        raise _fail(
+            field,
+            "is a relative path, which the Airflow worker and the Spark driver resolve against different "
+            "directories; use an absolute path ('/lake/orders') or a URI with a scheme ('s3://bucket/orders')",
+        )
+
+
 def validate_stream_spec(spec: Any) -> dict[str, Any]:
     """Return a normalised copy of ``spec``, or raise :class:`InvalidStreamSpecError` naming the field and the fix."""
     if not isinstance(spec, dict):
-        raise InvalidStreamSpecError(f"stream spec must be a JSON object, got {type(spec).__name__}")
+        raise InvalidStreamSpecError(
+            f"stream spec must be a JSON object (a dict with query_name, checkpoint_location, source, sink, ...), "
+            f"not a {type(spec).__name__}"
+        )
     spec = copy.deepcopy(spec)
     _refuse_unknown_keys(spec, SPEC_KEYS, "")
     name = spec.get("query_name")
@@ -113,6 +137,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
         raise _fail("query_name", f"{name!r} must be 1-200 letters, digits, dots, dashes or underscores")
     if not isinstance(spec.get("checkpoint_location"), str) or not spec["checkpoint_location"].strip():
         raise _fail("checkpoint_location", "is required: every streaming query needs its own checkpoint")
+    _check_location(spec, "checkpoint_location", "checkpoint_location")
 
     source = _section(spec, "source", SOURCE_FORMATS, "an object with 'format' and 'options'")
     if source["format"] == "kafka":
@@ -123,10 +148,14 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
             raise _fail("source.options", f"a kafka source needs exactly one of {', '.join(_KAFKA_SUBSCRIPTIONS)}")
     if source["format"] in (*FILE_FORMATS, "delta") and not source.get("path"):
         raise _fail("source.path", f"a {source['format']} source needs a path")
+    _check_location(source, "path", "source.path")
     if source["format"] in FILE_FORMATS and source["format"] != "text" and not source.get("schema"):
         raise _fail(
             "source.schema", f"a {source['format']} file source needs a DDL schema, e.g. 'id BIGINT, name STRING'"
         )
+    if "schema" in source and (not isinstance(source["schema"], str) or not source["schema"].strip()):
+        kind = "empty" if isinstance(source["schema"], str) else f"of type {type(source['schema']).__name__}"
+        raise _fail("source.schema", f"is {kind}; it must be a DDL schema string, e.g. 'id BIGINT, name STRING'")
 
     transform = spec.get("transform_sql")
     if transform is not None and (problem := transform_sql_problem(transform)):
@@ -138,6 +167,7 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
         raise _fail("sink.output_mode", f"{sink['output_mode']!r} is not one of {', '.join(OUTPUT_MODES)}")
     if sink["format"] in PATH_SINKS and not sink.get("path"):
         raise _fail("sink.path", f"a {sink['format']} sink needs a path")
+    _check_location(sink, "path", "sink.path")
     if sink["format"] in PATH_SINKS and sink["format"] != "delta" and sink["output_mode"] != "append":
         raise _fail("sink.output_mode", f"a {sink['format']} file sink supports only 'append'")
     if sink["format"] == "kafka" and "topic" not in sink["options"]:
@@ -151,6 +181,11 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     partition_by = sink.get("partition_by", [])
     if not isinstance(partition_by, list) or not all(isinstance(c, str) and c for c in partition_by):
         raise _fail("sink.partition_by", "must be a list of column names")
+    if "merge_schema" in sink and not isinstance(sink["merge_schema"], bool):
+        raise _fail(
+            "sink.merge_schema",
+            f"is of type {type(sink['merge_schema']).__name__}; it must be true or false (JSON booleans)",
+        )
     if sink.get("merge_schema") and sink["format"] != "delta":
         raise _fail("sink.merge_schema", "schema merging is a Delta sink feature")
 

@@ -29,6 +29,14 @@ def check_unless_templated(task_id: str, name: str, value: Any, *, minimum: int 
         optional_int(task_id, name, value, minimum=minimum)
 
 
+def check_sensor_timing(owner: str, kwargs: dict[str, Any]) -> None:
+    """``poke_interval`` and ``timeout`` as positive finite seconds, before the base sensor sees them: it accepts
+    0 (a busy loop) and fails on NaN and infinity with a raw ``ValueError`` or ``OverflowError``."""
+    for name in ("poke_interval", "timeout"):
+        if name in kwargs:
+            params.seconds(owner, name, kwargs[name])
+
+
 class VerdictSensor(BaseSensorOperator):
     """A sensor whose poke and deferred wait evaluate the same check object, returning a :class:`Verdict`.
 
@@ -44,12 +52,7 @@ class VerdictSensor(BaseSensorOperator):
     deferrable: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
-        # Checked before the base sensor sees them: it accepts 0 (a busy loop) and fails on NaN and
-        # infinity with a raw ValueError or OverflowError.
-        owner = kwargs.get("task_id", type(self).__name__)
-        for name in ("poke_interval", "timeout"):
-            if name in kwargs:
-                params.seconds(owner, name, kwargs[name])
+        check_sensor_timing(kwargs.get("task_id", type(self).__name__), kwargs)
         super().__init__(**kwargs)
         self._kept_check: SensorCheck | None = None
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_spark_streaming.exceptions import InvalidCheckpointPathError, InvalidParameterError
+from airflow_spark_streaming.exceptions import InvalidParameterError
 from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
 from airflow_spark_streaming.utils import params
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
@@ -74,8 +74,7 @@ class StreamingProgressSensor(VerdictSensor):
         self.storage_conn_id = renamed_parameter(
             "StreamingProgressSensor", "conn_id", "storage_conn_id", conn_id, storage_conn_id
         )
-        if not params.is_template(checkpoint):
-            self._check_checkpoint(checkpoint)
+        params.unless_template(params.location, self.task_id, "checkpoint", checkpoint, checkpoint=True)
         check_unless_templated(self.task_id, "target_batch_id", target_batch_id)
         if not params.is_template(committed_after):
             self._committed_after(committed_after)
@@ -90,7 +89,7 @@ class StreamingProgressSensor(VerdictSensor):
     def _criteria(self, context: Context) -> ProgressCriteria:
         from airflow_spark_streaming.conditions.progress import ProgressCriteria
 
-        self._check_checkpoint(self.checkpoint)
+        params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)  # as rendered
         after = self._committed_after(self.committed_after)
         if after == DAG_RUN_START:
             after = context["dag_run"].start_date
@@ -102,12 +101,6 @@ class StreamingProgressSensor(VerdictSensor):
             require_fully_committed=self.require_fully_committed,
             idle_is_progress=self.idle_is_progress,
         )
-
-    def _check_checkpoint(self, checkpoint: Any) -> None:
-        if not isinstance(checkpoint, str) or not checkpoint.strip():
-            raise InvalidCheckpointPathError(
-                f"{self.task_id}: checkpoint={checkpoint!r} is empty; pass the query's checkpoint path or URI."
-            )
 
     def _committed_after(self, after: Any) -> datetime | str | None:
         """``committed_after`` checked: ``dag_run_start``, a datetime, an ISO-8601 string, or unset."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_spark_streaming.sensors._base import optional_int
+from airflow_spark_streaming.sensors._base import check_sensor_timing, optional_int
 from airflow_spark_streaming.utils import params
 from airflow_spark_streaming.utils.redaction import mask_mapping_secrets
 
@@ -60,6 +60,7 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         mask_mapping_secrets(storage_options)  # before any check can print it
+        check_sensor_timing(kwargs.get("task_id", type(self).__name__), kwargs)
         super().__init__(**kwargs)
         self.rule = rule
         self.target_file_bytes = target_file_bytes
@@ -68,8 +69,8 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         self.storage_options = params.mapping(self.task_id, "storage_options", storage_options, optional=True) or None
         if not any(params.is_template(v) for v in (small_file_bytes, min_small_files)):
             self._policy()  # bad thresholds fail when the DAG is parsed, unless they are templated
-        self.table_uri = table_uri
-        self.skip_when_not_needed = skip_when_not_needed
+        self.table_uri = params.unless_template(params.location, self.task_id, "table_uri", table_uri)
+        self.skip_when_not_needed = params.strict_bool(self.task_id, "skip_when_not_needed", skip_when_not_needed)
         self.storage_conn_id = storage_conn_id
 
     def _policy(self) -> CompactionPolicy:
@@ -88,6 +89,7 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         """The check from the (rendered) fields; it carries no state, so every poke makes its own."""
         from airflow_spark_streaming.checks.delta import SmallFilesCheck
 
+        params.location(self.task_id, "table_uri", self.table_uri)  # as rendered
         return SmallFilesCheck(
             table_uri=self.table_uri, policy=self._policy(), storage_options=self.storage_options,
             storage_conn_id=self.storage_conn_id,

@@ -85,7 +85,9 @@ class KafkaLagSensor(VerdictSensor):
                 f"{self.task_id}: give max_total_lag, max_partition_lag, max_time_lag, min_retention_headroom, "
                 "or ceiling with ceiling_for; otherwise the sensor has nothing to wait for."
             )
-        self.checkpoint = checkpoint
+        self.checkpoint = params.unless_template(
+            params.location, self.task_id, "checkpoint", checkpoint, checkpoint=True
+        )
         self.kafka_config_id = kafka_config_id
         self.storage_conn_id = renamed_parameter(
             "KafkaLagSensor", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
@@ -131,6 +133,7 @@ class KafkaLagSensor(VerdictSensor):
     def _new_check(self, context: Context) -> LagCheck:
         from airflow_spark_streaming.checks.lag import LagCheck
 
+        params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)  # as rendered
         return LagCheck(
             checkpoint=self.checkpoint, criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
             storage_conn_id=self.storage_conn_id, timeout=self.request_timeout,

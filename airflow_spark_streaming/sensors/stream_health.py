@@ -10,6 +10,7 @@ from airflow.sdk import conf
 from airflow_spark_streaming.conditions.statuses import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR
 from airflow_spark_streaming.exceptions import StreamHealthError
 from airflow_spark_streaming.sensors._base import VerdictSensor
+from airflow_spark_streaming.utils import params
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,13 +60,15 @@ class StreamHealthSensor(VerdictSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.checkpoint = checkpoint
+        self.checkpoint = params.unless_template(
+            params.location, self.task_id, "checkpoint", checkpoint, checkpoint=True
+        )
         self.kafka_config_id = kafka_config_id
         self.storage_conn_id = storage_conn_id
         self.window = window
         self.wait_for = tuple(wait_for) if not isinstance(wait_for, str) else wait_for
         self.fail_on = tuple(fail_on) if not isinstance(fail_on, str) else fail_on
-        self.request_timeout = request_timeout
+        self.request_timeout = params.seconds(self.task_id, "request_timeout", request_timeout)
         self.deferrable = deferrable
         try:
             self._criteria()  # bad statuses fail when the DAG is parsed
@@ -82,6 +85,7 @@ class StreamHealthSensor(VerdictSensor):
     def _new_check(self, context: Context) -> HealthCheck:
         from airflow_spark_streaming.checks.stream_health import HealthCheck
 
+        params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)  # as rendered
         return HealthCheck(
             checkpoint=self.checkpoint, criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
             storage_conn_id=self.storage_conn_id, timeout=self.request_timeout,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
+import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 SPARK_FILE_SINK_LOG = "_spark_metadata"  # the file log of Spark's file sink (Parquet, JSON, ... output)
 DELTA_LOG = "_delta_log"
@@ -22,6 +25,22 @@ def local_path(location: str) -> Path:
 def storage_uri(location: str) -> str:
     """A URI for ``ObjectStoragePath``: remote URIs as given, local paths as absolute ``file://`` URIs."""
     return location if "://" in location else f"file://{posixpath.abspath(str(local_path(location)))}"
+
+
+#: ``scheme:`` at the start of a URI (two or more characters, so a Windows drive letter is not one).
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
+
+
+def is_absolute_location(location: str) -> bool:
+    """An absolute path (``/x``) or a URI with a scheme and an absolute path (``s3://b/x``, ``file:/x``).
+
+    A relative path resolves against the current directory, which differs between the Airflow worker, the
+    triggerer and the Spark driver, so they would read and write different places.
+    """
+    if location.startswith("/"):
+        return True
+    scheme = _SCHEME.match(location)
+    return scheme is not None and location[scheme.end() :].startswith("/")
 
 
 def has_spark_file_sink_log(location: str) -> bool:
@@ -65,3 +84,68 @@ def uri_for(location: str, consumer: str) -> str:
         return location
     rest = location.strip().split("://", 1)[1]
     return f"{'s3a' if consumer == SPARK else 's3'}://{rest}"
+
+
+# --- is a file inside a table? (the VACUUM plan is read from an untrusted log) ----------------------
+
+#: ``s3://``, ``s3a://`` and ``s3n://`` name the same objects.
+_SAME_SCHEME = {"s3a": "s3", "s3n": "s3"}
+#: How often a path is percent-decoded when looking for ``..``: a consumer that decodes once more than
+#: Delta does must not find one either.
+_DECODE_ROUNDS = 3
+
+
+def _decodings(path: str) -> list[str]:
+    """``path`` and its percent-decodings, until decoding changes nothing (at most a few rounds)."""
+    seen = [path]
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(seen[-1])
+        if decoded == seen[-1]:
+            break
+        seen.append(decoded)
+    return seen
+
+
+def _place(location: str) -> tuple[str, str, str]:
+    """``(scheme, authority, path)``; local paths (``/x``, ``file:/x``, ``file:///x``) are ``("file", "", "/x")``."""
+    if is_local_uri(location):
+        if location.startswith("file:"):
+            parts = urlsplit(location)
+            return "file", "", parts.path if parts.netloc in ("", "localhost") else f"//{parts.netloc}{parts.path}"
+        return "file", "", location
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    return _SAME_SCHEME.get(scheme, scheme), parts.netloc, parts.path
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def files_outside_root(table_uri: str, files: list[str]) -> list[str]:
+    """Paths of a VACUUM plan that do not lie under the table root.
+
+    A relative path is taken under the root. A path is outside when it, or any percent-decoding of it
+    (``%2e%2e``, ``%2F``), has a ``..`` segment or names another scheme, bucket or folder (``/abs``,
+    ``file:/abs`` and ``file:///abs`` alike), or, for a local table, when its real path (symlinks resolved)
+    leaves the table's real path.
+    """
+    root_scheme, root_authority, root_path = _place(table_uri)
+    root_path = posixpath.normpath(root_path)
+    real_root = os.path.realpath(root_path) if root_scheme == "file" else None
+    return [file for file in files if not all(_inside(form, root_scheme, root_authority, root_path, real_root)
+                                              for form in _decodings(file))]  # fmt: skip
+
+
+def _inside(path: str, root_scheme: str, root_authority: str, root_path: str, real_root: str | None) -> bool:
+    """One spelling of a planned file: no ``..`` segment, same store, under the root, and (locally) really so."""
+    if ".." in path.replace("\\", "/").split("/"):
+        return False
+    if path.startswith("/") or _SCHEME.match(path):
+        scheme, authority, path = _place(path)
+    else:
+        scheme, authority, path = root_scheme, root_authority, f"{root_path}/{path}"
+    path = posixpath.normpath(path)
+    if (scheme, authority) != (root_scheme, root_authority) or not _under(path, root_path):
+        return False
+    return real_root is None or _under(os.path.realpath(path), real_root)  # no symlink leads out of the table

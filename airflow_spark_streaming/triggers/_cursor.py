@@ -37,6 +37,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_spark_streaming.exceptions import InvalidEventTriggerError
+from airflow_spark_streaming.storage.locations import is_absolute_location
 
 
 class AssetCursorStore:
@@ -79,12 +80,19 @@ class CommitEventTrigger(BaseEventTrigger):
 
     kind = ""  # short name of the watched thing, part of the cursor key and the shared-stream key
     position_field = ""  # payload field holding the commit's position
+    location_param = "location"  # the constructor parameter naming the watched location, as errors name it
 
     def __init__(self, *, location: str, storage_conn_id: str | None, poll_interval: float) -> None:
         super().__init__()
         name = type(self).__name__
         if not isinstance(location, str) or not location.strip():
-            raise InvalidEventTriggerError(f"{name} needs a path or URI to watch, got {location!r}.")
+            kind = "an empty str" if isinstance(location, str) else f"a value of type {type(location).__name__}"
+            raise InvalidEventTriggerError(f"{name} needs a path or URI to watch, got {kind}.")
+        if not is_absolute_location(location):
+            raise InvalidEventTriggerError(
+                f"{name}: {self.location_param} is a relative path, which the triggerer resolves against its own "
+                "directory; pass an absolute path ('/lake/orders') or a URI ('s3://bucket/orders')."
+            )
         if storage_conn_id is not None and (not isinstance(storage_conn_id, str) or not storage_conn_id):
             raise InvalidEventTriggerError(f"{name} storage_conn_id must be a connection id or None.")
         if (

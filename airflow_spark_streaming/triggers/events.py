@@ -57,6 +57,7 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
 
     kind = "checkpoint"
     position_field = "batch_id"
+    location_param = "checkpoint"
 
     def __init__(
         self,
@@ -129,6 +130,7 @@ class DeltaVersionEventTrigger(CommitEventTrigger):
 
     kind = "delta"
     position_field = "version"
+    location_param = "table_uri"
 
     def __init__(
         self,

@@ -17,7 +17,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow_spark_streaming.exceptions import InvalidMavenCoordinateError, InvalidParameterError
+from airflow_spark_streaming.exceptions import (
+    InvalidCheckpointPathError,
+    InvalidMavenCoordinateError,
+    InvalidParameterError,
+    PartitionFilterError,
+)
 
 _TEMPLATE = re.compile(r"\{\{|\{%")
 _INTEGER_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
@@ -29,6 +34,11 @@ def is_template(value: Any) -> bool:
     if isinstance(value, str):
         return bool(_TEMPLATE.search(value))
     return callable(getattr(value, "resolve", None)) and callable(getattr(value, "iter_references", None))
+
+
+def unless_template(check: Any, owner: str, name: str, value: Any, **kwargs: Any) -> Any:
+    """``check(owner, name, value, **kwargs)`` now, or ``value`` as it is when it is only known once rendered."""
+    return value if is_template(value) else check(owner, name, value, **kwargs)
 
 
 #: Longest value text an error message repeats; longer values are described, not shown.
@@ -94,10 +104,13 @@ def seconds(owner: str, name: str, value: Any, *, optional: bool = False, allow_
     return number
 
 
-def integer(owner: str, name: str, value: Any, *, optional: bool = False, minimum: int | None = None) -> int | None:
+def integer(
+    owner: str, name: str, value: Any, *, optional: bool = False, minimum: int | None = None, text: bool = True
+) -> int | None:
     """An integer, from an ``int`` or the text of one (a rendered template); ``1.9`` and ``True`` are refused.
 
-    ``None`` and ``""`` mean unset when ``optional``.
+    ``None`` and ``""`` mean unset when ``optional``. ``text=False`` refuses text too, for a parameter that is
+    not templated (``"2"`` there is a mistake, not a rendered value).
     """
     if optional and (value is None or value == ""):
         return None
@@ -107,6 +120,8 @@ def integer(owner: str, name: str, value: Any, *, optional: bool = False, minimu
         number = value
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         number = int(value)
+    elif isinstance(value, str) and not text:
+        raise _refuse(owner, name, value, "is text; pass an integer, e.g. 2, not '2'.")
     elif isinstance(value, str) and _INTEGER_TEXT.match(value):
         number = int(value)
     else:
@@ -116,9 +131,9 @@ def integer(owner: str, name: str, value: Any, *, optional: bool = False, minimu
     return number
 
 
-def positive_integer(owner: str, name: str, value: Any, *, optional: bool = False) -> int | None:
+def positive_integer(owner: str, name: str, value: Any, *, optional: bool = False, text: bool = True) -> int | None:
     """An integer of at least 1 (a size, a count); 0 is refused rather than read as "the default"."""
-    return integer(owner, name, value, optional=optional, minimum=1)
+    return integer(owner, name, value, optional=optional, minimum=1, text=text)
 
 
 def string_list(owner: str, name: str, value: Any, *, optional: bool = False) -> list[str] | None:
@@ -150,8 +165,11 @@ def mapping(owner: str, name: str, value: Any, *, optional: bool = True) -> dict
     return dict(value)
 
 
-def choice(owner: str, name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
+def choice(owner: str, name: str, value: Any, choices: Sequence[str], *, optional: bool = False) -> str | None:
+    """One of ``choices`` (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or value not in choices:
         raise _refuse(owner, name, value, f"is not one of {', '.join(map(repr, choices))}.")
     return value
 
@@ -167,9 +185,45 @@ def maven_coordinates(owner: str, name: str, value: Any) -> list[str]:
         raise InvalidMavenCoordinateError(f"{owner}: {name}: {err}") from err
 
 
-def strict_bool(owner: str, name: str, value: Any) -> bool:
+def strict_bool(owner: str, name: str, value: Any, *, optional: bool = False) -> bool | None:
+    """``True`` or ``False`` (or ``None`` when ``optional``); ``"yes"`` and ``1`` are refused, not read as true."""
+    if value is None and optional:
+        return None
     if not isinstance(value, bool):
-        raise _refuse(owner, name, value, "must be True or False.")
+        allowed = "True, False or None" if optional else "True or False"
+        raise _refuse(owner, name, value, f"must be {allowed}.")
+    return value
+
+
+def duration(owner: str, name: str, value: Any) -> timedelta:
+    """A positive duration as a :class:`~datetime.timedelta`, from one or from a number of seconds."""
+    return timedelta(seconds=seconds(owner, name, value))
+
+
+def location(owner: str, name: str, value: Any, *, checkpoint: bool = False, optional: bool = False) -> str | None:
+    """A checkpoint or table location: a non-empty absolute path or URI (``/lake/t``, ``s3://b/t``, ``file:/t``).
+
+    A relative path is refused: it resolves against the current directory, which differs between the worker,
+    the triggerer and the Spark driver. The error names the value's type only when it is not plain text (a URI
+    may carry credentials in its user part or query). Raises :class:`InvalidCheckpointPathError` for a
+    ``checkpoint``, else :class:`InvalidParameterError`.
+    """
+    from airflow_spark_streaming.storage.locations import is_absolute_location
+
+    if value is None and optional:
+        return None
+    error = InvalidCheckpointPathError if checkpoint else InvalidParameterError
+    what, example = ("the query's checkpoint", "_checkpoints/orders") if checkpoint else ("the table's", "orders")
+    if not isinstance(value, str) or not value.strip():
+        kind = "empty" if isinstance(value, str) else f"of type {type(value).__name__}, not a string"
+        raise error(f"{owner}: {name} is {kind}; pass {what} location as an absolute path or URI, e.g. "
+                    f"'/lake/{example}' or 's3://bucket/{example}'.")  # fmt: skip
+    if not is_absolute_location(value):
+        plain = not any(c in value for c in ":@?#") and len(value) <= _SHOWN_CHARS
+        text = repr(value) if plain else "<a str, not shown>"
+        raise error(f"{owner}: {name}={text} is a relative path, which the Airflow worker and the Spark driver "
+                    f"resolve against different directories; pass an absolute path ('/lake/{example}') or a URI "
+                    f"with a scheme ('s3://bucket/{example}', 'file:///lake/{example}').")  # fmt: skip
     return value
 
 
@@ -192,4 +246,9 @@ def partition_filters(owner: str, name: str, value: Any) -> list[tuple[str, str,
             raise _refuse(
                 owner, name, value, f"has {shown(name, item)}, which is not a (column, operator, value) tuple."
             )
-    return [tuple(item) for item in value]
+    from airflow_spark_streaming.delta.sql import check_partition_filters
+
+    try:  # the operators and values both engines accept, so a bad one fails here rather than in the task
+        return check_partition_filters(value)
+    except PartitionFilterError as err:
+        raise PartitionFilterError(f"{owner}: {name}: {err}") from err

@@ -78,9 +78,9 @@ def test_one_event_per_committed_batch_with_offsets_rows_and_commit_time(spark, 
 
 def test_checkpoint_trigger_parameters_and_round_trip():
     with pytest.raises(InvalidEventTriggerError, match="poll_interval"):
-        CheckpointCommitEventTrigger("ckpt", poll_interval=-1)
+        CheckpointCommitEventTrigger("/ckpt", poll_interval=-1)
     with pytest.raises(InvalidEventTriggerError, match="progress_grace_seconds"):
-        CheckpointCommitEventTrigger("ckpt", progress_grace_seconds="soon")
+        CheckpointCommitEventTrigger("/ckpt", progress_grace_seconds="soon")
     trigger = CheckpointCommitEventTrigger("s3://lake/_checkpoints/orders", storage_conn_id="lake", poll_interval=5)
     assert revive(trigger, None).serialize() == trigger.serialize()
     assert trigger.serialize()[1] == {

@@ -148,10 +148,10 @@ def test_watchers_of_one_table_share_one_poll_loop(table, monkeypatch):
     "kwargs, message",
     [
         ({"table_uri": ""}, "needs a path or URI"),
-        ({"table_uri": "t", "poll_interval": 0}, "poll_interval"),
-        ({"table_uri": "t", "operations": "WRITE"}, "list of operation names"),
-        ({"table_uri": "t", "operations": []}, "never fire"),
-        ({"table_uri": "t", "storage_options": {"AWS_REGION": 1}}, "dict of strings"),
+        ({"table_uri": "/t", "poll_interval": 0}, "poll_interval"),
+        ({"table_uri": "/t", "operations": "WRITE"}, "list of operation names"),
+        ({"table_uri": "/t", "operations": []}, "never fire"),
+        ({"table_uri": "/t", "storage_options": {"AWS_REGION": 1}}, "dict of strings"),
     ],
 )
 def test_bad_parameters_are_refused_at_construction(kwargs, message):

@@ -161,9 +161,9 @@ def test_trigger_serialize_round_trip_and_validation():
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert CheckpointProgressTrigger(**kwargs).serialize() == (classpath, kwargs)
     with pytest.raises(SparkStreamingError, match="poll_interval"):
-        CheckpointProgressTrigger("c", {}, poll_interval=0)
+        CheckpointProgressTrigger("/c", {}, poll_interval=0)
     with pytest.raises(SparkStreamingError, match="criteria"):
-        CheckpointProgressTrigger("c", {"target": 3})
+        CheckpointProgressTrigger("/c", {"target": 3})
     with pytest.raises(SparkStreamingError, match="checkpoint path"):
         CheckpointProgressTrigger("", {})
 

@@ -93,7 +93,10 @@ def test_operator_rejects_bad_input_when_the_dag_is_parsed():
 
 
 def test_bad_json_spec_is_rejected_before_submission(monkeypatch):
-    operator = SparkStreamingSubmitOperator(task_id="t", spec="{not json")
+    with pytest.raises(SparkStreamingError, match="spec is not valid JSON"):  # a literal one when the DAG is parsed
+        SparkStreamingSubmitOperator(task_id="t", spec="{not json")
+    operator = SparkStreamingSubmitOperator(task_id="t", spec="{{ params.spec }}")
+    operator.spec = "{not json"  # what the template rendered to
     import airflow.providers.apache.spark.hooks.spark_submit as spark_submit
 
     def fail_if_called(*args, **kwargs):

@@ -89,9 +89,9 @@ def test_trigger_round_trip_and_validation():
     assert json.loads(json.dumps(kwargs)) == kwargs and kwargs["above_since"] == 3.0
     assert KafkaLagTrigger(**kwargs).serialize() == (classpath, kwargs)
     with pytest.raises(KafkaLagError, match="nothing to wait for"):
-        KafkaLagTrigger("c", {})
+        KafkaLagTrigger("/c", {})
     with pytest.raises(InvalidParameterError, match="timeout=0 must be more than zero seconds"):
-        KafkaLagTrigger("c", {"max_total_lag": 1}, timeout=0)
+        KafkaLagTrigger("/c", {"max_total_lag": 1}, timeout=0)
 
 
 def test_report_round_trip():

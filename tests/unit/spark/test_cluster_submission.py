@@ -336,7 +336,7 @@ def test_storage_connection_keys_are_refused_on_a_standalone_master_before_anyth
     ))  # fmt: skip
     task = SparkStreamingSubmitOperator(
         task_id="start", application="/opt/jobs/app.py", checkpoint="s3://lake/ckpt", long_running=True,
-        spark_conn_id=conn_id, storage_conn_id="lake_sa", jvm_resolver="ivy",
+        spark_conn_id=conn_id, storage_conn_id="lake_sa", jvm_resolver="packages",
     )  # fmt: skip
     with pytest.raises(SparkSubmissionError, match=r"spark\.hadoop\.fs\.s3a\.secret\.key.*client mode") as refused:
         task.execute({})
