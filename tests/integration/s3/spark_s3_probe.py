@@ -86,7 +86,7 @@ def _lease(spark, root: str, rounds: int = 10) -> dict:
         url = f"{root}/lease/race-{trial}"
         stores, outcomes, barrier = [store(url), store(url)], [], threading.Barrier(2)
 
-        def racer(lease_store):
+        def racer(lease_store, barrier=barrier, outcomes=outcomes):
             barrier.wait()
             outcomes.append(take(lease_store))
 
