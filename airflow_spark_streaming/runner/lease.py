@@ -85,7 +85,8 @@ _READ_ATTEMPTS = 3
 # A create-if-absent that lost: the file exists (a prior check), or the store refused the upload (HTTP 412).
 _CREATE_REFUSED = ("FileAlreadyExists", "PreconditionFailed", "412", "already exists", "RemoteFileChanged")
 # S3A that cannot do it: an unknown mandatory option (before Hadoop 3.5), or conditional writes turned off.
-_NO_CONDITIONAL_CREATE = ("IllegalArgumentException", "UnsupportedOperationException", "Conditional Writes Unavailable")
+_NO_CONDITIONAL_CREATE = ("IllegalArgumentException", "Unknown mandatory key", "UnsupportedOperationException",
+                          "Conditional Writes Unavailable")  # fmt: skip
 
 
 class CheckpointInUse(RuntimeError):

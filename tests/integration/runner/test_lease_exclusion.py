@@ -68,7 +68,7 @@ def test_without_conditional_create_the_s3a_path_refuses_unless_best_effort(spar
                        r"capability .* lease_consistency='best_effort'"):  # fmt: skip
         L.RunnerLease(store, ttl_ms=2_000).acquire()
     assert store.list_names(L.LEASE_DIR) == []  # refused before anything was written
-    with pytest.raises(Exception, match="IllegalArgumentException"):  # what .must() does without the capability
+    with pytest.raises(Exception, match="Unknown mandatory key"):  # what .must() does without the capability
         store._conditional_stream(store._path(L.generation_name(1)))
 
     best = L.HadoopLeaseStore(jvm, fs, fs.makeQualified(root), consistency="best_effort")

@@ -147,7 +147,9 @@ def main() -> None:
 
     result["race_conditional"] = _race(spark, plan, f"{plan['prefix']}/race/on.json", conditional=True)
     result["race_plain"] = _race(spark, plan, f"{plan['prefix']}/race/off.json", conditional=False)
+    started = time.monotonic()
     result["lease"] = _lease(spark, root)
+    result["lease"]["seconds"] = round(time.monotonic() - started, 1)
 
     result["wrong_secret"] = _failure(spark, root, {"fs.s3a.secret.key": "not-the-secret"})
     result["missing_bucket"] = _failure(spark, f"s3a://{plan['bucket']}-missing/x", {})

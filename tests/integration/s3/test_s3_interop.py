@@ -113,6 +113,7 @@ def test_the_lease_on_s3a_has_exactly_one_winner_and_refuses_a_store_without_con
     assert "reports no fs.option.create.conditional.overwrite capability" in lease["refused"], lease
     assert "lease_consistency='best_effort'" in lease["refused"] and lease["names_after_refusal"] == [], lease
     assert lease["best_effort"] == 1 and "lease_consistency=best_effort" in lease["best_effort_warning"], lease
+    print(f"lease on S3A: {len(lease['races'])} races and the refusal took {lease['seconds']}s")
 
 
 def test_spark_failures_are_named_and_bounded(interop):
