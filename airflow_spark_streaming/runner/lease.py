@@ -595,7 +595,8 @@ class HadoopLeaseStore:
 
         Two streams both pass S3A's existence check, the second closes first: an
         honoured ``If-None-Match: *`` makes the first one's close fail (HTTP 412).
-        The probe key is a hidden temporary, which readers skip.
+        The probe key is a hidden temporary beside ``_leases/``, not in it: deleting the last object of a
+        folder makes S3A write a folder marker, and ``_leases/`` must hold generations only.
         """
         root = self._jvm.org.apache.hadoop.fs.Path(self._root, LEASE_DIR)
         try:
@@ -604,7 +605,8 @@ class HadoopLeaseStore:
                         f"{CONDITIONAL_CREATE_ENABLED}=false)")  # fmt: skip
         except Exception as err:  # noqa: BLE001
             return f"its S3A connector cannot say whether it has conditional create ({_java_names(err)[:300]})"
-        probe = self._path(f"{LEASE_DIR}/.probe.{uuid.uuid4().hex}.tmp")
+        probe_name = f".lease-probe.{uuid.uuid4().hex}.tmp"
+        probe = self._path(probe_name)
         try:
             try:
                 first, second = self._conditional_stream(probe), self._conditional_stream(probe)
@@ -625,7 +627,7 @@ class HadoopLeaseStore:
                 raise LeaseStoreError(f"cannot probe conditional create at {probe}: {detail}") from err
             return "the store accepted a second create of one key: it ignores If-None-Match: *"
         finally:
-            RunnerLease._quietly(self.delete, f"{LEASE_DIR}/{probe.getName()}")
+            RunnerLease._quietly(self.delete, probe_name)
 
     def _conditional_create(self) -> bool:
         """Whether creates go through the proven conditional create; refuses or warns (once) if unproven."""

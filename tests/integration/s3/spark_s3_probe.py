@@ -95,8 +95,9 @@ def _lease(spark, root: str, rounds: int = 10) -> dict:
             thread.start()
         for thread in threads:
             thread.join(120)
+        root_names = [status.getPath().getName() for status in stores[0]._fs.listStatus(stores[0]._root)]
         races.append({"outcomes": sorted(outcomes, key=str), "proven": [s._conditional for s in stores],
-                      "names": sorted(stores[0].list_names(L.LEASE_DIR))})  # fmt: skip
+                      "names": sorted(stores[0].list_names(L.LEASE_DIR)), "root": sorted(root_names)})  # fmt: skip
 
     off = {"fs.s3a.create.conditional.enabled": "false"}
     refused_url = f"{root}/lease/off"

@@ -109,7 +109,8 @@ def test_the_lease_on_s3a_has_exactly_one_winner_and_refuses_a_store_without_con
     for trial, race in enumerate(lease["races"]):
         assert race["outcomes"] == [1, None], (trial, race)  # exactly one taker, every round
         assert race["proven"] == [True, True], (trial, race)  # each client proved If-None-Match first
-        assert race["names"] == ["00000000000000000001"], (trial, race)  # one generation, no probe left behind
+        assert race["names"] == ["00000000000000000001"], (trial, race)  # one generation
+        assert race["root"] == ["_leases"], (trial, race)  # no probe key left beside it
     assert "reports no fs.option.create.conditional.overwrite capability" in lease["refused"], lease
     assert "lease_consistency='best_effort'" in lease["refused"] and lease["names_after_refusal"] == [], lease
     assert lease["best_effort"] == 1 and "lease_consistency=best_effort" in lease["best_effort_warning"], lease

@@ -81,7 +81,8 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
         assert loser.wait(30) == 3, driver_log(loser)[-3000:]
         assert "refusing to start: the checkpoint is in use by Spark application" in driver_log(loser)
         leases = [k for k in _keys(client, s3_bucket) if "/_leases/" in k]
-        assert len(leases) == 1, leases  # one generation, no probe left: the loser's create never landed
+        assert len(leases) == 1, leases  # one generation: the loser's create never landed
+        assert not [k for k in _keys(client, s3_bucket) if ".lease-probe." in k]  # both proofs cleaned up
         assert "lease_consistency=best_effort" not in driver_log(winner)  # the conditional create was proven
 
         from deltalake import DeltaTable
