@@ -134,6 +134,11 @@ class CheckpointInUseError(SparkStreamingError):
     """A live query holds the checkpoint's lease; a second query on it is refused."""
 
 
+class UnsafeLeaseStoreError(SparkStreamingError):
+    """The checkpoint's store cannot create the lease only-if-absent (S3 without a proven conditional create), so
+    the stream runner refused to start; ``lease_consistency="best_effort"`` opts into a lease checked at renewal."""
+
+
 class SparkSubmissionError(SparkStreamingError):
     """spark-submit could not hand the job to the cluster manager, or the deployment cannot run it."""
 

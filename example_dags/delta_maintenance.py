@@ -8,8 +8,9 @@ the table's own retention, so lagging readers never lose files. The table is
 On S3, pass ``stream_checkpoint``, the checkpoint of the stream that writes the
 table: while that stream runs, its runner does the OPTIMIZE and VACUUM between
 micro-batches (Delta's S3 log store is safe within one driver only); once it has
-stopped, they run here. Without it, a table a stream committed to within the
-last hour is refused before anything is written.
+stopped, they run here. Without it, OPTIMIZE and VACUUM on S3 are refused before
+anything is written: a table that nothing else writes says so with
+``no_concurrent_writers=True`` on both operators instead.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ next to a live stream can overwrite a stream commit. So, for an ``s3://``,
   (:class:`MaintenanceRequestHook`), which runs it in the stream's driver;
 * its lease is live but the hand-off is impossible (a user application, an
   older runner, another table, or ``engine="native"``): refused;
-* no ``stream_checkpoint``, but the table's newest commits come from a stream
-  within :data:`RECENT_STREAM_WINDOW_SECONDS`: refused (name the checkpoint);
-* otherwise: no live writer is known, run here as before.
+* no ``stream_checkpoint``: refused, unless the task states that nothing else
+  writes the table (``no_concurrent_writers=True``); even then a streaming
+  commit within :data:`RECENT_STREAM_WINDOW_SECONDS` refuses it (name the checkpoint);
+* otherwise (no live lease on the named checkpoint, or no other writer stated
+  and none seen): run here.
 
 Every refusal happens before any file is written.
 """
@@ -25,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_spark_streaming.delta.concurrency import unknown_writer_refusal
 from airflow_spark_streaming.exceptions import (
     CheckpointError,
     ControlKeyMissingError,
@@ -223,6 +226,7 @@ def plan_maintenance(
     table_hook,
     task_id: str,
     control_conn_id: str | None = None,
+    no_concurrent_writers: bool = False,
 ) -> HandoffTarget | None:
     """``None``: run here as before. A :class:`HandoffTarget`: hand the request to that runner.
     Raises :class:`UnprotectedConcurrentWriteError` (before anything is written) when neither is safe, and
@@ -230,15 +234,23 @@ def plan_maintenance(
     if not is_s3_table(table_uri):
         return None  # HDFS, local disk, ABFS, GCS: the store's own create-if-absent makes commits atomic
     what = "OPTIMIZE" if action == "optimize" else "VACUUM"
+    if stream_checkpoint and no_concurrent_writers:
+        raise UnprotectedConcurrentWriteError(
+            f"{task_id}: stream_checkpoint names the stream that writes {table_uri}, and no_concurrent_writers=True "
+            "says nothing else writes it; give one of them. Nothing was written."
+        )
     if not stream_checkpoint:
-        commit = _recent_stream_commit(table_hook, time.time() * 1000)
+        if not no_concurrent_writers:
+            raise UnprotectedConcurrentWriteError(unknown_writer_refusal(task_id, table_uri, what))
+        commit = _recent_stream_commit(table_hook, time.time() * 1000)  # a tripwire against a mistaken statement
         if commit is None:
             return None
         raise UnprotectedConcurrentWriteError(
-            f"{task_id}: {table_uri} is on S3 and a stream committed to it recently (version {commit.get('version')}, "
-            f"operation {commit.get('operation')}); a {what} from this task could overwrite its commits (Delta's S3 "
-            "log store is safe within one driver only). Set stream_checkpoint to that stream's checkpoint: a live "
-            "stream runner then runs the maintenance itself, and a stopped one lets it run here. Nothing was written."
+            f"{task_id}: no_concurrent_writers=True, but a stream committed to {table_uri} recently (version "
+            f"{commit.get('version')}, operation {commit.get('operation')}); on S3 a {what} from this task could "
+            "overwrite its commits (Delta's S3 log store is safe within one driver only). Set stream_checkpoint to "
+            "that stream's checkpoint: a live stream runner then runs the maintenance itself, and a stopped one lets "
+            "it run here. Nothing was written."
         )
     control = MaintenanceRequestHook(stream_checkpoint, storage_conn_id, control_conn_id=control_conn_id)
     lease = control.get_lease()

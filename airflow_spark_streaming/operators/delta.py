@@ -13,6 +13,7 @@ from airflow_spark_streaming.exceptions import (
     DeltaMaintenanceError,
     EngineUnsupportedError,
     InvalidParameterError,
+    UnprotectedConcurrentWriteError,
     UnsafeRetentionError,
     VacuumOutsideTableError,
     ZOrderColumnError,
@@ -35,6 +36,25 @@ ENGINES = ("auto", "native", "spark")
 DEFAULT_NATIVE_MAX_BYTES = 20 * 1024**3
 #: How long OPTIMIZE/VACUUM waits for a live stream runner to run a handed-off request.
 DEFAULT_HANDOFF_TIMEOUT = timedelta(minutes=30)
+
+
+def _known_writer(task, stream_checkpoint, no_concurrent_writers, what: str, dry_run: bool = False) -> bool:
+    """On S3 the task must know its table's writer (``stream_checkpoint``) or state there is none; checked at parse
+    time when ``table_uri`` is literal (a templated one is checked by ``plan_maintenance`` once rendered)."""
+    from airflow_spark_streaming.delta.concurrency import unknown_writer_refusal
+    from airflow_spark_streaming.utils import params
+
+    params.strict_bool(task.task_id, "no_concurrent_writers", no_concurrent_writers)
+    if no_concurrent_writers and stream_checkpoint:
+        raise InvalidParameterError(
+            f"{task.task_id}: stream_checkpoint names the stream that writes the table, and no_concurrent_writers=True "
+            "says nothing else writes it; give one of them."
+        )
+    uri = task.table_uri
+    if not dry_run and isinstance(uri, str) and not params.is_template(uri) and not stream_checkpoint:
+        if not no_concurrent_writers and (refusal := unknown_writer_refusal(task.task_id, uri, what)):
+            raise UnprotectedConcurrentWriteError(refusal)
+    return no_concurrent_writers
 
 
 class _DeltaMaintenanceOperator(BaseOperator):
@@ -140,6 +160,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
 
         return plan_maintenance(table_uri=self.table_uri, action=action, engine=self.engine,
                                 stream_checkpoint=self.stream_checkpoint, table_hook=hook, task_id=self.task_id,
+                                no_concurrent_writers=getattr(self, "no_concurrent_writers", False),
                                 storage_conn_id=getattr(self, "storage_conn_id", None),
                                 control_conn_id=getattr(self, "control_conn_id", None))  # fmt: skip
 
@@ -203,8 +224,12 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     :param extra_jars: extra jars for the spark engine.
     :param stream_checkpoint: the checkpoint of the stream that writes this table. On S3 a live stream
         runner then runs the OPTIMIZE in its own driver (the only place a commit is safe beside it); a
-        stream that is not running lets it run here. Without it, an S3 table with a recent streaming
-        commit is refused (:class:`UnprotectedConcurrentWriteError`). See "Running on S3".
+        stream that is not running lets it run here. On S3 the task must know its table's writer: without
+        ``stream_checkpoint`` or ``no_concurrent_writers=True`` it is refused
+        (:class:`UnprotectedConcurrentWriteError`, at parse time when ``table_uri`` is literal). See "Running on S3".
+    :param no_concurrent_writers: state that nothing else writes this S3 table while the task runs (no stream,
+        no other Spark job), so it may commit here without ``stream_checkpoint``. A streaming commit from the
+        last hour still refuses it. Off S3 it changes nothing: the store's create-if-absent guards commits.
     :param handoff_timeout: how long to wait for the stream runner's answer.
     :param control_conn_id: the connection holding the control key in its password (default
         ``spark_streaming_control_default``); the hand-off to a live stream runner needs it: requests are
@@ -223,6 +248,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         target_file_bytes: int | None = None,
         max_attempts: int = 5,
         stream_checkpoint: str | None = None,
+        no_concurrent_writers: bool = False,
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         control_conn_id: str | None = None,
         **kwargs: Any,
@@ -233,6 +259,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         self.stream_checkpoint = stream_checkpoint
         self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
         self._check_locations(rendered=False)
+        self.no_concurrent_writers = _known_writer(self, stream_checkpoint, no_concurrent_writers, "OPTIMIZE")
         self.control_conn_id = control_conn_id
         self.target_file_bytes = params.positive_integer(
             self.task_id, "target_file_bytes", target_file_bytes, optional=True
@@ -346,6 +373,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     :param i_understand_this_can_break_readers: allow a retention below the table's or ``min_retention``.
     :param engine: ``native`` (delta-rs), ``spark`` or ``auto`` (as for :class:`DeltaOptimizeOperator`).
     :param stream_checkpoint: as for :class:`DeltaOptimizeOperator`; a dry run never needs it.
+    :param no_concurrent_writers: as for :class:`DeltaOptimizeOperator`; a dry run never needs it.
     :param handoff_timeout: as for :class:`DeltaOptimizeOperator`.
     :param control_conn_id: as for :class:`DeltaOptimizeOperator`. The stream runner also refuses, by itself, a
         VACUUM below the table's retention unless the signed request carries this task's
@@ -365,6 +393,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         dry_run: bool = False,
         i_understand_this_can_break_readers: bool = False,
         stream_checkpoint: str | None = None,
+        no_concurrent_writers: bool = False,
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         control_conn_id: str | None = None,
         **kwargs: Any,
@@ -375,6 +404,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         self.stream_checkpoint = stream_checkpoint
         self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
         self._check_locations(rendered=False)
+        self.no_concurrent_writers = _known_writer(
+            self, stream_checkpoint, no_concurrent_writers, "VACUUM", dry_run=dry_run is True
+        )
         self.control_conn_id = control_conn_id
         if mode not in ("lite", "full"):
             raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")

@@ -101,6 +101,11 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     :param durable: keep the submission in the task state store, so that a retry reattaches.
     :param control_conn_id: the connection holding the control key in its password (default
         ``spark_streaming_control_default``); required for long-running mode.
+    :param lease_consistency: how the runner takes the checkpoint's lease (sets the spec's ``lease_consistency``).
+        ``conditional`` (the default): only with an atomic create-if-absent; on S3 the runner proves the store's
+        conditional create first and otherwise refuses to start (:class:`UnsafeLeaseStoreError`).
+        ``best_effort``: take it anyway; two runners starting at once are then told apart only at the next
+        renewal, and the loser stops. See "Running on S3".
     :param conn_id: deprecated spelling of ``spark_conn_id``.
     :param checkpoint_conn_id: deprecated spelling of ``storage_conn_id``.
     """
@@ -132,6 +137,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         startup_timeout: float = 600,
         control_conn_id: str | None = None,
         poll_interval: float = 2.0,
+        lease_consistency: str | None = None,
         conn_id: str | None = None,
         checkpoint_conn_id: str | None = None,
         **kwargs: Any,
@@ -192,6 +198,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self.startup_timeout = params.seconds(self.task_id, "startup_timeout", startup_timeout)
         self.poll_interval = params.seconds(self.task_id, "poll_interval", poll_interval)
         self.control_conn_id = control_conn_id
+        self.lease_consistency = _lease_consistency(self.task_id, lease_consistency, application)
         self._hook: StreamingSubmitHook | None = None
         self._run: _Run | None = None
         self._submission: SparkSubmission | None = None
@@ -248,6 +255,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
                 raise InvalidStreamSpecError(
                     f"{self.task_id}: spec is not valid JSON ({err.msg}); pass a dict, or a str holding one JSON object."
                 ) from err
+        if self.lease_consistency is not None and isinstance(spec, dict):
+            if spec.get("lease_consistency", self.lease_consistency) != self.lease_consistency:
+                raise InvalidStreamSpecError(
+                    f"{self.task_id}: lease_consistency={self.lease_consistency!r} contradicts the spec's "
+                    f"lease_consistency {spec['lease_consistency']!r}; set it in one place."
+                )
+            spec = {**spec, "lease_consistency": self.lease_consistency}
         return validate_stream_spec(with_kafka_config_id(spec, self.kafka_config_id))
 
     def _checkpoint_hook(self) -> RunnerControlHook:
@@ -456,7 +470,9 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             )
 
     def _raise_kafka_refusal(self, driver_output: str) -> None:
-        """Raise the named error of a Kafka broker's refusal the driver reported, if it did (no secret in it)."""
+        """Raise the named error of a Kafka broker's refusal the driver reported, if it did (no secret in it);
+        or of the runner's refusal of a store without an atomic lease create."""
+        _raise_unsafe_lease_store(self.task_id, driver_output)
         if self._run.kafka is not None and self._run.kafka.uses_connections:
             refusal = self._run.kafka.classify(RuntimeError(driver_output))
             if refusal is not None:
@@ -523,6 +539,33 @@ class _Run:
     owner: str
     kafka: Any = None  # ResolvedKafkaSpec: which kafka connections the spec uses, to name a refusal
     control_key: Any = field(default=None, repr=False)  # ControlKey: signs _submission, reaches the runner's spec
+
+
+def _lease_consistency(task_id: str, value: str | None, application: str | None) -> str | None:
+    """The ``lease_consistency`` parameter, checked when the DAG is parsed."""
+    from airflow_spark_streaming.runner.protocol import LEASE_CONSISTENCY
+
+    if value is None:
+        return None
+    if value not in LEASE_CONSISTENCY:
+        raise InvalidStreamSpecError(
+            f"{task_id}: lease_consistency must be one of {', '.join(map(repr, LEASE_CONSISTENCY))}, not {value!r}."
+        )
+    if application is not None:
+        raise InvalidStreamSpecError(
+            f"{task_id}: lease_consistency is for the stream runner's lease (spec); an application takes no lease."
+        )
+    return value
+
+
+def _raise_unsafe_lease_store(task_id: str, driver_output: str) -> None:
+    """The runner refused a store that cannot create the lease atomically: raise its named error with the fix."""
+    from airflow_spark_streaming.exceptions import UnsafeLeaseStoreError
+    from airflow_spark_streaming.runner.protocol import UNSAFE_LEASE_STORE_MARKER
+
+    at = driver_output.rfind(UNSAFE_LEASE_STORE_MARKER)
+    if at >= 0:
+        raise UnsafeLeaseStoreError(f"{task_id}: {driver_output[at:].splitlines()[0][:1500]}") from None
 
 
 def _with_control_key(spec: dict[str, Any], key) -> dict[str, Any]:

@@ -26,8 +26,17 @@ atomic create it relies on are reviewed together.
 
 Exclusion relies on an atomic create-if-absent: local disk (``os.link``), HDFS
 (``create(overwrite=false)`` at the NameNode) and S3A with conditional create
-(``If-None-Match: *``, Hadoop 3.5+). Elsewhere a double take is still found at
-the next renewal, and the loser stops.
+(``If-None-Match: *``, Hadoop 3.5+). On S3A it is required: a store that cannot
+prove it (:class:`ConditionalCreateUnavailable`) is refused unless the spec opts
+into ``lease_consistency="best_effort"``, where a double take is only found at
+the next renewal and the loser stops.
+
+Clocks: a heartbeat is the writer's wall clock, bounded by the store's
+modification time and the reader's first sight plus ``MAX_CLOCK_SKEW_MS``. A
+holder renewing every TTL/3 is never judged stale while the skew between its
+clock and a reader's (or the store's, beyond ``MAX_CLOCK_SKEW_MS``) stays under
+``2/3 * TTL`` minus the renewal's own time; the holder's own decisions (losing
+the lease after a silent TTL) use its monotonic clock only.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import json
 import os
 import re
 import stat
+import sys
 import threading
 import time
 import uuid
@@ -43,7 +53,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from airflow_spark_streaming.runner.protocol import DEFAULT_LEASE_TTL_SECONDS, LEASE_DIR, LEGACY_LEASE_FILE
+from airflow_spark_streaming.runner.protocol import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    LEASE_CONSISTENCY,
+    LEASE_DIR,
+    LEGACY_LEASE_FILE,
+    UNSAFE_LEASE_STORE_MARKER,
+)
 from airflow_spark_streaming.utils.bounded_json import UntrustedJsonError, load_object
 
 DEFAULT_TTL_MS = DEFAULT_LEASE_TTL_SECONDS * 1000
@@ -62,9 +78,15 @@ _TEMPORARY = re.compile(r"^\..*\.(tmp|crc)$|\._COPYING_$", re.ASCII)
 #: More names than this in _leases/ is not the runner's doing (it prunes to one or two): the lease reads as taken.
 MAX_LEASE_NAMES = 1_000
 CONDITIONAL_CREATE = "fs.option.create.conditional.overwrite"  # Hadoop 3.5 S3A: If-None-Match: *
+CONDITIONAL_CREATE_ENABLED = "fs.s3a.create.conditional.enabled"
 # S3A GETs a file with If-Match on the ETag it saw first: a renewal in between fails the read with 412.
 _CHANGED_WHILE_READING = ("RemoteFileChangedException", "Status Code: 412", "pre-conditions you specified")
 _READ_ATTEMPTS = 3
+# A create-if-absent that lost: the file exists (a prior check), or the store refused the upload (HTTP 412).
+_CREATE_REFUSED = ("FileAlreadyExists", "PreconditionFailed", "412", "already exists", "RemoteFileChanged")
+# S3A that cannot do it: an unknown mandatory option (before Hadoop 3.5), or conditional writes turned off.
+_NO_CONDITIONAL_CREATE = ("IllegalArgumentException", "Unknown mandatory key", "UnsupportedOperationException",
+                          "Conditional Writes Unavailable")  # fmt: skip
 
 
 class CheckpointInUse(RuntimeError):
@@ -77,6 +99,20 @@ class LeaseLost(RuntimeError):
 
 class LeaseStoreError(OSError):
     """The lease file could not be read or written."""
+
+
+class ConditionalCreateUnavailable(LeaseStoreError):
+    """The store cannot create a lease file only-if-absent (S3 without conditional writes); the lease is refused."""
+
+
+def conditional_create_refusal(where: str, missing: str) -> str:
+    """The message of :class:`ConditionalCreateUnavailable`: what is missing, and the two ways out."""
+    return (
+        f"{UNSAFE_LEASE_STORE_MARKER} on {where}, but {missing}. Two stream runners could "
+        f"then both take the lease. Use Hadoop 3.5+ S3A with {CONDITIONAL_CREATE_ENABLED}=true on a store with "
+        f"conditional writes (If-None-Match: *), or accept a double take found only at the next renewal with "
+        f"lease_consistency='best_effort' (the operator parameter, or the spec key)"
+    )
 
 
 class LeaseStore(Protocol):
@@ -498,15 +534,23 @@ def _java_names(err: BaseException) -> str:
 class HadoopLeaseStore:
     """Lease files through Hadoop's FileSystem over the py4j gateway (HDFS, S3A, ABFS, GCS...).
 
-    S3A asks for a conditional create (``If-None-Match: *``, Hadoop 3.5+ with
-    ``fs.s3a.create.conditional.enabled``, the default); a store that cannot
-    offer it is reported once on stderr, and a double take is found at renewal.
+    On S3A the create-if-absent is Hadoop 3.5's conditional create
+    (``createFile().overwrite(false).must(CONDITIONAL_CREATE)``: ``If-None-Match: *``).
+    Before the first create the store proves it once: the file system must
+    report the capability, and of two creates of one probe key racing past the
+    existence check, the store must refuse the second. With
+    ``consistency="conditional"`` (the default) a failed proof raises
+    :class:`ConditionalCreateUnavailable`; with ``"best_effort"`` it is reported
+    once on stderr and a plain ``create(path, false)`` is used, so a double take
+    is only found at the next renewal.
     """
 
-    def __init__(self, jvm, fs, root):
-        self._jvm, self._fs, self._root = jvm, fs, root
+    def __init__(self, jvm, fs, root, consistency: str = "conditional"):
+        if consistency not in LEASE_CONSISTENCY:
+            raise ValueError(f"lease consistency {consistency!r} is not one of {', '.join(LEASE_CONSISTENCY)}")
+        self._jvm, self._fs, self._root, self.consistency = jvm, fs, root, consistency
         self.scheme = fs.getScheme()
-        self._warned = False
+        self._conditional: bool | None = None  # proven (True) or not (False) before the first create on S3A
 
     def _path(self, name: str):
         return self._jvm.org.apache.hadoop.fs.Path(self._root, name)
@@ -543,16 +587,64 @@ class HadoopLeaseStore:
                 raise LeaseStoreError(f"cannot read {path}: {detail}") from err
         raise AssertionError("unreachable")
 
+    def _conditional_stream(self, path):
+        return self._fs.createFile(path).overwrite(False).recursive().must(CONDITIONAL_CREATE, True).build()
+
+    def _prove_conditional_create(self) -> str | None:
+        """``None`` if this S3A store refuses a second create of one key; else what is missing.
+
+        Two streams both pass S3A's existence check, the second closes first: an
+        honoured ``If-None-Match: *`` makes the first one's close fail (HTTP 412).
+        The probe key is a hidden temporary beside ``_leases/``, not in it: deleting the last object of a
+        folder makes S3A write a folder marker, and ``_leases/`` must hold generations only.
+        """
+        root = self._jvm.org.apache.hadoop.fs.Path(self._root, LEASE_DIR)
+        try:
+            if not self._fs.hasPathCapability(root, CONDITIONAL_CREATE):
+                return (f"its S3A connector reports no {CONDITIONAL_CREATE} capability (Hadoop older than 3.5, or "
+                        f"{CONDITIONAL_CREATE_ENABLED}=false)")  # fmt: skip
+        except Exception as err:  # noqa: BLE001
+            return f"its S3A connector cannot say whether it has conditional create ({_java_names(err)[:300]})"
+        probe_name = f".lease-probe.{uuid.uuid4().hex}.tmp"
+        probe = self._path(probe_name)
+        try:
+            try:
+                first, second = self._conditional_stream(probe), self._conditional_stream(probe)
+                for stream, body in ((second, b"second"), (first, b"first")):
+                    stream.write(bytearray(body))
+                second.close()
+            except Exception as err:  # noqa: BLE001
+                detail = _java_names(err)
+                if any(s in detail for s in _NO_CONDITIONAL_CREATE):
+                    return f"its S3A connector refused a conditional create ({detail[:300]})"
+                raise LeaseStoreError(f"cannot probe conditional create at {probe}: {detail}") from err
+            try:
+                first.close()
+            except Exception as err:  # noqa: BLE001
+                detail = _java_names(err)
+                if any(s in detail for s in _CREATE_REFUSED):
+                    return None
+                raise LeaseStoreError(f"cannot probe conditional create at {probe}: {detail}") from err
+            return "the store accepted a second create of one key: it ignores If-None-Match: *"
+        finally:
+            RunnerLease._quietly(self.delete, probe_name)
+
+    def _conditional_create(self) -> bool:
+        """Whether creates go through the proven conditional create; refuses or warns (once) if unproven."""
+        if self._conditional is None:
+            missing = self._prove_conditional_create()
+            if missing is not None and self.consistency == "conditional":
+                raise ConditionalCreateUnavailable(conditional_create_refusal(str(self._root), missing))
+            if missing is not None:
+                print(f"checkpoint lease (lease_consistency=best_effort): {missing}; two takers are told apart at "
+                      "renewal instead, and the loser stops", file=sys.stderr)  # fmt: skip
+            self._conditional = missing is None
+        return self._conditional
+
     def _write(self, name: str, data: bytes, overwrite: bool) -> None:
         path = self._path(name)
-        if self.scheme == "s3a" and not overwrite:
-            builder = self._fs.createFile(path).overwrite(False).recursive()  # parents too, like create()
-            builder.opt(CONDITIONAL_CREATE, True)
-            stream = builder.build()
-            if not stream.hasCapability(CONDITIONAL_CREATE) and not self._warned:
-                self._warned = True
-                print(f"checkpoint lease: {self.scheme}:// offers no conditional create here (needs Hadoop 3.5+ "
-                      "and fs.s3a.create.conditional.enabled); two takers are told apart at renewal instead")  # fmt: skip
+        if self.scheme == "s3a" and not overwrite and self._conditional_create():
+            stream = self._conditional_stream(path)
         else:
             stream = self._fs.create(path, overwrite)
         try:
@@ -564,9 +656,11 @@ class HadoopLeaseStore:
         try:
             self._write(name, data, overwrite=False)
             return True
+        except ConditionalCreateUnavailable:
+            raise
         except Exception as err:  # noqa: BLE001
             detail = _java_names(err)
-            if any(s in detail for s in ("FileAlreadyExists", "PreconditionFailed", "412", "already exists")):
+            if any(s in detail for s in _CREATE_REFUSED):
                 return False
             raise LeaseStoreError(f"cannot create {self._path(name)}: {detail}") from err
 
@@ -583,12 +677,13 @@ class HadoopLeaseStore:
             raise LeaseStoreError(f"cannot delete {self._path(name)}: {_java_names(err)}") from err
 
 
-def open_store(spark, checkpoint: str) -> LeaseStore:
+def open_store(spark, checkpoint: str, consistency: str = "conditional") -> LeaseStore:
     """The lease store for a checkpoint URI. ``file:`` goes to :class:`LocalLeaseStore`, because Hadoop's
-    local ``create(overwrite=false)`` checks ``exists()`` and then opens: not atomic."""
+    local ``create(overwrite=false)`` checks ``exists()`` and then opens: not atomic. ``consistency`` is
+    the spec's ``lease_consistency`` (see :class:`HadoopLeaseStore`)."""
     jvm = spark.sparkContext._jvm
     root = jvm.org.apache.hadoop.fs.Path(checkpoint)
     fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if fs.getScheme() == "file":
         return LocalLeaseStore(fs.makeQualified(root).toUri().getPath())
-    return HadoopLeaseStore(jvm, fs, fs.makeQualified(root))
+    return HadoopLeaseStore(jvm, fs, fs.makeQualified(root), consistency)

@@ -57,6 +57,13 @@ def location_key(uri: str) -> str:
 
 #: The lease's time-to-live unless the spec sets ``lease_ttl_seconds``; also judges a torn lease.
 DEFAULT_LEASE_TTL_SECONDS = 30
+#: The spec's ``lease_consistency``: ``conditional`` (the default) requires an atomic create-if-absent for the lease
+#: (on S3: a proven conditional create); ``best_effort`` takes it without and finds a double take at renewal.
+LEASE_CONSISTENCY = ("conditional", "best_effort")
+#: The runner's exit code when the checkpoint's store cannot take the lease atomically and best effort was not chosen.
+EXIT_UNSAFE_LEASE_STORE = 5
+#: The line the runner prints then, which the operator turns into ``UnsafeLeaseStoreError``.
+UNSAFE_LEASE_STORE_MARKER = "the checkpoint lease needs an atomic create-if-absent"
 #: Staged in ``_staging/`` for a standalone cluster-mode Python driver (see the standalone backend).
 PYTHON_LAUNCHER_JAR = "python-driver-launcher.jar"
 #: ``_staging/`` subfolder holding jars resolved for a standalone cluster-mode driver's executors.

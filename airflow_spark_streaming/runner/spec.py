@@ -24,6 +24,7 @@ from airflow_spark_streaming.exceptions import InvalidStreamSpecError, Transform
 from airflow_spark_streaming.runner.protocol import (
     DEFAULT_LEASE_TTL_SECONDS,
     FILE_FORMATS,
+    LEASE_CONSISTENCY,
     PATH_SINKS,
     SINK_FORMATS,
     SOURCE_FORMATS,
@@ -40,7 +41,7 @@ _INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s*(millisecond|second|minute|hour|day)s
 #: The keys the stream runner reads, per object. ``options`` are Spark's own (free-form) and not checked here.
 #: ``kafka_config_id`` names an Airflow ``kafka`` connection resolved into options before submission.
 SPEC_KEYS = ("query_name", "checkpoint_location", "source", "transform_sql", "sink", "trigger", "lease_ttl_seconds",
-             "control_key")  # fmt: skip
+             "lease_consistency", "control_key")  # fmt: skip
 SOURCE_KEYS = ("format", "options", "path", "schema", "kafka_config_id")
 SINK_KEYS = ("format", "options", "path", "output_mode", "partition_by", "merge_schema", "kafka_config_id")
 TRIGGER_KEYS = ("available_now", "processing_time")
@@ -196,6 +197,14 @@ def validate_stream_spec(spec: Any) -> dict[str, Any]:
     ttl = spec.setdefault("lease_ttl_seconds", DEFAULT_LEASE_TTL_SECONDS)
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= 3600:
         raise _fail("lease_ttl_seconds", f"{ttl!r} must be a number of seconds from 1 to 3600")
+
+    consistency = spec.setdefault("lease_consistency", "conditional")
+    if consistency not in LEASE_CONSISTENCY:
+        raise _fail(
+            "lease_consistency",
+            f"{consistency!r} is not one of {', '.join(LEASE_CONSISTENCY)}; 'conditional' (the default) needs an "
+            "atomic create-if-absent for the lease, 'best_effort' accepts a double take found at the next renewal",
+        )
 
     trigger = spec.setdefault("trigger", {"available_now": True})
     if not isinstance(trigger, dict) or len(trigger) != 1:

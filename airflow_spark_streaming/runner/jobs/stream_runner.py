@@ -216,7 +216,8 @@ LEASE_LOST_GRACE_SECONDS = 10.0
 LEASE_LOST_STOP_SECONDS = 15.0
 
 
-from airflow_spark_streaming.runner.lease import CheckpointInUse  # noqa: E402 - re-exported; beside its user for merges
+# CheckpointInUse is re-exported; imported beside its user for merges.
+from airflow_spark_streaming.runner.lease import CheckpointInUse, ConditionalCreateUnavailable  # noqa: E402
 
 
 class SignedLeaseStore:
@@ -252,7 +253,7 @@ class Lease:
     current batch, like a stop marker.
     """
 
-    def __init__(self, spark, checkpoint: str, ttl_ms: int = LEASE_TTL_MS, key=None):
+    def __init__(self, spark, checkpoint: str, ttl_ms: int = LEASE_TTL_MS, key=None, consistency: str = "conditional"):
         import os
         import socket
 
@@ -263,7 +264,7 @@ class Lease:
                     "submission": tag}  # fmt: skip
         # What a kill by pid checks besides the MAC: the process's start time, and the checkpoint it is for.
         extra = {"pid_start": control_auth.process_start_ticks(), "checkpoint": protocol.location_key(checkpoint)}
-        store = SignedLeaseStore(lease.open_store(spark, checkpoint), key, scope=tag or "", extra=extra)
+        store = SignedLeaseStore(lease.open_store(spark, checkpoint, consistency), key, scope=tag or "", extra=extra)
         self._lease = lease.RunnerLease(store, ttl_ms=ttl_ms, identity=identity)
         self.lost = self._lease.lost
 
@@ -297,12 +298,15 @@ def run(spec: dict[str, Any], spark=None) -> int:
     spark = spark or _session(spec.get("query_name") or "stream_runner")
     checkpoint = _require(spec, "checkpoint_location", "spec")
     ttl_ms = int(float(spec.get("lease_ttl_seconds", LEASE_TTL_MS / 1000)) * 1000)
-    lease = Lease(spark, checkpoint, ttl_ms=ttl_ms, key=key)
+    lease = Lease(spark, checkpoint, ttl_ms=ttl_ms, key=key, consistency=spec.get("lease_consistency", "conditional"))
     try:
         lease.acquire()
     except CheckpointInUse as err:
         print(f"stream_runner: refusing to start: {err}", file=sys.stderr)
         return 3
+    except ConditionalCreateUnavailable as err:
+        print(f"stream_runner: refusing to start: {err}", file=sys.stderr)
+        return protocol.EXIT_UNSAFE_LEASE_STORE
     try:
         try:
             code = _run_query(spark, spec, checkpoint, lease.lost, key=key)

@@ -56,17 +56,26 @@ def test_the_hadoop_store_through_py4j(spark, tmp_path):
     assert L.generations(store.list_names(L.LEASE_DIR)) == [2]
 
 
-def test_the_conditional_create_path_s3a_takes(spark, tmp_path, capsys):
-    """The builder calls S3A gets (createFile, overwrite(false), the conditional option) resolve through py4j;
-    a store without the capability is reported, and an existing file still refuses the create."""
+def test_without_conditional_create_the_s3a_path_refuses_unless_best_effort(spark, tmp_path, capsys):
+    """The S3A calls through py4j (hasPathCapability, createFile().must()) against a file system without the
+    capability (the local one, posing as s3a): refused by name, nothing written; best_effort says so and takes it."""
     jvm = spark.sparkContext._jvm
     root = jvm.org.apache.hadoop.fs.Path(str(tmp_path))
     fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     store = L.HadoopLeaseStore(jvm, fs, fs.makeQualified(root))
     store.scheme = "s3a"
-    assert store.create_exclusive(L.generation_name(1), b"{}")
-    assert "offers no conditional create" in capsys.readouterr().out
-    assert not store.create_exclusive(L.generation_name(1), b"{}")
+    with pytest.raises(L.ConditionalCreateUnavailable, match=r"reports no fs\.option\.create\.conditional\.overwrite "
+                       r"capability .* lease_consistency='best_effort'"):  # fmt: skip
+        L.RunnerLease(store, ttl_ms=2_000).acquire()
+    assert store.list_names(L.LEASE_DIR) == []  # refused before anything was written
+    with pytest.raises(Exception, match="Unknown mandatory key"):  # what .must() does without the capability
+        store._conditional_stream(store._path(L.generation_name(1)))
+
+    best = L.HadoopLeaseStore(jvm, fs, fs.makeQualified(root), consistency="best_effort")
+    best.scheme = "s3a"
+    assert L.RunnerLease(best, ttl_ms=2_000).acquire().generation == 1
+    assert "lease_consistency=best_effort" in capsys.readouterr().err
+    assert not best.create_exclusive(L.generation_name(1), b"{}")  # an existing file still refuses the create
 
 
 @pytest.mark.kafka

@@ -8,6 +8,10 @@ one JSON result line. Steps:
 - S3A create without overwrite racing another writer: Hadoop's conditional
   createFile loses with an error, plain create() (Delta's log store) silently
   overwrites;
+- the checkpoint lease's HadoopLeaseStore on S3A: two takers (two S3A
+  clients, as two drivers have) race for one generation, round after round;
+  with conditional create turned off the lease is refused by name, unless
+  best effort is chosen;
 - failure probes (wrong key, missing bucket, dead endpoint): exception text
   and seconds taken.
 """
@@ -57,6 +61,59 @@ def _race(spark, plan: dict, key: str, conditional: bool) -> dict:
     return outcome
 
 
+def _lease(spark, root: str, rounds: int = 10) -> dict:
+    """The lease through the runner's S3A store: who wins each race, and what happens without conditional create."""
+    import contextlib
+    import io
+    import threading
+
+    from airflow_spark_streaming.runner import lease as L
+
+    jvm = spark._jvm
+
+    def store(url: str, consistency: str = "conditional", overrides: dict[str, str] | None = None):
+        fs = _fs(spark, url, overrides or {})  # a client of its own, as another driver has
+        return L.HadoopLeaseStore(jvm, fs, fs.makeQualified(jvm.org.apache.hadoop.fs.Path(url)), consistency)
+
+    def take(lease_store) -> int | None:
+        try:
+            return L.RunnerLease(lease_store, ttl_ms=10_000).acquire(attempts=3).generation
+        except L.CheckpointInUse:
+            return None
+
+    races = []
+    for trial in range(rounds):
+        url = f"{root}/lease/race-{trial}"
+        stores, outcomes, barrier = [store(url), store(url)], [], threading.Barrier(2)
+
+        def racer(lease_store, barrier=barrier, outcomes=outcomes):
+            barrier.wait()
+            outcomes.append(take(lease_store))
+
+        threads = [threading.Thread(target=racer, args=(s,)) for s in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        root_names = [status.getPath().getName() for status in stores[0]._fs.listStatus(stores[0]._root)]
+        races.append({"outcomes": sorted(outcomes, key=str), "proven": [s._conditional for s in stores],
+                      "names": sorted(stores[0].list_names(L.LEASE_DIR)), "root": sorted(root_names)})  # fmt: skip
+
+    off = {"fs.s3a.create.conditional.enabled": "false"}
+    refused_url = f"{root}/lease/off"
+    try:
+        take(store(refused_url, overrides=off))
+        refused = None
+    except L.ConditionalCreateUnavailable as err:
+        refused = str(err)
+    names_after_refusal = store(refused_url).list_names(L.LEASE_DIR)
+    warning = io.StringIO()
+    with contextlib.redirect_stderr(warning):
+        best_effort = take(store(refused_url, "best_effort", off))
+    return {"races": races, "refused": refused, "names_after_refusal": names_after_refusal,
+            "best_effort": best_effort, "best_effort_warning": warning.getvalue()}  # fmt: skip
+
+
 def _failure(spark, url: str, overrides: dict[str, str]) -> dict:
     jvm = spark._jvm
     started = time.monotonic()
@@ -91,6 +148,9 @@ def main() -> None:
 
     result["race_conditional"] = _race(spark, plan, f"{plan['prefix']}/race/on.json", conditional=True)
     result["race_plain"] = _race(spark, plan, f"{plan['prefix']}/race/off.json", conditional=False)
+    started = time.monotonic()
+    result["lease"] = _lease(spark, root)
+    result["lease"]["seconds"] = round(time.monotonic() - started, 1)
 
     result["wrong_secret"] = _failure(spark, root, {"fs.s3a.secret.key": "not-the-secret"})
     result["missing_bucket"] = _failure(spark, f"s3a://{plan['bucket']}-missing/x", {})

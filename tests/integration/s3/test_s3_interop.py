@@ -102,6 +102,21 @@ def test_s3a_create_is_atomic_only_through_the_conditional_create_builder(intero
     assert off["error"] is None and off["content"] == "spark"  # the hazard: silently replaced
 
 
+def test_the_lease_on_s3a_has_exactly_one_winner_and_refuses_a_store_without_conditional_create(interop):
+    """Item 3 of the lake-is-untrusted issue, on real S3A (Hadoop 3.5.0) and the local S3 server."""
+    _, _, result = interop
+    lease = result["lease"]
+    for trial, race in enumerate(lease["races"]):
+        assert race["outcomes"] == [1, None], (trial, race)  # exactly one taker, every round
+        assert race["proven"] == [True, True], (trial, race)  # each client proved If-None-Match first
+        assert race["names"] == ["00000000000000000001"], (trial, race)  # one generation
+        assert race["root"] == ["_leases"], (trial, race)  # no probe key left beside it
+    assert "reports no fs.option.create.conditional.overwrite capability" in lease["refused"], lease
+    assert "lease_consistency='best_effort'" in lease["refused"] and lease["names_after_refusal"] == [], lease
+    assert lease["best_effort"] == 1 and "lease_consistency=best_effort" in lease["best_effort_warning"], lease
+    print(f"lease on S3A: {len(lease['races'])} races and the refusal took {lease['seconds']}s")
+
+
 def test_spark_failures_are_named_and_bounded(interop):
     hook, _, result = interop
     bound = hook.timeouts.worst_case_seconds

@@ -82,6 +82,8 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
         assert "refusing to start: the checkpoint is in use by Spark application" in driver_log(loser)
         leases = [k for k in _keys(client, s3_bucket) if "/_leases/" in k]
         assert len(leases) == 1, leases  # one generation: the loser's create never landed
+        assert not [k for k in _keys(client, s3_bucket) if ".lease-probe." in k]  # both proofs cleaned up
+        assert "lease_consistency=best_effort" not in driver_log(winner)  # the conditional create was proven
 
         from deltalake import DeltaTable
 
@@ -98,10 +100,13 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
         # Unprotected configurations are refused before anything is written.
         before = _keys(client, s3_bucket)
         common = {"table_uri": table.replace("s3a://", "s3://"), "storage_options": options}
+        with pytest.raises(UnprotectedConcurrentWriteError, match="knows of no writer"):
+            DeltaOptimizeOperator(task_id="unnamed", **common)  # no writer named nor ruled out: refused when parsed
         for refused, match in (
             (DeltaOptimizeOperator(task_id="native", engine="native", stream_checkpoint=checkpoint, **common),
              "delta-rs cannot commit safely"),
-            (DeltaOptimizeOperator(task_id="unnamed", **common), "Set stream_checkpoint"),
+            (DeltaOptimizeOperator(task_id="mistaken", no_concurrent_writers=True, **common),
+             "no_concurrent_writers=True, but a stream committed"),  # the look-back catches a wrong statement
         ):  # fmt: skip
             refused.storage_conn_id = conn_id
             with pytest.raises(UnprotectedConcurrentWriteError, match=match):

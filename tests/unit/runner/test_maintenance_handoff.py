@@ -58,23 +58,54 @@ def _live_runner(checkpoint, app_id="app-1", table="s3a://lake/orders", advertis
     return runner
 
 
-def _plan(checkpoint, engine="auto", history=None, table=TABLE):
+def _plan(checkpoint, engine="auto", history=None, table=TABLE, no_concurrent_writers=False):
     return plan_maintenance(table_uri=table, action="optimize", engine=engine,
                             stream_checkpoint=str(checkpoint) if checkpoint else None, storage_conn_id=None,
-                            table_hook=history or _History(), task_id="t")  # fmt: skip
+                            table_hook=history or _History(), task_id="t",
+                            no_concurrent_writers=no_concurrent_writers)  # fmt: skip
 
 
-def test_tables_off_s3_and_s3_tables_without_a_live_writer_run_here(tmp_path):
+def test_tables_off_s3_and_s3_tables_whose_writer_is_known_and_not_live_run_here(tmp_path):
     assert _plan(tmp_path / "ckpt", table=str(tmp_path / "table")) is None
-    assert _plan(tmp_path / "ckpt") is None  # no lease ever taken
+    assert _plan(None, table=str(tmp_path / "table")) is None  # local disk: the store's create-if-absent guards
+    assert _plan(tmp_path / "ckpt") is None  # the named stream's lease was never taken
     old = {"version": 3, "operation": "STREAMING UPDATE", "timestamp": (time.time() - 7200) * 1000}
-    assert _plan(None, history=_History(old)) is None
+    assert _plan(None, history=_History(old), no_concurrent_writers=True) is None
 
 
-def test_a_recent_streaming_commit_without_a_checkpoint_is_refused():
+def test_an_s3_table_whose_writer_is_unknown_is_refused_even_with_no_stream_in_its_log():
+    """The old look-back missed an idle stream and any other Spark writer; now the writer must be known."""
+    quiet = _History({"version": 10, "operation": "WRITE", "timestamp": 0})  # no streaming commit at all
+    with pytest.raises(UnprotectedConcurrentWriteError, match="knows of no writer. Set stream_checkpoint .* or "
+                                                              "no_concurrent_writers=True"):  # fmt: skip
+        _plan(None, history=quiet)
+    with pytest.raises(UnprotectedConcurrentWriteError, match="give one of them"):
+        _plan("s3://lake/_checkpoints/orders", no_concurrent_writers=True)
+
+
+def test_a_recent_streaming_commit_contradicts_no_concurrent_writers():
     recent = {"version": 9, "operation": "STREAMING UPDATE", "timestamp": time.time() * 1000}
-    with pytest.raises(UnprotectedConcurrentWriteError, match="Set stream_checkpoint"):
-        _plan(None, history=_History({"version": 10, "operation": "WRITE", "timestamp": 0}, recent))
+    with pytest.raises(UnprotectedConcurrentWriteError, match="no_concurrent_writers=True, but a stream committed"):
+        _plan(None, history=_History({"version": 10, "operation": "WRITE", "timestamp": 0}, recent),
+              no_concurrent_writers=True)  # fmt: skip
+
+
+def test_maintenance_operators_refuse_an_unknown_writer_on_s3_when_the_dag_is_parsed():
+    from airflow_spark_streaming.exceptions import InvalidParameterError
+    from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator
+
+    for make in (DeltaOptimizeOperator, DeltaVacuumOperator):
+        with pytest.raises(UnprotectedConcurrentWriteError, match="s3a://lake/orders is on S3"):
+            make(task_id="t", table_uri="s3a://lake/orders")
+        with pytest.raises(InvalidParameterError, match="give one of them"):
+            make(task_id="t", table_uri="s3://lake/orders", stream_checkpoint="s3://c", no_concurrent_writers=True)
+        with pytest.raises(InvalidParameterError, match="no_concurrent_writers"):
+            make(task_id="t", table_uri="s3://lake/orders", no_concurrent_writers="yes")
+        assert make(task_id="t", table_uri="s3://lake/orders", no_concurrent_writers=True).no_concurrent_writers
+        assert make(task_id="t", table_uri="s3://lake/orders", stream_checkpoint="s3://c").stream_checkpoint
+        assert make(task_id="t", table_uri="/lake/orders").no_concurrent_writers is False  # local: no choice needed
+        assert make(task_id="t", table_uri="{{ params.table }}").table_uri  # templated: checked once rendered
+    assert DeltaVacuumOperator(task_id="t", table_uri="s3://lake/orders", dry_run=True).dry_run  # writes nothing
 
 
 def test_a_live_runner_gets_the_request_unless_native_or_it_takes_none(tmp_path):

@@ -127,3 +127,38 @@ def test_kafka_config_id_replaces_the_connection_options_and_the_operator_fills_
     assert (filled["source"]["kafka_config_id"], filled["sink"]["kafka_config_id"]) == ("kafka_in", "out")
     assert "kafka_config_id" not in spec["source"]  # the input is not changed
     assert with_kafka_config_id(VALID, "k")["sink"] == VALID["sink"]  # only Kafka sections
+
+
+def test_lease_consistency_is_conditional_unless_best_effort_is_chosen_by_name():
+    assert validate_stream_spec(VALID)["lease_consistency"] == "conditional"
+    assert validate_stream_spec({**VALID, "lease_consistency": "best_effort"})["lease_consistency"] == "best_effort"
+    with pytest.raises(InvalidStreamSpecError, match="lease_consistency: 'eventual' is not one of"):
+        validate_stream_spec({**VALID, "lease_consistency": "eventual"})
+
+    chosen = SparkStreamingSubmitOperator(task_id="t", spec=VALID, lease_consistency="best_effort")
+    assert chosen._validated_spec()["lease_consistency"] == "best_effort"  # what the runner's private spec gets
+    same = SparkStreamingSubmitOperator(task_id="t", spec={**VALID, "lease_consistency": "best_effort"},
+                                        lease_consistency="best_effort")  # fmt: skip
+    assert same._validated_spec()["lease_consistency"] == "best_effort"
+    for bad, match in (
+        ({"spec": VALID, "lease_consistency": "best-effort"}, "lease_consistency must be one of 'conditional', "),
+        ({"spec": VALID, "lease_consistency": True}, "lease_consistency must be one of"),
+        ({"spec": {**VALID, "lease_consistency": "conditional"}, "lease_consistency": "best_effort"}, "contradicts"),
+        ({"application": "app.py", "checkpoint": "/c", "lease_consistency": "best_effort"}, "an application takes no"),
+    ):
+        with pytest.raises(InvalidStreamSpecError, match=match):
+            SparkStreamingSubmitOperator(task_id="t", **bad)  # at DAG parse time
+
+
+def test_the_runners_refusal_of_a_store_without_conditional_create_becomes_its_named_error():
+    from airflow_spark_streaming.exceptions import UnsafeLeaseStoreError
+    from airflow_spark_streaming.operators.streaming import _raise_unsafe_lease_store
+    from airflow_spark_streaming.runner.lease import conditional_create_refusal
+
+    tail = ("... spark-submit output ...\nstream_runner: refusing to start: "
+            + conditional_create_refusal("s3a://lake/_checkpoints/orders", "the store ignores If-None-Match: *")
+            + "\nmore log\n")  # fmt: skip
+    with pytest.raises(UnsafeLeaseStoreError, match="s3a://lake/_checkpoints/orders, but the store ignores") as err:
+        _raise_unsafe_lease_store("t", tail)
+    assert "lease_consistency='best_effort'" in str(err.value) and "more log" not in str(err.value)
+    _raise_unsafe_lease_store("t", "stream_runner: the query failed: something else")  # not this refusal: no raise
