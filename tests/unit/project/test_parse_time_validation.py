@@ -60,12 +60,20 @@ def _app(**kwargs):
     return SparkStreamingSubmitOperator(task_id="run", application="/opt/jobs/app.py", **kwargs)
 
 
+def _s3_writer(kwargs):
+    """An S3 table needs a known writer (or none): state none, so the location itself is what is checked."""
+    uri = kwargs.get("table_uri")
+    if isinstance(uri, str) and uri.startswith("s3") and "stream_checkpoint" not in kwargs:
+        return {"no_concurrent_writers": True, **kwargs}
+    return kwargs
+
+
 def _optimize(**kwargs):
-    return DeltaOptimizeOperator(task_id="o", **{"table_uri": "/lake/orders", **kwargs})
+    return DeltaOptimizeOperator(task_id="o", **{"table_uri": "/lake/orders", **_s3_writer(kwargs)})
 
 
 def _vacuum(**kwargs):
-    return DeltaVacuumOperator(task_id="v", **{"table_uri": "/lake/orders", **kwargs})
+    return DeltaVacuumOperator(task_id="v", **{"table_uri": "/lake/orders", **_s3_writer(kwargs)})
 
 
 def _convert(**kwargs):
