@@ -193,3 +193,19 @@ def partition_filters(owner: str, name: str, value: Any) -> list[tuple[str, str,
                 owner, name, value, f"has {shown(name, item)}, which is not a (column, operator, value) tuple."
             )
     return [tuple(item) for item in value]
+
+
+def absolute_locations(owner: str, name: str, value: Any) -> list[str]:
+    """A list of absolute paths or URIs (``/lake/ckpt``, ``s3://lake/ckpt``); templated entries pass until rendered.
+
+    A relative path would resolve against whichever worker runs the task, so it is refused.
+    """
+    if is_template(value):
+        return value
+    items = string_list(owner, name, value if value is not None else []) or []
+    relative = [item for item in items if not is_template(item) and "://" not in item and not item.startswith("/")]
+    if relative:
+        raise _refuse(
+            owner, name, value, f"holds {relative[0]!r}, which is not absolute; write '/path/to/checkpoint' or a URI."
+        )
+    return items
