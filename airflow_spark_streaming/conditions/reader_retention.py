@@ -129,7 +129,9 @@ def plan_reader_retention(
     )
 
 
-def log_retention_headroom(readers: list[DeltaReader], log_retention_seconds: float) -> tuple[DeltaReader, float] | None:
+def log_retention_headroom(
+    readers: list[DeltaReader], log_retention_seconds: float
+) -> tuple[DeltaReader, float] | None:
     """The oldest placed reader and how long before the log retention catches it (negative: already past)."""
     oldest = _oldest(readers)
     if oldest is None:

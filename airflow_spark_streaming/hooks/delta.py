@@ -262,8 +262,9 @@ class DeltaTableHook(BaseHook):
                 entries = [
                     entry
                     for version in sorted(versions)
-                    for entry in DeltaTable(self.table_uri, version=version, storage_options=self.storage_options)
-                    .history(1)
+                    for entry in DeltaTable(
+                        self.table_uri, version=version, storage_options=self.storage_options
+                    ).history(1)
                 ]
         except (DeltaError, OSError) as err:
             raise DeltaMaintenanceError(
