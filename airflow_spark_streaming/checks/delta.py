@@ -69,12 +69,20 @@ class SmallFilesCheck(SensorCheck):
         stats = hook.get_stats(small_file_bytes=self.policy.small_file_bytes)
         decision = decide_compaction(stats, self.policy)
         payload = {"stats": stats.to_dict(), "decision": decision.to_dict()}
+        lag = ""
         if self.readers or self.reader_roots:
             payload["readers"] = self._readers(hook)
+            lag = "; readers: " + (
+                ", ".join(
+                    f"{r['name']} {r['lag_versions']} versions / {r['lag_seconds'] / 3600:.1f}h behind"
+                    for r in payload["readers"]
+                )
+                or "none found"
+            )
         return Verdict(
             VerdictState.MET if decision.warranted else VerdictState.WAITING,
             f"{self.table_uri}: {stats.num_files} files, {stats.small_files} small "
-            f"({100 * stats.small_file_share:.0f}%); {decision.reason}",
+            f"({100 * stats.small_file_share:.0f}%); {decision.reason}{lag}",
             payload,
         )
 

@@ -133,6 +133,7 @@ def test_the_sensor_reports_reader_lag_and_fails_early_near_the_log_retention(ta
     sensor = DeltaSmallFilesSensor(task_id="s", table_uri=str(table), readers=[reader], rule="iceberg")
     verdict = sensor._new_check().evaluate()
     assert verdict.payload["readers"][0]["name"] == reader and verdict.payload["readers"][0]["lag_versions"] == 3
+    assert f"readers: {reader} 3 versions / 0.0h behind" in verdict.message
     strict = DeltaSmallFilesSensor(task_id="s", table_uri=str(table), readers=[reader],
                                    min_log_retention_headroom=timedelta(hours=1))  # fmt: skip
     with pytest.raises(ReaderLogRetentionError, match=r"Reader .*slow.*less than min_log_retention_headroom \(1h\)"):
