@@ -146,6 +146,12 @@ class DeltaReadersHook(BaseHook):
                 if required:
                     raise
                 continue  # found under a root, but it reads another table
+            if not 0 <= version <= latest + 1:  # at most the version after the newest: anything else is not this log
+                raise DeltaReaderError(
+                    f"Reader {checkpoint} reads version {version} next, but {self.table_hook.table_uri} has versions "
+                    f"0..{latest}: the checkpoint is corrupt or belongs to another copy of the table. Nothing was "
+                    "deleted; fix or reset it, or list it in exclude_readers."
+                )
             if basis == "planned":
                 first = [s for s in sources if s.kind == "delta" and s.reservoir_id == table_id]
                 if not all(s.delta_is_starting_version for s in first):

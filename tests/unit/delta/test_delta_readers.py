@@ -86,6 +86,9 @@ def test_a_reader_of_another_table_or_an_unreadable_one_is_an_error_unless_exclu
     (tmp_path / "ck" / "torn" / "offsets" / "0").write_text("v1\n{not json")
     with pytest.raises(DeltaReaderError, match="torn"):
         _hook(table).get_readers([torn])
+    ahead = write_checkpoint(tmp_path / "ck" / "ahead", _table_id(table), 9)  # the table's newest version is 3
+    with pytest.raises(DeltaReaderError, match=r"reads version 9 next, but .* has versions 0\.\.3"):
+        _hook(table).get_readers([ahead])
     assert _hook(table).get_readers([other, missing, torn], exclude=[other, missing + "/", "file://" + torn]) == []
 
 
