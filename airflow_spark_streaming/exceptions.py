@@ -307,3 +307,22 @@ class DriverProcessMismatchError(UntrustedControlRecordError):
 class ControlPathOutsideRunError(UntrustedControlRecordError):
     """A path taken from a control record (a driver's log) lies outside the provider's own folder for that run:
     it was neither read nor deleted."""
+
+
+# --- VACUUM that knows its readers (issue 27) ---
+
+
+class DeltaReaderError(DeltaMaintenanceError):
+    """A downstream reader named in ``readers`` (or found under ``reader_roots``) cannot be placed: its checkpoint
+    is unreadable, or the version it reads next is gone from the table's log; nothing was deleted. Fix the
+    checkpoint, or list it in ``exclude_readers``."""
+
+
+class ReaderTableMismatchError(DeltaReaderError):
+    """A checkpoint in ``readers`` has no Delta source whose ``reservoirId`` is this table's id: it reads another
+    table (or a re-created one with a new id); nothing was deleted."""
+
+
+class ReaderLogRetentionError(DeltaMaintenanceError):
+    """A downstream reader is closer to the table's ``delta.logRetentionDuration`` than
+    ``min_log_retention_headroom`` allows: a checkpoint may soon clean up the log it needs to restart."""

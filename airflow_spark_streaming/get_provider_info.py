@@ -30,6 +30,7 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.control_key",
                     "airflow_spark_streaming.hooks.delta",
                     "airflow_spark_streaming.hooks.delta_history",
+                    "airflow_spark_streaming.hooks.delta_readers",
                     "airflow_spark_streaming.hooks.kafka_broker",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.maintenance_request",

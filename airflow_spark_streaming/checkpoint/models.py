@@ -29,6 +29,8 @@ class SourceOffset:
     reservoir_id: str | None = None
     reservoir_version: int | None = None
     delta_index: int | None = None
+    #: Delta's ``isStartingVersion``: the query is still reading the snapshot at ``reservoir_version``.
+    delta_is_starting_version: bool | None = None
     rate_value: int | None = None
 
     def kafka_partitions(self) -> dict[tuple[str, int], int]:

@@ -85,6 +85,8 @@ def classify_offset(index: int, source_id: str, raw: str, path: str) -> SourceOf
                 value["reservoirVersion"], path, f"source {source_id} reservoirVersion"
             )
             source.delta_index = _int_field(value.get("index", -1), path, f"source {source_id} index")
+            starting = value.get("isStartingVersion")
+            source.delta_is_starting_version = starting if isinstance(starting, bool) else None
         elif set(value) == {"logOffset"}:
             source.kind, source.log_offset = (
                 "file",

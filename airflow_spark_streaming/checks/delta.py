@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_spark_streaming.checks._base import SensorCheck
@@ -26,6 +26,11 @@ class SmallFilesCheck(SensorCheck):
     :param policy: the compaction thresholds.
     :param storage_options: delta-rs object store options (override the connection's).
     :param storage_conn_id: an ``aws`` connection for an ``s3://``/``s3a://`` table.
+    :param readers: checkpoints of downstream streams; their positions and lag go to the payload.
+    :param reader_roots: folders to search for more reader checkpoints (by the table id).
+    :param exclude_readers: checkpoints to leave out.
+    :param min_log_retention_headroom_seconds: raise :class:`ReaderLogRetentionError` when the oldest
+        reader is closer than this to the table's ``delta.logRetentionDuration``.
     """
 
     error_class = DeltaMaintenanceError
@@ -34,6 +39,10 @@ class SmallFilesCheck(SensorCheck):
     policy: CompactionPolicy
     storage_options: dict[str, str] | None = None
     storage_conn_id: str | None = None
+    readers: list[str] = field(default_factory=list)
+    reader_roots: list[str] = field(default_factory=list)
+    exclude_readers: list[str] = field(default_factory=list)
+    min_log_retention_headroom_seconds: float | None = None
 
     @classmethod
     def from_kwargs(
@@ -54,13 +63,47 @@ class SmallFilesCheck(SensorCheck):
         from airflow_spark_streaming.conditions.compaction import decide_compaction
         from airflow_spark_streaming.hooks.delta import DeltaTableHook
 
-        stats = DeltaTableHook(
+        hook = DeltaTableHook(
             self.table_uri, storage_options=self.storage_options, storage_conn_id=self.storage_conn_id
-        ).get_stats(small_file_bytes=self.policy.small_file_bytes)
+        )
+        stats = hook.get_stats(small_file_bytes=self.policy.small_file_bytes)
         decision = decide_compaction(stats, self.policy)
+        payload = {"stats": stats.to_dict(), "decision": decision.to_dict()}
+        lag = ""
+        if self.readers or self.reader_roots:
+            payload["readers"] = self._readers(hook)
+            lag = "; readers: " + (
+                ", ".join(
+                    f"{r['name']} {r['lag_versions']} versions / {r['lag_seconds'] / 3600:.1f}h behind"
+                    for r in payload["readers"]
+                )
+                or "none found"
+            )
         return Verdict(
             VerdictState.MET if decision.warranted else VerdictState.WAITING,
             f"{self.table_uri}: {stats.num_files} files, {stats.small_files} small "
-            f"({100 * stats.small_file_share:.0f}%); {decision.reason}",
-            {"stats": stats.to_dict(), "decision": decision.to_dict()},
+            f"({100 * stats.small_file_share:.0f}%); {decision.reason}{lag}",
+            payload,
         )
+
+    def _readers(self, hook) -> list[dict[str, Any]]:
+        """The downstream streams and their lag; raises when one is too close to the log retention."""
+        from airflow_spark_streaming.conditions.reader_retention import log_retention_headroom
+        from airflow_spark_streaming.exceptions import ReaderLogRetentionError
+        from airflow_spark_streaming.hooks.delta_readers import DeltaReadersHook
+
+        readers = DeltaReadersHook(hook, storage_conn_id=self.storage_conn_id).get_readers(
+            self.readers, roots=self.reader_roots, exclude=self.exclude_readers
+        )
+        headroom = log_retention_headroom(readers, hook.get_log_retention_seconds())
+        if self.min_log_retention_headroom_seconds is not None and headroom is not None:
+            oldest, seconds = headroom
+            if seconds < self.min_log_retention_headroom_seconds:
+                raise ReaderLogRetentionError(
+                    f"Reader {oldest.name} of {self.table_uri} is {oldest.lag_seconds / 3600:.1f}h behind (version "
+                    f"{oldest.next_version}): {seconds / 3600:.1f}h before delta.logRetentionDuration lets a "
+                    f"checkpoint clean up commits it needs, less than min_log_retention_headroom "
+                    f"({self.min_log_retention_headroom_seconds / 3600:g}h). Restart or speed up the reader, or "
+                    "raise the table's delta.logRetentionDuration."
+                )
+        return [r.to_dict() for r in readers]

@@ -137,3 +137,30 @@ class DeltaCommit:
                 str(k): v if isinstance(v, str | int | float | bool) else str(v) for k, v in params.items()
             },  # fmt: skip
         )
+
+
+@dataclass
+class DeltaReader:
+    """Where one downstream stream reading a Delta table stands, from its checkpoint. JSON-serialisable.
+
+    ``next_version`` is the oldest table version a restart of the stream may read: the
+    ``reservoirVersion`` of the Delta source's offset in the last committed batch (a restart
+    replays from there; with ``isStartingVersion`` it re-reads that version's snapshot).
+    ``None``: the stream has no committed batch and no planned one, so it needs nothing yet.
+    ``next_version_timestamp_ms`` is that version's commit time; ``None`` when the version is
+    not committed yet (the stream is caught up). ``lag_versions`` counts the table versions
+    committed from ``next_version`` on; ``lag_seconds`` is the age of ``next_version``.
+    """
+
+    name: str
+    checkpoint: str
+    query_id: str
+    batch_id: int | None
+    basis: str
+    next_version: int | None
+    next_version_timestamp_ms: int | None
+    lag_versions: int
+    lag_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

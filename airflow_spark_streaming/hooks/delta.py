@@ -233,6 +233,56 @@ class DeltaTableHook(BaseHook):
         configuration = self.get_table().metadata().configuration
         return parse_interval(configuration.get("delta.deletedFileRetentionDuration", DEFAULT_DELETED_FILE_RETENTION))
 
+    def get_log_retention_seconds(self) -> float:
+        """The table's ``delta.logRetentionDuration`` (default 30 days), in seconds."""
+        from airflow_spark_streaming.conditions.reader_retention import DEFAULT_LOG_RETENTION
+
+        configuration = self.get_table().metadata().configuration
+        return parse_interval(configuration.get("delta.logRetentionDuration", DEFAULT_LOG_RETENTION))
+
+    def commit_timestamps(self, versions: set[int], *, latest: int) -> dict[int, int]:
+        """The commit time (epoch ms) of each of ``versions`` (all at most ``latest``), from the table history.
+
+        One history read when the versions are recent; else the table is loaded at each version (a
+        replay from its nearest checkpoint), so a reader far behind costs a few reads, not the whole log.
+
+        :raises DeltaMaintenanceError: a version is no longer in the log (its commits were cleaned up).
+        """
+        from deltalake import DeltaTable
+        from deltalake.exceptions import DeltaError
+
+        if not versions:
+            return {}
+        found: dict[int, int] = {}
+        span = latest - min(versions) + 1
+        try:
+            if span <= HISTORY_SPAN_READ_AT_ONCE:
+                entries = self.get_table().history(span)
+            else:
+                entries = [
+                    entry
+                    for version in sorted(versions)
+                    for entry in DeltaTable(
+                        self.table_uri, version=version, storage_options=self.storage_options
+                    ).history(1)
+                ]
+        except (DeltaError, OSError) as err:
+            raise DeltaMaintenanceError(
+                f"The log of {self.table_uri} no longer holds version {min(versions)} ({err}): its commits were "
+                "cleaned up (delta.logRetentionDuration)."
+            ) from err
+        for entry in entries:
+            version, timestamp = entry.get("version"), entry.get("timestamp")
+            if version in versions and isinstance(timestamp, int):
+                found[int(version)] = timestamp
+        missing = sorted(versions - set(found))
+        if missing:
+            raise DeltaMaintenanceError(
+                f"The history of {self.table_uri} has no commit time for versions {missing[:5]}: their commits were "
+                "cleaned up (delta.logRetentionDuration) or carry no timestamp."
+            )
+        return found
+
     def optimize_native(
         self,
         *,
@@ -287,6 +337,8 @@ NATIVE_UNSUPPORTED_WRITER_FEATURES = frozenset(
     {"clustering", "domainMetadata", "rowTracking", "inCommitTimestamp", "identityColumns", "typeWidening"}
 )
 DEFAULT_DELETED_FILE_RETENTION = "interval 1 week"
+#: Readers within this many versions of the newest are timed with one history read.
+HISTORY_SPAN_READ_AT_ONCE = 1000
 
 
 def _native_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

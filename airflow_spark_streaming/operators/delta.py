@@ -36,6 +36,9 @@ ENGINES = ("auto", "native", "spark")
 DEFAULT_NATIVE_MAX_BYTES = 20 * 1024**3
 #: How long OPTIMIZE/VACUUM waits for a live stream runner to run a handed-off request.
 DEFAULT_HANDOFF_TIMEOUT = timedelta(minutes=30)
+#: What a VACUUM with readers adds to its result, beside ``readers``.
+READER_RESULT_KEYS = ("held_back_by", "held_back_seconds", "oldest_reader", "oldest_reader_seconds",
+                      "reader_seconds", "log_retention_seconds", "log_retention_warning")  # fmt: skip
 
 
 def _known_writer(task, stream_checkpoint, no_concurrent_writers, what: str, dry_run: bool = False) -> bool:
@@ -378,10 +381,22 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     :param control_conn_id: as for :class:`DeltaOptimizeOperator`. The stream runner also refuses, by itself, a
         VACUUM below the table's retention unless the signed request carries this task's
         ``i_understand_this_can_break_readers``.
+    :param readers: checkpoints of the streams that read this table (``readStream.format("delta")``). VACUUM
+        then keeps every file removed after the commit of the version the oldest of them reads next, plus
+        ``reader_margin``: the retention becomes the longer of the table's and that age. A checkpoint that
+        cannot be read, or does not read this table, is an error. ``i_understand_this_can_break_readers``
+        does not waive this; ``exclude_readers`` does, one reader at a time. (templated)
+    :param reader_roots: folders to search for more reader checkpoints (a bounded walk); those whose Delta
+        source reads this table (its ``reservoirId`` is the table id) count as ``readers``. (templated)
+    :param exclude_readers: checkpoints to leave out, such as a stream being reset. (templated)
+    :param reader_margin: kept beyond the oldest reader's next version (default one hour): covers removes a
+        long OPTIMIZE stamped when it began, and clock skew.
     """
 
     lineage_operation = "VACUUM"
-    template_fields: Sequence[str] = ("table_uri", "stream_checkpoint")
+    template_fields: Sequence[str] = (
+        "table_uri", "stream_checkpoint", "readers", "reader_roots", "exclude_readers",
+    )  # fmt: skip
     location_params = (("table_uri", False, False), ("stream_checkpoint", True, True))
 
     def __init__(
@@ -396,6 +411,10 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         no_concurrent_writers: bool = False,
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         control_conn_id: str | None = None,
+        readers: Sequence[str] | None = None,
+        reader_roots: Sequence[str] | None = None,
+        exclude_readers: Sequence[str] | None = None,
+        reader_margin: timedelta = timedelta(hours=1),
         **kwargs: Any,
     ) -> None:
         from airflow_spark_streaming.utils import params
@@ -408,6 +427,15 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
             self, stream_checkpoint, no_concurrent_writers, "VACUUM", dry_run=dry_run is True
         )
         self.control_conn_id = control_conn_id
+        self.readers = params.absolute_locations(self.task_id, "readers", readers)
+        self.reader_roots = params.absolute_locations(self.task_id, "reader_roots", reader_roots)
+        self.exclude_readers = params.absolute_locations(self.task_id, "exclude_readers", exclude_readers)
+        if not isinstance(reader_margin, timedelta) or reader_margin.total_seconds() < 0:
+            raise InvalidParameterError(
+                f"{self.task_id}: reader_margin={reader_margin!r} must be a datetime.timedelta of zero or more, "
+                "e.g. timedelta(hours=1)."
+            )
+        self.reader_margin = reader_margin
         if mode not in ("lite", "full"):
             raise DeltaMaintenanceError(f"{self.task_id}: mode must be 'lite' or 'full', got {mode!r}.")
         params.strict_bool(self.task_id, "i_understand_this_can_break_readers", i_understand_this_can_break_readers)
@@ -448,6 +476,40 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         hours = int(-(-seconds // 3600))  # whole hours, rounded up (never shorter than asked)
         return hours if self.i_understand_this_can_break_readers else max(hours, 1)
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Templated reader locations are checked once rendered, as literal ones are when parsed."""
+        from airflow_spark_streaming.utils import params
+
+        super().render_template_fields(context, jinja_env)
+        for name in ("readers", "reader_roots", "exclude_readers"):
+            setattr(self, name, params.absolute_locations(self.task_id, name, getattr(self, name)))
+
+    def _reader_retention(self, hook: DeltaTableHook, hours: int) -> dict[str, Any] | None:
+        """The readers' positions and the retention they need (``None`` without readers); logs who holds it."""
+        if not (self.readers or self.reader_roots):
+            return None
+        from airflow_spark_streaming.conditions.reader_retention import plan_reader_retention
+        from airflow_spark_streaming.hooks.delta_readers import DeltaReadersHook
+
+        readers = DeltaReadersHook(hook, storage_conn_id=self.storage_conn_id).get_readers(
+            self.readers, roots=self.reader_roots, exclude=self.exclude_readers
+        )
+        requested = self.retention.total_seconds() if self.retention is not None else hook.get_retention_seconds()
+        plan = plan_reader_retention(
+            requested_seconds=requested, requested_hours=hours, readers=readers,
+            margin_seconds=self.reader_margin.total_seconds(), log_retention_seconds=hook.get_log_retention_seconds(),
+        )  # fmt: skip
+        for reader in readers:
+            self.log.info("Reader %s: next version %s, %d versions and %.0fs behind", reader.name,
+                          reader.next_version, reader.lag_versions, reader.lag_seconds or 0.0)  # fmt: skip
+        if plan.held_back_by:
+            self.log.warning("VACUUM of %s held back by reader %s: retention %dh instead of %dh (+%.1fh)",
+                             self.table_uri, plan.held_back_by, plan.retention_hours, hours,
+                             plan.held_back_seconds / 3600)  # fmt: skip
+        if plan.log_retention_warning:
+            self.log.warning("%s: %s", self.table_uri, plan.log_retention_warning)
+        return {"readers": [r.to_dict() for r in readers], **plan.to_dict()}
+
     def _check_inside_root(self, files: list[str]) -> None:
         from airflow_spark_streaming.storage.locations import DELTA_RS, uri_for
 
@@ -465,6 +527,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         hook = self._hook()
         stats = hook.get_stats()
         hours = self._retention_hours(hook)
+        readers = self._reader_retention(hook, hours)
+        if readers is not None:
+            hours = readers["retention_hours"]  # never shorter than asked: the readers only lengthen it
         engine = self._choose_engine(stats)
         planned = hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
         self._check_inside_root(planned)
@@ -473,6 +538,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         result = {"table_uri": self.table_uri, "engine": engine, "mode": self.mode, "retention_hours": hours,
                   "dry_run": self.dry_run, "files_to_delete": len(planned), "sample": sorted(planned)[:20],
                   "files_deleted": 0}  # fmt: skip
+        if readers is not None:
+            result["readers"] = readers["readers"]
+            result.update({key: readers[key] for key in READER_RESULT_KEYS})
         if self.dry_run or not planned:
             return result
         handoff = self._plan_handoff("vacuum", hook)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_spark_streaming.exceptions import InvalidParameterError
 from airflow_spark_streaming.sensors._base import check_sensor_timing, optional_int
 from airflow_spark_streaming.utils import params
 from airflow_spark_streaming.utils.redaction import mask_mapping_secrets
@@ -42,9 +44,18 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
     :param skip_when_not_needed: skip instead of waiting when compaction is not warranted.
     :param storage_options: delta-rs object store options for remote tables (override the connection's).
     :param storage_conn_id: an ``aws`` connection for an ``s3://``/``s3a://`` table.
+    :param readers: checkpoints of the streams that read the table; each one's lag in versions and time goes
+        to XCom under ``readers``. (templated)
+    :param reader_roots: folders to search for more reader checkpoints, matched by the table id. (templated)
+    :param exclude_readers: checkpoints to leave out. (templated)
+    :param min_log_retention_headroom: fail with :class:`ReaderLogRetentionError` when the oldest reader is
+        closer than this to the table's ``delta.logRetentionDuration``, before a checkpoint cleans up the
+        commits it needs to restart (like ``min_retention_headroom`` on Kafka).
     """
 
-    template_fields: Sequence[str] = ("table_uri", "small_file_bytes", "min_small_files")
+    template_fields: Sequence[str] = (
+        "table_uri", "small_file_bytes", "min_small_files", "readers", "reader_roots", "exclude_readers",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -57,11 +68,25 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         skip_when_not_needed: bool = True,
         storage_options: dict[str, str] | None = None,
         storage_conn_id: str | None = None,
+        readers: Sequence[str] | None = None,
+        reader_roots: Sequence[str] | None = None,
+        exclude_readers: Sequence[str] | None = None,
+        min_log_retention_headroom: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         mask_mapping_secrets(storage_options)  # before any check can print it
         check_sensor_timing(kwargs.get("task_id", type(self).__name__), kwargs)
         super().__init__(**kwargs)
+        self.readers = params.absolute_locations(self.task_id, "readers", readers)
+        self.reader_roots = params.absolute_locations(self.task_id, "reader_roots", reader_roots)
+        self.exclude_readers = params.absolute_locations(self.task_id, "exclude_readers", exclude_readers)
+        self.min_log_retention_headroom = params.seconds(
+            self.task_id, "min_log_retention_headroom", min_log_retention_headroom, optional=True
+        )
+        if self.min_log_retention_headroom is not None and not (self.readers or self.reader_roots):
+            raise InvalidParameterError(
+                f"{self.task_id}: min_log_retention_headroom needs readers or reader_roots to measure."
+            )
         self.rule = rule
         self.target_file_bytes = target_file_bytes
         self.small_file_bytes = small_file_bytes
@@ -90,9 +115,13 @@ class DeltaSmallFilesSensor(BaseSensorOperator):
         from airflow_spark_streaming.checks.delta import SmallFilesCheck
 
         params.location(self.task_id, "table_uri", self.table_uri)  # as rendered
+        for name in ("readers", "reader_roots", "exclude_readers"):  # templated ones are checked once rendered
+            setattr(self, name, params.absolute_locations(self.task_id, name, getattr(self, name)))
         return SmallFilesCheck(
             table_uri=self.table_uri, policy=self._policy(), storage_options=self.storage_options,
-            storage_conn_id=self.storage_conn_id,
+            storage_conn_id=self.storage_conn_id, readers=list(self.readers), reader_roots=list(self.reader_roots),
+            exclude_readers=list(self.exclude_readers),
+            min_log_retention_headroom_seconds=self.min_log_retention_headroom,
         )  # fmt: skip
 
     def poke(self, context: Context) -> PokeReturnValue:

@@ -252,3 +252,18 @@ def partition_filters(owner: str, name: str, value: Any) -> list[tuple[str, str,
         return check_partition_filters(value)
     except PartitionFilterError as err:
         raise PartitionFilterError(f"{owner}: {name}: {err}") from err
+
+
+def absolute_locations(owner: str, name: str, value: Any) -> list[str]:
+    """A list of absolute paths or URIs (``/lake/ckpt``, ``s3://lake/ckpt``); templated entries pass until rendered.
+
+    Each entry is checked as :func:`location` checks one, so a relative path (which would resolve against
+    whichever worker runs the task) is refused, and a URI that may carry credentials is never echoed.
+    """
+    if is_template(value):
+        return value
+    items = string_list(owner, name, value if value is not None else []) or []
+    for index, item in enumerate(items):
+        if not is_template(item):
+            location(owner, f"{name}[{index}]", item)
+    return items

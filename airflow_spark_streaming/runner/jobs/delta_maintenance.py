@@ -214,6 +214,9 @@ def optimize(spark, spec: dict) -> None:
 
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 VACUUM_LOGGING = "spark.databricks.delta.vacuum.logging.enabled"
+#: delta-spark 4.x ignores ``RETAIN n HOURS`` unless n is 0 and uses the table's retention instead, while this is
+#: on (its default): a longer retention asked for (the readers' positions) would silently not be kept.
+RETENTION_WINDOW_IGNORE = "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled"
 
 
 def vacuum(spark, spec: dict) -> None:
@@ -237,9 +240,10 @@ def vacuum(spark, spec: dict) -> None:
     mode = {"lite": " LITE", "full": " FULL"}[spec.get("mode", "lite")]
     dry = " DRY RUN" if spec.get("dry_run") else ""
     conf = spark.conf
-    saved = {key: conf.get(key, None) for key in (RETENTION_CHECK, VACUUM_LOGGING)}
+    saved = {key: conf.get(key, None) for key in (RETENTION_CHECK, VACUUM_LOGGING, RETENTION_WINDOW_IGNORE)}
     try:
         conf.set(VACUUM_LOGGING, "true")
+        conf.set(RETENTION_WINDOW_IGNORE, "false")  # honour RETAIN: it is never below the table's (checked above)
         if override:  # the floor was waived explicitly; otherwise Delta checks the retention once more
             conf.set(RETENTION_CHECK, "false")
         spark.sql(f"VACUUM {_quote(spec['table'])}{mode} RETAIN {float(hours)} HOURS{dry}").collect()

@@ -139,9 +139,34 @@ def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy, engine, s
     assert orphan.exists()
     lite = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="lite", engine=engine).execute({})
     assert lite["files_to_delete"] == 0 and orphan.exists()  # removed files are younger than the retention
-    done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine=engine).execute({})
-    assert done["engine"] == engine and done["files_deleted"] == 1 and not orphan.exists()
+    # A downstream reader (issue 27) at the newest version, with a 3-hour margin, lengthens the retention to 4 hours:
+    # the engine keeps the 2-hour-old orphan and deletes only an older one.
+    older = table_copy / "region=eu" / "part-99998-orphan.snappy.parquet"
+    older.write_bytes(b"PAR1 older junk")
+    os.utime(older, (time.time() - 5 * 3600, time.time() - 5 * 3600))
+    reader = _reader_checkpoint(table_copy, table_copy.parent / "reader")
+    held = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine=engine, readers=[reader],
+                               reader_margin=timedelta(hours=3)).execute({})  # fmt: skip
+    assert held["retention_hours"] == 4 and held["held_back_by"] == reader and held["engine"] == engine
+    assert held["files_deleted"] == 1 and not older.exists() and orphan.exists()
+    done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine="native").execute({})
+    assert done["files_deleted"] == 1 and not orphan.exists()
     assert rows_of(table_copy) == rows  # readers lose nothing
+
+
+def _reader_checkpoint(table, folder) -> str:
+    """A downstream stream's checkpoint whose committed batch read the table up to its newest version."""
+    table_info = DeltaTableHook(str(table)).get_table()
+    offset = {"sourceVersion": 1, "reservoirId": table_info.metadata().id, "reservoirVersion": table_info.version(),
+              "index": -1, "isStartingVersion": False}  # fmt: skip
+    (folder / "offsets").mkdir(parents=True)
+    (folder / "commits").mkdir()
+    (folder / "metadata").write_text('{"id":"downstream"}')
+    (folder / "offsets" / "0").write_text(
+        f'v1\n{{"batchWatermarkMs":0,"batchTimestampMs":1,"conf":{{}}}}\n{json.dumps(offset)}'
+    )
+    (folder / "commits" / "0").write_text('v1\n{"nextBatchWatermarkMs":0}')
+    return str(folder)
 
 
 def test_optimize_retries_when_a_concurrent_commit_wins(table_copy, mocker):

@@ -51,6 +51,7 @@ def test_offsets_v1_with_several_kinds_of_source():
     assert kafka.kafka_partitions() == {("orders", 0): 23, ("orders", 1): 57}
     assert file.log_offset == 4
     assert (delta.reservoir_id, delta.reservoir_version, delta.delta_index) == ("abc", 7, -1)
+    assert delta.delta_is_starting_version is False
     assert rate.rate_value == 13
 
 
