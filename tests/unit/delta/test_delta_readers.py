@@ -149,8 +149,8 @@ def test_the_sensor_reports_reader_lag_and_fails_early_near_the_log_retention(ta
     "kwargs, message",
     [
         ({"readers": "/ck/a"}, "not a single string"),
-        ({"readers": ["ck/a"]}, "is not absolute"),
-        ({"reader_roots": ["relative"]}, "is not absolute"),
+        ({"readers": ["ck/a"]}, "is a relative path"),
+        ({"reader_roots": ["relative"]}, "is a relative path"),
         ({"exclude_readers": [""]}, "non-empty strings"),
         ({"reader_margin": 3600}, "must be a datetime.timedelta"),
     ],
