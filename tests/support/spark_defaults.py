@@ -47,7 +47,9 @@ class SparkDefaults:
         seen = [p for p in drivers if p.get(MARKER_KEY) == self.marker]
         assert seen, f"no driver saw {MARKER_KEY} from spark-defaults.conf: {drivers}"
         for key, value in (job_settings or {}).items():
-            assert seen[-1].get(key) == value, f"the driver ran with {key}={seen[-1].get(key)!r}, not the job's {value!r}"
+            assert seen[-1].get(key) == value, (
+                f"the driver ran with {key}={seen[-1].get(key)!r}, not the job's {value!r}"
+            )
 
 
 def use_spark_defaults(tmp_path: Path, monkeypatch) -> SparkDefaults:
