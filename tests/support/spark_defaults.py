@@ -30,12 +30,13 @@ class SparkDefaults:
     def driver_properties(self) -> list[dict[str, str]]:
         """The Spark properties of each driver that logged events here."""
         found = []
-        for log in sorted(self.events.iterdir()):
+        # One file per application, or a folder of rolled files (eventlog_v2_<app id>/events_<n>_<app id>).
+        for log in sorted(path for path in self.events.rglob("*") if path.is_file()):
             with open(log, encoding="utf-8", errors="replace") as events:
                 for line in events:
                     if '"SparkListenerEnvironmentUpdate"' not in line:
                         continue
-                    properties = json.loads(line)["Spark Properties"]
+                    properties = json.loads(line)["Spark Properties"]  # an object, or a list of pairs
                     found.append(dict(properties) if isinstance(properties, list) else properties)
                     break
         return found
