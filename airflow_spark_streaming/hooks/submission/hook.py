@@ -10,7 +10,8 @@ streaming driver needs on top, delegating each deployment to its backend
   cluster mode;
 - one state vocabulary across cluster managers (:class:`DriverState`);
 - a kill that reaches the driver wherever it runs;
-- the private files that keep the spec and credentials off the command line.
+- the private files that keep the spec and every Spark setting off the command line
+  (spark-submit gets flags only, and ``--load-spark-defaults`` keeps the cluster's ``spark-defaults.conf``).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class StreamingSubmitHook(BaseHook):
         self._spark.submit(application)
 
     def run_to_completion(self, job: SparkJob) -> None:
-        """spark-submit ``job`` and wait for it; its spec and secrets go in private files, removed afterwards."""
+        """spark-submit ``job`` and wait for it; its spec and Spark settings go in private files, removed afterwards."""
         private = Path(tempfile.mkdtemp(prefix="spark-streaming-"))
         try:
             self._spark.set_application(*write_job_files(private, job))

@@ -103,8 +103,9 @@ class SparkJob:
     """What to run: an application, its arguments, and what must stay off the command line.
 
     ``spec`` (the stream runner's spec) reaches the driver as a private file,
-    and ``secret_conf`` (Spark settings holding credentials) as a private
-    properties file; both are 0600 and removed once the driver has read them.
+    and ``secret_conf`` (Spark settings holding credentials) heads the private
+    properties file that carries every Spark setting of the submission; both are
+    0600 and removed once the driver has read them.
     """
 
     application: str

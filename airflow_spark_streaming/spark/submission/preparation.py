@@ -2,8 +2,9 @@
 
 From a task's parameters it works out what spark-submit gets: the storage
 connection's Spark settings, the JVM packages and jars, the merged Spark conf,
-and the split that keeps credentials off the command line (they reach
-spark-submit in a 0600 properties file, ``SparkJob.secret_conf``). The
+and which of its settings are credentials (``SparkJob.secret_conf``, written to
+the 0600 properties file when the run is prepared; every other setting joins them
+there when spark-submit's command is built, so none is on the command line). The
 connection's backend reviews the run before anything is resolved or submitted.
 
 The storage settings and the JVM resolver are imported on use, to keep this module cheap to import.

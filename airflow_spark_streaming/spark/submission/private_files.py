@@ -1,4 +1,9 @@
-"""Files that carry what must stay off spark-submit's command line: the runner's spec and Spark settings with secrets."""
+"""Files that carry what must stay off spark-submit's command line: the runner's spec and every Spark setting.
+
+spark-submit gets its Spark settings in one 0600 properties file: the secret ones
+written here when a run is prepared, every other ``--conf`` pair appended when its
+command is built (:func:`~airflow_spark_streaming.spark.submission.spark_compat.seal_spark_settings`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow_spark_streaming.exceptions import ControlPathOutsideRunError
+from airflow_spark_streaming.exceptions import ControlPathOutsideRunError, SparkSubmissionError
 from airflow_spark_streaming.runner.protocol import DELETE_SPEC_FILE_ARG, SPEC_FILE_ARG
 from airflow_spark_streaming.spark.submission.models import SparkJob
 from airflow_spark_streaming.utils.redaction import properties_text
@@ -49,22 +54,34 @@ def confined_driver_log(path: str | os.PathLike, tag: str) -> Path:
 
 def write_private_files(
     directory: Path, *, spec: Mapping[str, Any] | None = None, secret_conf: Mapping[str, str] | None = None
-) -> tuple[str | None, str | None]:
-    """Write the spec and a Spark properties file of ``secret_conf`` into ``directory``, each 0600.
+) -> tuple[str | None, str]:
+    """Write the spec and the Spark properties file (``secret_conf`` first) into ``directory``, each 0600.
 
-    Returns their paths, ``None`` for what there is nothing to write for.
+    Returns their paths; the spec's is ``None`` without a spec. The properties file is always
+    written: spark-submit's other settings are appended to it when its command is built.
     """
-    spec_file = properties_file = None
+    spec_file = None
     if spec is not None:
         spec_file = str(directory / SPEC_FILE)
         write_private(spec_file, json.dumps(spec))
-    if secret_conf:
-        properties_file = str(directory / PROPERTIES_FILE)
-        write_private(properties_file, properties_text(secret_conf))
+    properties_file = str(directory / PROPERTIES_FILE)
+    write_private(properties_file, properties_text(secret_conf or {}))
     return spec_file, properties_file
 
 
-def write_job_files(directory: Path, job: SparkJob) -> tuple[list[str], str | None]:
+def append_private_properties(path: str, settings: Mapping[str, str]) -> None:
+    """Append ``settings`` to the private properties file ``path`` (later entries win); it must exist and be 0600."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "ab") as handle:
+        if os.fstat(handle.fileno()).st_mode & 0o077:
+            raise SparkSubmissionError(
+                f"The Spark properties file {path} is readable by others; Spark settings are written only to a "
+                "file readable by its owner alone (mode 0600)."
+            )
+        handle.write(properties_text(settings).encode())
+
+
+def write_job_files(directory: Path, job: SparkJob) -> tuple[list[str], str]:
     """Write ``job``'s spec and secret settings into ``directory``; return its arguments and properties file.
 
     A job with a spec (the stream runner) is told where its spec file is, and to delete it once read.

@@ -9,14 +9,26 @@ members the adapter's code uses (from its syntax tree), checks that the lists na
 exactly those, and checks the installed provider has each; :func:`missing_members`
 checks the same lists when the hook is made, and ``pyproject.toml`` pins the
 provider to the range the test covers.
+
+The hook is made as :class:`SealedSparkSubmitHook` (built on first use), whose only
+change is where Spark settings go: every ``--conf`` pair the hook would put on the
+command line (the task's ``conf``, the connection's namespace, ``env_vars`` on YARN
+and Kubernetes, ``waitAppCompletion``) goes into the private properties file instead,
+and ``--load-spark-defaults`` keeps the cluster's ``spark-defaults.conf`` beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from airflow_spark_streaming.exceptions import SparkProviderIncompatibleError
+from airflow_spark_streaming.exceptions import SparkProviderIncompatibleError, SparkSubmissionError
 
 #: Attributes ``SparkSubmitHook.__init__`` sets (or properties of the class) that this provider reads or writes.
 PRIVATE_ATTRIBUTES = (
@@ -42,6 +54,7 @@ PRIVATE_ATTRIBUTES = (
 #: Private methods of ``SparkSubmitHook`` this provider calls, with the positional parameters it passes.
 PRIVATE_METHODS = {
     "_build_spark_submit_command": ("application",),
+    "_build_spark_common_args": (),  # overridden by SealedSparkSubmitHook
     "_get_yarn_rm_base_url": (),
     "_kill_yarn_application": ("application_id",),
     "_delete_driver_pod": (),
@@ -57,8 +70,10 @@ def missing_members(hook: Any) -> list[str]:
     import inspect
 
     missing = []
+    # The provider's own methods, not this provider's overrides of them.
+    provider_hook = super(type(hook), hook) if getattr(type(hook), "seals_spark_settings", False) else hook
     for name, parameters in {**PUBLIC_METHODS, **PRIVATE_METHODS}.items():
-        method = getattr(hook, name, None)
+        method = getattr(provider_hook, name, None)
         if not callable(method):
             missing.append(f"SparkSubmitHook.{name}")
             continue
@@ -80,6 +95,73 @@ def missing_members(hook: Any) -> list[str]:
     return missing
 
 
+#: spark-submit (4.0+) reads ``spark-defaults.conf`` too when given ``--properties-file``; the file's entries win.
+LOAD_SPARK_DEFAULTS = "--load-spark-defaults"
+#: spark-submit's options that take no value (``SparkSubmitOptionParser``'s switches); every other one takes one.
+SPARK_SUBMIT_SWITCHES = frozenset(
+    {"--help", "-h", "--supervise", "--usage-error", "--verbose", "-v", "--version", LOAD_SPARK_DEFAULTS}
+)
+CONF_OPTIONS = ("--conf", "-c")
+
+
+def split_spark_settings(options: list[str]) -> tuple[list[str], dict[str, str]]:
+    """spark-submit ``options`` without their ``--conf key=value`` pairs, and those settings (a later one wins)."""
+    flags: list[str] = []
+    settings: dict[str, str] = {}
+    position = 0
+    while position < len(options):
+        option = options[position]
+        if option in CONF_OPTIONS and position + 1 < len(options):
+            key, _, value = options[position + 1].partition("=")
+            settings.pop(key, None)  # keeps the order spark-submit would have applied them in
+            settings[key] = value
+            position += 2
+        elif option in SPARK_SUBMIT_SWITCHES or position + 1 == len(options):
+            flags.append(option)
+            position += 1
+        else:
+            flags += options[position : position + 2]
+            position += 2
+    return flags, settings
+
+
+def seal_spark_settings(hook: Any, options: list[str]) -> list[str]:
+    """Move every ``--conf`` pair of ``options`` into the hook's private properties file; add ``--load-spark-defaults``.
+
+    The pairs are appended after what the file holds, so they win over it as ``--conf`` would have.
+    """
+    from airflow_spark_streaming.spark.submission.private_files import append_private_properties
+
+    flags, settings = split_spark_settings(options)
+    properties_file = hook._properties_file
+    if settings:
+        if not properties_file:
+            raise SparkSubmissionError(
+                f"spark-submit was about to get the Spark settings {', '.join(sorted(settings))} on its command "
+                "line: set a private properties file first (SparkJob submissions write one)."
+            )
+        append_private_properties(properties_file, settings)
+    if properties_file and LOAD_SPARK_DEFAULTS not in flags:
+        flags.append(LOAD_SPARK_DEFAULTS)
+    return flags
+
+
+@functools.cache
+def sealed_spark_submit_hook_class() -> type:
+    """``SparkSubmitHook`` with every Spark setting sent in its properties file, none on the command line."""
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+    class SealedSparkSubmitHook(SparkSubmitHook):
+        """The Spark provider's hook; its ``--conf`` pairs go into the 0600 properties file (see the module)."""
+
+        seals_spark_settings = True
+
+        def _build_spark_common_args(self) -> list[str]:
+            return seal_spark_settings(self, super()._build_spark_common_args())
+
+    return SealedSparkSubmitHook
+
+
 class SparkSubmitAdapter:
     """A ``SparkSubmitHook``, made on first use (importing it costs the scheduler), seen through named accessors."""
 
@@ -92,9 +174,7 @@ class SparkSubmitAdapter:
     def hook(self):
         """The Spark provider's ``SparkSubmitHook``; refuses a provider whose shape this adapter does not know."""
         if self._hook is None:
-            from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
-
-            hook = SparkSubmitHook(conn_id=self.conn_id, **self._kwargs)
+            hook = sealed_spark_submit_hook_class()(conn_id=self.conn_id, **self._kwargs)
             missing = missing_members(hook)
             if missing:
                 raise SparkProviderIncompatibleError(
@@ -179,6 +259,7 @@ class SparkSubmitAdapter:
         self.hook._track_driver_via_k8s_api = True
 
     def build_command(self, application: str) -> list[str]:
+        """The spark-submit command; its Spark settings are appended to the properties file, which must be set."""
         return self.hook._build_spark_submit_command(application)
 
     @property
@@ -188,7 +269,24 @@ class SparkSubmitAdapter:
     # --- running spark-submit --------------------------------------------------------------------
 
     def submit(self, application: str) -> None:
-        self.hook.submit(application)
+        """Run spark-submit and wait; without a properties file, one is made for this call and removed after it."""
+        with self._properties_file_for_this_call():
+            self.hook.submit(application)
+
+    @contextlib.contextmanager
+    def _properties_file_for_this_call(self) -> Iterator[None]:
+        if self.hook._properties_file:
+            yield
+            return
+        from airflow_spark_streaming.spark.submission.private_files import write_private_files
+
+        private = Path(tempfile.mkdtemp(prefix="spark-streaming-"))  # 0700
+        try:
+            _, self.hook._properties_file = write_private_files(private)
+            yield
+        finally:
+            self.hook._properties_file = None
+            shutil.rmtree(private, ignore_errors=True)
 
     def on_kill(self) -> None:
         self.hook.on_kill()

@@ -21,6 +21,7 @@ from airflow_spark_streaming.exceptions import (
 from airflow_spark_streaming.hooks.delta import DeltaTableHook
 from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator, files_outside_root
 from tests.support.delta_fixtures import rows_of
+from tests.support.spark_defaults import use_spark_defaults
 
 
 @pytest.fixture
@@ -33,7 +34,10 @@ def _version(table) -> int:
 
 
 @pytest.mark.parametrize("engine", ["native", "spark"])
-def test_compaction_keeps_every_row_and_leaves_one_file_per_partition(table_copy, engine, spark_local_conn):
+def test_compaction_keeps_every_row_and_leaves_one_file_per_partition(
+    table_copy, engine, spark_local_conn, tmp_path, monkeypatch
+):
+    spark_defaults = use_spark_defaults(tmp_path, monkeypatch)  # the cluster's spark-defaults.conf
     rows_before, files_before = rows_of(table_copy), DeltaTableHook(str(table_copy)).get_stats().num_files
 
     result = DeltaOptimizeOperator(task_id="optimize", table_uri=str(table_copy), engine=engine).execute({})
@@ -46,6 +50,8 @@ def test_compaction_keeps_every_row_and_leaves_one_file_per_partition(table_copy
     assert result["bytes_removed"] > 0 and result["bytes_added"] > 0
     assert stats.last_optimize is not None and stats.last_optimize.version == result["version_after"]
     json.dumps(result)  # XCom-ready
+    if engine == "spark":
+        spark_defaults.assert_reached_the_driver()  # spark-defaults.conf reached the Spark engine's driver
 
 
 def test_partition_filter_and_zorder_native(table_copy):

@@ -11,6 +11,7 @@ from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
 from tests.support.runner_drivers import kill_leftover_drivers
+from tests.support.spark_defaults import use_spark_defaults
 from tests.support.streaming_helpers import long_running_kafka_spec, read_delta
 
 pytestmark = pytest.mark.kafka
@@ -21,6 +22,7 @@ def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, m
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
     monkeypatch.setenv("AIRFLOW_SPARK_STREAMING_CACHE", str(tmp_path / "cache"))
+    spark_defaults = use_spark_defaults(tmp_path, monkeypatch)  # the cluster's spark-defaults.conf
     topic = kafka_topic(partitions=2)
     spec, table, checkpoint = long_running_kafka_spec(
         kafka_broker.bootstrap_servers, topic, tmp_path, lease_ttl_seconds=10
@@ -60,3 +62,4 @@ def test_start_reattach_and_graceful_stop(kafka_broker, kafka_topic, tmp_path, m
     assert len({(r["kafka_partition"], r["kafka_offset"]) for r in rows}) == len(rows)
     again = StopStreamingQueryOperator(task_id="stop", checkpoint=str(checkpoint)).execute({})
     assert not again["was_running"]
+    spark_defaults.assert_reached_the_driver()  # spark-defaults.conf reached the detached driver

@@ -23,6 +23,7 @@ class _ProcessWatch:
         self.marker = marker.encode()
         self.leaks: list[str] = []
         self.runs_seen = 0
+        self.settings_on_argv = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -37,6 +38,7 @@ class _ProcessWatch:
                     continue
                 if self.marker in cmdline:
                     self.runs_seen += 1
+                    self.settings_on_argv += b"\0--conf\0" in cmdline  # every Spark setting is in the 0600 file
                 self.leaks += [cmdline.replace(b"\0", b" ").decode(errors="replace")
                                for n in self.needles if n in cmdline]  # fmt: skip
             self._stop.wait(0.05)
@@ -78,7 +80,7 @@ def test_delta_spark_engine_keeps_secrets_off_the_process_list_log_and_xcom(
     shown = caplog.text + out + err
     assert run.state == "success", shown[-3000:]
     assert watch.runs_seen > 0, "the watch never saw spark-submit running"
-    assert watch.leaks == []
+    assert watch.leaks == [] and watch.settings_on_argv == 0
     result = run.get_task_instance("optimize").xcom_pull(task_ids="optimize")
     assert result["engine"] == "spark" and result["version_after"] > result["version_before"]
     assert files("us") == us_before and len(files("eu")) > 1  # only the eu partition was rewritten (3 old + 1 new)

@@ -15,6 +15,7 @@ import pytest
 from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
+from tests.support.spark_defaults import use_spark_defaults
 from tests.support.streaming_helpers import (
     kafka_to_delta_spec,
     long_running_kafka_spec,
@@ -72,8 +73,9 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 @pytest.mark.kafka
 def test_bounded_kafka_to_delta_with_the_driver_on_the_worker(
-    spark_cluster, cluster_conn, kafka_broker, kafka_topic, tmp_path
+    spark_cluster, cluster_conn, kafka_broker, kafka_topic, tmp_path, monkeypatch
 ):
+    spark_defaults = use_spark_defaults(tmp_path, monkeypatch)  # the cluster's spark-defaults.conf
     topic = kafka_topic(partitions=2)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 400, partitions=2)
     spec = kafka_to_delta_spec(
@@ -92,6 +94,8 @@ def test_bounded_kafka_to_delta_with_the_driver_on_the_worker(
     assert _driver(spark_cluster, result["submission_id"])["state"] == "FINISHED"
     # The driver read its spec from the checkpoint's staging folder and deleted it.
     assert not list((tmp_path / "ckpt" / "_staging").glob("spec-*.json"))
+    # spark-defaults.conf reached the driver on the Worker; the job's own settings won over it.
+    spark_defaults.assert_reached_the_driver({"spark.sql.shuffle.partitions": "2"})
 
 
 @pytest.mark.kafka

@@ -19,6 +19,7 @@ from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator, StopStreamingQueryOperator
 from tests.integration.spark.test_cluster_deploy import TaskStateStore
 from tests.integration.yarn.conftest import TIMINGS
+from tests.support.spark_defaults import use_spark_defaults
 from tests.support.streaming_helpers import (
     kafka_to_delta_spec,
     long_running_kafka_spec,
@@ -62,7 +63,10 @@ def _final(yarn_cluster, app_id: str) -> tuple[str, str]:
     return report["state"], report["finalStatus"]
 
 
-def test_bounded_kafka_ingest_in_cluster_mode(yarn_cluster, yarn_conn, kafka_broker, kafka_topic, tmp_path):
+def test_bounded_kafka_ingest_in_cluster_mode(
+    yarn_cluster, yarn_conn, kafka_broker, kafka_topic, tmp_path, monkeypatch
+):
+    spark_defaults = use_spark_defaults(tmp_path, monkeypatch)  # the cluster's spark-defaults.conf
     topic = kafka_topic(partitions=2)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 400, partitions=2)
     spec = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, tmp_path / "table", tmp_path / "ckpt",
@@ -76,6 +80,8 @@ def test_bounded_kafka_ingest_in_cluster_mode(yarn_cluster, yarn_conn, kafka_bro
     assert sorted(int(r["key"].removeprefix("key-")) for r in read_delta(tmp_path / "table")) == list(range(400))
     assert _final(yarn_cluster, result["submission_id"]) == ("FINISHED", "SUCCEEDED")
     assert not CheckpointHook(str(tmp_path / "ckpt")).get_status().has_uncommitted_batch
+    # spark-defaults.conf reached the driver in its YARN container; the job's own settings won over it.
+    spark_defaults.assert_reached_the_driver({"spark.sql.shuffle.partitions": "2"})
 
 
 def test_long_running_start_reattach_secrets_and_graceful_stop(

@@ -23,6 +23,7 @@ from airflow_spark_streaming.hooks.submission import (
     SparkSubmission,
     StreamingSubmitHook,
 )
+from tests.support.fake_spark_submit import FakeSparkSubmit, install_fake_spark_submit
 
 YARN_APP = "application_1700000000000_0042"
 K8S_POD = "orders-stream-8f2a1c-driver"
@@ -30,23 +31,10 @@ K8S_POD = "orders-stream-8f2a1c-driver"
 
 @pytest.fixture
 def fake_spark_submit(tmp_path, monkeypatch):
-    """Put a ``spark-submit`` on the PATH that records its arguments and prints ``output``."""
+    """Put a ``spark-submit`` on the PATH that records its arguments and properties file, and prints ``output``."""
 
-    def install(output: str, exit_code: int = 0) -> os.PathLike:
-        bin_dir = tmp_path / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        record = tmp_path / "argv.json"
-        script = bin_dir / "spark-submit"
-        script.write_text(
-            f"#!{sys.executable}\n"
-            "import json, sys\n"
-            f"json.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n"
-            f"print({output!r})\n"
-            f"sys.exit({exit_code})\n"
-        )
-        script.chmod(script.stat().st_mode | stat.S_IEXEC)
-        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-        return record
+    def install(output: str, exit_code: int = 0) -> FakeSparkSubmit:
+        return install_fake_spark_submit(tmp_path / "bin", monkeypatch, output, exit_code)
 
     return install
 
@@ -88,10 +76,10 @@ def test_yarn_submission_returns_at_once_with_the_application_id(yarn_conn, fake
     submission = hook.submit_driver("/opt/jobs/stream_runner.py", tag="tag-1")
 
     assert (submission.deployment, submission.submission_id, submission.tag) == ("yarn", YARN_APP, "tag-1")
-    argv = json.loads(argv_file.read_text())
-    assert "spark.yarn.submit.waitAppCompletion=false" in argv  # spark-submit must not wait for a stream
-    assert "spark.airflow_spark_streaming.submission=tag-1" in argv  # the runner puts it in its lease
-    assert argv[argv.index("--deploy-mode") + 1] == "cluster"
+    seen = argv_file.seen()
+    assert seen.settings["spark.yarn.submit.waitAppCompletion"] == "false"  # spark-submit must not wait for a stream
+    assert seen.settings["spark.airflow_spark_streaming.submission"] == "tag-1"  # the runner puts it in its lease
+    assert seen.argv[seen.argv.index("--deploy-mode") + 1] == "cluster"
 
 
 def test_yarn_states_come_from_the_resource_manager(yarn_conn, mocker):
@@ -139,11 +127,11 @@ def test_yarn_submission_gets_yarn_settings_and_one_attempt_unless_conf_says_oth
     hook = StreamingSubmitHook(spark_conn_id=yarn_conn, conf={"spark.yarn.jars": "hdfs:///spark/jars/*"},
                                jars="/opt/jars/delta.jar")  # fmt: skip
     hook.submit_driver("/opt/jobs/stream_runner.py", tag="t")
-    argv = json.loads(argv_file.read_text())
-    assert "spark.yarn.maxAppAttempts=1" in argv
-    assert "spark.yarn.jars=hdfs:///spark/jars/*" in argv  # the job's own setting wins
-    assert f"spark.pyspark.python={sys.executable}" in argv
-    assert argv[argv.index("--jars") + 1] == "local:/opt/jars/delta.jar"
+    seen = argv_file.seen()
+    assert seen.settings["spark.yarn.maxAppAttempts"] == "1"
+    assert seen.settings["spark.yarn.jars"] == "hdfs:///spark/jars/*"  # the job's own setting wins
+    assert seen.settings["spark.pyspark.python"] == sys.executable
+    assert seen.argv[seen.argv.index("--jars") + 1] == "local:/opt/jars/delta.jar"
 
 
 def test_yarn_without_a_resource_manager_address_fails_before_submitting(monkeypatch, fake_spark_submit):
@@ -204,7 +192,7 @@ def test_kubernetes_submission_returns_the_driver_pod(k8s_conn, fake_kubernetes,
     submission = StreamingSubmitHook(spark_conn_id=k8s_conn).submit_driver("local:///opt/jobs/app.py", tag="t")
 
     assert (submission.deployment, submission.submission_id) == ("kubernetes", f"streams:{K8S_POD}")
-    assert "spark.kubernetes.submission.waitAppCompletion=false" in json.loads(argv_file.read_text())
+    assert argv_file.seen().settings["spark.kubernetes.submission.waitAppCompletion"] == "false"
 
 
 def test_kubernetes_state_is_the_pod_phase_and_kill_deletes_the_pod(k8s_conn, fake_kubernetes):
@@ -382,54 +370,6 @@ def test_a_foreign_driver_is_killed_by_its_lease_pid_only_while_the_pid_is_still
     finally:
         driver.kill()
         driver.wait()
-
-
-def test_the_delta_spark_engine_passes_secret_settings_in_a_private_properties_file(tmp_path, monkeypatch):
-    """DeltaOptimizeOperator's Spark engine goes through the submission hook: credentials never reach argv."""
-    from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
-
-    bin_dir, record = tmp_path / "bin", tmp_path / "seen.json"
-    bin_dir.mkdir()
-    script = bin_dir / "spark-submit"
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import json, os, stat, sys\n"
-        "props = sys.argv[sys.argv.index('--properties-file') + 1]\n"
-        "seen = {'argv': sys.argv[1:], 'mode': stat.S_IMODE(os.stat(props).st_mode), 'text': open(props).read(),\n"
-        "        'props': props}\n"
-        f"json.dump(seen, open({str(record)!r}, 'w'))\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    conn_id = _conn(monkeypatch, "spark_delta", conn_type="spark", host="local[1]")
-    task = DeltaOptimizeOperator(
-        task_id="optimize", table_uri=str(tmp_path / "table"), engine="spark", spark_conn_id=conn_id,
-        spark_conf={"spark.hadoop.fs.s3a.secret.key": "hunter2", "spark.ui.enabled": "false"},
-    )  # fmt: skip
-    task._submit_spark_job({"action": "optimize", "table": str(tmp_path / "table")})
-
-    seen = json.loads(record.read_text())
-    assert "hunter2" not in " ".join(seen["argv"]) and "spark.ui.enabled=false" in seen["argv"]
-    assert seen["mode"] == 0o600 and seen["text"] == "spark.hadoop.fs.s3a.secret.key=hunter2\n"
-    assert not os.path.exists(seen["props"])  # removed once spark-submit returned
-
-
-def test_yarn_keeps_spark_defaults_when_secrets_go_in_a_properties_file(tmp_path, monkeypatch):
-    from airflow_spark_streaming.spark.submission.backends.yarn import keep_spark_defaults
-
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.eventLog.enabled true\nspark.yarn.queue etl\n")
-    properties = tmp_path / "secret.properties"
-    properties.write_text("spark.yarn.queue streams\nspark.hadoop.fs.s3a.secret.key s3cr3t\n")
-    properties.chmod(0o600)
-    keep_spark_defaults(str(properties), {"SPARK_CONF_DIR": str(tmp_path / "conf")})
-
-    lines = properties.read_text().splitlines()
-    assert lines.index("spark.eventLog.enabled true") < lines.index("spark.yarn.queue streams")
-    # Java's Properties keeps the last value of a key: the job's own settings win over the defaults.
-    assert lines.index("spark.yarn.queue etl") < lines.index("spark.yarn.queue streams")
-    assert "spark.hadoop.fs.s3a.secret.key s3cr3t" in lines
-    assert properties.stat().st_mode & 0o777 == 0o600
 
 
 def test_yarn_refuses_a_checkpoint_without_a_scheme(yarn_conn, fake_spark_submit):

@@ -41,7 +41,10 @@ class HookUses:
 
 
 def _is_wrapped_hook(node: ast.AST) -> bool:
-    """``self.hook`` / ``self._hook`` in the adapter, or a variable named ``hook`` (the hook being checked)."""
+    """``self.hook`` / ``self._hook`` in the adapter, a variable named ``hook`` (the hook being checked), or
+    ``super()`` in the adapter's ``SparkSubmitHook`` subclass (the provider's own method it overrides)."""
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id == "super" and not node.args
     if isinstance(node, ast.Attribute):
         return node.attr in ("hook", "_hook") and isinstance(node.value, ast.Name) and node.value.id == "self"
     return isinstance(node, ast.Name) and node.id == "hook"

@@ -120,7 +120,7 @@ def _process_stat(pid: int) -> list[str] | None:
 
 
 def _is_tagged_process(pid: int | None, tag: str | None) -> bool:
-    """The pid is alive and still the process we started: its command line carries the tag.
+    """The pid is alive and still the process we started: its command line or environment carries the tag.
 
     A child this process forked a moment ago may not have exec'd spark-submit
     yet, so it still shows our command line; it counts as ours too.
@@ -137,11 +137,11 @@ def _is_tagged_process(pid: int | None, tag: str | None) -> bool:
     state, parent = stat[0], int(stat[1])
     if state == "Z":
         return False
-    return bool(tag) and tag.encode() in cmdline or parent == os.getpid()
+    return _carries_tag(pid, tag) or parent == os.getpid()
 
 
 def _carries_tag(pid: int, tag: str | None) -> bool:
-    """The tag is in the process's command line (spark-submit's ``--conf``) or environment (``SUBMISSION_ENV``)."""
+    """The tag is in the process's command line (its private folder's name) or environment (``SUBMISSION_ENV``)."""
     if not tag:
         return False
     try:

@@ -6,9 +6,6 @@ What the Spark provider's own YARN tracking lacks for a streaming driver, added 
   end of its driver's stdout (where a Python driver's traceback is) reach the task's error;
 - a kill that checks the RM's answer and waits until the application has ended (the RM
   answers 202 and kills asynchronously);
-- the cluster's ``spark-defaults.conf`` kept when secrets go in a properties file (spark-submit
-  reads one or the other; ``--load-spark-defaults`` cannot be passed through ``SparkSubmitHook``),
-  by writing the defaults first into the same private file, where the secrets follow and win;
 - the Python, pyspark and jar settings of :mod:`airflow_spark_streaming.spark.yarn_conf`,
   and ``spark.yarn.maxAppAttempts=1`` (a second attempt would race the task's own retry
   for the checkpoint's lease), each only where the job's conf does not set it.
@@ -78,21 +75,6 @@ def write_runner_support_zip(path: Path) -> Path:
     return path
 
 
-def keep_spark_defaults(properties_file: str, environ) -> None:
-    """Put the cluster's ``spark-defaults.conf`` before the entries of ``properties_file`` (later keys win)."""
-    from airflow_spark_streaming.spark.jvm import spark_home
-
-    conf_dir = environ.get("SPARK_CONF_DIR") or (str(Path(spark_home(), "conf")) if spark_home() else None)
-    defaults = Path(conf_dir, "spark-defaults.conf") if conf_dir else None
-    if defaults is None or not defaults.is_file():
-        return
-    with open(properties_file, "r+", encoding="utf-8") as handle:  # keeps the file's 0600 mode
-        own = handle.read()
-        handle.seek(0)
-        handle.write(defaults.read_text(encoding="utf-8", errors="replace") + "\n" + own)
-        handle.truncate()
-
-
 class YarnBackend(ClusterBackend):
     """YARN: the ResourceManager's REST API reports and kills."""
 
@@ -106,8 +88,6 @@ class YarnBackend(ClusterBackend):
     def prepare(self, job, *, tag: str, checkpoint):
         _refuse_bare_paths(job.spec)
         prepared = super().prepare(job, tag=tag, checkpoint=checkpoint)
-        if self.spark.properties_file:
-            keep_spark_defaults(self.spark.properties_file, os.environ)
         if is_bundled_job(job.application):
             # spark-submit ships the runner's file alone: the provider modules it imports travel beside it,
             # so the containers' Python needs pyspark only, not this provider (nor Airflow).
