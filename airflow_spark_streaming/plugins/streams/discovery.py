@@ -118,9 +118,8 @@ def _from_fields(kind: str, fields: dict[str, Any]) -> _Named | None:
         if location is None:
             location = spec.get("checkpoint_location")
     elif kind == "SparkStreamingSubmitOperator" and location is None:
-        location = fields.get("spec")  # a templated spec: unresolved
-        if location is None:
-            return None
+        # A templated spec is shown as its template; any other text is not shown: its options can hold secrets.
+        location = fields.get("spec") if _is_template(fields.get("spec")) else None
     if location is None:
         return None
     if not isinstance(location, str) or _is_template(location) or not location.strip():
