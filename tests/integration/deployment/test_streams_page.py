@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -50,14 +51,23 @@ def orders_checkpoint(lake, kafka_broker) -> dict:
     if not _batches(checkpoint / "commits"):
         topic = create_topic(kafka_broker.bootstrap_servers, partitions=2, prefix="orders")
         produce_orders(kafka_broker.bootstrap_servers, topic, 0, 200)
-        write_kafka_checkpoint(checkpoint, batches=8, topic=topic, partitions=2)  # 10+…+17 = 108 of 200 read
+        # 10+…+17 = 108 of the 200 read, the last commit two hours ago: a stopped query with lag
+        write_kafka_checkpoint(checkpoint, batches=8, topic=topic, partitions=2, start=time.time() - 7200)
+    table = lake / "orders"
+    if not (table / "_delta_log").is_dir():  # the sink the spec names: three appends, three small files
+        import pyarrow
+        from deltalake import write_deltalake
+
+        for start in (0, 10, 20):
+            write_deltalake(str(table), pyarrow.table({"order_id": [f"order-{i}" for i in range(start, start + 10)]}),
+                            mode="append")  # fmt: skip
     last = _batches(checkpoint / "commits")[-1]
     event = json.loads((checkpoint / "_progress" / f"{last}.json").read_text())
     ends = {}
     for line in (checkpoint / "offsets" / str(last)).read_text().splitlines()[2:]:
         for topic, parts in json.loads(line).items():
             ends.update({(topic, int(p)): o for p, o in parts.items()})
-    return {"path": checkpoint, "last": last, "event": event, "ends": ends}
+    return {"path": checkpoint, "last": last, "event": event, "ends": ends, "table": table}
 
 
 def _broker_lag(bootstrap: str, ends: dict) -> int:
@@ -113,6 +123,12 @@ def test_the_orders_card_shows_the_checkpoints_and_the_brokers_numbers(streams, 
     assert card["lag"]["total"] == _broker_lag(kafka_broker.bootstrap_servers, orders_checkpoint["ends"])
     assert card["lag"]["retention_headroom_seconds"] is not None  # the broker's retention.ms against the oldest record
     assert card["last_commit_age_seconds"] > 0
+    from deltalake import DeltaTable
+
+    files = DeltaTable(str(orders_checkpoint["table"])).file_uris()
+    assert card["sink"]["files"] == len(files) > 0
+    small = [f for f in files if Path(f.removeprefix("file://")).stat().st_size < card["sink"]["small_file_bytes"]]
+    assert card["sink"]["small_files"] == len(small)
 
 
 def test_the_history_holds_every_retained_progress_event(airflow_deployment, airflow_api, streams, orders_checkpoint):
@@ -178,8 +194,8 @@ def test_the_page_in_chromium_shows_the_cards_and_charts_with_data(airflow_deplo
         shots.append(Path(os.environ[SCREENSHOTS_ENV]))
     base = airflow_deployment.api_url
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + [
-            f"--user-data-dir={tmp_path / 'profile'}"])  # fmt: skip
+        # Playwright gives the browser a fresh profile of its own.
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             # Logged in as the UI logs in: the token in the _token cookie.
