@@ -4,6 +4,29 @@ from __future__ import annotations
 
 from airflow_spark_streaming import __version__
 
+#: The Streams page plugin: the ``airflow.plugins`` entry point registers it in every installed wheel.
+STREAMS_PLUGIN = {
+    "name": "spark_streaming_streams",
+    "plugin-class": "airflow_spark_streaming.plugins.streams.plugin.StreamsPlugin",
+}
+
+
+def _plugin_entry_point_installed() -> bool:
+    """Whether this distribution declares the plugin's ``airflow.plugins`` entry point (an installed wheel does)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        points = distribution("airflow-spark-streaming").entry_points
+    except PackageNotFoundError:
+        return False
+    return any(p.group == "airflow.plugins" and p.value.endswith(":StreamsPlugin") for p in points)
+
+
+def plugins() -> list[dict[str, str]]:
+    """Provider-info plugins, read only with ``[core] lazy_discover_providers = False``. Listed only when the
+    entry point (which Airflow always loads) is missing: the same plugin loaded twice is an import error."""
+    return [] if _plugin_entry_point_installed() else [STREAMS_PLUGIN]
+
 
 def get_provider_info() -> dict:
     return {
@@ -112,4 +135,5 @@ def get_provider_info() -> dict:
                 },
             },
         },
+        "plugins": plugins(),
     }

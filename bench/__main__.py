@@ -14,6 +14,7 @@ BENCHMARKS = (
     "waiting_cost",
     "runner_overhead",
     "s3",
+    "streams_page",
 )
 
 

@@ -34,7 +34,7 @@ from airflow_spark_streaming.hooks.kafka_broker import FOUND, RESET_TO_EARLIEST,
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 
 
-def _kafka_offsets(value: Any) -> dict[str, int]:
+def kafka_offsets(value: Any) -> dict[str, int]:
     """``{"topic": {"0": 12}}`` (or its JSON text) as ``{"topic:0": 12}``; empty for other sources."""
     if isinstance(value, str):
         try:
@@ -66,7 +66,7 @@ def read_batch_window(hook: CheckpointHook, last: int = DEFAULT_WINDOW) -> tuple
     for event in events:
         merged: dict[str, int] = {}
         for source in event.get("sources") or []:
-            merged.update(_kafka_offsets(source.get("latestOffset")))
+            merged.update(kafka_offsets(source.get("latestOffset")))
         if merged and isinstance(event.get("batchId"), int):
             latest_by_batch[event["batchId"]] = merged
     batches = []

@@ -39,3 +39,13 @@ def test_waiting_cost_benchmark_fires_each_trigger_once():
     (row,) = waiting_cost.run(smoke=True)  # asserts inside: every trigger yielded exactly one "met" event
     assert row["deferred_sensors"] == waiting_cost.SMOKE_SENSORS
     assert row["wait_s"] >= waiting_cost.SMOKE_WAIT_SECONDS and row["triggerer_cpu_s"] > 0
+
+
+def test_streams_page_benchmark_reads_every_card_and_serves_the_second_list_from_the_cache():
+    from bench import streams_page
+
+    cold, warm, history = streams_page.run(smoke=True)  # asserts inside: every card read its last batch
+    assert (
+        cold["streams"] == streams_page.SMOKE_STREAMS and history["progress_events_each"] == streams_page.SMOKE_BATCHES
+    )
+    assert warm["median_s"] < cold["median_s"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -136,3 +137,38 @@ def test_any_other_failure_names_the_command_instead_of_ending_silently(fresh):
     line = _one_clear_line(done)
     assert "'false' failed with exit status 1" in line and "./dev demo" in line
     assert "not reached" not in done.stdout
+
+
+def _tools(tmp_path: Path, **scripts: str) -> str:
+    """A PATH of fake commands (``name=script``) and ``dirname`` (dev's first line), without chromium."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    for name, script in scripts.items():
+        tool = bin_dir / name.replace("_", "-")
+        tool.write_text(f"#!/bin/sh\n{script}\n")
+        tool.chmod(0o755)
+    return str(bin_dir)
+
+
+def _ensure_browser(env: dict[str, str]) -> subprocess.CompletedProcess:
+    # sourced, dev only defines its functions
+    return subprocess.run(["/bin/bash", "-c", f"source {DEV} && ensure_browser"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
+def test_a_missing_chromium_is_installed_from_debians_packages_as_root(fresh, tmp_path):
+    log = tmp_path / "apt.log"
+    fresh["PATH"] = _tools(tmp_path, id="echo 0", apt_get=f'echo "$@" >> {log}; /bin/touch {tmp_path}/fakebin/chromium')
+    done = _ensure_browser(fresh)
+    assert done.returncode == 0, done.stderr
+    assert "install -y -q chromium" in log.read_text()
+    assert done.stdout.strip() == "dev: installing Debian's chromium for the browser test ..."
+
+
+def test_without_root_or_sudo_a_missing_chromium_is_one_clear_line(fresh, tmp_path):
+    fresh["PATH"] = _tools(tmp_path, id="echo 1000", apt_get="exit 1")
+    done = _ensure_browser(fresh)
+    assert done.returncode == 0  # the other tests still run
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("dev: no chromium for the browser test") and "apt-get install chromium" in line

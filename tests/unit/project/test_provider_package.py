@@ -88,3 +88,32 @@ def test_every_hook_sensor_and_trigger_module_is_listed_and_imports():
         assert {m.rsplit(".", 1)[0] for m in in_packages} == packages, kind  # each package lists its module
         for module in listed:
             importlib.import_module(module)
+
+
+def test_the_wheel_ships_the_streams_page_and_its_plugin_entry_point(tmp_path):
+    import shutil
+    import zipfile
+
+    root = Path(airflow_spark_streaming.__file__).parents[1]
+    # Built from a copy: setuptools leaves metadata in the tree it builds, which would register the plugin twice.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    shutil.copytree(root / "airflow_spark_streaming", source / "airflow_spark_streaming",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run([str(uv), "build", "--wheel", "--out-dir", str(tmp_path / "dist"), "-q", str(source)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        static = "airflow_spark_streaming/plugins/streams/static/"
+        for name in ("streams.js", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "icon.svg", "icon-dark.svg"):
+            assert static + name in names
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        text = archive.read(entry_points).decode()
+    assert (
+        "[airflow.plugins]\nspark_streaming_streams = airflow_spark_streaming.plugins.streams.plugin:StreamsPlugin"
+        in text
+    )
