@@ -222,6 +222,7 @@ def test_the_page_in_chromium_shows_the_cards_and_charts_with_data(airflow_deplo
             assert field("rows") == f"{orders_checkpoint['event']['numInputRows']:,}"
             assert field("lag") == f"{card['lag']['total']:,}"
             assert field("lease") == "none"
+            _elide_temporary_paths(page)
             for folder in shots:
                 page.screenshot(path=str(folder / "streams-page.png"), full_page=True)
 
@@ -233,11 +234,25 @@ def test_the_page_in_chromium_shows_the_cards_and_charts_with_data(airflow_deplo
             )
             charts = {name: _painted_pixels(page, name) for name in ("rows", "phases", "lag")}
             assert all(count > 200 for count in charts.values()), charts  # lines drawn, not just axes
+            _elide_temporary_paths(page)
             for folder in shots:
                 page.screenshot(path=str(folder / "streams-page-detail.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()
+
+
+def _elide_temporary_paths(page) -> None:
+    """Shorten the test's temporary lake folder to ``…/lake`` in the page's text, after the assertions, so the
+    screenshots (which the docs publish) show where a query lives without this machine's temporary paths."""
+    page.evaluate(
+        """() => {
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                node.nodeValue = node.nodeValue.replace(/\\/tmp\\/\\S*?\\/lake\\b/g, "…/lake");
+            }
+        }"""
+    )
 
 
 def _painted_pixels(page, chart: str) -> int:
