@@ -301,3 +301,14 @@ class DriverProcessMismatchError(UntrustedControlRecordError):
 class ControlPathOutsideRunError(UntrustedControlRecordError):
     """A path taken from a control record (a driver's log) lies outside the provider's own folder for that run:
     it was neither read nor deleted."""
+
+
+# --- Spark Connect (issue 26) ---------------------------------------------------------------------
+
+
+class SparkConnectError(SparkStreamingError):
+    """Work sent to a Spark Connect server failed there, or the ``spark_connect`` connection cannot be used for it."""
+
+
+class SparkConnectUnreachableError(SparkConnectError):
+    """The Spark Connect server of the connection did not answer within the bounded connect time."""
