@@ -211,7 +211,8 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         ``auto``: native when the table is at most ``native_max_bytes`` and
         delta-rs can write its protocol, else spark.
     :param max_attempts: tries when concurrent commits conflict.
-    :param spark_conn_id: the ``spark`` connection for the spark engine.
+    :param spark_conn_id: the connection for the spark engine: a ``spark`` connection (spark-submit per task) or
+        a ``spark_connect`` connection (the same SQL on a warm Spark Connect server; see docs/spark-connect.md).
     :param native_max_bytes: the largest table ``auto`` hands to the native engine.
     :param storage_options: delta-rs object store options for remote tables (override the connection's).
     :param storage_conn_id: an ``aws`` connection for an ``s3://``/``s3a://`` table: delta-rs options for the
