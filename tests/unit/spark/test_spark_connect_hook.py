@@ -68,3 +68,28 @@ def test_extra_jars_cannot_ride_a_connect_connection(connections, tmp_path):
                                  extra_packages=["org.example:lib:1.0"])  # fmt: skip
     with pytest.raises(SparkConnectError, match="start the Connect server with them"):
         task._run_spark_job({"action": "optimize", "table": str(tmp_path)})
+
+
+def test_a_handoff_to_a_live_stream_never_uses_connect(connections, tmp_path, monkeypatch):
+    """On S3 beside a live stream the stream's own driver runs the OPTIMIZE, whatever connection spark_conn_id names."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    table = tmp_path / "table"
+    for batch in range(3):
+        write_deltalake(str(table), pa.table({"id": [batch]}), mode="append")
+    connections("sc", conn_type="spark_connect", host="127.0.0.1", port=free_port())
+    handed = []
+
+    def stream_runner_optimizes(self, target, request):
+        handed.append(request["action"])
+        from deltalake import DeltaTable
+
+        DeltaTable(str(table)).optimize.compact()  # what the live runner's driver would commit
+
+    monkeypatch.setattr(DeltaOptimizeOperator, "_plan_handoff", lambda self, action, hook: object())
+    monkeypatch.setattr(DeltaOptimizeOperator, "_hand_off", stream_runner_optimizes)
+    monkeypatch.setattr(DeltaConnectHook, "run", lambda *a, **k: pytest.fail("Connect used beside a live stream"))
+    result = DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="spark", spark_conn_id="sc").execute({})
+    assert handed == ["optimize"]
+    assert result["spark_transport"] == "stream-runner" and result["files_after"] == 1
