@@ -326,3 +326,14 @@ class ReaderTableMismatchError(DeltaReaderError):
 class ReaderLogRetentionError(DeltaMaintenanceError):
     """A downstream reader is closer to the table's ``delta.logRetentionDuration`` than
     ``min_log_retention_headroom`` allows: a checkpoint may soon clean up the log it needs to restart."""
+
+
+# --- Spark Connect (issue 26) ---------------------------------------------------------------------
+
+
+class SparkConnectError(SparkStreamingError):
+    """Work sent to a Spark Connect server failed there, or the ``spark_connect`` connection cannot be used for it."""
+
+
+class SparkConnectUnreachableError(SparkConnectError):
+    """The Spark Connect server of the connection did not answer within the bounded connect time."""

@@ -11,6 +11,7 @@ BENCHMARKS = (
     "kafka_lag",
     "time_lag",
     "compaction",
+    "connect_maintenance",
     "waiting_cost",
     "runner_overhead",
     "s3",

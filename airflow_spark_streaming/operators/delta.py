@@ -179,6 +179,33 @@ class _DeltaMaintenanceOperator(BaseOperator):
                       self.table_uri, target.app_id, request_id)  # fmt: skip
         return control.wait_for_result(request_id, timeout=self.handoff_timeout.total_seconds())
 
+    def _run_spark_job(self, spec: dict[str, Any]) -> str:
+        """The spark engine's job: SQL on a warm Spark Connect server when ``spark_conn_id`` is a ``spark_connect``
+        connection, else spark-submit. Returns how it ran (``connect`` or ``spark-submit``)."""
+        from airflow_spark_streaming.hooks.spark_connect import is_spark_connect_connection
+
+        if is_spark_connect_connection(self.spark_conn_id):
+            self._run_on_connect(spec)
+            return "connect"
+        self._submit_spark_job(spec)
+        return "spark-submit"
+
+    def _run_on_connect(self, spec: dict[str, Any]) -> None:
+        """Run the maintenance job's SQL on the Connect server; it reaches storage with its own credentials."""
+        from airflow_spark_streaming.exceptions import SparkConnectError
+        from airflow_spark_streaming.hooks.spark_connect import DeltaConnectHook
+        from airflow_spark_streaming.storage.locations import SPARK, uri_for
+
+        if self.extra_packages or self.extra_jars:
+            raise SparkConnectError(
+                f"{self.task_id}: extra_packages/extra_jars cannot be loaded through the spark_connect connection "
+                f"{self.spark_conn_id!r}; start the Connect server with them instead."
+            )
+        spec = {**spec, **{key: uri_for(spec[key], SPARK) for key in ("table", "target") if spec.get(key)}}
+        ran = DeltaConnectHook(self.spark_conn_id).run(spec, conf=self.spark_conf)
+        self.log.info("%s of %s ran on the Spark Connect server %s in %.1fs", spec["action"], spec["table"],
+                      ran.server, ran.seconds)  # fmt: skip
+
     def _submit_spark_job(self, spec: dict[str, Any]) -> None:
         """spark-submit the maintenance job and wait; Spark settings holding secrets go in a private properties file."""
         from airflow_spark_streaming.hooks.submission import StreamingSubmitHook
@@ -217,7 +244,8 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         ``auto``: native when the table is at most ``native_max_bytes`` and
         delta-rs can write its protocol, else spark.
     :param max_attempts: tries when concurrent commits conflict.
-    :param spark_conn_id: the ``spark`` connection for the spark engine.
+    :param spark_conn_id: the connection for the spark engine: a ``spark`` connection (spark-submit per task) or
+        a ``spark_connect`` connection (the same SQL on a warm Spark Connect server; see docs/spark-connect.md).
     :param native_max_bytes: the largest table ``auto`` hands to the native engine.
     :param storage_options: delta-rs object store options for remote tables (override the connection's).
     :param storage_conn_id: an ``aws`` connection for an ``s3://``/``s3a://`` table: delta-rs options for the
@@ -317,6 +345,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         engine = self._choose_engine(before)
         handoff = self._plan_handoff("optimize", hook)
         engine = "spark" if handoff is not None else engine
+        transport = "stream-runner" if handoff is not None else None
         self.log.info("OPTIMIZE %s with the %s engine (%d files, %d bytes)", self.table_uri, engine,
                       before.num_files, before.total_bytes)  # fmt: skip
         if engine == "native":
@@ -336,7 +365,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
                     self.spark_conf.setdefault(
                         "spark.databricks.delta.optimize.maxFileSize", str(self.target_file_bytes)
                     )
-                self._submit_spark_job(spec)
+                transport = self._run_spark_job(spec)
             record = hook.get_stats().last_optimize
             if record is None or record.version <= before.version:
                 raise DeltaMaintenanceError(
@@ -354,6 +383,8 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
             "zorder_by": self.zorder_by,
             **metrics,
         }
+        if transport:
+            result["spark_transport"] = transport
         self.log.info("OPTIMIZE %s: %d files → %d", self.table_uri, before.num_files, after.num_files)
         return json.loads(json.dumps(result, default=str))
 
@@ -555,9 +586,10 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
             deleted = hook.vacuum_native(retention_hours=hours, dry_run=False, full=self.mode == "full")
             result["files_deleted"] = len(deleted)
         else:
-            self._submit_spark_job({"action": "vacuum", "table": self.table_uri, "retain_hours": hours,
-                                    "mode": self.mode, "dry_run": False,
-                                    "retention_override": self.i_understand_this_can_break_readers})  # fmt: skip
+            result["spark_transport"] = self._run_spark_job({
+                "action": "vacuum", "table": self.table_uri, "retain_hours": hours, "mode": self.mode,
+                "dry_run": False, "retention_override": self.i_understand_this_can_break_readers,
+            })  # fmt: skip
             result["files_deleted"] = len(planned) - len(
                 hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
             )
@@ -630,8 +662,9 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
             )
         if self.target_uri and is_local_uri(self.target_uri) and local_path(self.target_uri).exists():
             raise DeltaMaintenanceError(f"{self.target_uri} already exists; copy-compaction needs a new location.")
-        self._submit_spark_job({"action": "convert", "table": self.table_uri, "target": self.target_uri,
-                                "partition_by": self.partition_by, "files_per_partition": self.files_per_partition})  # fmt: skip
+        transport = self._run_spark_job({"action": "convert", "table": self.table_uri, "target": self.target_uri,
+                                         "partition_by": self.partition_by,
+                                         "files_per_partition": self.files_per_partition})  # fmt: skip
         stats = DeltaTableHook(
             self.target_uri or self.table_uri,
             storage_options=self.storage_options,
@@ -639,4 +672,4 @@ class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):
         ).get_stats()
         return {"source": self.table_uri, "table_uri": self.target_uri or self.table_uri,
                 "mode": "copy" if self.target_uri else "in_place", "files": stats.num_files,
-                "rows": stats.num_records, "version": stats.version}  # fmt: skip
+                "rows": stats.num_records, "version": stats.version, "spark_transport": transport}  # fmt: skip

@@ -1,4 +1,5 @@
-"""Real components for integration tests: Kafka broker, SparkSession, Spark standalone cluster, Airflow DB."""
+"""Real components for integration tests: Kafka broker, SparkSession, Spark standalone cluster, Spark Connect
+server, Airflow DB."""
 
 from __future__ import annotations
 
@@ -97,6 +98,28 @@ def spark_cluster(tmp_path_factory, java_major):
     cluster = spark_cluster.start(tmp_path_factory.mktemp("spark-cluster"), cores=2, memory="3g")
     yield cluster
     spark_cluster.stop(Path(cluster.home))
+
+
+@pytest.fixture(scope="session")
+def spark_connect_server(tmp_path_factory, java_major):
+    """A real Spark Connect server (Delta, Kafka) on a free 127.0.0.1 port, started once for the session."""
+    from devstack import spark_connect
+
+    server = spark_connect.start(tmp_path_factory.mktemp("spark-connect"), port=0)
+    yield server
+    spark_connect.stop(Path(server.home))
+
+
+@pytest.fixture
+def spark_connect_conn(spark_connect_server, monkeypatch):
+    """A ``spark_connect`` connection to the shared server; returns its id."""
+
+    def make(conn_id: str = "spark_connect_local", port: int | None = None) -> str:
+        connection = {"conn_type": "spark_connect", "host": "127.0.0.1", "port": port or spark_connect_server.port}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+        return conn_id
+
+    return make
 
 
 @pytest.fixture(scope="session")

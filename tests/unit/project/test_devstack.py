@@ -142,6 +142,7 @@ def test_a_port_race_on_every_try_and_other_failures_are_raised(tmp_path, taken_
         ("kafka", "broker.json", "KAFKA_LOCAL_HOME", "kafka-local"),
         ("s3", "server.json", "S3_LOCAL_HOME", "s3-local"),
         ("spark_cluster", "cluster.json", "SPARK_LOCAL_CLUSTER_HOME", "spark-cluster"),
+        ("spark_connect", "server.json", "SPARK_CONNECT_LOCAL_HOME", "spark-connect"),
         ("yarn", "cluster.json", "YARN_LOCAL_HOME", "yarn-local"),
     ],
 )
@@ -156,6 +157,22 @@ def test_every_service_keeps_its_home_and_state_file(module, state_file, home_en
     assert service.default_home() == tmp_path / "elsewhere"
     assert service.SERVICE.state_path(tmp_path) == tmp_path / state_file
     assert service.read_state(tmp_path) is None and not service.stop(tmp_path)
+
+
+def test_the_connect_server_loads_delta_and_kafka_and_listens_on_loopback_only(tmp_path):
+    from airflow_spark_streaming.spark.jvm import DELTA_SPARK_PACKAGE, KAFKA_SQL_PACKAGE
+    from devstack import spark_connect
+
+    settings = spark_connect.server_properties(tmp_path, 15555, {"spark.hadoop.fs.s3a.secret.key": "k"})
+    assert (settings["spark.connect.grpc.binding.address"], settings["spark.connect.grpc.binding.port"]) == (
+        "127.0.0.1", "15555",
+    )  # fmt: skip
+    packages = settings.get("spark.jars.packages", "") + settings.get("spark.jars", "")
+    assert DELTA_SPARK_PACKAGE in packages or "delta-spark" in packages
+    assert KAFKA_SQL_PACKAGE in packages or "spark-sql-kafka" in packages
+    assert settings["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert settings["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    assert settings["spark.hadoop.fs.s3a.secret.key"] == "k"  # into the 0600 properties file, not argv
 
 
 def _sleeper(tmp_path):
