@@ -54,6 +54,9 @@ STORAGE_OPTION_NAMES = (
 )  # fmt: skip
 
 
+_PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+
+
 def random_value(kind: str) -> str:
     """A value no log line holds by chance; ``kind`` shows which one leaked."""
     return f"{kind}-{secrets.token_hex(8)}"
@@ -65,7 +68,7 @@ def secret_settings(names, tag: str) -> dict[str, str]:
     for index, name in enumerate(names):
         value = random_value(f"{tag}{index}")
         if name in JAAS_NAMES:
-            value = f'org.apache.kafka.common.security.plain.PlainLoginModule required username="svc" password="{value}";'
+            value = f'{_PLAIN_LOGIN} username="svc" password="{value}";'
         elif name in AUTHORIZATION_NAMES:
             value = f"Bearer {value}"
         elif name in USER_INFO_NAMES:
