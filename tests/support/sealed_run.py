@@ -83,3 +83,52 @@ def stored_by_airflow(run) -> dict[str, str]:
         ):
             stored[f"{row.task_id}:rendered"] = json.dumps(row.rendered_fields, default=str)
     return stored
+
+
+class CapturedOutput:
+    """Everything written to this process's stdout and stderr (file descriptors, so spark-submit's relayed output
+    too) and every log record of INFO and above, while the block runs: the task log of an in-process
+    ``dag.test()``, for fixtures wider than a test, where ``capfd`` and ``caplog`` are not available."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __enter__(self) -> CapturedOutput:
+        import io
+        import logging
+        import os
+        import sys
+        import tempfile
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved = {fd: os.dup(fd) for fd in (1, 2)}
+        for fd in (1, 2):
+            os.dup2(self._file.fileno(), fd)
+        # Python-level writers too (pytest's capture and structlog write to sys.stdout, not to the descriptor).
+        self._streams = (sys.stdout, sys.stderr)
+        sys.stdout = sys.stderr = io.TextIOWrapper(open(self._file.fileno(), "wb", closefd=False), write_through=True)
+        self._records: list[str] = []
+        self._handler = logging.Handler(logging.INFO)
+        self._handler.emit = lambda record: self._records.append(self._handler.format(record))
+        self._root_level = logging.getLogger().level
+        logging.getLogger().addHandler(self._handler)
+        logging.getLogger().setLevel(min(self._root_level or logging.INFO, logging.INFO))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import logging
+        import os
+        import sys
+
+        sys.stdout.flush()
+        sys.stdout, sys.stderr = self._streams
+        logging.getLogger().removeHandler(self._handler)
+        logging.getLogger().setLevel(self._root_level)
+        for fd, saved in self._saved.items():
+            os.dup2(saved, fd)
+            os.close(saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode(errors="replace") + "\n".join(self._records)
+        self._file.close()

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from tests.support.sealed_run import CapturedOutput
 from tests.support.streaming_helpers import produce_keyed
 
 pytestmark = pytest.mark.kafka
@@ -69,12 +70,13 @@ def s3_lake(s3_server, kafka_broker, airflow_db):
         admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
         produce_keyed(kafka_broker.bootstrap_servers, topic, ROWS, partitions=PARTITIONS)
         root = f"s3a://{bucket}/lake"
-        with ProcessListWatch(s3_server.secret_access_key) as watch:
+        with ProcessListWatch(s3_server.secret_access_key) as watch, CapturedOutput() as output:
             run = _dag("s3_ingest").test(
                 run_conf={"topic": topic, "bootstrap": kafka_broker.bootstrap_servers, "root": root,
                           "max_offsets": PER_TRIGGER}
             )  # fmt: skip
-        yield {"run": run, "root": root, "bucket": bucket, "topic": topic, "watch": watch, "server": s3_server}
+        yield {"run": run, "root": root, "bucket": bucket, "topic": topic, "watch": watch, "server": s3_server,
+               "log": output.text}  # fmt: skip
 
 
 def _xcom(run, task_id: str):
@@ -110,13 +112,17 @@ def test_progress_and_lag_sensors_read_the_s3_checkpoint_poke_and_deferred(s3_la
         assert lag["total_lag"] == 0 and len(lag["partitions"]) == PARTITIONS, lag
 
 
-def test_secrets_stay_out_of_process_list_xcom_and_rendered_fields(s3_lake):
+def test_secrets_stay_out_of_process_list_task_log_xcom_and_rendered_fields(s3_lake):
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
 
     secret = s3_lake["server"].secret_access_key
     watch = s3_lake["watch"]
     assert watch.samples > 20 and watch.leaks == [], watch.leaks
+    # The task log: spark-submit's command and output, the driver's log, the operators' and sensors' lines.
+    log = s3_lake["log"]
+    assert "--properties-file" in log and "s3a://" in log and "Stream spec:" in log, log[-2000:]
+    assert secret not in log
     run = s3_lake["run"]
     for ti in run.get_task_instances():
         assert secret not in json.dumps(ti.xcom_pull(task_ids=ti.task_id), default=str)
