@@ -42,10 +42,6 @@ SPARK_CONF_NAMES = (
     "spark.openlineage.transport.headers.Authorization",  # *.headers.Authorization ("Bearer <token>")
     "spark.kafka.schema.registry.basic.auth.user.info",  # basic.auth.user.info ("user:password")
 )
-#: Names whose value holds a credential inside a longer text: the part is a value of its own to search for.
-JAAS_NAMES = frozenset(name for name in SPARK_CONF_NAMES if "jaas" in name)
-AUTHORIZATION_NAMES = frozenset(name for name in SPARK_CONF_NAMES if name.endswith("Authorization"))
-USER_INFO_NAMES = frozenset(name for name in SPARK_CONF_NAMES if name.endswith("user.info"))
 
 #: delta-rs ``storage_options``: S3 secret key and session token, Azure keys (``azure_storage_master_key``).
 STORAGE_OPTION_NAMES = (
@@ -67,11 +63,12 @@ def secret_settings(names, tag: str) -> dict[str, str]:
     settings = {}
     for index, name in enumerate(names):
         value = random_value(f"{tag}{index}")
-        if name in JAAS_NAMES:
+        # Names whose value holds the credential inside a longer text (a part searched for on its own too).
+        if "jaas" in name.lower():
             value = f'{_PLAIN_LOGIN} username="svc" password="{value}";'
-        elif name in AUTHORIZATION_NAMES:
+        elif name.lower().endswith("authorization"):
             value = f"Bearer {value}"
-        elif name in USER_INFO_NAMES:
+        elif name.lower().endswith("user.info"):
             value = f"registry-user:{value}"
         settings[name] = value
     return settings
