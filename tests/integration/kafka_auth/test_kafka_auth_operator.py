@@ -134,6 +134,9 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
     )
     assert (result["batches_committed"], result["rows_processed"]) == (3, 60)  # 60 records at 25 a trigger
     assert result["committed_sources"] == [{topic: {"0": 30, "1": 30}}]
+    # The control key of this run reached the runner (only in its private spec): it signed its lease.
+    leases = [json.loads(p.read_text()) for p in (tmp_path / "ckpt" / "_leases").iterdir() if p.name.isdigit()]
+    assert leases and all("mac" in record.get("_auth", {}) for record in leases), leases
     # argv: the run was seen, and no secret (nor the JAAS config) was on any command line.
     assert any("SparkSubmit" in line and "--spec-file" in line for line in watch.lines), watch.lines
     assert watch.leaks == set(), f"on a command line: {sorted(watch.leaks)}"
