@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -21,13 +22,21 @@ class ProcessListWatch:
     """Reads the command line of every process (what ``ps -eo args -ww`` shows) until stopped.
 
     ``marker`` is a word of this run's command lines (the application's name), so the test
-    can tell the run was seen; ``lines`` keeps those command lines for further checks.
+    can tell the run was seen; ``lines`` keeps those command lines for further checks, and
+    ``on_run_line`` looks at each while the process lives.
     """
 
-    def __init__(self, needles: dict[str, str], marker: str, interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        needles: dict[str, str],
+        marker: str,
+        interval: float = 0.05,
+        on_run_line: Callable[[str], None] | None = None,
+    ) -> None:
         self.needles = {value.encode(): kind for value, kind in needles.items()}
         self.marker = marker.encode()
         self.interval = interval
+        self.on_run_line = on_run_line  # called with each of this run's command lines, at every sample
         self.leaks: set[str] = set()  # the kinds seen on a command line
         self.lines: set[str] = set()
         self.samples = 0
@@ -45,7 +54,10 @@ class ProcessListWatch:
                     continue
                 self.leaks.update(kind for value, kind in self.needles.items() if value in cmdline)
                 if self.marker in cmdline:
-                    self.lines.add(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+                    line = cmdline.replace(b"\0", b" ").decode(errors="replace")
+                    self.lines.add(line)
+                    if self.on_run_line is not None:
+                        self.on_run_line(line)
             self.samples += 1
             self._stop.wait(self.interval)
 

@@ -14,8 +14,6 @@ import json
 import logging
 import os
 import secrets
-import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -50,40 +48,17 @@ def _spec(topic: str, tmp_path: Path) -> dict:
     }  # fmt: skip
 
 
-class ProcessWatch:
-    """Poll ``ps -eo args`` until stopped: this run's command lines (``marker``: its app name), the kinds of secret
-    (``needles``: value -> kind) on any command line, and the modes of the private spec files while they exist."""
+class SpecFileModes(dict):
+    """The mode of each private spec file a command line of the run names (``--spec-file``), while it exists."""
 
-    def __init__(self, marker: str, needles: dict[str, str]) -> None:
-        self.marker, self.needles, self.lines, self.leaks, self.spec_modes = marker, needles, set(), set(), {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            listing = subprocess.run(["ps", "-eo", "args", "-ww"], capture_output=True, text=True, check=False)
-            for line in listing.stdout.splitlines():
-                self.leaks.update(kind for value, kind in self.needles.items() if value in line)
-                if "LoginModule" in line:  # the JAAS config
-                    self.leaks.add("a JAAS config")
-                if self.marker in line:
-                    self.lines.add(line)
-                    parts = line.split()
-                    if "--spec-file" in parts and parts.index("--spec-file") + 1 < len(parts):
-                        path = parts[parts.index("--spec-file") + 1]
-                        try:
-                            self.spec_modes.setdefault(path, os.stat(path).st_mode & 0o777)
-                        except FileNotFoundError:
-                            self.spec_modes.setdefault(path, None)
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> ProcessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def __call__(self, line: str) -> None:
+        parts = line.split()
+        if "--spec-file" in parts and parts.index("--spec-file") + 1 < len(parts):
+            path = parts[parts.index("--spec-file") + 1]
+            try:
+                self.setdefault(path, os.stat(path).st_mode & 0o777)
+            except FileNotFoundError:
+                self.setdefault(path, None)
 
 
 def test_scram_ingest_through_the_operator_keeps_every_secret_private(
@@ -97,7 +72,7 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
 
     from airflow_spark_streaming.kafka.options import jaas_quote
     from tests.dags import secrets_sealed_dags as dags
-    from tests.support.sealed_run import leaked_kinds, stored_by_airflow
+    from tests.support.sealed_run import ProcessListWatch, leaked_kinds, stored_by_airflow
     from tests.support.secret_kinds import SPARK_CONF_NAMES, needles, random_value, secret_settings
 
     config = auth_broker.client_config("alice", "SASL_PLAINTEXT", "SCRAM-SHA-512")
@@ -122,7 +97,8 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
     dag = DagBag(dag_folder="tests/dags").dags["secrets_sealed_ingest"]
 
     caplog.set_level(logging.INFO)
-    with ProcessWatch(query_name, sealed) as watch:
+    spec_modes = SpecFileModes()
+    with ProcessListWatch({**sealed, "LoginModule": "a JAAS config"}, query_name, on_run_line=spec_modes) as watch:
         run = dag.test(run_conf={"topic": topic, "query_name": query_name, "root": str(tmp_path)})
     log = caplog.text + "".join(capfd.readouterr())
     assert run.state == "success", log[-3000:]
@@ -141,9 +117,9 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
     assert any("SparkSubmit" in line and "--spec-file" in line for line in watch.lines), watch.lines
     assert watch.leaks == set(), f"on a command line: {sorted(watch.leaks)}"
     # The spec file that carried the options was private while it existed, and is gone.
-    assert watch.spec_modes and all(mode in (0o600, None) for mode in watch.spec_modes.values()), watch.spec_modes
-    assert 0o600 in watch.spec_modes.values()
-    assert not any(Path(path).exists() for path in watch.spec_modes)
+    assert spec_modes and all(mode in (0o600, None) for mode in spec_modes.values()), spec_modes
+    assert 0o600 in spec_modes.values()
+    assert not any(Path(path).exists() for path in spec_modes)
     # The task log holds spark-submit's and the driver's INFO output, the redacted options, no secret.
     assert "Kafka options of the source, from its connection" in log and '"kafka.sasl.jaas.config": "***"' in log
     assert " INFO " in log and "sasl.jaas.config = [hidden]" in log
