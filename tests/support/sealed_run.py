@@ -30,7 +30,7 @@ class ProcessListWatch:
         self,
         needles: dict[str, str],
         marker: str,
-        interval: float = 0.05,
+        interval: float = 0.1,
         on_run_line: Callable[[str], None] | None = None,
     ) -> None:
         self.needles = {value.encode(): kind for value, kind in needles.items()}

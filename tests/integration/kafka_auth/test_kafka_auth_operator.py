@@ -94,7 +94,7 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
         control_key: "control key",
     }  # fmt: skip
     query_name = f"alice_ingest_{tmp_path.name[-12:]}_{secrets.token_hex(4)}"
-    dag = DagBag(dag_folder="tests/dags").dags["secrets_sealed_ingest"]
+    dag = DagBag(dag_folder="tests/dags/secrets_sealed_dags.py").dags["secrets_sealed_ingest"]
 
     caplog.set_level(logging.INFO)
     spec_modes = SpecFileModes()

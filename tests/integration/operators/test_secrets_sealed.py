@@ -46,7 +46,7 @@ def test_delta_operators_keep_every_kind_of_secret_off_the_process_list_log_xcom
         ).partitionBy("region").mode("append").save(table)
     files = lambda region: {p.name for p in (tmp_path / "table" / f"region={region}").glob("*.parquet")}  # noqa: E731
     us_before = files("us")
-    dag = DagBag(dag_folder="tests/dags").dags["secrets_sealed_delta"]
+    dag = DagBag(dag_folder="tests/dags/secrets_sealed_dags.py").dags["secrets_sealed_delta"]
     caplog.set_level(logging.INFO)
     with ProcessListWatch(secrets, "delta_maintenance.py") as watch:
         run = dag.test(run_conf={"table_uri": table})
