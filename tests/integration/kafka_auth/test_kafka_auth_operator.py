@@ -1,18 +1,19 @@
 """SparkStreamingSubmitOperator with ``kafka_config_id`` against the authenticated broker: one spark-submit each.
 
-The SCRAM ingest is also where the secrets are checked: the process list is
-polled during the run (spark-submit, the driver JVM, the Python worker), the
-private spec file's mode is read while it exists, and the task's output, which
-carries the driver's INFO log, is searched for the password.
+The SCRAM ingest (through dag.test) is also the streaming acceptance run of the
+secrets: the process list is polled during the run (spark-submit, the driver JVM,
+the Python worker), the private spec file's mode is read while it exists, and the
+task's output, which carries the driver's INFO log, XCom and the rendered fields
+are searched for every secret of the run (the connection's, the spec's, ``conf``'s
+of every recognised kind, the control key).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
-import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -47,56 +48,61 @@ def _spec(topic: str, tmp_path: Path) -> dict:
     }  # fmt: skip
 
 
-class ProcessWatch:
-    """Poll ``ps -eo args`` until stopped: this run's command lines (``marker``: its app name), every command line
-    holding ``secret``, and the modes of the private spec files while they exist."""
+class SpecFileModes(dict):
+    """The mode of each private spec file a command line of the run names (``--spec-file``), while it exists."""
 
-    def __init__(self, marker: str, secret: str) -> None:
-        self.marker, self.secret, self.lines, self.leaks, self.spec_modes = marker, secret, set(), set(), {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            listing = subprocess.run(["ps", "-eo", "args", "-ww"], capture_output=True, text=True, check=False)
-            for line in listing.stdout.splitlines():
-                if self.secret in line or "LoginModule" in line:  # the JAAS config
-                    self.leaks.add(line)
-                if self.marker in line:
-                    self.lines.add(line)
-                    parts = line.split()
-                    if "--spec-file" in parts and parts.index("--spec-file") + 1 < len(parts):
-                        path = parts[parts.index("--spec-file") + 1]
-                        try:
-                            self.spec_modes.setdefault(path, os.stat(path).st_mode & 0o777)
-                        except FileNotFoundError:
-                            self.spec_modes.setdefault(path, None)
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> ProcessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def __call__(self, line: str) -> None:
+        parts = line.split()
+        if "--spec-file" in parts and parts.index("--spec-file") + 1 < len(parts):
+            path = parts[parts.index("--spec-file") + 1]
+            try:
+                self.setdefault(path, os.stat(path).st_mode & 0o777)
+            except FileNotFoundError:
+                self.setdefault(path, None)
 
 
-def test_scram_ingest_through_the_operator_keeps_the_password_private(
-    auth_broker, auth_topic, kafka_connection, spark_local, tmp_path, capfd
+def test_scram_ingest_through_the_operator_keeps_every_secret_private(
+    auth_broker, auth_topic, kafka_connection, spark_local, airflow_db, monkeypatch, tmp_path, caplog, capfd
 ):
+    """The streaming acceptance run of the secrets (issue 23), through dag.test: the connection's SASL password
+    (and the JAAS config made of it), a Schema Registry user info in the connection (ignored for Spark) and in the
+    spec's options, the control key, and ``conf`` with a credential of every recognised kind. None reaches a
+    command line, the task log, XCom or the rendered fields; the stream still reads every record."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_spark_streaming.kafka.options import jaas_quote
+    from tests.dags import secrets_sealed_dags as dags
+    from tests.support.sealed_run import ProcessListWatch, leaked_kinds, stored_by_airflow
+    from tests.support.secret_kinds import SPARK_CONF_NAMES, needles, random_value, secret_settings
+
     config = auth_broker.client_config("alice", "SASL_PLAINTEXT", "SCRAM-SHA-512")
     password = config["sasl.password"]
     topic = auth_topic("alice", partitions=2)
     produce(config, topic, 60, partitions=2)
-    spec = _spec(topic, tmp_path)
-    operator = SparkStreamingSubmitOperator(
-        task_id="ingest", spec=spec, kafka_config_id=kafka_connection("kafka_scram_ingest", config),
-        conf={"spark.ui.enabled": "false"},
-    )  # fmt: skip
+    registry = {key: f"lag-hook:{random_value('connection-user-info')}" for key in dags.KAFKA_CLIENT_ONLY_KEYS}
+    kafka_connection(dags.KAFKA_CONN_ID, {**config, **registry})
+    control_key = random_value("control-key") * 2
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_STREAMING_CONTROL_DEFAULT",
+                       json.dumps({"conn_type": "generic", "password": control_key}))  # fmt: skip
+    conf = secret_settings(SPARK_CONF_NAMES, "submit-conf-")
+    source_options = {"kafka.schema.registry.basic.auth.user.info": f"spec:{random_value('spec-user-info')}"}
+    monkeypatch.setenv(dags.SPARK_CONF_ENV, json.dumps(conf))
+    monkeypatch.setenv(dags.SOURCE_OPTIONS_ENV, json.dumps(source_options))
+    sealed = {
+        **needles(conf, registry, source_options),
+        password: "sasl.password", jaas_quote(password)[1:-1]: "sasl.password as JAAS quotes it",
+        control_key: "control key",
+    }  # fmt: skip
+    query_name = f"alice_ingest_{tmp_path.name[-12:]}_{secrets.token_hex(4)}"
+    dag = DagBag(dag_folder="tests/dags/secrets_sealed_dags.py").dags["secrets_sealed_ingest"]
 
-    with ProcessWatch(spec["query_name"], password) as watch:
-        result = operator.execute({})
+    caplog.set_level(logging.INFO)
+    spec_modes = SpecFileModes()
+    with ProcessListWatch({**sealed, "LoginModule": "a JAAS config"}, query_name, on_run_line=spec_modes) as watch:
+        run = dag.test(run_conf={"topic": topic, "query_name": query_name, "root": str(tmp_path)})
+    log = caplog.text + "".join(capfd.readouterr())
+    assert run.state == "success", log[-3000:]
+    result = run.get_task_instance("ingest").xcom_pull(task_ids="ingest")
 
     rows = read_delta(tmp_path / "table")
     assert sorted((r["key"], r["value"], r["partition"], r["offset"]) for r in rows) == sorted(
@@ -104,20 +110,25 @@ def test_scram_ingest_through_the_operator_keeps_the_password_private(
     )
     assert (result["batches_committed"], result["rows_processed"]) == (3, 60)  # 60 records at 25 a trigger
     assert result["committed_sources"] == [{topic: {"0": 30, "1": 30}}]
-    # argv: the run was seen, and neither the password nor the JAAS config was on any command line.
+    # The control key of this run reached the runner (only in its private spec): it signed its lease.
+    leases = [json.loads(p.read_text()) for p in (tmp_path / "ckpt" / "_leases").iterdir() if p.name.isdigit()]
+    assert leases and all("mac" in record.get("_auth", {}) for record in leases), leases
+    # argv: the run was seen, and no secret (nor the JAAS config) was on any command line.
     assert any("SparkSubmit" in line and "--spec-file" in line for line in watch.lines), watch.lines
-    assert watch.leaks == set()
+    assert watch.leaks == set(), f"on a command line: {sorted(watch.leaks)}"
     # The spec file that carried the options was private while it existed, and is gone.
-    assert watch.spec_modes and all(mode in (0o600, None) for mode in watch.spec_modes.values()), watch.spec_modes
-    assert 0o600 in watch.spec_modes.values()
-    assert not any(Path(path).exists() for path in watch.spec_modes)
-    # The task log holds spark-submit's and the driver's INFO output, the redacted options, no password.
-    log = "".join(capfd.readouterr())
+    assert spec_modes and all(mode in (0o600, None) for mode in spec_modes.values()), spec_modes
+    assert 0o600 in spec_modes.values()
+    assert not any(Path(path).exists() for path in spec_modes)
+    # The task log holds spark-submit's and the driver's INFO output, the redacted options, no secret.
     assert "Kafka options of the source, from its connection" in log and '"kafka.sasl.jaas.config": "***"' in log
     assert " INFO " in log and "sasl.jaas.config = [hidden]" in log
-    assert password not in log
-    # XCom and the (rendered) template fields.
-    assert password not in json.dumps(result) and password not in json.dumps(operator.spec)
+    assert "--properties-file" in log  # conf's credentials reached spark-submit in the private file
+    assert leaked_kinds(sealed, log) == []
+    # XCom and the rendered template fields, as Airflow stored them.
+    stored = stored_by_airflow(run)
+    assert {"ingest:xcom:return_value", "ingest:rendered"} <= set(stored)
+    assert {where: leaked_kinds(sealed, text) for where, text in stored.items() if leaked_kinds(sealed, text)} == {}
 
 
 def test_wrong_password_fails_the_task_with_a_named_error_in_bounded_time(

@@ -8,48 +8,10 @@ import logging
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
-
-
-class _ProcessWatch:
-    """Reads every process's command line (what ``ps -eo args`` shows) until stopped."""
-
-    def __init__(self, needles: list[str], marker: str) -> None:
-        self.needles = [n.encode() for n in needles]
-        self.marker = marker.encode()
-        self.leaks: list[str] = []
-        self.runs_seen = 0
-        self.settings_on_argv = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    cmdline = (entry / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                if self.marker in cmdline:
-                    self.runs_seen += 1
-                    self.settings_on_argv += b"\0--conf\0" in cmdline  # every Spark setting is in the 0600 file
-                self.leaks += [cmdline.replace(b"\0", b" ").decode(errors="replace")
-                               for n in self.needles if n in cmdline]  # fmt: skip
-            self._stop.wait(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture
@@ -57,14 +19,26 @@ def spark_local_conn(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[1]"}))
 
 
-def test_delta_spark_engine_keeps_secrets_off_the_process_list_log_and_xcom(
-    spark, tmp_path, airflow_db, spark_local_conn, caplog, capfd
+def test_delta_operators_keep_every_kind_of_secret_off_the_process_list_log_xcom_and_rendered_fields(
+    spark, tmp_path, airflow_db, spark_local_conn, monkeypatch, caplog, capfd
 ):
-    """One real spark-submit (through dag.test) checks the process list, the log, XCom and the quoted filter."""
+    """One real spark-submit (through dag.test) with a credential of every recognised kind in ``spark_conf``, and
+    delta-rs ``storage_options`` for the operator and the sensor: none reaches any command line while the driver
+    runs, the task log, XCom or the rendered fields. The SQL quoting of partition values is checked on the way."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from tests.dags.secrets_sealed_dags import SEALED_SECRETS
+    from tests.dags import secrets_sealed_dags as sealed
+    from tests.support.sealed_run import ProcessListWatch, leaked_kinds, stored_by_airflow
+    from tests.support.secret_kinds import SPARK_CONF_NAMES, STORAGE_OPTION_NAMES, needles, secret_settings
 
+    spark_conf = secret_settings(SPARK_CONF_NAMES, "spark_conf-")
+    storage_options = secret_settings(STORAGE_OPTION_NAMES, "storage_options-")
+    sensor_options = secret_settings(STORAGE_OPTION_NAMES, "sensor_storage_options-")
+    for variable, settings in ((sealed.SPARK_CONF_ENV, spark_conf), (sealed.STORAGE_OPTIONS_ENV, storage_options),
+                               (sealed.SENSOR_STORAGE_OPTIONS_ENV, sensor_options)):  # fmt: skip
+        monkeypatch.setenv(variable, json.dumps(settings))
+    secrets = needles(spark_conf, storage_options, sensor_options)
+    assert len(secrets) == len(SPARK_CONF_NAMES) + 3 + 2 * len(STORAGE_OPTION_NAMES)  # + JAAS, header, user info parts
     table = str(tmp_path / "table")
     for _ in range(3):
         spark.createDataFrame([(i, r) for i in range(20) for r in ("eu", "us")], "id INT, region STRING").write.format(
@@ -72,21 +46,25 @@ def test_delta_spark_engine_keeps_secrets_off_the_process_list_log_and_xcom(
         ).partitionBy("region").mode("append").save(table)
     files = lambda region: {p.name for p in (tmp_path / "table" / f"region={region}").glob("*.parquet")}  # noqa: E731
     us_before = files("us")
-    dag = DagBag(dag_folder="tests/dags").dags["secrets_sealed_delta"]
+    dag = DagBag(dag_folder="tests/dags/secrets_sealed_dags.py").dags["secrets_sealed_delta"]
     caplog.set_level(logging.INFO)
-    with _ProcessWatch(list(SEALED_SECRETS.values()), "delta_maintenance.py") as watch:
+    with ProcessListWatch(secrets, "delta_maintenance.py") as watch:
         run = dag.test(run_conf={"table_uri": table})
     out, err = capfd.readouterr()
     shown = caplog.text + out + err
     assert run.state == "success", shown[-3000:]
-    assert watch.runs_seen > 0, "the watch never saw spark-submit running"
-    assert watch.leaks == [] and watch.settings_on_argv == 0
+    assert watch.runs_seen > 0 and watch.samples > 20, "the watch never saw spark-submit running"
+    assert watch.leaks == set(), f"on a command line: {sorted(watch.leaks)}"
+    assert not [line for line in watch.lines if " --conf " in line], "a Spark setting on argv, not in the 0600 file"
     result = run.get_task_instance("optimize").xcom_pull(task_ids="optimize")
     assert result["engine"] == "spark" and result["version_after"] > result["version_before"]
     assert files("us") == us_before and len(files("eu")) > 1  # only the eu partition was rewritten (3 old + 1 new)
     assert "delta_maintenance.py" in shown  # the spark-submit command was logged
-    for secret in SEALED_SECRETS.values():
-        assert secret not in shown + json.dumps(result)
+    assert "--properties-file" in shown  # the credentials went to spark-submit in the private file
+    stored = stored_by_airflow(run)
+    assert {"optimize:xcom:return_value", "optimize:rendered", "small_files:xcom:small_files"} <= set(stored)
+    assert leaked_kinds(secrets, shown) == []
+    assert {where: leaked_kinds(secrets, text) for where, text in stored.items() if leaked_kinds(secrets, text)} == {}
 
 
 _PROPERTIES_DUMP = """

@@ -8,11 +8,19 @@ import pytest
 
 from airflow_spark_streaming.exceptions import StreamingRunIncompleteError
 from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
+from tests.support.sealed_run import ProcessListWatch, leaked_kinds
+from tests.support.secret_kinds import needles, secret_settings
 from tests.support.streaming_helpers import kafka_to_delta_spec, produce_keyed, read_delta
 
 pytestmark = pytest.mark.kafka
 
 SECRET = "s3cr3t-Value-42"
+#: The Kafka client's credential options (SASL JAAS with its password, TLS key and store passwords, the PEM key)
+#: and the Schema Registry's user info, as a spec's source options carry them.
+KAFKA_SPEC_SECRET_OPTIONS = (
+    "kafka.sasl.jaas.config", "kafka.ssl.keystore.password", "kafka.ssl.truststore.password",
+    "kafka.ssl.keystore.key", "kafka.schema.registry.basic.auth.user.info",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -27,16 +35,20 @@ def test_bounded_kafka_to_delta_reports_batches_and_rows(
 
     topic = kafka_topic(partitions=4)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 400, partitions=4)
+    # Every Kafka credential option in the spec: a PLAINTEXT broker ignores them, so the run reads as usual.
+    kafka_secrets = secret_settings(KAFKA_SPEC_SECRET_OPTIONS, "spec-option-")
     spec = kafka_to_delta_spec(
         kafka_broker.bootstrap_servers, topic, tmp_path / "table", tmp_path / "ckpt", maxOffsetsPerTrigger=150,
-        **{"kafka.ssl.key.password": SECRET},
+        **{"kafka.ssl.key.password": SECRET}, **kafka_secrets,
     )  # fmt: skip
     popen = mocker.patch.object(spark_submit.subprocess, "Popen", wraps=spark_submit.subprocess.Popen)
     operator = SparkStreamingSubmitOperator(
         task_id="ingest", spec=spec, conf={"spark.hadoop.fs.s3a.secret.key": SECRET, "spark.ui.enabled": "false"}
     )
+    sealed = {SECRET: "kafka.ssl.key.password", **needles(kafka_secrets)}
 
-    first = operator.execute({})
+    with ProcessListWatch(sealed, spec["query_name"]) as watch:
+        first = operator.execute({})
 
     assert (first["batches_committed"], first["first_batch"], first["last_batch"]) == (3, 0, 2)
     assert first["rows_processed"] == 400 and first["progress_events"] == 3
@@ -44,9 +56,10 @@ def test_bounded_kafka_to_delta_reports_batches_and_rows(
     # The secret reached neither the command line, nor the log, nor XCom.
     command = " ".join(str(part) for part in popen.call_args.args[0])
     assert "--spec-file" in command and "--properties-file" in command and SECRET not in command
+    assert watch.runs_seen > 0 and watch.leaks == set(), f"on a command line: {sorted(watch.leaks)}"
     log = "".join(capfd.readouterr())
     assert "Stream spec:" in log and '"kafka.ssl.key.password": "***"' in log
-    assert SECRET not in log and SECRET not in json.dumps(first)
+    assert leaked_kinds(sealed, log + json.dumps(first)) == []
 
     produce_keyed(kafka_broker.bootstrap_servers, topic, 100, partitions=4)
     second = operator.execute({})

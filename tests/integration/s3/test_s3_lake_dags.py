@@ -7,11 +7,10 @@ tables on ``s3a://``) feeds the sensor, maintenance and secrecy tests.
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 
 import pytest
 
+from tests.support.sealed_run import CapturedOutput, ProcessListWatch
 from tests.support.streaming_helpers import produce_keyed
 
 pytestmark = pytest.mark.kafka
@@ -24,29 +23,6 @@ def _dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder="tests/dags/s3_lake_dags.py").dags[dag_id]
-
-
-class ProcessListWatch:
-    """Samples ``ps -eo args`` until stopped; remembers any command line holding ``needle``."""
-
-    def __init__(self, needle: str) -> None:
-        self.needle, self.samples, self.leaks = needle, 0, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
-            self.samples += 1
-            self.leaks += [line[:200] for line in listing.splitlines() if self.needle in line]
-
-    def __enter__(self) -> ProcessListWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +45,14 @@ def s3_lake(s3_server, kafka_broker, airflow_db):
         admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
         produce_keyed(kafka_broker.bootstrap_servers, topic, ROWS, partitions=PARTITIONS)
         root = f"s3a://{bucket}/lake"
-        with ProcessListWatch(s3_server.secret_access_key) as watch:
+        secret = {s3_server.secret_access_key: "the aws connection's secret key"}
+        with ProcessListWatch(secret, "SparkSubmit") as watch, CapturedOutput() as output:
             run = _dag("s3_ingest").test(
                 run_conf={"topic": topic, "bootstrap": kafka_broker.bootstrap_servers, "root": root,
                           "max_offsets": PER_TRIGGER}
             )  # fmt: skip
-        yield {"run": run, "root": root, "bucket": bucket, "topic": topic, "watch": watch, "server": s3_server}
+        yield {"run": run, "root": root, "bucket": bucket, "topic": topic, "watch": watch, "server": s3_server,
+               "log": output.text}  # fmt: skip
 
 
 def _xcom(run, task_id: str):
@@ -110,13 +88,17 @@ def test_progress_and_lag_sensors_read_the_s3_checkpoint_poke_and_deferred(s3_la
         assert lag["total_lag"] == 0 and len(lag["partitions"]) == PARTITIONS, lag
 
 
-def test_secrets_stay_out_of_process_list_xcom_and_rendered_fields(s3_lake):
+def test_secrets_stay_out_of_process_list_task_log_xcom_and_rendered_fields(s3_lake):
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
 
     secret = s3_lake["server"].secret_access_key
     watch = s3_lake["watch"]
-    assert watch.samples > 20 and watch.leaks == [], watch.leaks
+    assert watch.samples > 20 and watch.runs_seen > 0 and watch.leaks == set(), watch.leaks
+    # The task log: spark-submit's command and output, the driver's log, the operators' and sensors' lines.
+    log = s3_lake["log"]
+    assert "--properties-file" in log and "s3a://" in log and "Stream spec:" in log, log[-2000:]
+    assert secret not in log
     run = s3_lake["run"]
     for ti in run.get_task_instances():
         assert secret not in json.dumps(ti.xcom_pull(task_ids=ti.task_id), default=str)
