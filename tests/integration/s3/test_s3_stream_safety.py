@@ -51,6 +51,70 @@ def s3_stream_properties(s3_server, storage_conn, java_major, tmp_path):
     return conn_id, hook, properties
 
 
+def _hostile_lake_on_s3(client, bucket, conn_id, checkpoint, control, table_uri, options) -> None:
+    """What a principal that can only write to the bucket plants beside the live stream is refused, and nothing
+    happens: a lease naming a sentinel process (beside another checkpoint) kills nothing, and VACUUM RETAIN 0
+    requests for the stream's driver, unsigned or signed with another key, are refused by the driver itself."""
+    import json
+    import socket
+    import subprocess
+    import uuid
+
+    from deltalake import DeltaTable
+
+    from airflow_spark_streaming.exceptions import UntrustedControlRecordError
+    from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator
+    from airflow_spark_streaming.runner import control_auth, protocol
+
+    def put(key: str, record: dict) -> None:
+        client.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
+
+    def table_files() -> set[str]:
+        return {k for k in _keys(client, bucket) if k.startswith("orders/") and "/_delta_log/" not in k}
+
+    files_before = table_files()
+    sentinel = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        other = f"s3a://{bucket}/_checkpoints/planted"
+        put(f"_checkpoints/planted/{protocol.LEASE_DIR}/{1:020d}",
+            {"version": 1, "generation": 1, "owner": "x", "heartbeat_ms": int(time.time() * 1000), "ttl_ms": 600_000,
+             "released": False, "host": socket.gethostname(), "pid": sentinel.pid, "app_id": "app-planted",
+             "submission": uuid.uuid4().hex,
+             "pid_start": control_auth.process_start_ticks(sentinel.pid),
+             "checkpoint": protocol.location_key(other)})  # fmt: skip
+        stop = StopStreamingQueryOperator(task_id="stop", checkpoint=other, storage_conn_id=conn_id, timeout=1,
+                                          poll_interval=0.2)  # fmt: skip
+        with pytest.raises(UntrustedControlRecordError, match="unsigned"):
+            stop.execute({})
+        assert sentinel.poll() is None, "a planted lease on S3 killed a process"
+
+        handoff = control.get_handoff()
+        now_ms = int(time.time() * 1000)
+        vacuum = {"action": "vacuum", "table": table_uri.replace("s3://", "s3a://"), "retain_hours": 0, "mode": "full",
+                  "dry_run": False, "retention_override": True, "expires_at_ms": now_ms + 300_000}  # fmt: skip
+        foreign = control_auth.ControlKey.from_text("f" * 32, source="another deployment")
+        planted = {}
+        for key, match in ((None, "unsigned"), (foreign, "does not match")):
+            request_id = uuid.uuid4().hex
+            body = {**vacuum, "request_id": request_id}
+            record = key.sign(control_auth.MAINTENANCE_REQUEST, body, scope=handoff["app_id"]) if key else body
+            put(f"_checkpoints/orders/{MAINTENANCE_DIR}/{protocol.maintenance_request_file(request_id)}", record)
+            planted[request_id] = match
+        wait_while_running(lambda: all(control.get_result(i) for i in planted), 180, "the driver's refusals",
+                           interval=0.5)  # fmt: skip
+        for request_id, match in planted.items():
+            result = control.get_result(request_id)  # signed by the runner
+            assert result["status"] == "refused" and match in result["error"], (match, result)
+        assert files_before <= table_files(), "table files were deleted"
+        table = DeltaTable(table_uri, storage_options=options)
+        assert not [c for c in table.history(table.version() + 1) if "VACUUM" in c["operation"]]
+    finally:
+        sentinel.kill()
+        sentinel.wait()
+        for key in [k for k in _keys(client, bucket) if k.startswith("_checkpoints/planted/")]:
+            client.delete_object(Bucket=bucket, Key=key)
+
+
 def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_bucket, s3_stream_properties, tmp_path):
     conn_id, hook, properties = s3_stream_properties
     client = s3_server.client()
@@ -115,6 +179,8 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
         assert not [k for k in new if MAINTENANCE_DIR in k], new
         newest = DeltaTable(common["table_uri"], storage_options=options)
         assert {c["operation"] for c in newest.history(newest.version() + 1)} == {"STREAMING UPDATE"}
+
+        _hostile_lake_on_s3(client, s3_bucket, conn_id, checkpoint, control, common["table_uri"], options)
 
         # The hand-off: the stream's driver runs the OPTIMIZE between its batches.
         optimize = DeltaOptimizeOperator(task_id="compact", stream_checkpoint=checkpoint, **common)
