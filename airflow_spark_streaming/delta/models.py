@@ -70,6 +70,8 @@ class DeltaTableStats:
     last_optimize: MaintenanceRecord | None
     last_vacuum: MaintenanceRecord | None
     read_at: float = field(default_factory=time.time)
+    #: The table's id (``metaData.id``), which a streaming reader's offsets carry as ``reservoirId``.
+    table_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -226,6 +226,7 @@ class DeltaTableHook(BaseHook):
             properties=dict(metadata.configuration),
             last_optimize=last["OPTIMIZE"],
             last_vacuum=last["VACUUM END"],
+            table_id=metadata.id,
         )
 
     def get_retention_seconds(self) -> float:

@@ -92,7 +92,8 @@ def create_app(
     @app.get("/api/streams/{stream_id}")
     def stream_detail(stream_id: str, user: GetUserDep) -> dict[str, Any]:
         ref, dag_ids = one(stream_id, user)
-        return {**reader.card(ref), **_visible(ref, dag_ids)}
+        visible = [r for r in refs() if r.dag_ids & dag_ids]  # the sink's readers: only queries the user may see
+        return {**reader.card(ref, among=visible), **_visible(ref, dag_ids)}
 
     @app.get("/api/streams/{stream_id}/history")
     def stream_history(stream_id: str, user: GetUserDep) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A card costs: the checkpoint's status (:class:`CheckpointHook`), its lease and newest progress event
 (:class:`RunnerControlHook`), for a Kafka query its threshold-free status (:class:`StreamHealthHook`) and
 its lag with time lag and retention headroom (:class:`KafkaLagHook`), and the sink table's small-files
-statistics (:class:`DeltaTableHook`). A detail adds the retained progress events. Each result is cached
+statistics (:class:`DeltaTableHook`), with the queries on the page that read that table (matched by the
+table id their Delta source offsets carry) and how far behind each is. A detail adds the retained progress
+events. Each result is cached
 for ``ttl`` seconds per query, and concurrent requests for the same query wait for one read, so ten open
 browsers cost what one does. Only numbers, ids and locations reach the JSON: no connection, no spec.
 """
@@ -123,6 +125,22 @@ class _Cache:
             return value
 
 
+def _public(card: dict[str, Any]) -> dict[str, Any]:
+    """The card without the private keys (``_...``) used to match readers to sinks."""
+    shown = {k: v for k, v in card.items() if not k.startswith("_")}
+    if isinstance(shown.get("sink"), dict):
+        shown["sink"] = {k: v for k, v in shown["sink"].items() if not k.startswith("_")}
+    return shown
+
+
+def _commit_times(ref: StreamRef, versions: set[int], latest: int) -> dict[int, int]:
+    from airflow_spark_streaming.hooks.delta import DeltaTableHook
+
+    return DeltaTableHook(ref.sink_table, storage_conn_id=ref.storage_conn_id).commit_timestamps(
+        versions, latest=latest
+    )
+
+
 class StreamReader:
     """Cards and histories of queries, cached per query.
 
@@ -142,11 +160,19 @@ class StreamReader:
         self._cache = _Cache(ttl, clock)
 
     def cards(self, refs: list[StreamRef]) -> list[dict[str, Any]]:
-        """The cards of ``refs``, in their order, read ``READERS`` at a time."""
+        """The cards of ``refs``, in their order, read ``READERS`` at a time; each sink table lists the
+        queries among ``refs`` that read it."""
         with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="streams-page") as pool:
-            return list(pool.map(self.card, refs))
+            found = list(pool.map(self._card, refs))
+        self._place_readers(refs, found)
+        return [_public(card) for card in found]
 
-    def card(self, ref: StreamRef) -> dict[str, Any]:
+    def card(self, ref: StreamRef, *, among: list[StreamRef] | None = None) -> dict[str, Any]:
+        """One query's card; its sink's readers are looked for among ``among`` (the queries the user may see)."""
+        pool = [r for r in among or [] if r.stream_id != ref.stream_id]
+        return self.cards([ref, *pool])[0]
+
+    def _card(self, ref: StreamRef) -> dict[str, Any]:
         base = {
             "stream_id": ref.stream_id,
             "query_name": ref.query_name,
@@ -179,6 +205,8 @@ class StreamReader:
             card["errors"].append(_error("checkpoint", err))
             return {**card, "status": None, "reason": card["errors"][0]["message"]}
         kafka = any(s.kind == "kafka" for s in status.committed_sources or status.planned_sources)
+        # Where it reads Delta tables, as a restart would resume: matched to other cards' sinks, never shown.
+        card["_delta_sources"] = [s for s in status.committed_sources or status.planned_sources if s.kind == "delta"]
         card.update(
             query_id=status.query_id,
             latest_planned_batch=status.latest_planned_batch,
@@ -273,7 +301,51 @@ class StreamReader:
             "small_files": stats.small_files,
             "small_file_share": stats.small_file_share,
             "small_file_bytes": stats.small_file_bytes,
+            "readers": [],
+            "_table_id": stats.table_id,
         }
+
+    def _place_readers(self, refs: list[StreamRef], cards: list[dict[str, Any]]) -> None:
+        """Fill each sink's ``readers``: the other queries whose Delta source reads that table, with the version
+        each reads next and how far behind the table that is, in versions and in time (its commit's age)."""
+        from airflow_spark_streaming.conditions.reader_retention import next_version_to_read
+
+        sinks = {}
+        for card in cards:  # cached cards are shared between requests: fill copies
+            if isinstance(card.get("sink"), dict):
+                card["sink"] = {**card["sink"], "readers": []}
+        for ref, card in zip(refs, cards, strict=True):
+            table_id = (card.get("sink") or {}).get("_table_id")
+            if table_id:
+                sinks.setdefault(table_id, []).append((ref, card["sink"]))
+        for ref, card in zip(refs, cards, strict=True):
+            sources = card.get("_delta_sources") or []
+            for table_id in {s.reservoir_id for s in sources}:
+                for sink_ref, sink in sinks.get(table_id, []):
+                    if sink_ref.stream_id == ref.stream_id:
+                        continue
+                    version = next_version_to_read(sources, table_id, ref.query_name or ref.stream_id)
+                    sink["readers"].append({
+                        "stream_id": ref.stream_id, "query_name": ref.query_name, "next_version": version,
+                        "lag_versions": max(0, sink["version"] - version + 1), "lag_seconds": None,
+                    })  # fmt: skip
+        for ref, card in zip(refs, cards, strict=True):
+            sink = card.get("sink") or {}
+            behind = {r["next_version"] for r in sink.get("readers", []) if r["lag_versions"]}
+            if not behind:
+                continue
+            try:
+                stamps = self._cache.get(
+                    ("commits", ref.sink_table, frozenset(behind), sink["version"]),
+                    lambda ref=ref, behind=behind, latest=sink["version"]: _commit_times(ref, behind, latest),
+                )
+            except Exception as err:  # noqa: BLE001 - the card says what failed
+                card["errors"] = [*card.get("errors", []), _error("readers", err)]
+                continue
+            now = time.time()
+            for reader in sink["readers"]:
+                stamp = stamps.get(reader["next_version"])
+                reader["lag_seconds"] = max(0.0, now - stamp / 1000) if stamp is not None else None
 
     def _read_history(self, ref: StreamRef) -> dict[str, Any]:
         from airflow_spark_streaming.hooks.runner_control import RunnerControlHook

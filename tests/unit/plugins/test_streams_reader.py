@@ -128,3 +128,48 @@ def test_hostile_progress_values_become_gaps_not_errors():
 def test_locations_are_shown_without_credentials():
     assert shown_location("s3://AKIAEXAMPLE:very-secret@bucket/ckpt") == "s3://bucket/ckpt"
     assert shown_location("/data/ckpt") == "/data/ckpt"
+
+
+def test_a_sink_lists_the_queries_on_the_page_that_read_it_and_how_far_behind_each_is(tmp_path):
+    import time
+
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from tests.unit.delta.test_delta_readers import write_checkpoint
+
+    table = tmp_path / "orders"
+    for version in range(4):  # versions 0..3
+        write_deltalake(str(table), pa.table({"id": [version]}), mode="append")
+        time.sleep(0.05)
+    table_id = DeltaTable(str(table)).metadata().id
+    other = tmp_path / "other"
+    write_deltalake(str(other), pa.table({"id": [0]}))
+    (tmp_path / "ck").mkdir()
+
+    def query(name, reads, version):
+        location = write_checkpoint(tmp_path / "ck" / name, reads, version)
+        return StreamRef(stream_id(location), location, query_name=name)
+
+    writer_location = write_checkpoint(tmp_path / "ck" / "writer", None)
+    writer = StreamRef(stream_id(writer_location), writer_location, query_name="writer", sink_table=str(table))
+    behind = query("behind", table_id, 1)  # reads version 1 next: versions 1, 2, 3 to go
+    caught_up = query("caught_up", table_id, 4)  # version 3 fully read: (4, -1)
+    elsewhere = query("elsewhere", DeltaTable(str(other)).metadata().id, 0)
+    refs = [writer, behind, caught_up, elsewhere]
+
+    reader = StreamReader()
+    for _ in range(2):  # the second answer comes from the cache and must not repeat a reader
+        cards = reader.cards(refs)
+        readers = {r["query_name"]: r for r in cards[0]["sink"]["readers"]}
+        assert set(readers) == {"behind", "caught_up"}
+        assert readers["behind"]["next_version"] == 1 and readers["behind"]["lag_versions"] == 3
+        commit_1 = DeltaTable(str(table)).history(3)[-1]["timestamp"] / 1000
+        assert readers["behind"]["lag_seconds"] == pytest.approx(time.time() - commit_1, abs=5)
+        assert readers["caught_up"]["lag_versions"] == 0 and readers["caught_up"]["lag_seconds"] is None
+        assert all(card.get("sink") is None for card in cards[1:])
+        text = json.dumps(cards)
+        assert "_table_id" not in text and "_delta_sources" not in text and table_id not in text
+    # One card alone knows no readers; among the queries a user may see, the same as the list.
+    assert reader.card(writer)["sink"]["readers"] == []
+    assert [r["query_name"] for r in reader.card(writer, among=refs)["sink"]["readers"]] == ["behind", "caught_up"]

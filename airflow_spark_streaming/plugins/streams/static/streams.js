@@ -115,7 +115,10 @@
       h(Field, { key: "headroom", name: "headroom", label: "retention headroom", value: duration(lag.retention_headroom_seconds) }),
       h(Field, { key: "sink", name: "sink", label: "sink table", value: card.sink_table || "–" }),
       h(Field, { key: "small", name: "small-files", label: "small files", value: card.sink ? number(sink.small_files) + " of " + number(sink.files) + " (" + percent(sink.small_file_share) + ")" : "–" }),
-    ];
+    ].concat((sink.readers || []).map(function (reader) {
+      var behind = reader.lag_versions ? number(reader.lag_versions) + " versions, " + duration(reader.lag_seconds) + " behind" : "caught up";
+      return h(Field, { key: "reader-" + reader.stream_id, name: "table-reader", label: "read by " + (reader.query_name || reader.stream_id), value: behind });
+    }));
   }
 
   function Card(props) {
