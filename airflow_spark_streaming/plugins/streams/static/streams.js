@@ -112,7 +112,7 @@
       h(Field, { key: "lease", name: "lease", label: "lease holder", value: card.lease ? (card.lease.holder || card.lease.host || "held") : "none" }),
       h(Field, { key: "lag", name: "lag", label: "total lag (records)", value: number(lag.total) }),
       h(Field, { key: "timelag", name: "time-lag", label: "time lag", value: duration(lag.time_lag_seconds) }),
-      h(Field, { key: "headroom", name: "headroom", label: "retention headroom", value: duration(lag.retention_headroom_seconds) }),
+      h(Field, { key: "headroom", name: "headroom", label: "retention headroom", value: lag.total === 0 ? "nothing unread" : duration(lag.retention_headroom_seconds) }),
       h(Field, { key: "sink", name: "sink", label: "sink table", value: card.sink_table || "–" }),
       h(Field, { key: "small", name: "small-files", label: "small files", value: card.sink ? number(sink.small_files) + " of " + number(sink.files) + " (" + percent(sink.small_file_share) + ")" : "–" }),
     ].concat((sink.readers || []).map(function (reader) {
