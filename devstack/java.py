@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 from airflow_spark_streaming.exceptions import JavaNotFoundError, JavaVersionError
-from airflow_spark_streaming.spark.jvm import MIN_JAVA_VERSION, SPARK_VERSION
+from airflow_spark_streaming.spark.jvm import MIN_JAVA_VERSION, SPARK_VERSION, spark_home
+from devstack.errors import LocalStackError
 
 _JAVA_VERSION = re.compile(r'version "(?P<version>[^"]+)"')
 
@@ -61,3 +62,15 @@ def check_java(minimum: int = MIN_JAVA_VERSION) -> int:
             f"install a JDK {minimum}+ and point JAVA_HOME at it."
         )
     return major
+
+
+def spark_script(name: str) -> str:
+    """A script of the pinned pyspark's ``bin/`` (``spark-submit``, ``spark-class``), else one on the ``PATH``."""
+    home = spark_home()
+    found = str(home / "bin" / name) if home else shutil.which(name)
+    if not found:
+        raise LocalStackError(
+            f"No {name!r} found beside the Python interpreter or on the PATH; install the "
+            "pinned pyspark into this environment (pip install -c constraints.txt -e .)."
+        )
+    return found

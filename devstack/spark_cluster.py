@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -17,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_spark_streaming.spark.jvm import spark_home
-from devstack.errors import LocalStackError
-from devstack.java import check_java
+from devstack.java import check_java, spark_script
 from devstack.process import (
     check_running,
     free_port,
@@ -67,17 +65,6 @@ class SparkCluster:
             return json.load(response)
 
 
-def spark_class() -> str:
-    home = spark_home()
-    found = str(home / "bin" / "spark-class") if home else shutil.which("spark-class")
-    if not found:
-        raise LocalStackError(
-            "No 'spark-class' found beside the Python interpreter or on the PATH; install the "
-            "pinned pyspark into this environment (pip install -c constraints.txt -e .)."
-        )
-    return found
-
-
 # stop() ends the worker before the master.
 SERVICE = Service(prog="spark-cluster", record=SparkCluster, state_file="cluster.json",
                   home_env="SPARK_LOCAL_CLUSTER_HOME", folder="spark-cluster",
@@ -93,7 +80,7 @@ def read_state(home: Path | None = None) -> SparkCluster | None:
 
 
 def _spawn(home: Path, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen:
-    return spawn([spark_class(), *args], home / f"{name}.log", env=env)
+    return spawn([spark_script("spark-class"), *args], home / f"{name}.log", env=env)
 
 
 def start(home: Path | None = None, *, cores: int = 2, memory: str = "3g", timeout: float = 120) -> SparkCluster:

@@ -16,15 +16,13 @@ Usage::
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies, spark_home
-from devstack.errors import LocalStackError
-from devstack.java import check_java
+from devstack.java import check_java, spark_script
 from devstack.process import (
     check_running,
     claim_port,
@@ -76,17 +74,6 @@ def default_home() -> Path:
 
 def read_state(home: Path | None = None) -> SparkConnectServer | None:
     return SERVICE.read_state(home)
-
-
-def spark_submit() -> str:
-    home = spark_home()
-    found = str(home / "bin" / "spark-submit") if home else shutil.which("spark-submit")
-    if not found:
-        raise LocalStackError(
-            "No 'spark-submit' found beside the Python interpreter or on the PATH; install the "
-            "pinned pyspark into this environment (pip install -c constraints.txt -e .)."
-        )
-    return found
 
 
 def server_properties(home: Path, port: int, conf: dict[str, str] | None = None) -> dict[str, str]:
@@ -145,8 +132,8 @@ def _start_once(
     properties.write_text(
         "".join(f"{key}={_properties_value(value)}\n" for key, value in server_properties(home, port, conf).items())
     )
-    command = [spark_submit(), "--master", "local[*]", "--name", "spark-connect-local", "--driver-memory", memory,
-               "--properties-file", str(properties), "--class", SERVER_CLASS, "spark-internal"]  # fmt: skip
+    command = [spark_script("spark-submit"), "--master", "local[*]", "--name", "spark-connect-local",
+               "--driver-memory", memory, "--properties-file", str(properties), "--class", SERVER_CLASS, "spark-internal"]  # fmt: skip
     env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": HOST, "PYSPARK_PYTHON": sys.executable}
     server = spawn(command, home / "server.log", env=env, cwd=home)
     record = SparkConnectServer(home=str(home), port=port, pid=server.pid)
