@@ -163,9 +163,9 @@ class _DeltaMaintenanceOperator(BaseOperator):
 
         return plan_maintenance(table_uri=self.table_uri, action=action, engine=self.engine,
                                 stream_checkpoint=self.stream_checkpoint, table_hook=hook, task_id=self.task_id,
-                                no_concurrent_writers=getattr(self, "no_concurrent_writers", False),
-                                storage_conn_id=getattr(self, "storage_conn_id", None),
-                                control_conn_id=getattr(self, "control_conn_id", None))  # fmt: skip
+                                no_concurrent_writers=self.no_concurrent_writers,
+                                storage_conn_id=self.storage_conn_id,
+                                control_conn_id=self.control_conn_id)  # fmt: skip
 
     def _hand_off(self, target, request: dict[str, Any]) -> dict[str, Any]:
         """Sign the request for the live runner (it expires with ``handoff_timeout``) and wait for its signed result."""
