@@ -337,3 +337,7 @@ class SparkConnectError(SparkStreamingError):
 
 class SparkConnectUnreachableError(SparkConnectError):
     """The Spark Connect server of the connection did not answer within the bounded connect time."""
+
+
+class SparkConnectUnsupportedError(SparkConnectError, InvalidParameterError):
+    """The Connect route cannot run this: a long-running query, a user application or a spark-submit setting."""

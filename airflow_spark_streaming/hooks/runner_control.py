@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,6 +153,11 @@ class RunnerControlHook(CheckpointStorageHook):
         """Ask the stream runner's query to stop gracefully after its current micro-batch."""
         self.root.fs.pipe_file(self.storage_path(STOP_FILE), b"stop")
 
+    def stop_requested(self) -> bool:
+        """Whether a stop marker (``_stop``) waits for the query."""
+        self.forget_listings()
+        return STOP_FILE in self.list_names()
+
     def clear_stop_request(self) -> None:
         try:
             self.root.fs.rm_file(self.storage_path(STOP_FILE))
@@ -248,6 +254,41 @@ class RunnerControlHook(CheckpointStorageHook):
         except FileNotFoundError:
             pass
 
+    def put_progress(self, batch_id: int, event: bytes) -> None:
+        """Write one progress event to ``_progress/`` as the runner's listener does; keep the newest ``PROGRESS_KEEP``."""
+        self.root.fs.mkdirs(self.storage_path(PROGRESS_DIR), exist_ok=True)
+        self.root.fs.pipe_file(self.storage_path(PROGRESS_DIR, progress_file(batch_id)), event)
+        if batch_id - PROGRESS_KEEP >= 0:
+            try:
+                self.root.fs.rm_file(self.storage_path(PROGRESS_DIR, progress_file(batch_id - PROGRESS_KEEP)))
+            except FileNotFoundError:
+                pass
+
+    def has_uncommitted_batch(self) -> bool:
+        """Whether the checkpoint's newest planned batch (``offsets/``) is not committed (``commits/``)."""
+        from airflow_spark_streaming.exceptions import CheckpointNotFoundError
+        from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+        try:
+            return self.sibling(CheckpointHook).get_status(include_state=False).has_uncommitted_batch
+        except CheckpointNotFoundError:
+            return False
+
+    def lease_store(self):
+        """The lease store a process on the Airflow side takes this checkpoint's lease with (Spark Connect runs).
+
+        Local disk: :class:`~airflow_spark_streaming.runner.lease.LocalLeaseStore` (an atomic link). Object
+        storage: a create with ``If-None-Match: *``, proven once to be refused for an existing key
+        (:class:`~airflow_spark_streaming.exceptions.UnsafeLeaseStoreError` otherwise).
+        """
+        from airflow_spark_streaming.runner.lease import LocalLeaseStore
+
+        if _is_local(self.root.fs):
+            return LocalLeaseStore(self.storage_path())
+        store = _ConditionalLeaseFiles(self)
+        store.prove()
+        return store
+
     def get_progress(self, *, after_batch: int = -1) -> list[dict[str, Any]]:
         """Progress events the stream runner wrote to ``_progress/`` for batches after ``after_batch``, oldest first.
 
@@ -299,6 +340,53 @@ class _LeaseFiles:
             self.seen[name] = data
             return data, written * 1000 if written else None
         raise AssertionError("unreachable")
+
+
+class _ConditionalLeaseFiles(_LeaseFiles):
+    """The whole lease store over object storage: create-if-absent is the store's conditional put."""
+
+    PROBE = "_lease_probe"
+
+    def _open_exclusive(self, name: str, data: bytes) -> bool:
+        try:
+            with self.hook.root.fs.open(self.hook.storage_path(name), "xb") as target:
+                target.write(data)
+            return True
+        except FileExistsError:
+            return False
+
+    def prove(self) -> None:
+        from airflow_spark_streaming.exceptions import UnsafeLeaseStoreError
+
+        probe = f"{self.PROBE}.{uuid.uuid4().hex}"
+        try:
+            self._open_exclusive(probe, b"1")
+            refused = not self._open_exclusive(probe, b"2")
+        except (OSError, ValueError, NotImplementedError) as err:
+            refused, cause = False, f"{type(err).__name__}: {str(err)[:200]}"
+        else:
+            cause = "a second create of one key succeeded"
+        finally:
+            self.delete(probe)
+        if not refused:
+            raise UnsafeLeaseStoreError(
+                f"the store of {self.hook.checkpoint} does not refuse a create of an existing key ({cause}), so two "
+                "runners could both take the checkpoint's lease; use a store with conditional writes (S3 and most "
+                "S3-compatible servers have them)."
+            )
+
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        self.hook.root.fs.mkdirs(posixpath.dirname(self.hook.storage_path(name)), exist_ok=True)
+        return self._open_exclusive(name, data)
+
+    def overwrite(self, name: str, data: bytes) -> None:
+        self.hook.root.fs.pipe_file(self.hook.storage_path(name), data)
+
+    def delete(self, name: str) -> None:
+        try:
+            self.hook.root.fs.rm_file(self.hook.storage_path(name))
+        except FileNotFoundError:
+            pass
 
 
 def _is_local(fs) -> bool:

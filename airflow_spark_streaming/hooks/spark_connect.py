@@ -65,8 +65,10 @@ def is_spark_connect_connection(conn_id: str | None) -> bool:
         return False
 
 
-class DeltaConnectHook(BaseHook):
-    """Run Delta maintenance SQL on the Spark Connect server of a ``spark_connect`` connection.
+class SparkConnectSessionHook(BaseHook):
+    """Sessions of their own on the Spark Connect server of a ``spark_connect`` connection, bounded in time.
+
+    The base of :class:`DeltaConnectHook` and ``hooks/stream_connect.StreamConnectHook``.
 
     :param spark_connect_conn_id: the ``spark_connect`` connection (host, port; login is the user id,
         password the token, extra ``use_ssl``), read with the Spark provider's ``SparkConnectHook``.
@@ -77,7 +79,7 @@ class DeltaConnectHook(BaseHook):
     conn_name_attr = "spark_connect_conn_id"
     default_conn_name = "spark_connect_default"
     conn_type = CONN_TYPE
-    hook_name = "Delta Lake over Spark Connect"
+    hook_name = "Spark Connect session"
 
     def __init__(
         self,
@@ -154,6 +156,27 @@ class DeltaConnectHook(BaseHook):
         finally:
             channel.close()
 
+    def unreachable_or_none(self, err: BaseException, during: str) -> SparkConnectUnreachableError | None:
+        """:class:`SparkConnectUnreachableError` when ``err`` is the server going away (after the bounded
+        retries), else ``None``."""
+        import grpc
+        from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+
+        text = str(err)
+        if isinstance(err, SparkConnectGrpcException | grpc.RpcError) and "UNAVAILABLE" in text.upper():
+            first = text.strip().splitlines()[0][:300] if text.strip() else type(err).__name__
+            return SparkConnectUnreachableError(
+                f"The Spark Connect server at {self.server or '?'} went away during {during} and did not come back "
+                f"within {self.max_retries} retries: {first}"
+            )
+        return None
+
+
+class DeltaConnectHook(SparkConnectSessionHook):
+    """Run Delta maintenance SQL on the Spark Connect server of a ``spark_connect`` connection."""
+
+    hook_name = "Delta Lake over Spark Connect"
+
     def run(self, spec: dict[str, Any], *, conf: dict[str, str] | None = None) -> ConnectJobResult:
         """Run one maintenance ``spec`` (as the spark-submit job reads it) on the server; wait for it.
 
@@ -181,16 +204,13 @@ class DeltaConnectHook(BaseHook):
                                 seconds=round(time.monotonic() - started, 3))  # fmt: skip
 
     def _translate(self, err: Exception, action: str, table: str | None, server: str) -> Exception:
-        from pyspark.errors.exceptions.connect import SparkConnectGrpcException
-
         from airflow_spark_streaming.exceptions import SparkStreamingError
 
         if isinstance(err, SparkStreamingError):
             return err
-        if isinstance(err, SparkConnectGrpcException) and "UNAVAILABLE" in str(err).upper():
-            return SparkConnectUnreachableError(
-                f"The Spark Connect server at {server} went away during {action.upper()} of {table}: {err}"
-            )
+        gone = self.unreachable_or_none(err, f"{action.upper()} of {table}")
+        if gone is not None:
+            return gone
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return SparkConnectError(
             f"{action.upper()} of {table} failed on the Spark Connect server at {server}: {first_line[:500]}"

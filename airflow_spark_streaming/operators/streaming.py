@@ -19,6 +19,8 @@ from airflow.sdk import BaseOperator, ResumableJobMixin
 from airflow_spark_streaming.exceptions import (
     CheckpointInUseError,
     InvalidStreamSpecError,
+    SparkConnectError,
+    SparkConnectUnsupportedError,
     StreamingRunIncompleteError,
 )
 from airflow_spark_streaming.operators.stop import StopStreamingQueryOperator  # noqa: F401 - its home before 0.2
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.stream_connect import StreamConnectHook
     from airflow_spark_streaming.hooks.submission import SparkJob, SparkSubmission, StreamingSubmitHook
 
 ON_KILL_GRACE_SECONDS = 30
@@ -200,6 +203,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self.control_conn_id = control_conn_id
         self.lease_consistency = _lease_consistency(self.task_id, lease_consistency, application)
         self._hook: StreamingSubmitHook | None = None
+        self._connect: StreamConnectHook | None = None
         self._run: _Run | None = None
         self._submission: SparkSubmission | None = None
         self._reattached: bool | None = None
@@ -281,6 +285,10 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
         self._submission, self._reattached, self._result = None, None, None
         spec = self._validated_spec() if self.spec is not None else None
+        from airflow_spark_streaming.hooks.spark_connect import is_spark_connect_connection
+
+        if is_spark_connect_connection(self.spark_conn_id):
+            return self._run_over_connect(context, spec)
         uses_kafka = (
             self.kafka
             if self.kafka is not None
@@ -351,6 +359,54 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
                 self._raise_kafka_refusal(str(err))
                 raise
         return self._bounded_result(committed_before)
+
+    def _run_over_connect(self, context: Context, spec: dict[str, Any] | None) -> dict[str, Any]:
+        """Bounded run of the spec on the ``spark_connect`` connection's server (``hooks/stream_connect.py``)."""
+        from airflow_spark_streaming.hooks.stream_connect import StreamConnectHook
+        from airflow_spark_streaming.hooks.submission import latest_committed_batch
+        from airflow_spark_streaming.kafka.spec import SPARK_REDACTION_REGEX
+        from airflow_spark_streaming.operators._progress_log import BatchProgressLog
+        from airflow_spark_streaming.storage.access import spark_spec
+
+        self._refuse_on_connect(spec)
+        kafka_spec = self._resolved_kafka_spec(spec)
+        self._run = _Run(job=None, checkpoint=spark_spec(spec)["checkpoint_location"], long_running=False,
+                         owner=_owner(context, self.task_id), kafka=kafka_spec)  # fmt: skip
+        self.log.info("Stream spec: %s", json.dumps(redact_spec(spark_spec(spec))))
+        # Kafka options are the query's: the server's plans and UI show them through these (runtime) settings.
+        conf = {"spark.sql.redaction.options.regex": SPARK_REDACTION_REGEX,
+                "spark.sql.redaction.string.regex": SPARK_REDACTION_REGEX, **(self.conf or {})}  # fmt: skip
+        checkpoint = self._checkpoint_hook()
+        committed_before = latest_committed_batch(checkpoint)
+        self._connect = StreamConnectHook(self.spark_conn_id, poll_interval=min(self.poll_interval, 1.0))
+        with BatchProgressLog(checkpoint, self.log, committed_before).running(self.poll_interval):
+            try:
+                run = self._connect.run_bounded(spark_spec(kafka_spec.spec), checkpoint, conf=conf)
+            except SparkConnectError as err:
+                self._raise_kafka_refusal(str(err))
+                raise
+        self.log.info("%s: ran on the Spark Connect server at %s in %.1fs", self.task_id, run.server, run.seconds)
+        return {**self._bounded_result(committed_before), "spark_transport": "connect", "server": run.server,
+                "run_id": run.run_id, "stopped": run.stopped}  # fmt: skip
+
+    def _refuse_on_connect(self, spec: dict[str, Any] | None) -> None:
+        """What a ``spark_connect`` connection cannot run, refused before anything starts."""
+        problems = []
+        if spec is None:
+            problems.append("application runs only through spark-submit: give a spec instead")
+        elif "processing_time" in spec["trigger"]:
+            problems.append(
+                "a long-running query (trigger processing_time) would live only as long as the server's session: run "
+                "it through a 'spark' connection, or make it a scheduled bounded run (trigger available_now)"
+            )
+        for name in ("deploy_mode", "extra_packages", "extra_jars", "jvm_resolver", "submit_kwargs", "name"):
+            if getattr(self, name):
+                problems.append(f"{name} is a spark-submit setting; the server's own start-up settings decide it")
+        if problems:
+            raise SparkConnectUnsupportedError(
+                f"{self.task_id}: spark_conn_id {self.spark_conn_id!r} is a spark_connect connection, which runs "
+                f"bounded stream specs on its server; {'; '.join(problems)}."
+            )
 
     def _own_submission_or_refuse(self, checkpoint) -> SparkSubmission | None:
         """Refuse a checkpoint a live query holds; return its submission if that query is this task's own."""
@@ -518,12 +574,16 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
     def on_kill(self) -> None:
         """A killed task does not leave its job behind.
 
+        A run on a Spark Connect server is stopped within one poll.
+
         A submitted driver is first asked to stop through the same stop marker as
         :class:`StopStreamingQueryOperator`, and killed through its cluster manager
         if it is still running 30 s later; a bounded run in this process's
         spark-submit is killed through the Spark provider's hook.
         """
-        if self._submission is not None and self._run is not None:
+        if self._connect is not None:
+            self._connect.cancel()
+        elif self._submission is not None and self._run is not None:
             self._hook.stop_driver(self._submission, self._checkpoint_hook(), grace_seconds=ON_KILL_GRACE_SECONDS)
         elif self._hook is not None:
             self._hook.on_kill()
@@ -533,7 +593,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 class _Run:
     """What one execution of the submit operator works on, once templates are rendered."""
 
-    job: SparkJob
+    job: SparkJob | None  # None for a run on a Spark Connect server
     checkpoint: str
     long_running: bool
     owner: str

@@ -19,6 +19,9 @@ from tests.support.folder_markers import mark_folder
 
 def pytest_collection_modifyitems(items):
     mark_folder(items, Path(__file__).parent, pytest.mark.integration)
+    for item in items:  # the Connect layer runs alone with -m connect
+        if "spark_connect_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.connect)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +108,11 @@ def spark_connect_server(tmp_path_factory, java_major):
     """A real Spark Connect server (Delta, Kafka) on a free 127.0.0.1 port, started once for the session."""
     from devstack import spark_connect
 
-    server = spark_connect.start(tmp_path_factory.mktemp("spark-connect"), port=0)
+    home = tmp_path_factory.mktemp("spark-connect")
+    # The event log records every plan the server ran: the secrets tests search it.
+    (home / "events").mkdir()
+    server = spark_connect.start(home, port=0, conf={"spark.eventLog.enabled": "true",
+                                                     "spark.eventLog.dir": (home / "events").as_uri()})  # fmt: skip
     yield server
     spark_connect.stop(Path(server.home))
 

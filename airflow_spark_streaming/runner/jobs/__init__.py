@@ -35,6 +35,7 @@ RUNNER_SUPPORT_MODULES = (
     "runner/protocol.py",
     "runner/lease.py",
     "runner/control_auth.py",
+    "runner/query.py",
     "runner/jobs/__init__.py",
     "runner/jobs/stream_runner.py",
     "runner/jobs/maintenance_handoff.py",

@@ -32,13 +32,16 @@ except ImportError:  # spark-submit runs this file by path; a driver whose Pytho
     sys.path.append(str(Path(__file__).resolve().parents[3]))
     from airflow_spark_streaming.runner import control_auth, protocol
 
-FILE_FORMATS = protocol.FILE_FORMATS
-SOURCE_FORMATS = protocol.SOURCE_FORMATS
-SINK_FORMATS = protocol.SINK_FORMATS
+# The query itself is built with the DataFrame API alone, shared with the Spark Connect route.
+from airflow_spark_streaming.runner.query import (  # noqa: E402
+    SpecError,
+    outside_sql,
+    redact_secrets,
+    require,
+    transform_refused,
+)
 
-
-class SpecError(ValueError):
-    """The spec cannot describe a query; the message names the field and the fix."""
+_require = require  # the old private name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,78 +94,6 @@ def _read_hadoop_text(spark, uri: str, *, delete: bool) -> str:
     if delete:
         fs.delete(path, False)
     return text
-
-
-def _require(section: dict[str, Any], key: str, where: str) -> Any:
-    if key not in section or section[key] in (None, ""):
-        raise SpecError(f"{where}.{key} is required")
-    return section[key]
-
-
-def build_reader(spark, source: dict[str, Any]):
-    fmt = _require(source, "format", "source")
-    if fmt not in SOURCE_FORMATS:
-        raise SpecError(f"source.format {fmt!r} is not one of {SOURCE_FORMATS}")
-    reader = spark.readStream.format(fmt).options(**_kafka_connection(source).get("options", {}))
-    reader = reader.options(**{k: str(v) for k, v in source.get("options", {}).items()})
-    if source.get("schema"):
-        reader = reader.schema(source["schema"])
-    elif fmt in FILE_FORMATS and fmt != "text":
-        raise SpecError(
-            f"source.schema is required for a {fmt} file source (a DDL string such as 'id INT, name STRING')"
-        )
-    if fmt in (*FILE_FORMATS, "delta"):
-        return reader.load(_require(source, "path", "source"))
-    return reader.load()
-
-
-def _kafka_connection(section: dict[str, Any]) -> dict[str, Any]:
-    """The options the operator resolved from the section's ``kafka_config_id`` (hooks/kafka_spec.py)."""
-    return section.get("kafka_connection") or {}
-
-
-def redact_secrets(text: str, spec: dict[str, Any]) -> str:
-    """``text`` without any secret value of the spec's resolved Kafka connections."""
-    secrets = {spec.get(control_auth.SPEC_KEY) or ""}
-    for name in ("source", "sink"):
-        resolved = _kafka_connection(spec.get(name) or {})
-        secrets.update(resolved.get("secret_values", []))
-        secrets.update(resolved.get("options", {}).get(k, "") for k in resolved.get("secret_keys", []))
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def build_writer(frame, spec: dict[str, Any]):
-    sink = _require(spec, "sink", "spec")
-    fmt = _require(sink, "format", "sink")
-    if fmt not in SINK_FORMATS:
-        raise SpecError(f"sink.format {fmt!r} is not one of {SINK_FORMATS}")
-    writer = (
-        frame.writeStream.format(fmt)
-        .outputMode(sink.get("output_mode", "append"))
-        .option("checkpointLocation", _require(spec, "checkpoint_location", "spec"))
-        .options(**_kafka_connection(sink).get("options", {}))
-        .options(**{k: str(v) for k, v in sink.get("options", {}).items()})
-    )
-    if spec.get("query_name"):
-        writer = writer.queryName(spec["query_name"])
-    if sink.get("partition_by"):
-        writer = writer.partitionBy(*sink["partition_by"])
-    if fmt == "delta" and sink.get("merge_schema"):
-        writer = writer.option("mergeSchema", "true")
-    trigger = spec.get("trigger", {"available_now": True})
-    if trigger.get("available_now"):
-        writer = writer.trigger(availableNow=True)
-    elif trigger.get("once"):  # used only to finish a batch a graceful stop interrupted
-        writer = writer.trigger(once=True)
-    elif trigger.get("processing_time"):
-        writer = writer.trigger(processingTime=trigger["processing_time"])
-    else:
-        raise SpecError("trigger must be {'available_now': true} or {'processing_time': '<interval>'}")
-    if fmt in ("delta", "parquet", "json", "csv", "orc"):
-        return writer, _require(sink, "path", "sink")
-    return writer, None
 
 
 PROGRESS_KEEP = protocol.PROGRESS_KEEP
@@ -385,21 +316,10 @@ def _stop_within(query, seconds: float) -> None:
         os._exit(4)
 
 
-def _start_query(spark, spec: dict[str, Any]):
-    frame = build_reader(spark, _require(spec, "source", "spec"))
-    if spec.get("transform_sql"):
-        frame.createOrReplaceTempView("source")
-        frame = spark.sql(_checked_query(spark, spec["transform_sql"]))
-    writer, path = build_writer(frame, spec)
-    return writer.start(path) if path else writer.start()
+def _start_query(spark, spec: dict[str, Any], trigger: dict[str, Any] | None = None):
+    from airflow_spark_streaming.runner.query import start_query
 
-
-#: What ``transform_sql`` may not hold even as a query, as Spark prints its unresolved plan: a script
-#: (``TRANSFORM ... USING``) and the functions that call any static Java method.
-_OUTSIDE_SQL = (
-    ("a script (TRANSFORM ... USING)", r"\bScriptTransformation\b"),
-    ("Java reflection (reflect, java_method, try_reflect)", r"'(?:[\w`]+\.)*`?(?:reflect|java_method|try_reflect)`?\("),
-)
+    return start_query(spark, spec, lambda session, sql: session.sql(_checked_query(session, sql)), trigger)
 
 
 def _checked_query(spark, sql: str) -> str:
@@ -412,11 +332,7 @@ def _checked_query(spark, sql: str) -> str:
     settings, environment variables and JVM properties into the text), a script and Java reflection are
     refused.
     """
-    import re
-
-    def refused(problem: str) -> SpecError:
-        return SpecError(f"transform_sql must be exactly one SELECT query over 'source', without ';': {problem}")
-
+    refused = transform_refused
     if "${" in sql:
         raise refused("it holds '${', which Spark would replace with settings or environment variables")
     parser = spark._jsparkSession.sessionState().sqlParser()
@@ -428,10 +344,9 @@ def _checked_query(spark, sql: str) -> str:
         raise refused(detail) from None
     if statement.getClass().getName() != query.getClass().getName():
         raise refused(f"Spark reads it as {statement.nodeName()}, not as the query {query.nodeName()}")
-    plan = query.toString()
-    for what, pattern in _OUTSIDE_SQL:
-        if re.search(pattern, plan, re.IGNORECASE):
-            raise refused(f"it holds {what}")
+    problem = outside_sql(query.toString())
+    if problem:
+        raise refused(f"it holds {problem}")
     return sql
 
 
@@ -477,7 +392,7 @@ def _run_query(spark, spec: dict[str, Any], checkpoint: str, lease_lost=None, ke
         # The stop landed inside a batch (a query that is behind has no idle gap). On restart Spark
         # re-runs exactly that planned batch; a one-batch run commits it, and the stop is clean.
         print("stream_runner: finishing the batch the stop interrupted", file=sys.stderr)
-        query = _start_query(spark, {**spec, "trigger": {"once": True}})
+        query = _start_query(spark, spec, {"once": True})
         query.awaitTermination()
     try:  # let the listener write the last progress events before the driver exits
         spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30_000)
