@@ -1,8 +1,8 @@
 """Delta maintenance on a warm Spark Connect server: OPTIMIZE, Z-ORDER, VACUUM and conversion as SQL, no spark-submit.
 
-The statements and their checks are the maintenance job's own
-(:mod:`airflow_spark_streaming.runner.jobs.delta_maintenance`): the job's functions take any
-SparkSession, so here they get a Connect session instead of a spark-submit driver's. The same
+The statements and their checks are those the spark-submit maintenance job runs
+(:mod:`airflow_spark_streaming.delta.spark_maintenance`): its functions take any SparkSession, so
+here they get a Connect session instead of a spark-submit driver's. The same
 partition-predicate check, Z-ORDER quoting, retention floor (the table's
 ``delta.deletedFileRetentionDuration``) and restore of the session's retention check (in a
 ``finally``) apply.
@@ -184,9 +184,9 @@ class DeltaConnectHook(SparkConnectSessionHook):
         :raises DeltaMaintenanceError: a spec the job refuses (a ``where`` that is not a partition predicate ...).
         :raises SparkConnectError: the server failed the statement.
         """
-        from airflow_spark_streaming.runner.jobs import delta_maintenance as job
+        from airflow_spark_streaming.delta import spark_maintenance
 
-        actions = {"optimize": job.optimize, "vacuum": job.vacuum, "convert": job.convert}
+        actions = spark_maintenance.ACTIONS
         action = spec.get("action")
         if action not in actions:
             raise DeltaMaintenanceError(f"maintenance action {action!r} is not one of {sorted(actions)}.")
@@ -195,7 +195,7 @@ class DeltaConnectHook(SparkConnectSessionHook):
             server = self.server or "?"
             try:
                 actions[action](spark, spec)
-            except job.MaintenanceRefused as err:
+            except spark_maintenance.MaintenanceRefused as err:
                 refused = UnsafeRetentionError if "retention" in str(err) else DeltaMaintenanceError
                 raise refused(f"{action.upper()} of {spec.get('table')} refused: {err}; nothing was changed.") from err
             except Exception as err:

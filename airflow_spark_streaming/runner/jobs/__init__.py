@@ -31,6 +31,8 @@ RUNNER_SUPPORT_MODULES = (
     "utils/__init__.py",
     "utils/moved_modules.py",
     "utils/bounded_json.py",
+    "delta/__init__.py",
+    "delta/spark_maintenance.py",
     "runner/__init__.py",
     "runner/protocol.py",
     "runner/lease.py",

@@ -17,7 +17,8 @@ Anyone who can write to the lake can write into ``_maintenance/``, so a request 
 it carries a MAC under the control key (``control_auth.MAINTENANCE_REQUEST``, scoped to this
 driver's application id), names the file it sits in, has not expired and was not answered
 before. Everything else gets a signed refusal and changes nothing. The job re-checks the
-request's ``where``, ``zorder_by`` and retention itself (``jobs/delta_maintenance.py``). A runner
+request's ``where``, ``zorder_by`` and retention again (``delta/spark_maintenance.py``, as the spark-submit
+job and the Spark Connect hook do). A runner
 without a control key takes no requests at all (it advertises no hand-off).
 
 Files (stdlib JSON, written through Hadoop's FileSystem)::
@@ -37,10 +38,12 @@ import traceback
 from pathlib import Path
 
 try:
+    from airflow_spark_streaming.delta import spark_maintenance
     from airflow_spark_streaming.runner import control_auth, protocol
     from airflow_spark_streaming.utils import bounded_json
 except ImportError:  # run inside a driver whose Python lacks the package
     sys.path.append(str(Path(__file__).resolve().parents[3]))
+    from airflow_spark_streaming.delta import spark_maintenance
     from airflow_spark_streaming.runner import control_auth, protocol
     from airflow_spark_streaming.utils import bounded_json
 
@@ -52,13 +55,6 @@ MAX_REQUESTS_PER_PASS = 50
 
 class RequestRefused(ValueError):
     """A maintenance request this runner will not run: unsigned, altered, expired, answered, or out of bounds."""
-
-
-def load_job(name: str):
-    """A sibling job module (the ``jobs`` package imports only the standard library)."""
-    import importlib
-
-    return importlib.import_module(f"airflow_spark_streaming.runner.jobs.{name}")
 
 
 class MaintenanceWatcher:
@@ -161,7 +157,6 @@ class MaintenanceWatcher:
             self.batch_done.wait(0.1)
 
     def _run(self, request: dict) -> dict:
-        jobs = load_job("delta_maintenance")
         action = request["action"]
         keys = ("where", "zorder_by", "max_attempts") if action == "optimize" else \
             ("retain_hours", "mode", "dry_run", "retention_override")  # fmt: skip
@@ -174,11 +169,11 @@ class MaintenanceWatcher:
                 saved = conf.get(size_key, None)
                 conf.set(size_key, str(size))
             try:
-                (jobs.optimize if action == "optimize" else jobs.vacuum)(self.spark, spec)
+                spark_maintenance.ACTIONS[action](self.spark, spec)
             finally:
                 if action == "optimize" and size:
                     conf.unset(size_key) if saved is None else conf.set(size_key, saved)
-        except jobs.MaintenanceRefused as err:
+        except spark_maintenance.MaintenanceRefused as err:
             return {"status": "refused", "error": f"{type(err).__name__}: {err}"[:4000]}
         except Exception as err:  # noqa: BLE001 - reported to the waiting operator
             traceback.print_exc()

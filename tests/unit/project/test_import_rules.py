@@ -3,6 +3,9 @@
 The rules (see docs/architecture.md):
 - ``conditions/`` decides on models only: it imports no hook, operator, sensor, trigger, check or I/O domain module.
 - ``runner/`` imports nothing from Airflow, and its Spark-side modules import with Airflow absent.
+- What the drivers load (``RUNNER_SUPPORT_MODULES``, the YARN ``--py-files`` zip) imports nothing from Airflow and
+  no provider module outside that list, anywhere in its code.
+- Airflow-side modules never import a runner job (``runner/jobs/<job>.py``), not even inside a function.
 - Airflow-side modules import no pyspark, delta, deltalake, confluent_kafka or boto3 at module level.
 - The module-level import graph has no cycles.
 """
@@ -31,7 +34,7 @@ def _imports(path: Path, *, module_level_only: bool) -> set[str]:
     """Absolute names ``path`` imports; module level excludes function bodies and ``if TYPE_CHECKING``."""
     tree = ast.parse(path.read_text())
     is_package = path.name == "__init__.py"
-    own = _module_name(path).split(".")
+    own = _module_name(path).split(".") if PACKAGE_DIR.parent in path.parents else []
     found: set[str] = set()
 
     def visit(nodes):
@@ -57,6 +60,34 @@ def _imports(path: Path, *, module_level_only: bool) -> set[str]:
 
     visit(tree.body)
     return found
+
+
+def _imported_by_name(path: Path) -> set[str]:
+    """Modules ``path`` names as a string literal to ``importlib.import_module`` or ``__import__``, anywhere."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        first = node.args[0]
+        if called in ("import_module", "__import__") and isinstance(first, ast.Constant):
+            if isinstance(first.value, str) and not first.value.startswith("."):
+                found.add(first.value)
+    return found
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every module ``path`` imports: statements anywhere (function bodies too) and ``import_module`` literals."""
+    return _imports(path, module_level_only=False) | _imported_by_name(path)
+
+
+def _module_file(name: str) -> str:
+    """The package-relative file of module ``name`` (``airflow_spark_streaming.delta`` -> ``delta/__init__.py``)."""
+    relative = name.removeprefix(f"{PACKAGE}.").replace(".", "/") if name != PACKAGE else ""
+    if relative and (PACKAGE_DIR / f"{relative}.py").exists():
+        return f"{relative}.py"
+    return f"{relative}/__init__.py".lstrip("/")
 
 
 def _package_files(folder: str = "") -> list[Path]:
@@ -92,14 +123,78 @@ def test_conditions_import_models_only():
     assert offenders == []
 
 
-def test_runner_imports_nothing_from_airflow():
+def test_runner_and_what_the_drivers_load_import_nothing_from_airflow():
+    driver_side = {*_package_files("runner"), *(PACKAGE_DIR / name for name in RUNNER_SUPPORT_MODULES)}
     offenders = [
         f"{path.relative_to(PACKAGE_DIR)} imports {name}"
-        for path in _package_files("runner")
-        for name in _imports(path, module_level_only=False)
+        for path in sorted(driver_side)
+        for name in _all_imports(path)
         if name == "airflow" or name.startswith("airflow.")
     ]
     assert offenders == []
+
+
+#: Provider modules a driver-side module imports only on a path the drivers never take.
+AIRFLOW_SIDE_ONLY = {
+    ("runner/jobs/__init__.py", "exceptions.py"),  # job_path() raises the provider's error: the Airflow side calls it
+}
+
+
+def test_what_the_drivers_load_needs_no_provider_module_outside_the_shipped_list():
+    """The YARN zip carries RUNNER_SUPPORT_MODULES only: every provider module they import, and its packages, is there."""
+    shipped = set(RUNNER_SUPPORT_MODULES)
+    missing = set()
+    for name in RUNNER_SUPPORT_MODULES:
+        for imported in _all_imports(PACKAGE_DIR / name):
+            if imported != PACKAGE and not imported.startswith(f"{PACKAGE}."):
+                continue
+            parts = imported.split(".")
+            for depth in range(1, len(parts) + 1):  # the module and every package above it
+                module = ".".join(parts[:depth])
+                if _is_package_module(module) and (name, _module_file(module)) not in AIRFLOW_SIDE_ONLY:
+                    if _module_file(module) not in shipped:
+                        missing.add(f"{name} imports {module} ({_module_file(module)})")
+    assert sorted(missing) == []
+
+
+def test_airflow_side_modules_never_import_a_runner_job():
+    """Jobs are PySpark programs spark-submit runs by path (``job_path``); Airflow-side code only names their file.
+
+    Checked everywhere in each module, function bodies and ``importlib.import_module("...")`` included; the
+    ``runner.jobs`` package itself (``job_path``, ``RUNNER_SUPPORT_MODULES``) may be imported.
+    """
+    jobs_dir = PACKAGE_DIR / "runner" / "jobs"
+    jobs_package = f"{PACKAGE}.runner.jobs"
+    offenders = [
+        f"{path.relative_to(PACKAGE_DIR)} imports {name}"
+        for path in _package_files()
+        if jobs_dir not in path.parents
+        for name in _all_imports(path)
+        if name.startswith(f"{jobs_package}.") and _is_package_module(name)
+    ]
+    assert offenders == []
+
+
+def test_the_import_rules_see_imports_inside_functions_and_by_name(tmp_path):
+    """The scanner the rules above rely on, on a module that hides its imports as well as it can."""
+    hidden = tmp_path / "hidden.py"
+    hidden.write_text(
+        "import importlib\n"
+        "def run():\n"
+        "    from airflow_spark_streaming.runner.jobs import delta_maintenance\n"
+        "    class Inner:\n"
+        "        def go(self):\n"
+        "            import airflow_spark_streaming.runner.jobs.stream_runner\n"
+        "            return importlib.import_module('airflow_spark_streaming.runner.jobs.maintenance_handoff')\n"
+        "    return __import__('airflow.sdk'), Inner\n"
+    )
+    assert {
+        f"{PACKAGE}.runner.jobs.delta_maintenance",
+        f"{PACKAGE}.runner.jobs.stream_runner",
+        f"{PACKAGE}.runner.jobs.maintenance_handoff",
+        "airflow.sdk",
+    } <= _all_imports(hidden)
+    assert _imports(hidden, module_level_only=True) == {"importlib"}
 
 
 def test_the_runners_spark_side_modules_import_without_airflow():

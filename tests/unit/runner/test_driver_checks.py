@@ -1,7 +1,7 @@
 """The driver side of the control channel: only signed, fresh, unanswered requests run, and the job re-checks them.
 
-The maintenance watcher and the Delta maintenance job run here against a stand-in for Spark's
-session and Hadoop's file system, so every refusal is checked without a JVM: what reached
+The maintenance watcher and the session-level Delta maintenance it shares with the spark-submit job
+(``delta/spark_maintenance.py``) run here against a stand-in for Spark's session and Hadoop's file system, so every refusal is checked without a JVM: what reached
 ``spark.sql``, what was written back, and the session's settings afterwards.
 """
 
@@ -15,11 +15,11 @@ import uuid
 
 import pytest
 
+from airflow_spark_streaming.delta import spark_maintenance
 from airflow_spark_streaming.delta.sql import partition_filters_sql
 from airflow_spark_streaming.hooks.control_key import ControlKeyHook
 from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
 from airflow_spark_streaming.runner import control_auth, protocol
-from airflow_spark_streaming.runner.jobs import delta_maintenance as jobs
 from airflow_spark_streaming.runner.jobs.maintenance_handoff import MaintenanceWatcher, watch_maintenance_requests
 
 TABLE = "s3a://lake/orders"
@@ -93,14 +93,14 @@ class _Spark:
 )
 def test_the_driver_reads_back_exactly_what_the_airflow_side_writes(filters):
     where = partition_filters_sql(filters)
-    parsed = jobs.parse_partition_where(where)
+    parsed = spark_maintenance.parse_partition_where(where)
 
     def text(value):  # the Airflow side quotes every value as a string literal
         return [text(v) for v in value] if isinstance(value, list) else None if value is None else str(value)
 
     assert [(c, op, text(v)) for c, op, v in filters] == parsed
-    assert jobs.partition_where_sql(parsed) == where
-    assert set(jobs.PARTITION_FILTER_OPERATORS) == set(__import__(
+    assert spark_maintenance.partition_where_sql(parsed) == where
+    assert set(spark_maintenance.PARTITION_FILTER_OPERATORS) == set(__import__(
         "airflow_spark_streaming.delta.sql", fromlist=["x"]).PARTITION_FILTER_OPERATORS)  # fmt: skip
 
 
@@ -125,54 +125,59 @@ def test_the_driver_reads_back_exactly_what_the_airflow_side_writes(filters):
     ],
 )
 def test_anything_but_a_partition_predicate_is_refused_by_the_driver(where):
-    with pytest.raises(jobs.MaintenanceRefused):
-        jobs.parse_partition_where(where)
+    with pytest.raises(spark_maintenance.MaintenanceRefused):
+        spark_maintenance.parse_partition_where(where)
     spark = _Spark()
-    with pytest.raises(jobs.MaintenanceRefused):
-        jobs.optimize(spark, {"table": TABLE, "where": where or None, "zorder_by": "a"})
+    with pytest.raises(spark_maintenance.MaintenanceRefused):
+        spark_maintenance.optimize(spark, {"table": TABLE, "where": where or None, "zorder_by": "a"})
     assert spark.ran("OPTIMIZE") == []
 
 
 def test_optimize_runs_only_partition_columns_and_quoted_zorder_names():
     spark = _Spark(partitions=["day"])
-    with pytest.raises(jobs.MaintenanceRefused, match="not partition columns"):
-        jobs.optimize(spark, {"table": TABLE, "where": "`value` = '1'"})
-    jobs.optimize(spark, {"table": TABLE, "where": "`day` = '1'", "zorder_by": ["a`) OR (`b", "c"]})
+    with pytest.raises(spark_maintenance.MaintenanceRefused, match="not partition columns"):
+        spark_maintenance.optimize(spark, {"table": TABLE, "where": "`value` = '1'"})
+    spark_maintenance.optimize(spark, {"table": TABLE, "where": "`day` = '1'", "zorder_by": ["a`) OR (`b", "c"]})
     assert spark.ran("OPTIMIZE") == [
         "OPTIMIZE delta.`s3a://lake/orders` WHERE `day` = '1' ZORDER BY (`a``) OR (``b`, `c`)"
     ]
     for bad in ({"zorder_by": [""]}, {"zorder_by": [1]}, {"max_attempts": 0}, {"max_attempts": True}):
-        with pytest.raises(jobs.MaintenanceRefused):
-            jobs.optimize(_Spark(), {"table": TABLE, **bad})
+        with pytest.raises(spark_maintenance.MaintenanceRefused):
+            spark_maintenance.optimize(_Spark(), {"table": TABLE, **bad})
 
 
 def test_vacuum_never_goes_below_the_tables_retention_without_the_signed_override():
     spark = _Spark(retention="interval 2 days")
-    with pytest.raises(jobs.MaintenanceRefused, match=r"shorter than the table's .*\(48h\)"):
-        jobs.vacuum(spark, {"table": TABLE, "retain_hours": 0, "mode": "full"})
-    with pytest.raises(jobs.MaintenanceRefused):
-        jobs.vacuum(spark, {"table": TABLE, "retain_hours": 47.9, "retention_override": "yes"})
+    with pytest.raises(spark_maintenance.MaintenanceRefused, match=r"shorter than the table's .*\(48h\)"):
+        spark_maintenance.vacuum(spark, {"table": TABLE, "retain_hours": 0, "mode": "full"})
+    with pytest.raises(spark_maintenance.MaintenanceRefused):
+        spark_maintenance.vacuum(spark, {"table": TABLE, "retain_hours": 47.9, "retention_override": "yes"})
     assert spark.ran("VACUUM") == [] and spark.conf.settings == {}
 
-    jobs.vacuum(spark, {"table": TABLE, "retain_hours": 48, "mode": "lite"})  # the check stays on in Delta too
-    assert spark.seen_during == {jobs.VACUUM_LOGGING: "true", jobs.RETENTION_WINDOW_IGNORE: "false"}
+    spark_maintenance.vacuum(
+        spark, {"table": TABLE, "retain_hours": 48, "mode": "lite"}
+    )  # the check stays on in Delta too
+    assert spark.seen_during == {
+        spark_maintenance.VACUUM_LOGGING: "true",
+        spark_maintenance.RETENTION_WINDOW_IGNORE: "false",
+    }
     assert spark.conf.settings == {}  # RETAIN is honoured during the VACUUM (delta-spark 4 ignores it by default)
 
-    spark.conf.set(jobs.RETENTION_CHECK, "true")
-    jobs.vacuum(spark, {"table": TABLE, "retain_hours": 0, "mode": "full", "retention_override": True})
+    spark.conf.set(spark_maintenance.RETENTION_CHECK, "true")
+    spark_maintenance.vacuum(spark, {"table": TABLE, "retain_hours": 0, "mode": "full", "retention_override": True})
     assert spark.ran("VACUUM")[-1] == "VACUUM delta.`s3a://lake/orders` FULL RETAIN 0.0 HOURS"
-    assert spark.seen_during[jobs.RETENTION_CHECK] == "false"
-    assert spark.conf.settings == {jobs.RETENTION_CHECK: "true"}  # restored as it was
+    assert spark.seen_during[spark_maintenance.RETENTION_CHECK] == "false"
+    assert spark.conf.settings == {spark_maintenance.RETENTION_CHECK: "true"}  # restored as it was
 
     failing = _Spark(fail=True)
     with pytest.raises(RuntimeError):
-        jobs.vacuum(failing, {"table": TABLE, "retain_hours": 1, "retention_override": True})
+        spark_maintenance.vacuum(failing, {"table": TABLE, "retain_hours": 1, "retention_override": True})
     assert failing.conf.settings == {}  # restored after a failure too
-    assert jobs.table_retention_hours(_Spark(retention=None), TABLE) == 168
+    assert spark_maintenance.table_retention_hours(_Spark(retention=None), TABLE) == 168
     for bad in ({"retain_hours": -1}, {"retain_hours": float("inf")}, {"retain_hours": "0"}, {"mode": "fast"},
                 {"dry_run": "no"}):  # fmt: skip
-        with pytest.raises(jobs.MaintenanceRefused):
-            jobs.vacuum(_Spark(), {"table": TABLE, "retain_hours": 200, **bad})
+        with pytest.raises(spark_maintenance.MaintenanceRefused):
+            spark_maintenance.vacuum(_Spark(), {"table": TABLE, "retain_hours": 200, **bad})
 
 
 # --- the watcher ---------------------------------------------------------------------------------

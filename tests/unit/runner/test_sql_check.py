@@ -140,23 +140,23 @@ class _Spark:
 
 
 def test_zorder_names_are_backquoted_with_backquotes_doubled():
-    from airflow_spark_streaming.runner.jobs import delta_maintenance
+    from airflow_spark_streaming.delta import spark_maintenance
 
     spark = _Spark()
-    delta_maintenance.optimize(spark, {"table": "/lake/t`x", "zorder_by": ["id", "a`) ; DROP TABLE t; --", "b c"]})
+    spark_maintenance.optimize(spark, {"table": "/lake/t`x", "zorder_by": ["id", "a`) ; DROP TABLE t; --", "b c"]})
     assert spark.statements == ["OPTIMIZE delta.`/lake/t``x` ZORDER BY (`id`, `a``) ; DROP TABLE t; --`, `b c`)"]
 
 
 @pytest.mark.parametrize("bad", ["", None, 7])
 def test_a_zorder_name_that_is_not_a_name_is_refused(bad):
-    from airflow_spark_streaming.runner.jobs import delta_maintenance
+    from airflow_spark_streaming.delta import spark_maintenance
 
     spark = _Spark()
     with pytest.raises(ValueError):  # refused before any SQL is built
-        delta_maintenance.optimize(spark, {"table": "/lake/t", "zorder_by": [bad]})
+        spark_maintenance.optimize(spark, {"table": "/lake/t", "zorder_by": [bad]})
     assert spark.statements == []
     with pytest.raises(ValueError, match="non-empty string"):
-        delta_maintenance.quote_identifier(bad)
+        spark_maintenance.quote_identifier(bad)
 
 
 # --- the driver's check, if Spark's parseQuery ever stopped at the end of a query -----------------

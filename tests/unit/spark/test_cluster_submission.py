@@ -409,14 +409,19 @@ def test_yarn_ships_the_runner_with_its_provider_modules_which_need_no_airflow(y
     StreamingSubmitHook(spark_conn_id=yarn_conn).start_driver(
         job, checkpoint=RunnerControlHook(str(tmp_path / "ckpt")), owner="t"
     )
-    assert "airflow_spark_streaming/runner/jobs/maintenance_handoff.py" in zipfile.ZipFile(kept).namelist()
+    shipped = zipfile.ZipFile(kept).namelist()
+    assert "airflow_spark_streaming/runner/jobs/maintenance_handoff.py" in shipped
+    assert "airflow_spark_streaming/delta/spark_maintenance.py" in shipped  # what the hand-off and the job run
 
     # A container's Python without the provider, Airflow or site-packages (-I -S) imports them from the zip.
     probe = (
         f"import sys; sys.path.insert(0, {str(kept)!r})\n"
         "from airflow_spark_streaming.runner.jobs import stream_runner\n"
         "handoff = stream_runner._maintenance_handoff()\n"
-        "assert handoff.load_job('delta_maintenance').__name__.endswith('delta_maintenance')\n"
+        "from airflow_spark_streaming.runner.jobs import delta_maintenance\n"
+        "assert handoff.spark_maintenance is delta_maintenance.spark_maintenance\n"
+        "assert sorted(handoff.spark_maintenance.ACTIONS) == ['convert', 'optimize', 'vacuum']\n"
+        "assert handoff.spark_maintenance.__file__.startswith(sys.path[0])  # from the zip, not an installed copy\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'pyspark', 'airflow_spark_streaming'}))\n"
     )
     done = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60)
