@@ -7,7 +7,6 @@ progress events and the task log's batch lines come from the Airflow side (``hoo
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ def _operator(spec: dict, conn_id: str, **kwargs) -> SparkStreamingSubmitOperato
 
 
 def test_bounded_kafka_ingest_on_the_connect_server_lands_every_record_once(
-    kafka_broker, kafka_topic, spark_connect_conn, tmp_path, caplog
+    kafka_broker, kafka_topic, spark_connect_conn, tmp_path, capfd
 ):
     conn_id = spark_connect_conn()
     topic = kafka_topic(partitions=3)
@@ -41,8 +40,8 @@ def test_bounded_kafka_ingest_on_the_connect_server_lands_every_record_once(
     table, checkpoint = tmp_path / "table", tmp_path / "checkpoint"
     spec = kafka_to_delta_spec(kafka_broker.bootstrap_servers, topic, table, checkpoint, maxOffsetsPerTrigger=300)
 
-    with caplog.at_level(logging.INFO):
-        result = _operator(spec, conn_id).execute({})
+    result = _operator(spec, conn_id).execute({})
+    log = capfd.readouterr().out
 
     assert result["spark_transport"] == "connect" and result["mode"] == "bounded"
     assert (result["batches_committed"], result["first_batch"], result["last_batch"]) == (3, 0, 2)
@@ -56,8 +55,8 @@ def test_bounded_kafka_ingest_on_the_connect_server_lands_every_record_once(
     assert result["committed_sources"] == [{topic: {str(p): c for p, c in per_partition.items()}}]
     assert result["query_id"] == status.query_id
     # The task log has one line per committed batch, read from the progress events this run wrote.
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch ")]
-    assert [line.split(":")[0] for line in lines] == ["batch 0", "batch 1", "batch 2"]
+    lines = [line.split("] ", 1)[-1] for line in log.splitlines() if "] batch " in line]
+    assert [line.split(":")[0] for line in lines] == ["batch 0", "batch 1", "batch 2"], log[-2000:]
     assert "300 rows" in lines[0] and "of 900 records" in lines[0]
     control = RunnerControlHook(str(checkpoint))
     assert control.get_lease() is None  # released at the end
