@@ -12,6 +12,7 @@ BENCHMARKS = (
     "time_lag",
     "compaction",
     "connect_maintenance",
+    "connect_ingest",
     "waiting_cost",
     "runner_overhead",
     "s3",

@@ -78,7 +78,8 @@ def read_state(home: Path | None = None) -> SparkConnectServer | None:
 
 def server_properties(home: Path, port: int, conf: dict[str, str] | None = None) -> dict[str, str]:
     """The server's Spark settings: Delta and Kafka loaded, Delta's catalog, gRPC on ``127.0.0.1:port``."""
-    dependencies = resolve_jvm_dependencies(delta=True, kafka=True, user_conf=conf)
+    s3 = any(key.startswith("spark.hadoop.fs.s3a.") for key in conf or {})  # hadoop-aws and its SDK for S3A
+    dependencies = resolve_jvm_dependencies(delta=True, kafka=True, s3=s3, user_conf=conf)
     settings = dependencies.session_conf()
     settings.update({
         "spark.connect.grpc.binding.address": HOST,

@@ -141,16 +141,16 @@ class SparkConnectSessionHook(BaseHook):
         finally:
             spark.stop()
 
-    def _wait_for_channel(self, builder: Any, server: str) -> None:
+    def _wait_for_channel(self, builder: Any, server: str, timeout: float | None = None) -> None:
         import grpc
 
         channel = builder.toChannel()
         try:
-            grpc.channel_ready_future(channel).result(timeout=self.connect_timeout)
+            grpc.channel_ready_future(channel).result(timeout=timeout or self.connect_timeout)
         except grpc.FutureTimeoutError:
             raise SparkConnectUnreachableError(
                 f"The Spark Connect server of connection {self.spark_connect_conn_id!r} at {server} did not "
-                f"answer within {self.connect_timeout:g}s; start it (scripts/connect-local start) or fix the "
+                f"answer within {timeout or self.connect_timeout:g}s; start it (scripts/connect-local start) or fix the "
                 "connection's host and port."
             ) from None
         finally:

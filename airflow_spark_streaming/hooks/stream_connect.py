@@ -161,21 +161,46 @@ class StreamConnectHook(SparkConnectSessionHook):
                                 stopped=stopped)  # fmt: skip
 
     def _stop_after_batch(self, query, writer: _ProgressWriter, grace: float) -> None:
-        """Stop ``query`` once its running batch committed (or ``grace`` seconds passed)."""
+        """Stop ``query`` right after a batch commits (or once idle, or after ``grace`` seconds).
+
+        A run that is behind has no idle gap between batches, so the stop follows the next progress
+        event, as the runner's follows its listener's; a batch that starts in between is finished by
+        the caller with a one-batch run.
+        """
+        done_before = writer.latest
         deadline = time.monotonic() + grace
-        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        while query.isActive and time.monotonic() < deadline:
+            if not query.status.get("isTriggerActive"):
+                break
+            writer.write(query.recentProgress)
+            if writer.latest > done_before:
+                break
             time.sleep(0.1)
         query.stop()
         writer.write(query.recentProgress)
 
     def _failed(self, err: BaseException, spec: dict[str, Any], control: RunnerControlHook) -> Exception:
-        from airflow_spark_streaming.runner.query import redact_secrets
-
-        gone = self.unreachable_or_none(err, f"the run on {control.checkpoint}")
+        gone = self.unreachable_or_none(err, f"the run on {control.checkpoint}") or self._gone_after(err, control)
         if gone is not None:
             return gone
-        text = redact_secrets(" ".join(str(err).split()), spec)[:2000]
-        return SparkConnectError(f"the query on {control.checkpoint} failed on the Spark Connect server: {text}")
+        return SparkConnectError(
+            f"the query on {control.checkpoint} failed on the Spark Connect server: {_cause(str(err), spec)}"
+        )
+
+    def _gone_after(self, err: BaseException, control: RunnerControlHook) -> Exception | None:
+        """:class:`SparkConnectUnreachableError` when the server no longer answers after the query failed: a
+        server stopping fails its queries first, so the failure is the server's going, not the query's."""
+        from airflow_spark_streaming.exceptions import SparkConnectUnreachableError
+
+        try:
+            self._wait_for_channel(_Channel(self._url()), self.server or "?", timeout=3.0)
+        except SparkConnectUnreachableError:
+            return SparkConnectUnreachableError(
+                f"The Spark Connect server at {self.server or '?'} went away during the run on {control.checkpoint} "
+                f"(the query ended with: {str(err).strip().splitlines()[0][:300] if str(err).strip() else '?'}); "
+                "start it again and retry: the checkpoint resumes at its last committed batch."
+            )
+        return None
 
 
 class _ProgressWriter:
@@ -186,6 +211,11 @@ class _ProgressWriter:
         self.written = 0
         self._seen: dict[int, str] = {}
 
+    @property
+    def latest(self) -> int:
+        """The newest batch a progress event was written for (-1 for none)."""
+        return max(self._seen, default=-1)
+
     def write(self, progress: list[Any]) -> None:
         for event in progress:  # an idle query reports a batch again: the newest report of a batch wins
             batch, text = int(event.batchId), _with_totals(event.json)
@@ -195,6 +225,28 @@ class _ProgressWriter:
                 self.written += 1
             self.control.put_progress(batch, text.encode("utf-8"))
             self._seen[batch] = text
+
+
+class _Channel:
+    """A fresh gRPC channel builder for one reachability probe."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def toChannel(self):  # noqa: N802 - the builder's method name
+        from pyspark.sql.connect.client import DefaultChannelBuilder
+
+        return DefaultChannelBuilder(self.url).toChannel()
+
+
+def _cause(text: str, spec: dict[str, Any]) -> str:
+    """The failure's first line and its ``...Exception:`` lines (a Kafka refusal names its cause there), without
+    Java stack frames or the spec's secrets, bounded."""
+    from airflow_spark_streaming.runner.query import redact_secrets
+
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    kept = lines[:1] + [line for line in lines[1:] if "Exception" in line and not line.startswith("at ")][:6]
+    return redact_secrets(" | ".join(kept), spec)[:1500]
 
 
 def _with_totals(text: str) -> str:

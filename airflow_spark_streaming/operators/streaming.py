@@ -377,6 +377,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         conf = {"spark.sql.redaction.options.regex": SPARK_REDACTION_REGEX,
                 "spark.sql.redaction.string.regex": SPARK_REDACTION_REGEX, **(self.conf or {})}  # fmt: skip
         checkpoint = self._checkpoint_hook()
+        lease = checkpoint.get_lease()
+        if lease is not None:
+            raise CheckpointInUseError(
+                f"{self.task_id}: checkpoint {self._run.checkpoint} is in use by {lease.app_id} on {lease.host} "
+                f"(heartbeat {lease.heartbeat_age_seconds:.0f}s ago); a second query would corrupt it. Stop that "
+                f"query first; a lease left by a dead process expires after {lease.ttl_seconds:.0f}s."
+            )
         committed_before = latest_committed_batch(checkpoint)
         self._connect = StreamConnectHook(self.spark_conn_id, poll_interval=min(self.poll_interval, 1.0))
         with BatchProgressLog(checkpoint, self.log, committed_before).running(self.poll_interval):

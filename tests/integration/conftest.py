@@ -104,15 +104,41 @@ def spark_cluster(tmp_path_factory, java_major):
 
 
 @pytest.fixture(scope="session")
-def spark_connect_server(tmp_path_factory, java_major):
-    """A real Spark Connect server (Delta, Kafka) on a free 127.0.0.1 port, started once for the session."""
+def s3_server(tmp_path_factory):
+    """One local S3 server (moto) on a free 127.0.0.1 port; it accepts only its own access key."""
+    from devstack import s3
+
+    server = s3.start(tmp_path_factory.mktemp("s3"), port=0)
+    yield server
+    s3.stop(Path(server.home))
+
+
+def _server_s3_conf(s3_server) -> dict[str, str]:
+    """The S3A settings (keys included) a Spark server gets at its start to reach ``s3_server``."""
+    from airflow_spark_streaming.hooks.storage import StorageHook
+
+    name = "AIRFLOW_CONN_CONNECT_SERVER_S3"
+    os.environ[name] = s3_server.connection_uri()
+    try:
+        conf = StorageHook("connect_server_s3").spark_conf()
+    finally:
+        del os.environ[name]
+    return {**conf.settings, **conf.secret_settings}
+
+
+@pytest.fixture(scope="session")
+def spark_connect_server(tmp_path_factory, java_major, s3_server):
+    """A real Spark Connect server (Delta, Kafka, S3A to ``s3_server``) on a free 127.0.0.1 port, started once
+    for the session. Its S3 keys are its own start-up settings (a 0600 properties file): tasks send none."""
     from devstack import spark_connect
 
     home = tmp_path_factory.mktemp("spark-connect")
     # The event log records every plan the server ran: the secrets tests search it.
     (home / "events").mkdir()
     server = spark_connect.start(home, port=0, conf={"spark.eventLog.enabled": "true",
-                                                     "spark.eventLog.dir": (home / "events").as_uri()})  # fmt: skip
+                                                     "spark.eventLog.dir": (home / "events").as_uri(),
+                                                     "spark.eventLog.compress": "false",
+                                                     **_server_s3_conf(s3_server)})  # fmt: skip
     yield server
     spark_connect.stop(Path(server.home))
 

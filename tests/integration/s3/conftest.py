@@ -1,4 +1,4 @@
-"""A real S3-compatible server (moto, auth enforced) for the whole session, and connections to it."""
+"""Buckets and connections on the session's S3-compatible server (``s3_server``, in tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,6 @@ from tests.support.folder_markers import mark_folder
 
 def pytest_collection_modifyitems(items):
     mark_folder(items, Path(__file__).parent, pytest.mark.s3)
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
-    """One local S3 server on a free 127.0.0.1 port; it accepts only its own access key."""
-    from devstack import s3
-
-    server = s3.start(tmp_path_factory.mktemp("s3"), port=0)
-    yield server
-    s3.stop(Path(server.home))
 
 
 @pytest.fixture
