@@ -59,6 +59,7 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.maintenance_request",
                     "airflow_spark_streaming.hooks.runner_control",
                     "airflow_spark_streaming.hooks.spark_connect",
+                    "airflow_spark_streaming.hooks.stream_connect",
                     "airflow_spark_streaming.hooks.storage",
                     "airflow_spark_streaming.hooks.stream_health",
                     "airflow_spark_streaming.hooks.submission.hook",
