@@ -52,13 +52,13 @@ with DAG(
         from airflow_spark_streaming.pipelines.spec import parse_pipeline_spec
 
         spec = parse_pipeline_spec((PIPELINE / "spark-pipeline.yml").read_bytes(), source=str(PIPELINE))
-        staged = Path(Variable.get("spark_streaming_lake_root")) / "sdp" / params["table"]
+        staged = Path(Variable.get("spark_streaming_lake_root")).resolve() / "sdp" / params["table"]
         shutil.copytree(PIPELINE / "transformations", staged / "transformations", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
         brokers = BaseHook.get_connection("kafka_default").extra_dejson["bootstrap.servers"]
         configuration = {**spec.configuration, "sdp.orders.table": params["table"], "sdp.orders.topic": params["topic"],
                          "sdp.orders.bootstrap_servers": brokers}  # fmt: skip
-        document = {"name": f"{spec.name}_{params['table']}", "storage": str(staged / "storage"),
+        document = {"name": f"{spec.name}_{params['table']}", "storage": (staged / "storage").as_uri(),
                     "configuration": configuration, "libraries": [{"glob": {"include": i}} for i in spec.libraries]}  # fmt: skip
         (staged / "spark-pipeline.yml").write_text(yaml.safe_dump(document, sort_keys=False))
         return str(staged / "spark-pipeline.yml")

@@ -135,10 +135,11 @@ def _text(source: str, name: str, value: Any, limit: int) -> str:
 
 def _storage(source: str, value: Any) -> str:
     storage = _text(source, "storage", value, MAX_STORAGE_CHARS)
-    if not is_absolute_location(storage):
+    if not is_absolute_location(storage) or storage.startswith("/"):
+        # Spark 4.2 refuses the run (PIPELINE_STORAGE_ROOT_INVALID) unless storage is absolute with a scheme.
         raise PipelineSpecError(
-            f"{source}: storage {storage[:120]!r} is relative, which the Spark server and Airflow resolve against "
-            "different directories; write an absolute path or a URI (file:///..., s3a://...)."
+            f"{source}: storage {storage[:120]!r} is not an absolute URI with a scheme, which spark-pipelines 4.2 "
+            "requires (PIPELINE_STORAGE_ROOT_INVALID); write file:///..., s3a://... or hdfs://...."
         )
     return storage
 

@@ -46,7 +46,10 @@ def check_stream_target(task_id: str, checkpoint: Any, pipeline: dict[str, Any],
     ``pipeline_storage``, and ``flow``), each well formed; templated values are checked once ``rendered``."""
     from airflow_spark_streaming.pipelines.flows import flow_target
 
-    if flow_target(task_id, checkpoint=checkpoint, rendered=rendered, **pipeline) is None:
+    # No pipeline at all: the checkpoint's own checks and errors (an empty one is InvalidCheckpointPathError).
+    if all(value in (None, "") for value in pipeline.values()) or (
+        flow_target(task_id, checkpoint=checkpoint, rendered=rendered, **pipeline) is None
+    ):
         if rendered:
             params.location(task_id, "checkpoint", checkpoint, checkpoint=True)
         else:

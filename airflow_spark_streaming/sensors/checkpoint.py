@@ -108,6 +108,7 @@ class StreamingProgressSensor(CheckpointTargetSensor, VerdictSensor):
     def _criteria(self, context: Context) -> ProgressCriteria:
         from airflow_spark_streaming.conditions.progress import ProgressCriteria
 
+        self._target_kwargs()  # the checkpoint or the pipeline flow, as rendered
         after = self._committed_after(self.committed_after)
         if after == DAG_RUN_START:
             after = context["dag_run"].start_date

@@ -240,7 +240,7 @@ def kind_pipeline_names(root: Path, names: list[str]) -> None:
 pipeline_specs = st.one_of(
     hostile_bytes,
     st.fixed_dictionaries(
-        {"name": json_values, "storage": st.one_of(st.just("/lake/sdp"), json_values)},
+        {"name": json_values, "storage": st.one_of(st.just("file:///lake/sdp"), json_values)},
         optional={"catalog": json_values, "database": json_values,
                   "configuration": json_values, "libraries": json_values},
     ).map(lambda spec: json.dumps(spec).encode()),  # JSON is YAML

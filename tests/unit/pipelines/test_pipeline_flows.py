@@ -146,10 +146,10 @@ def test_the_hook_lists_and_resolves_what_spark_wrote(tmp_path):
 
 def test_a_flow_not_run_yet_resolves_where_spark_will_write_it(tmp_path):
     spec = tmp_path / "spark-pipeline.yml"
-    spec.write_text(f"name: p\nstorage: {tmp_path}/storage\ncatalog: lake\ndatabase: sales\n")
+    spec.write_text(f"name: p\nstorage: file://{tmp_path}/storage\ncatalog: lake\ndatabase: sales\n")
     resolved = PipelineHook().resolve(FlowTarget(flow="orders", spec=str(spec)))
     assert not resolved.found
-    assert resolved.checkpoint == f"{tmp_path}/storage/_checkpoints/lake/sales/orders/orders/0"
+    assert resolved.checkpoint == f"file://{tmp_path}/storage/_checkpoints/lake/sales/orders/orders/0"
 
 
 def test_the_spec_is_read_bounded_and_a_missing_one_is_named(tmp_path):
@@ -158,7 +158,7 @@ def test_the_spec_is_read_bounded_and_a_missing_one_is_named(tmp_path):
     with pytest.raises(PipelineSpecError, match="is a folder"):
         PipelineHook().read_spec(str(tmp_path))
     big = tmp_path / "big.yml"
-    big.write_bytes(b"name: p\nstorage: /s\n#" + b"x" * (1 << 20))
+    big.write_bytes(b"name: p\nstorage: file:///s\n#" + b"x" * (1 << 20))
     with pytest.raises(PipelineSpecError, match="larger than 64 KiB"):
         PipelineHook().read_spec(str(big))
 
