@@ -341,3 +341,27 @@ class SparkConnectUnreachableError(SparkConnectError):
 
 class SparkConnectUnsupportedError(SparkConnectError, InvalidParameterError):
     """The Connect route cannot run this: a long-running query, a user application or a spark-submit setting."""
+
+
+# --- Spark Declarative Pipelines (issue 26) -------------------------------------------------------
+
+
+class PipelineError(SparkStreamingError):
+    """A Spark Declarative Pipeline's spec or storage cannot be used to find a flow's checkpoint."""
+
+
+class PipelineSpecError(PipelineError):
+    """A pipeline spec (``spark-pipeline.yml``) is missing, too large, not YAML, or has a field Spark would refuse."""
+
+
+class InvalidPipelineFlowError(PipelineError, InvalidParameterError):
+    """A pipeline and flow were given wrongly: both or neither of a checkpoint and a pipeline with its flow, or a
+    flow name that is not ``[catalog.][database.]name``."""
+
+
+class AmbiguousPipelineFlowError(PipelineError):
+    """More than one flow of the pipeline's storage matches the flow name given."""
+
+
+class PipelineStorageTooLargeError(PipelineError):
+    """The pipeline's storage holds more checkpoint folders than the bounded listing reads."""

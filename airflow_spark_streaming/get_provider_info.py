@@ -57,6 +57,7 @@ def get_provider_info() -> dict:
                     "airflow_spark_streaming.hooks.kafka_broker",
                     "airflow_spark_streaming.hooks.kafka_lag",
                     "airflow_spark_streaming.hooks.maintenance_request",
+                    "airflow_spark_streaming.hooks.pipelines",
                     "airflow_spark_streaming.hooks.runner_control",
                     "airflow_spark_streaming.hooks.spark_connect",
                     "airflow_spark_streaming.hooks.stream_connect",

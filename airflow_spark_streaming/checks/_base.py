@@ -118,14 +118,25 @@ class SensorCheck:
 class CheckpointCheck(SensorCheck):
     """A check of a query's checkpoint against criteria (a dataclass of :mod:`airflow_spark_streaming.conditions`).
 
+    The checkpoint is given as a path (``checkpoint``) or as a flow of a Spark Declarative Pipeline
+    (``pipeline_spec`` or ``pipeline_storage``, and ``flow``), resolved at each evaluation by
+    :func:`~airflow_spark_streaming.hooks.pipelines.resolve_flow_checkpoint` (a full refresh moves a flow to a
+    new checkpoint version).
+
     :param checkpoint: the query's checkpoint location (path or URI).
     :param criteria: what the wait asks for.
     :param storage_conn_id: the checkpoint's storage connection; none for local paths.
+    :param pipeline_spec: the SDP pipeline's ``spark-pipeline.yml`` (path or URI), instead of ``checkpoint``.
+    :param pipeline_storage: the SDP pipeline's storage root, instead of ``checkpoint``.
+    :param flow: the pipeline's flow or table name (``[catalog.][database.]name``).
     """
 
-    checkpoint: str
+    checkpoint: str | None = None
     criteria: Any
     storage_conn_id: str | None = None
+    pipeline_spec: str | None = None
+    pipeline_storage: str | None = None
+    flow: str | None = None
 
     @classmethod
     def criteria_class(cls) -> type:
@@ -143,12 +154,34 @@ class CheckpointCheck(SensorCheck):
         return kwargs
 
     @classmethod
-    def from_kwargs(cls, *, owner: str, checkpoint: Any = None, criteria: Any = None, **kwargs: Any) -> Self:
+    def from_kwargs(
+        cls, *, owner: str, checkpoint: Any = None, criteria: Any = None, pipeline_spec: Any = None,
+        pipeline_storage: Any = None, flow: Any = None, **kwargs: Any,
+    ) -> Self:  # fmt: skip
+        from airflow_spark_streaming.pipelines.flows import flow_target
+
+        pipeline = (pipeline_spec, pipeline_storage, flow)
+        target = None  # no pipeline: the checkpoint's own checks and errors, as before pipelines were taken
+        if any(value not in (None, "") for value in pipeline):
+            target = flow_target(owner, checkpoint=checkpoint, pipeline_spec=pipeline_spec,
+                                 pipeline_storage=pipeline_storage, flow=flow)  # fmt: skip
         return cls(
-            checkpoint=cls._location(owner, "checkpoint", checkpoint),
+            checkpoint=cls._location(owner, "checkpoint", checkpoint) if target is None else None,
             criteria=cls._dataclass(owner, "criteria", cls.criteria_class(), criteria, cls._checked_criteria),
+            **({} if target is None else target.to_kwargs()),
             **cls._checked_kwargs(owner, kwargs),
         )
+
+    def checkpoint_location(self) -> str:
+        """The checkpoint to read now: ``checkpoint``, or the pipeline flow's, resolved through the pipeline hook
+        (raises the hook's :class:`~airflow_spark_streaming.exceptions.PipelineError` when it cannot be)."""
+        if self.checkpoint:
+            return self.checkpoint
+        from airflow_spark_streaming.hooks.pipelines import resolve_flow_checkpoint
+        from airflow_spark_streaming.pipelines.flows import FlowTarget
+
+        target = FlowTarget(flow=str(self.flow), spec=self.pipeline_spec, storage=self.pipeline_storage)
+        return resolve_flow_checkpoint(target, self.storage_conn_id)
 
 
 @dataclass(kw_only=True)

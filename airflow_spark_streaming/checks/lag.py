@@ -57,7 +57,7 @@ class LagCheck(KafkaCheck):
 
         try:
             report = KafkaLagHook(self.kafka_config_id, timeout=self.timeout).get_lag(
-                self.checkpoint,
+                self.checkpoint_location(),
                 storage_conn_id=self.storage_conn_id,
                 basis=self.criteria.basis,
                 time_lag=self.criteria.needs_time_lag,

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_spark_streaming.checks._base import CheckpointCheck
 from airflow_spark_streaming.conditions.verdict import Verdict, VerdictState
-from airflow_spark_streaming.exceptions import CheckpointError, CheckpointNotFoundError, CorruptCheckpointFileError
+from airflow_spark_streaming.exceptions import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    CorruptCheckpointFileError,
+    SparkStreamingError,
+)
 from airflow_spark_streaming.utils import params
 
 if TYPE_CHECKING:
@@ -53,12 +58,16 @@ class ProgressCheck(CheckpointCheck):
         from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
         criteria = self.criteria
-        hook = CheckpointHook(self.checkpoint, self.storage_conn_id)
+        try:
+            checkpoint = self.checkpoint_location()
+        except SparkStreamingError as err:
+            return Verdict.from_error(err)
+        hook = CheckpointHook(checkpoint, self.storage_conn_id)
         try:
             status = hook.get_status(include_state=False)
         except CheckpointNotFoundError as err:
             if criteria.wait_for_checkpoint:
-                return Verdict(VerdictState.WAITING, f"{self.checkpoint}: not started yet ({err})")
+                return Verdict(VerdictState.WAITING, f"{checkpoint}: not started yet ({err})")
             return Verdict.from_error(err)
         except CheckpointError as err:
             return Verdict.from_error(err)

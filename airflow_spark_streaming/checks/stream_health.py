@@ -51,14 +51,16 @@ class HealthCheck(KafkaCheck):
         from airflow_spark_streaming.conditions.stream_health import HealthMark
         from airflow_spark_streaming.hooks.stream_health import StreamHealthHook
 
+        checkpoint = self.checkpoint or self.flow
         try:
+            checkpoint = self.checkpoint_location()
             health = StreamHealthHook(self.kafka_config_id, timeout=self.timeout).get_health(
-                self.checkpoint, storage_conn_id=self.storage_conn_id, window=self.criteria.window,
+                checkpoint, storage_conn_id=self.storage_conn_id, window=self.criteria.window,
                 previous=HealthMark(**self.mark) if self.mark else None,
             )  # fmt: skip
         except CheckpointNotFoundError as err:
-            return Verdict(VerdictState.WAITING, f"{self.checkpoint}: not started yet ({err})")
+            return Verdict(VerdictState.WAITING, f"{checkpoint}: not started yet ({err})")
         except SparkStreamingError as err:
             return Verdict.from_error(err)
         self.mark = asdict(health.mark)
-        return evaluate_health(self.checkpoint, health, self.criteria)
+        return evaluate_health(checkpoint, health, self.criteria)

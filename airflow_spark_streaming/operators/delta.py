@@ -112,6 +112,38 @@ class _DeltaMaintenanceOperator(BaseOperator):
         """Templated locations are checked once rendered, as literal ones are when the DAG is parsed."""
         super().render_template_fields(context, jinja_env)
         self._check_locations(rendered=True)
+        if hasattr(self, "flow"):
+            self._writer_target(rendered=True)
+
+    # --- the table's writer: a stream checkpoint, or a Spark Declarative Pipeline's flow ---------------------
+
+    def _set_writer_flow(self, pipeline_spec: Any, pipeline_storage: Any, flow: Any) -> None:
+        self.pipeline_spec, self.pipeline_storage, self.flow = pipeline_spec, pipeline_storage, flow
+        self._writer_target(rendered=False)
+
+    def _writer_target(self, *, rendered: bool):
+        """The pipeline flow writing the table (``None``: ``stream_checkpoint`` or no writer), checked: at most one
+        of ``stream_checkpoint`` and a pipeline with its flow."""
+        from airflow_spark_streaming.pipelines.flows import flow_target
+
+        return flow_target(self.task_id, checkpoint=self.stream_checkpoint, pipeline_spec=self.pipeline_spec,
+                           pipeline_storage=self.pipeline_storage, flow=self.flow, checkpoint_name="stream_checkpoint",
+                           optional=True, rendered=rendered)  # fmt: skip
+
+    def _names_writer(self) -> bool:
+        """Whether the task names its table's writer (a checkpoint, or a pipeline's flow)."""
+        return bool(self.stream_checkpoint or self.pipeline_spec or self.pipeline_storage)
+
+    def _writer_checkpoint(self) -> str | None:
+        """The writer's checkpoint: ``stream_checkpoint``, or the pipeline flow's, resolved now."""
+        target = self._writer_target(rendered=True)
+        if target is None:
+            return self.stream_checkpoint
+        from airflow_spark_streaming.hooks.pipelines import resolve_flow_checkpoint
+
+        checkpoint = resolve_flow_checkpoint(target, self.storage_conn_id)
+        self.log.info("The table's writer is %s, checkpoint %s", target.describe(), checkpoint)
+        return checkpoint
 
     #: The operation OpenLineage reports (None: the subclass reports its own lineage).
     lineage_operation: str | None = None
@@ -162,7 +194,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
         from airflow_spark_streaming.hooks.maintenance_request import plan_maintenance
 
         return plan_maintenance(table_uri=self.table_uri, action=action, engine=self.engine,
-                                stream_checkpoint=self.stream_checkpoint, table_hook=hook, task_id=self.task_id,
+                                stream_checkpoint=self._writer_checkpoint(), table_hook=hook, task_id=self.task_id,
                                 no_concurrent_writers=self.no_concurrent_writers,
                                 storage_conn_id=self.storage_conn_id,
                                 control_conn_id=self.control_conn_id)  # fmt: skip
@@ -261,6 +293,12 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     :param no_concurrent_writers: state that nothing else writes this S3 table while the task runs (no stream,
         no other Spark job), so it may commit here without ``stream_checkpoint``. A streaming commit from the
         last hour still refuses it. Off S3 it changes nothing: the store's create-if-absent guards commits.
+    :param pipeline_spec: instead of ``stream_checkpoint``, when a Spark Declarative Pipeline writes the table:
+        its ``spark-pipeline.yml`` (path or URI). (templated)
+    :param pipeline_storage: instead of ``stream_checkpoint``, that pipeline's storage root. (templated)
+    :param flow: with ``pipeline_spec`` or ``pipeline_storage``, the flow (or table) writing this table; its
+        checkpoint is resolved when the task runs (docs/sdp-pipelines.md). An SDP flow holds no runner lease, so
+        on S3 the maintenance runs here: schedule it between the pipeline's triggered runs. (templated)
     :param handoff_timeout: how long to wait for the stream runner's answer.
     :param control_conn_id: the connection holding the control key in its password (default
         ``spark_streaming_control_default``); the hand-off to a live stream runner needs it: requests are
@@ -268,7 +306,9 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     """
 
     lineage_operation = "OPTIMIZE"
-    template_fields: Sequence[str] = ("table_uri", "partition_filters", "stream_checkpoint")
+    template_fields: Sequence[str] = (
+        "table_uri", "partition_filters", "stream_checkpoint", "pipeline_spec", "pipeline_storage", "flow",
+    )  # fmt: skip
     location_params = (("table_uri", False, False), ("stream_checkpoint", True, True))
 
     def __init__(
@@ -279,6 +319,9 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         target_file_bytes: int | None = None,
         max_attempts: int = 5,
         stream_checkpoint: str | None = None,
+        pipeline_spec: str | None = None,
+        pipeline_storage: str | None = None,
+        flow: str | None = None,
         no_concurrent_writers: bool = False,
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         control_conn_id: str | None = None,
@@ -288,9 +331,10 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
 
         super().__init__(**kwargs)
         self.stream_checkpoint = stream_checkpoint
+        self._set_writer_flow(pipeline_spec, pipeline_storage, flow)
         self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
         self._check_locations(rendered=False)
-        self.no_concurrent_writers = _known_writer(self, stream_checkpoint, no_concurrent_writers, "OPTIMIZE")
+        self.no_concurrent_writers = _known_writer(self, self._names_writer(), no_concurrent_writers, "OPTIMIZE")
         self.control_conn_id = control_conn_id
         self.target_file_bytes = params.positive_integer(
             self.task_id, "target_file_bytes", target_file_bytes, optional=True
@@ -407,6 +451,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     :param i_understand_this_can_break_readers: allow a retention below the table's or ``min_retention``.
     :param engine: ``native`` (delta-rs), ``spark`` or ``auto`` (as for :class:`DeltaOptimizeOperator`).
     :param stream_checkpoint: as for :class:`DeltaOptimizeOperator`; a dry run never needs it.
+    :param pipeline_spec: as for :class:`DeltaOptimizeOperator`. (templated)
+    :param pipeline_storage: as for :class:`DeltaOptimizeOperator`. (templated)
+    :param flow: as for :class:`DeltaOptimizeOperator`. (templated)
     :param no_concurrent_writers: as for :class:`DeltaOptimizeOperator`; a dry run never needs it.
     :param handoff_timeout: as for :class:`DeltaOptimizeOperator`.
     :param control_conn_id: as for :class:`DeltaOptimizeOperator`. The stream runner also refuses, by itself, a
@@ -426,7 +473,8 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
 
     lineage_operation = "VACUUM"
     template_fields: Sequence[str] = (
-        "table_uri", "stream_checkpoint", "readers", "reader_roots", "exclude_readers",
+        "table_uri", "stream_checkpoint", "pipeline_spec", "pipeline_storage", "flow", "readers", "reader_roots",
+        "exclude_readers",
     )  # fmt: skip
     location_params = (("table_uri", False, False), ("stream_checkpoint", True, True))
 
@@ -439,6 +487,9 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         dry_run: bool = False,
         i_understand_this_can_break_readers: bool = False,
         stream_checkpoint: str | None = None,
+        pipeline_spec: str | None = None,
+        pipeline_storage: str | None = None,
+        flow: str | None = None,
         no_concurrent_writers: bool = False,
         handoff_timeout: timedelta = DEFAULT_HANDOFF_TIMEOUT,
         control_conn_id: str | None = None,
@@ -452,10 +503,11 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
 
         super().__init__(**kwargs)
         self.stream_checkpoint = stream_checkpoint
+        self._set_writer_flow(pipeline_spec, pipeline_storage, flow)
         self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
         self._check_locations(rendered=False)
         self.no_concurrent_writers = _known_writer(
-            self, stream_checkpoint, no_concurrent_writers, "VACUUM", dry_run=dry_run is True
+            self, self._names_writer(), no_concurrent_writers, "VACUUM", dry_run=dry_run is True
         )
         self.control_conn_id = control_conn_id
         self.readers = params.absolute_locations(self.task_id, "readers", readers)

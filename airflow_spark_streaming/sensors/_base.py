@@ -37,6 +37,52 @@ def check_sensor_timing(owner: str, kwargs: dict[str, Any]) -> None:
             params.seconds(owner, name, kwargs[name])
 
 
+#: The parameters naming an SDP pipeline's flow, which a checkpoint sensor takes instead of ``checkpoint``.
+PIPELINE_FIELDS = ("pipeline_spec", "pipeline_storage", "flow")
+
+
+def check_stream_target(task_id: str, checkpoint: Any, pipeline: dict[str, Any], *, rendered: bool) -> None:
+    """Exactly one of ``checkpoint`` and an SDP pipeline with its flow (``pipeline``: ``pipeline_spec`` or
+    ``pipeline_storage``, and ``flow``), each well formed; templated values are checked once ``rendered``."""
+    from airflow_spark_streaming.pipelines.flows import flow_target
+
+    # No pipeline at all: the checkpoint's own checks and errors (an empty one is InvalidCheckpointPathError).
+    if all(value in (None, "") for value in pipeline.values()) or (
+        flow_target(task_id, checkpoint=checkpoint, rendered=rendered, **pipeline) is None
+    ):
+        if rendered:
+            params.location(task_id, "checkpoint", checkpoint, checkpoint=True)
+        else:
+            params.unless_template(params.location, task_id, "checkpoint", checkpoint, checkpoint=True)
+
+
+class CheckpointTargetSensor:
+    """What a sensor reading one checkpoint adds to :class:`VerdictSensor`: the checkpoint, or an SDP pipeline's
+    flow in its place (``pipeline_spec`` or ``pipeline_storage``, and ``flow``), checked when the DAG is parsed and
+    again once rendered, and handed to the check, which resolves the flow at each evaluation."""
+
+    task_id: str
+    checkpoint: str | None
+    pipeline_spec: str | None
+    pipeline_storage: str | None
+    flow: str | None
+
+    def _set_target(self, checkpoint: Any, pipeline_spec: Any, pipeline_storage: Any, flow: Any) -> None:
+        self.checkpoint = checkpoint or None
+        self.pipeline_spec, self.pipeline_storage, self.flow = pipeline_spec, pipeline_storage, flow
+        check_stream_target(self.task_id, checkpoint, self._pipeline(), rendered=False)
+
+    def _pipeline(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in PIPELINE_FIELDS}
+
+    def _target_kwargs(self) -> dict[str, Any]:
+        """The check's ``checkpoint`` and pipeline fields, as rendered and checked."""
+        check_stream_target(self.task_id, self.checkpoint, self._pipeline(), rendered=True)
+        if self.checkpoint:
+            return {"checkpoint": self.checkpoint}
+        return {name: value or None for name, value in self._pipeline().items()}
+
+
 class VerdictSensor(BaseSensorOperator):
     """A sensor whose poke and deferred wait evaluate the same check object, returning a :class:`Verdict`.
 

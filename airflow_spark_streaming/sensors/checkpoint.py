@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 
 from airflow_spark_streaming.exceptions import InvalidParameterError
-from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
+from airflow_spark_streaming.sensors._base import (
+    CheckpointTargetSensor,
+    VerdictSensor,
+    check_unless_templated,
+    optional_int,
+)
 from airflow_spark_streaming.utils import params
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
@@ -23,7 +28,7 @@ if TYPE_CHECKING:
 DAG_RUN_START = "dag_run_start"
 
 
-class StreamingProgressSensor(VerdictSensor):
+class StreamingProgressSensor(CheckpointTargetSensor, VerdictSensor):
     """Wait until a streaming query's checkpoint shows the progress you ask for.
 
     Succeeds when the committed batch id reaches ``target_batch_id`` and/or a
@@ -34,6 +39,11 @@ class StreamingProgressSensor(VerdictSensor):
     pushed to XCom (``return_value``).
 
     :param checkpoint: the query's checkpoint location, a path or URI. (templated)
+    :param pipeline_spec: instead of ``checkpoint``, the ``spark-pipeline.yml`` of a Spark Declarative
+        Pipeline (path or URI, readable by the worker and, when deferred, the triggerer). (templated)
+    :param pipeline_storage: instead of ``checkpoint``, the pipeline's storage root. (templated)
+    :param flow: with ``pipeline_spec`` or ``pipeline_storage``: the flow or table name
+        (``[catalog.][database.]name``) whose checkpoint to read (see docs/sdp-pipelines.md). (templated)
     :param storage_conn_id: the storage connection for the checkpoint; none for local paths.
         ``conn_id`` is its deprecated old name.
     :param target_batch_id: wait until this batch id has committed. (templated)
@@ -52,12 +62,22 @@ class StreamingProgressSensor(VerdictSensor):
         defaults to ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("checkpoint", "target_batch_id", "committed_after")
+    template_fields: Sequence[str] = (
+        "checkpoint",
+        "pipeline_spec",
+        "pipeline_storage",
+        "flow",
+        "target_batch_id",
+        "committed_after",
+    )
 
     def __init__(
         self,
         *,
-        checkpoint: str,
+        checkpoint: str | None = None,
+        pipeline_spec: str | None = None,
+        pipeline_storage: str | None = None,
+        flow: str | None = None,
         storage_conn_id: str | None = None,
         target_batch_id: int | str | None = None,
         committed_after: datetime | str | None = None,
@@ -70,11 +90,10 @@ class StreamingProgressSensor(VerdictSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.checkpoint = checkpoint
+        self._set_target(checkpoint, pipeline_spec, pipeline_storage, flow)
         self.storage_conn_id = renamed_parameter(
             "StreamingProgressSensor", "conn_id", "storage_conn_id", conn_id, storage_conn_id
         )
-        params.unless_template(params.location, self.task_id, "checkpoint", checkpoint, checkpoint=True)
         check_unless_templated(self.task_id, "target_batch_id", target_batch_id)
         if not params.is_template(committed_after):
             self._committed_after(committed_after)
@@ -89,7 +108,7 @@ class StreamingProgressSensor(VerdictSensor):
     def _criteria(self, context: Context) -> ProgressCriteria:
         from airflow_spark_streaming.conditions.progress import ProgressCriteria
 
-        params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)  # as rendered
+        self._target_kwargs()  # the checkpoint or the pipeline flow, as rendered
         after = self._committed_after(self.committed_after)
         if after == DAG_RUN_START:
             after = context["dag_run"].start_date
@@ -120,7 +139,7 @@ class StreamingProgressSensor(VerdictSensor):
         from airflow_spark_streaming.checks.progress import ProgressCheck
 
         return ProgressCheck(
-            checkpoint=self.checkpoint, criteria=self._criteria(context), storage_conn_id=self.storage_conn_id
+            **self._target_kwargs(), criteria=self._criteria(context), storage_conn_id=self.storage_conn_id
         )
 
     def _trigger_class(self) -> type[CheckpointProgressTrigger]:

@@ -10,7 +10,12 @@ from airflow.sdk import conf
 
 from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError
 from airflow_spark_streaming.runner.protocol import BATCH_BASES
-from airflow_spark_streaming.sensors._base import VerdictSensor, check_unless_templated, optional_int
+from airflow_spark_streaming.sensors._base import (
+    CheckpointTargetSensor,
+    VerdictSensor,
+    check_unless_templated,
+    optional_int,
+)
 from airflow_spark_streaming.utils import params
 from airflow_spark_streaming.utils.deprecation import renamed_parameter
 
@@ -22,7 +27,7 @@ if TYPE_CHECKING:
     from airflow_spark_streaming.triggers.kafka_lag import KafkaLagTrigger
 
 
-class KafkaLagSensor(VerdictSensor):
+class KafkaLagSensor(CheckpointTargetSensor, VerdictSensor):
     """Succeed when a streaming query's Kafka lag is at or below a threshold.
 
     Lag is the broker's latest offset minus the offset in the query's
@@ -35,6 +40,11 @@ class KafkaLagSensor(VerdictSensor):
     ``poke`` mode and deferred; ``reschedule`` mode forgets between pokes).
 
     :param checkpoint: the query's checkpoint location (path or URI). (templated)
+    :param pipeline_spec: instead of ``checkpoint``, the ``spark-pipeline.yml`` of a Spark Declarative
+        Pipeline (path or URI, readable by the worker and, when deferred, the triggerer). (templated)
+    :param pipeline_storage: instead of ``checkpoint``, the pipeline's storage root. (templated)
+    :param flow: with ``pipeline_spec`` or ``pipeline_storage``: the flow or table name
+        (``[catalog.][database.]name``) whose checkpoint to read (see docs/sdp-pipelines.md). (templated)
     :param kafka_config_id: the ``kafka`` connection of the brokers.
     :param storage_conn_id: the storage connection of the checkpoint (``checkpoint_conn_id``
         is its deprecated old name).
@@ -57,12 +67,22 @@ class KafkaLagSensor(VerdictSensor):
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("checkpoint", "max_total_lag", "max_partition_lag")
+    template_fields: Sequence[str] = (
+        "checkpoint",
+        "pipeline_spec",
+        "pipeline_storage",
+        "flow",
+        "max_total_lag",
+        "max_partition_lag",
+    )
 
     def __init__(
         self,
         *,
-        checkpoint: str,
+        checkpoint: str | None = None,
+        pipeline_spec: str | None = None,
+        pipeline_storage: str | None = None,
+        flow: str | None = None,
         kafka_config_id: str = "kafka_default",
         storage_conn_id: str | None = None,
         max_total_lag: int | str | None = None,
@@ -85,9 +105,7 @@ class KafkaLagSensor(VerdictSensor):
                 f"{self.task_id}: give max_total_lag, max_partition_lag, max_time_lag, min_retention_headroom, "
                 "or ceiling with ceiling_for; otherwise the sensor has nothing to wait for."
             )
-        self.checkpoint = params.unless_template(
-            params.location, self.task_id, "checkpoint", checkpoint, checkpoint=True
-        )
+        self._set_target(checkpoint, pipeline_spec, pipeline_storage, flow)
         self.kafka_config_id = kafka_config_id
         self.storage_conn_id = renamed_parameter(
             "KafkaLagSensor", "checkpoint_conn_id", "storage_conn_id", checkpoint_conn_id, storage_conn_id
@@ -133,9 +151,8 @@ class KafkaLagSensor(VerdictSensor):
     def _new_check(self, context: Context) -> LagCheck:
         from airflow_spark_streaming.checks.lag import LagCheck
 
-        params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)  # as rendered
         return LagCheck(
-            checkpoint=self.checkpoint, criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
+            **self._target_kwargs(), criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
             storage_conn_id=self.storage_conn_id, timeout=self.request_timeout,
         )  # fmt: skip
 

@@ -9,7 +9,7 @@ from airflow.sdk import conf
 
 from airflow_spark_streaming.conditions.statuses import DEFAULT_FAIL_ON, DEFAULT_WAIT_FOR
 from airflow_spark_streaming.exceptions import StreamHealthError
-from airflow_spark_streaming.sensors._base import VerdictSensor
+from airflow_spark_streaming.sensors._base import CheckpointTargetSensor, VerdictSensor
 from airflow_spark_streaming.utils import params
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from airflow_spark_streaming.triggers.stream_health import StreamHealthTrigger
 
 
-class StreamHealthSensor(VerdictSensor):
+class StreamHealthSensor(CheckpointTargetSensor, VerdictSensor):
     """Succeed when the query's status is one of ``wait_for``; fail at once on one of ``fail_on``.
 
     The status (``OK``, ``LAGGING``, ``STALLED``, ``STOPPED``, ``REWOUND``) is
@@ -34,6 +34,11 @@ class StreamHealthSensor(VerdictSensor):
     older copy is ``REWOUND``.
 
     :param checkpoint: the query's checkpoint location, a path or URI. (templated)
+    :param pipeline_spec: instead of ``checkpoint``, the ``spark-pipeline.yml`` of a Spark Declarative
+        Pipeline (path or URI, readable by the worker and, when deferred, the triggerer). (templated)
+    :param pipeline_storage: instead of ``checkpoint``, the pipeline's storage root. (templated)
+    :param flow: with ``pipeline_spec`` or ``pipeline_storage``: the flow or table name
+        (``[catalog.][database.]name``) whose checkpoint to read (see docs/sdp-pipelines.md). (templated)
     :param kafka_config_id: the ``kafka`` connection of the brokers the query reads.
     :param storage_conn_id: the checkpoint's storage connection; none for local paths.
     :param window: how many of the newest batches to judge on (at least 2).
@@ -44,12 +49,15 @@ class StreamHealthSensor(VerdictSensor):
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("checkpoint",)
+    template_fields: Sequence[str] = ("checkpoint", "pipeline_spec", "pipeline_storage", "flow")
 
     def __init__(
         self,
         *,
-        checkpoint: str,
+        checkpoint: str | None = None,
+        pipeline_spec: str | None = None,
+        pipeline_storage: str | None = None,
+        flow: str | None = None,
         kafka_config_id: str = "kafka_default",
         storage_conn_id: str | None = None,
         window: int = 10,
@@ -60,9 +68,7 @@ class StreamHealthSensor(VerdictSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.checkpoint = params.unless_template(
-            params.location, self.task_id, "checkpoint", checkpoint, checkpoint=True
-        )
+        self._set_target(checkpoint, pipeline_spec, pipeline_storage, flow)
         self.kafka_config_id = kafka_config_id
         self.storage_conn_id = storage_conn_id
         self.window = window
@@ -85,9 +91,8 @@ class StreamHealthSensor(VerdictSensor):
     def _new_check(self, context: Context) -> HealthCheck:
         from airflow_spark_streaming.checks.stream_health import HealthCheck
 
-        params.location(self.task_id, "checkpoint", self.checkpoint, checkpoint=True)  # as rendered
         return HealthCheck(
-            checkpoint=self.checkpoint, criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
+            **self._target_kwargs(), criteria=self._criteria(), kafka_config_id=self.kafka_config_id,
             storage_conn_id=self.storage_conn_id, timeout=self.request_timeout,
         )  # fmt: skip
 

@@ -49,6 +49,12 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
     committed after it; a restart resumes after the last batch reported.
 
     :param checkpoint: the checkpoint location, a path or a URI (``s3://...``).
+    :param pipeline_spec: instead of ``checkpoint``, a Spark Declarative Pipeline's ``spark-pipeline.yml``
+        (read in the triggerer at each poll).
+    :param pipeline_storage: instead of ``checkpoint``, the pipeline's storage root.
+    :param flow: with a pipeline, the flow or table name whose commits fire; each poll resolves it, so a full
+        refresh (a new checkpoint version, batch ids from 0 again) resets the cursor like a recreated checkpoint.
+        Events then carry ``flow`` and the resolved ``checkpoint``.
     :param storage_conn_id: the Airflow connection for the checkpoint's storage; not needed for local paths.
     :param poll_interval: seconds between reads of the checkpoint.
     :param progress_grace_seconds: how long to wait for a runner-managed batch's progress event
@@ -61,12 +67,25 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
 
     def __init__(
         self,
-        checkpoint: str,
+        checkpoint: str | None = None,
         storage_conn_id: str | None = None,
         poll_interval: float = 30.0,
         progress_grace_seconds: float = 30.0,
+        *,
+        pipeline_spec: str | None = None,
+        pipeline_storage: str | None = None,
+        flow: str | None = None,
     ) -> None:
-        super().__init__(location=checkpoint, storage_conn_id=storage_conn_id, poll_interval=poll_interval)
+        from airflow_spark_streaming.exceptions import InvalidPipelineFlowError
+        from airflow_spark_streaming.pipelines.flows import flow_target
+
+        try:
+            self.target = flow_target("CheckpointCommitEventTrigger", checkpoint=checkpoint,
+                                      pipeline_spec=pipeline_spec, pipeline_storage=pipeline_storage, flow=flow)  # fmt: skip
+        except InvalidPipelineFlowError as err:
+            raise InvalidEventTriggerError(str(err)) from err
+        watched = checkpoint if self.target is None else (pipeline_spec or pipeline_storage)
+        super().__init__(location=watched, storage_conn_id=storage_conn_id, poll_interval=poll_interval)
         if (
             isinstance(progress_grace_seconds, bool)
             or not isinstance(progress_grace_seconds, int | float)
@@ -76,10 +95,11 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
             raise InvalidEventTriggerError(
                 f"CheckpointCommitEventTrigger progress_grace_seconds must be >= 0, got {progress_grace_seconds!r}."
             )
-        self.checkpoint = checkpoint
+        self.checkpoint = checkpoint if self.target is None else None
         self.progress_grace_seconds = float(progress_grace_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        pipeline = {} if self.target is None else self.target.to_kwargs()
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -87,23 +107,40 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
                 "storage_conn_id": self.storage_conn_id,
                 "poll_interval": self.poll_interval,
                 "progress_grace_seconds": self.progress_grace_seconds,
+                **pipeline,
             },
         )
 
     def location(self) -> str:
-        return _normalise_location(self.checkpoint)
+        if self.target is None:
+            return _normalise_location(self.checkpoint)
+        # One cursor per flow: the spec or storage it was named through, and the flow's name.
+        return f"{_normalise_location(self.target.spec or self.target.storage)}#flow={self.target.flow}"
+
+    def _checkpoint(self) -> str:
+        """The checkpoint, or the pipeline flow's as resolved now (a full refresh moves it to a new version)."""
+        if self.target is None:
+            return self.checkpoint
+        from airflow_spark_streaming.hooks.pipelines import resolve_flow_checkpoint
+
+        return resolve_flow_checkpoint(self.target, self.storage_conn_id)
 
     def read_after(self, after: int | None, up_to: int | None = None) -> tuple[int | None, list[dict[str, Any]]]:
         from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
-        hook = CheckpointHook(self.checkpoint, self.storage_conn_id)
+        checkpoint = self._checkpoint()
+        hook = CheckpointHook(checkpoint, self.storage_conn_id)
         position, batches = hook.get_committed_batches(
             after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds
         )
-        return position, [b.to_dict() for b in batches]
+        if self.target is None:
+            return position, [b.to_dict() for b in batches]
+        return position, [{"checkpoint": checkpoint, **b.to_dict()} for b in batches]  # the version read
 
     def payload(self, commit: dict[str, Any], previous_event: int | None) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, **commit, "previous_event_batch_id": previous_event}
+        if self.target is None:
+            return {"checkpoint": self.checkpoint, **commit, "previous_event_batch_id": previous_event}
+        return {"flow": self.target.flow, **commit, "previous_event_batch_id": previous_event}
 
 
 class DeltaVersionEventTrigger(CommitEventTrigger):

@@ -18,6 +18,9 @@ class StreamHealthTrigger(VerdictTrigger):
     the mark the trigger started with.
 
     :param checkpoint: the query's checkpoint location.
+    :param pipeline_spec: instead of ``checkpoint``, an SDP pipeline's ``spark-pipeline.yml`` (read in the triggerer).
+    :param pipeline_storage: instead of ``checkpoint``, an SDP pipeline's storage root.
+    :param flow: with a pipeline, the flow or table name whose checkpoint to read.
     :param criteria: a :class:`~airflow_spark_streaming.conditions.health_wait.HealthCriteria` as a dict.
     :param kafka_config_id: the ``kafka`` connection.
     :param storage_conn_id: the checkpoint's storage connection, if any.
@@ -30,15 +33,20 @@ class StreamHealthTrigger(VerdictTrigger):
 
     def __init__(
         self,
-        checkpoint: str,
-        criteria: dict[str, Any],
+        checkpoint: str | None = None,
+        criteria: dict[str, Any] | None = None,
         kafka_config_id: str = "kafka_default",
         storage_conn_id: str | None = None,
         poll_interval: float = 60.0,
         timeout: float = 15.0,
         mark: dict[str, Any] | None = None,
+        *,
+        pipeline_spec: str | None = None,
+        pipeline_storage: str | None = None,
+        flow: str | None = None,
     ) -> None:
         super().__init__(
-            checkpoint=checkpoint, criteria=criteria, kafka_config_id=kafka_config_id, storage_conn_id=storage_conn_id,
+            checkpoint=checkpoint, criteria=criteria, pipeline_spec=pipeline_spec, pipeline_storage=pipeline_storage,
+            flow=flow, kafka_config_id=kafka_config_id, storage_conn_id=storage_conn_id,
             timeout=timeout, mark=mark, poll_interval=poll_interval,
         )  # fmt: skip

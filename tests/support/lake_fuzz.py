@@ -217,6 +217,37 @@ def kind_maintenance(root: Path, data: bytes) -> None:
     hook.get_result("r1")
 
 
+def kind_pipeline_spec(root: Path, data: bytes) -> None:
+    from airflow_spark_streaming.hooks.pipelines import PipelineHook
+
+    root.mkdir(parents=True)
+    (root / "spark-pipeline.yml").write_bytes(data)
+    PipelineHook().read_spec(str(root / "spark-pipeline.yml"))
+
+
+def kind_pipeline_names(root: Path, names: list[str]) -> None:
+    from airflow_spark_streaming.hooks.pipelines import PipelineHook
+    from airflow_spark_streaming.pipelines.flows import FlowTarget
+
+    for level, name in enumerate(names):
+        if name not in ("", ".", "..") and "/" not in name and "\x00" not in name:
+            parts = ["spark_catalog", "default", "orders", "orders", "0"]
+            parts[level % 5] = name
+            (root / "_checkpoints").joinpath(*parts).mkdir(parents=True, exist_ok=True)
+    PipelineHook().resolve(FlowTarget(flow="orders", storage=str(root)))
+
+
+pipeline_specs = st.one_of(
+    hostile_bytes,
+    st.fixed_dictionaries(
+        {"name": json_values, "storage": st.one_of(st.just("file:///lake/sdp"), json_values)},
+        optional={"catalog": json_values, "database": json_values,
+                  "configuration": json_values, "libraries": json_values},
+    ).map(lambda spec: json.dumps(spec).encode()),  # JSON is YAML
+    st.integers(min_value=1, max_value=3000).map(lambda depth: b"a: " + b"[" * depth + b"]" * depth),
+    st.just(b"a: &x [1, 2]\nb: &y [*x, *x, *x, *x]\nc: [*y, *y, *y, *y]\nname: n\nstorage: /s\n"),
+)  # fmt: skip
+
 progress_events = st.fixed_dictionaries(
     {"batchId": st.one_of(st.integers(), json_values), "numInputRows": json_values, "durationMs": json_values,
      "sources": st.one_of(json_values, st.lists(st.fixed_dictionaries({"endOffset": json_values,
@@ -246,6 +277,8 @@ KINDS = {
         st.lists(st.one_of(non_ascii_digits, huge_integers.map(lambda d: d[:60]), st.text(max_size=12)), max_size=4),
     ),
     "lease_record": (kind_lease_record, hostile_bytes),
+    "pipeline_spec": (kind_pipeline_spec, pipeline_specs),
+    "pipeline_names": (kind_pipeline_names, st.lists(st.one_of(non_ascii_digits, st.text(max_size=12)), max_size=6)),
     "lease_names": (
         kind_lease_names,
         st.lists(

@@ -42,3 +42,23 @@ def test_delta_maintenance_shape(dag_bag):
     assert "stream_checkpoint" in dag.params
     for task_id in ("optimize", "vacuum"):
         assert dag.task_dict[task_id].stream_checkpoint == "{{ params.stream_checkpoint }}"
+
+
+def test_example_sdp_pipeline_names_the_flow_not_a_checkpoint(dag_bag):
+    dag = dag_bag.dags["example_sdp_pipeline"]
+    order = ["stage_pipeline", "run_pipeline", "lag_check", "compact"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert dag.task_dict[downstream].upstream_task_ids == {upstream}
+    run = dag.task_dict["run_pipeline"]
+    assert type(run).__name__ == "SparkPipelinesOperator" and run._conn_id == "spark_connect_default"
+    lag, compact = dag.task_dict["lag_check"], dag.task_dict["compact"]
+    for task in (lag, compact):
+        assert (task.pipeline_spec, task.flow) == (run.pipeline_spec, "{{ params.table }}")
+    assert lag.checkpoint is None and compact.stream_checkpoint is None
+    # The checked-in spec is one the pure module reads, and its libraries are beside it.
+    from airflow_spark_streaming.pipelines.spec import parse_pipeline_spec
+
+    spec = parse_pipeline_spec((EXAMPLE_DAGS / "sdp_orders" / "spark-pipeline.yml").read_bytes())
+    assert spec.configuration == {"spark.sql.sources.default": "delta"}
+    assert spec.libraries == ("transformations/**",)
+    assert (EXAMPLE_DAGS / "sdp_orders" / "transformations" / "orders.py").is_file()
