@@ -33,9 +33,8 @@ def _produce(bootstrap: str, topic: str, count: int) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
-    )[topic].result(timeout=30)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(timeout=30)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10_000})
     for i in range(count):
         producer.produce(topic, key=f"key-{i}", value=f"value-{i}-" + "x" * 60, partition=i % PARTITIONS)
