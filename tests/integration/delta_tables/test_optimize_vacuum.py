@@ -257,7 +257,7 @@ def file_sink_output(spark, tmp_path):
     return {"path": out, "values": expected, "files": len(committed.inputFiles())}
 
 
-def test_file_sink_copy_compaction_reads_through_the_log(spark, file_sink_output, tmp_path, spark_connect_conn):
+def test_file_sink_copy_compaction_reads_through_the_log(spark, file_sink_output, tmp_path, spark_local_conn):
     from airflow_spark_streaming.operators.delta import ConvertFileSinkToDeltaOperator
 
     before = sorted(p.name for p in file_sink_output["path"].rglob("*"))
@@ -266,10 +266,8 @@ def test_file_sink_copy_compaction_reads_through_the_log(spark, file_sink_output
         table_uri=str(file_sink_output["path"]),
         target_uri=str(tmp_path / "delta"),
         partition_by=["bucket"],
-        spark_conn_id=spark_connect_conn(),
     ).execute({})
     assert result["mode"] == "copy" and result["files"] == 2 and result["rows"] == len(file_sink_output["values"])
-    assert result["spark_transport"] == "connect"
     values = sorted(r.value for r in spark.read.format("delta").load(str(tmp_path / "delta")).collect())
     assert values == file_sink_output["values"]  # the uncommitted leftover is not copied
     assert sorted(p.name for p in file_sink_output["path"].rglob("*")) == before  # the source is untouched
