@@ -1,4 +1,9 @@
-"""DeltaOptimizeOperator and DeltaVacuumOperator on real tables, with both engines, and their safety rules."""
+"""DeltaOptimizeOperator and DeltaVacuumOperator on real tables, with both engines, and their safety rules.
+
+The Spark engine's spark-submit route is tested by the compaction test here (and on S3 in
+tests/integration/s3); the other Spark-engine runs, whose subject is what the job does to the table, go to
+the shared Spark Connect server: the same job function, without a spark-submit each (~15 s).
+"""
 
 from __future__ import annotations
 
@@ -80,7 +85,7 @@ def test_bad_optimize_input_leaves_the_table_untouched(table_copy, kwargs, error
     assert _version(table_copy) == version
 
 
-def test_native_engine_refuses_liquid_clustering_and_auto_picks_spark(spark, tmp_path, spark_local_conn):
+def test_native_engine_refuses_liquid_clustering_and_auto_picks_spark(spark, tmp_path, spark_connect_conn):
     table = tmp_path / "clustered"
     spark.sql(f"CREATE TABLE delta.`{table}` (id BIGINT, name STRING) USING DELTA CLUSTER BY (id)")
     for i in range(3):
@@ -91,8 +96,10 @@ def test_native_engine_refuses_liquid_clustering_and_auto_picks_spark(spark, tmp
     with pytest.raises(EngineUnsupportedError, match="clustering.*use engine='spark'"):
         DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="native").execute({})
     assert _version(table) == version
-    result = DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="auto").execute({})
-    assert result["engine"] == "spark" and result["version_after"] > version
+    result = DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="auto",
+                                   spark_conn_id=spark_connect_conn()).execute({})  # fmt: skip
+    assert result["engine"] == "spark" and result["spark_transport"] == "connect"
+    assert result["version_after"] > version
     assert sorted(r[0] for r in spark.read.format("delta").load(str(table)).collect()) == list(range(30))
 
 
@@ -128,8 +135,10 @@ def test_compaction_while_a_stream_appends(spark, tmp_path):
     assert any(h["operation"] == "STREAMING UPDATE" and h["version"] > optimize[0]["version"] for h in history)
 
 
-@pytest.mark.parametrize("engine", ["native", "spark"])
-def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy, engine, spark_local_conn):
+@pytest.mark.parametrize("engine", ["native", pytest.param("spark", marks=pytest.mark.connect)])
+def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy, engine, request):
+    # The Spark engine runs on the shared Connect server: the subject is which files the vacuum deletes.
+    spark_conn_id = request.getfixturevalue("spark_connect_conn")() if engine == "spark" else "spark_default"
     DeltaOptimizeOperator(task_id="o", table_uri=str(table_copy), engine="native").execute({})
     DeltaTableHook(str(table_copy)).get_table().alter.set_table_properties(
         {"delta.deletedFileRetentionDuration": "interval 1 hours"}
@@ -154,8 +163,9 @@ def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy, engine, s
     os.utime(older, (time.time() - 5 * 3600, time.time() - 5 * 3600))
     reader = _reader_checkpoint(table_copy, table_copy.parent / "reader")
     held = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine=engine, readers=[reader],
-                               reader_margin=timedelta(hours=3)).execute({})  # fmt: skip
+                               reader_margin=timedelta(hours=3), spark_conn_id=spark_conn_id).execute({})  # fmt: skip
     assert held["retention_hours"] == 4 and held["held_back_by"] == reader and held["engine"] == engine
+    assert held.get("spark_transport") == ("connect" if engine == "spark" else None)
     assert held["files_deleted"] == 1 and not older.exists() and orphan.exists()
     done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine="native").execute({})
     assert done["files_deleted"] == 1 and not orphan.exists()
@@ -263,12 +273,14 @@ def test_file_sink_copy_compaction_reads_through_the_log(spark, file_sink_output
     assert sorted(p.name for p in file_sink_output["path"].rglob("*")) == before  # the source is untouched
 
 
-def test_file_sink_in_place_conversion_then_optimize(spark, file_sink_output, spark_local_conn):
+def test_file_sink_in_place_conversion_then_optimize(spark, file_sink_output, spark_connect_conn):
     from airflow_spark_streaming.operators.delta import ConvertFileSinkToDeltaOperator
 
     path = str(file_sink_output["path"])
-    result = ConvertFileSinkToDeltaOperator(task_id="c", table_uri=path, partition_by=["bucket"]).execute({})
+    result = ConvertFileSinkToDeltaOperator(task_id="c", table_uri=path, partition_by=["bucket"],
+                                            spark_conn_id=spark_connect_conn()).execute({})  # fmt: skip
     assert result["mode"] == "in_place" and result["files"] == file_sink_output["files"]
+    assert result["spark_transport"] == "connect"
     optimized = DeltaOptimizeOperator(task_id="o", table_uri=path, engine="native").execute({})
     assert optimized["files_after"] == 2
     values = sorted(r.value for r in spark.read.format("delta").load(path).collect())

@@ -25,7 +25,7 @@ def read_events(path: Path, want: int, timeout: float = 120.0) -> list[dict]:
         time.sleep(0.2)
 
 
-def test_operators_emit_inputs_and_outputs(airflow_db, tmp_path):
+def test_operators_emit_inputs_and_outputs(airflow_db, spark_connect_server, tmp_path):
     events_file = tmp_path / "openlineage.jsonl"
     env = {
         **os.environ,
@@ -34,7 +34,11 @@ def test_operators_emit_inputs_and_outputs(airflow_db, tmp_path):
         ),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "tests",
         "AIRFLOW__OPENLINEAGE__DISABLED": "False",
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        # The ingest's bounded run goes to the shared Spark Connect server: the events, not the submission, are
+        # the subject here (one spark-submit less).
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+            {"conn_type": "spark_connect", "host": "127.0.0.1", "port": spark_connect_server.port}
+        ),
     }
     table, sink, source = tmp_path / "orders", tmp_path / "lake" / "orders", tmp_path / "in"
     source.mkdir()
@@ -56,7 +60,7 @@ def test_operators_emit_inputs_and_outputs(airflow_db, tmp_path):
     assert set(by_task["ingest"]) >= {"START", "COMPLETE"}
 
     ingest = by_task["ingest"]["COMPLETE"]
-    # The real SparkStreamingSubmitOperator ran its spec (a file source into Delta) through spark-submit.
+    # The real SparkStreamingSubmitOperator ran its spec (a file source into Delta) on the Connect server.
     assert [(d["namespace"], d["name"]) for d in ingest["inputs"]] == [("file", str(source))]
     assert [(d["namespace"], d["name"]) for d in ingest["outputs"]] == [("file", str(sink))]
     from deltalake import DeltaTable

@@ -18,7 +18,7 @@ def spark_local_conn(monkeypatch):
 
 
 def test_available_now_ingest_writes_every_record_exactly_once(
-    kafka_broker, kafka_topic, jvm_dependencies, spark_local_conn, tmp_path
+    kafka_broker, kafka_topic, jvm_dependencies, spark_local_conn, spark_connect_conn, tmp_path
 ):
     topic = kafka_topic(partitions=4)
     per_partition = produce_keyed(kafka_broker.bootstrap_servers, topic, 1000, partitions=4)
@@ -39,7 +39,11 @@ def test_available_now_ingest_writes_every_record_exactly_once(
         "0", "1", "2", "3"
     ]  # fmt: skip
 
-    # A second bounded run with nothing new appends nothing: the checkpoint remembers.
-    produce_keyed(kafka_broker.bootstrap_servers, topic, 0, partitions=4)
-    submit_stream_runner(spec, jvm_dependencies, spark_local_conn, tmp_path)
+    # A second bounded run with nothing new appends nothing: the checkpoint remembers. That run's subject is the
+    # checkpoint, not its submission: it goes to the shared Spark Connect server (one spark-submit less).
+    from airflow_spark_streaming.operators.streaming import SparkStreamingSubmitOperator
+
+    again = SparkStreamingSubmitOperator(task_id="again", spec=spec, spark_conn_id=spark_connect_conn()).execute({})
+    assert again["spark_transport"] == "connect"
+    assert (again["batches_committed"], again["rows_processed"]) == (0, 0)
     assert len(read_delta(table)) == 1000

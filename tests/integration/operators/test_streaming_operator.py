@@ -29,7 +29,7 @@ def spark_local(monkeypatch):
 
 
 def test_bounded_kafka_to_delta_reports_batches_and_rows(
-    kafka_broker, kafka_topic, spark_local, tmp_path, mocker, capfd
+    kafka_broker, kafka_topic, spark_local, spark_connect_conn, tmp_path, mocker, capfd
 ):
     import airflow.providers.apache.spark.hooks.spark_submit as spark_submit
 
@@ -61,8 +61,11 @@ def test_bounded_kafka_to_delta_reports_batches_and_rows(
     assert "Stream spec:" in log and '"kafka.ssl.key.password": "***"' in log
     assert leaked_kinds(sealed, log + json.dumps(first)) == []
 
+    # The incremental run reads the checkpoint the spark-submit run left; its own transport is not the subject here,
+    # so it runs on the shared Spark Connect server (one spark-submit less).
     produce_keyed(kafka_broker.bootstrap_servers, topic, 100, partitions=4)
-    second = operator.execute({})
+    second = SparkStreamingSubmitOperator(task_id="ingest", spec=spec, spark_conn_id=spark_connect_conn()).execute({})
+    assert second["spark_transport"] == "connect"
     assert (second["batches_committed"], second["first_batch"], second["rows_processed"]) == (1, 3, 100)
     assert len(read_delta(tmp_path / "table")) == 500
     assert second["committed_sources"] == [{topic: {"0": 125, "1": 125, "2": 125, "3": 125}}]

@@ -19,8 +19,14 @@ def local_stack_env(kafka_conn, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT", str(tmp_path / "lake"))
 
 
-def test_kafka_to_delta_incremental_dag_test(airflow_db, local_stack_env, kafka_broker, kafka_topic, tmp_path, capfd):
+def test_kafka_to_delta_incremental_dag_test(
+    airflow_db, local_stack_env, spark_connect_conn, kafka_broker, kafka_topic, tmp_path, capfd
+):
     import re
+
+    # The DAG's spark_default connection names the shared Spark Connect server: the subject is the DAG's tasks
+    # together, not the submission (the streaming_supervisor DAG below runs through spark-submit).
+    spark_connect_conn("spark_default")
 
     topic = kafka_topic(partitions=3)
     produce_keyed(kafka_broker.bootstrap_servers, topic, 900, partitions=3)
@@ -39,7 +45,8 @@ def test_kafka_to_delta_incremental_dag_test(airflow_db, local_stack_env, kafka_
     assert sorted(p.name for p in commits.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
     ingest = run.get_task_instance("ingest").xcom_pull(task_ids="ingest")
     assert (ingest["batches_committed"], ingest["rows_processed"]) == (3, 900)
-    # One task-log line per committed batch, from the runner's progress events, against the target fixed at start
+    assert ingest["spark_transport"] == "connect"
+    # One task-log line per committed batch, from the query's progress events, against the target fixed at start
     # (maxOffsetsPerTrigger 400 over three partitions: 133 records each per batch).
     lines = re.findall(
         r"batch (\d): ([\d,]+) rows, [\d,]+ rows/s; ([\d,]+) of ([\d,]+) records \((\d+)%\), (ETA \d+s|done)",

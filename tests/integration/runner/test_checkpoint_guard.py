@@ -1,5 +1,9 @@
 """The checkpoint lease: a live query's checkpoint is refused to a second one; a killed driver's lease expires,
-and the next run completes the stream exactly once."""
+and the next run completes the stream exactly once.
+
+The next run goes to the shared Spark Connect server: its subject is the checkpoint the killed driver left, not
+its own submission (the same resume through spark-submit, on a standalone cluster, is in
+tests/integration/spark/test_cluster_deploy.py)."""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ def _spark_submit(spec: dict, tmp_path) -> subprocess.Popen:
 
 
 def test_lease_guards_a_live_checkpoint_and_expires_after_sigkill(
-    kafka_broker, kafka_topic, tmp_path, monkeypatch, mocker
+    kafka_broker, kafka_topic, spark_connect_conn, tmp_path, monkeypatch, mocker
 ):
     import airflow.providers.apache.spark.hooks.spark_submit as spark_submit
 
@@ -81,10 +85,12 @@ def test_lease_guards_a_live_checkpoint_and_expires_after_sigkill(
     # Bigger batches for the rest: the guarantee does not depend on the batch size, and it saves ~15 batches.
     resume = json.loads(json.dumps(bounded))
     resume["source"]["options"]["maxOffsetsPerTrigger"] = 1000
-    result = SparkStreamingSubmitOperator(task_id="resume", spec=resume).execute({})
+    resumed = SparkStreamingSubmitOperator(task_id="resume", spec=resume, spark_conn_id=spark_connect_conn())
+    result = resumed.execute({})
 
     rows = read_delta(table)
     assert len(rows) == 2000  # every record exactly once, despite the SIGKILL
     assert len({(r["kafka_partition"], r["kafka_offset"]) for r in rows}) == 2000
     assert result["rows_processed"] + rows_before >= 2000 and not hook.get_status().has_uncommitted_batch
+    assert result["spark_transport"] == "connect"
     assert RunnerControlHook(str(checkpoint)).get_lease() is None  # the bounded run released its lease
