@@ -272,7 +272,7 @@ def convert(spark, spec: dict) -> None:
         frame = spark.read.parquet(source)  # a single root path: Spark reads only the files in _spark_metadata
         per_partition = int(spec.get("files_per_partition", 1))
         frame = frame.repartition(per_partition, *partition_by) if partition_by else frame.repartition(per_partition)
-        writer = frame.write.format("delta").mode("errorifexists")
+        writer = frame.write.format("delta").mode("error")  # Connect knows "error", not its alias "errorifexists"
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(spec["target"])

@@ -257,17 +257,26 @@ def file_sink_output(spark, tmp_path):
     return {"path": out, "values": expected, "files": len(committed.inputFiles())}
 
 
-def test_file_sink_copy_compaction_reads_through_the_log(spark, file_sink_output, tmp_path, spark_local_conn):
+@pytest.mark.parametrize("transport", ["spark-submit", "connect"])
+def test_file_sink_copy_compaction_reads_through_the_log(spark, file_sink_output, tmp_path, request, transport):
     from airflow_spark_streaming.operators.delta import ConvertFileSinkToDeltaOperator
 
+    # The spark-submit job and the Connect session run the same copy (Connect once refused its write mode).
+    if transport == "spark-submit":
+        request.getfixturevalue("spark_local_conn")
+        conn_id = "spark_default"
+    else:
+        conn_id = request.getfixturevalue("spark_connect_conn")()
     before = sorted(p.name for p in file_sink_output["path"].rglob("*"))
     result = ConvertFileSinkToDeltaOperator(
         task_id="c",
         table_uri=str(file_sink_output["path"]),
         target_uri=str(tmp_path / "delta"),
         partition_by=["bucket"],
+        spark_conn_id=conn_id,
     ).execute({})
     assert result["mode"] == "copy" and result["files"] == 2 and result["rows"] == len(file_sink_output["values"])
+    assert result["spark_transport"] == transport
     values = sorted(r.value for r in spark.read.format("delta").load(str(tmp_path / "delta")).collect())
     assert values == file_sink_output["values"]  # the uncommitted leftover is not copied
     assert sorted(p.name for p in file_sink_output["path"].rglob("*")) == before  # the source is untouched
