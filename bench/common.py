@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,3 +60,28 @@ def bench_main(argv, *, doc: str, name: str, title: str, run, notes: str, hidden
     print_table(title, [{k: v for k, v in r.items() if k not in hidden_columns} for r in rows])
     print(f"\nwrote {path}")
     return 0
+
+
+@contextmanager
+def local_connect_server(home: Path, conn_id: str) -> Iterator[float]:
+    """A local Spark Connect server in ``home`` and a ``spark_connect`` connection ``conn_id`` to it, stopped at
+    the end; yields the seconds its start took."""
+    from devstack import spark_connect
+
+    started = time.perf_counter()
+    server = spark_connect.start(home, port=0)
+    seconds = time.perf_counter() - started
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+        {"conn_type": "spark_connect", "host": "127.0.0.1", "port": server.port}
+    )
+    try:
+        yield seconds
+    finally:
+        spark_connect.stop(Path(server.home))
+
+
+def add_speed_up(rows: list[dict], column: str, baseline: str = "spark-submit") -> None:
+    """Each row's ``vs_spark_submit``: the ``baseline`` row's ``column`` over its own."""
+    reference = next(r[column] for r in rows if r["path"] == baseline)
+    for row in rows:
+        row["vs_spark_submit"] = round(reference / row[column], 1) if row[column] else None

@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench.common import bench_main
+from bench.common import add_speed_up, bench_main, local_connect_server
 
 RECORDS, SMOKE_RECORDS = 100_000, 10_000
 PARTITIONS = 4
@@ -79,7 +79,7 @@ def _ingest(spec: dict, conn_id: str) -> tuple[float, dict]:
 
 
 def run(smoke: bool = False) -> list[dict]:
-    from devstack import kafka, spark_connect
+    from devstack import kafka
 
     records = SMOKE_RECORDS if smoke else RECORDS
     per_batch = records // 4
@@ -88,33 +88,23 @@ def run(smoke: bool = False) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-connect-ingest-") as work:
         work = Path(work)
         broker = kafka.start(work / "kafka", port=0)
-        server = None
         try:
-            started = time.perf_counter()
-            server = spark_connect.start(work / "server", port=0)
-            server_start = time.perf_counter() - started
-            os.environ["AIRFLOW_CONN_SPARK_CONNECT_BENCH"] = json.dumps(
-                {"conn_type": "spark_connect", "host": "127.0.0.1", "port": server.port}
-            )
-            _produce(broker.bootstrap_servers, "warmup", 1000)
-            warm_up, _ = _ingest(_spec(broker.bootstrap_servers, "warmup", work / "warmup", 1000),
-                                 "spark_connect_bench")  # fmt: skip
-            _produce(broker.bootstrap_servers, "orders", records)
-            for name, conn_id in (("spark-submit", "spark_bench_local"), ("spark-connect", "spark_connect_bench")):
-                root = work / name
-                wall, result = _ingest(_spec(broker.bootstrap_servers, "orders", root, per_batch), conn_id)
-                assert result["rows_processed"] == records, result
-                spark = _spark_seconds(root / "checkpoint")
-                rows.append({"path": name, "records": result["rows_processed"],
-                             "batches": result["batches_committed"], "task_s": round(wall, 2),
-                             "spark_work_s": round(spark, 2), "overhead_s": round(wall - spark, 2)})  # fmt: skip
+            with local_connect_server(work / "server", "spark_connect_bench") as server_start:
+                _produce(broker.bootstrap_servers, "warmup", 1000)
+                warm_up, _ = _ingest(_spec(broker.bootstrap_servers, "warmup", work / "warmup", 1000),
+                                     "spark_connect_bench")  # fmt: skip
+                _produce(broker.bootstrap_servers, "orders", records)
+                for name, conn_id in (("spark-submit", "spark_bench_local"), ("spark-connect", "spark_connect_bench")):
+                    root = work / name
+                    wall, result = _ingest(_spec(broker.bootstrap_servers, "orders", root, per_batch), conn_id)
+                    assert result["rows_processed"] == records, result
+                    spark = _spark_seconds(root / "checkpoint")
+                    rows.append({"path": name, "records": result["rows_processed"],
+                                 "batches": result["batches_committed"], "task_s": round(wall, 2),
+                                 "spark_work_s": round(spark, 2), "overhead_s": round(wall - spark, 2)})  # fmt: skip
         finally:
-            if server is not None:
-                spark_connect.stop(Path(server.home))
             kafka.stop(Path(broker.home))
-    submit = next(r["task_s"] for r in rows if r["path"] == "spark-submit")
-    for row in rows:
-        row["vs_spark_submit"] = round(submit / row["task_s"], 1)
+    add_speed_up(rows, "task_s")
     rows.append({"path": "(connect server start, once)", "task_s": round(server_start, 2)})
     rows.append({"path": "(connect warm-up ingest, 1,000 records)", "task_s": round(warm_up, 2)})
     return rows

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import bench_main
+from bench.common import add_speed_up, bench_main, local_connect_server
 from bench.compaction import FILES, SMOKE_FILES, build_table
 
 
@@ -33,21 +33,13 @@ def _optimize(path: Path, engine: str, conn_id: str) -> tuple[float, dict]:
 
 
 def run(smoke: bool = False) -> list[dict]:
-    from devstack import spark_connect
-
     files = SMOKE_FILES if smoke else FILES
     os.environ.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-connect-") as work:
         base = Path(work) / "base"
         build_table(base, files)
-        started = time.perf_counter()
-        server = spark_connect.start(Path(work) / "server", port=0)
-        server_start = time.perf_counter() - started
-        os.environ["AIRFLOW_CONN_SPARK_CONNECT_BENCH"] = json.dumps(
-            {"conn_type": "spark_connect", "host": "127.0.0.1", "port": server.port}
-        )
-        try:
+        with local_connect_server(Path(work) / "server", "spark_connect_bench") as server_start:
             shutil.copytree(base, Path(work) / "warm-up")
             warm_up, _ = _optimize(Path(work) / "warm-up", "spark", "spark_connect_bench")
             cases = (("native", "native", "spark_default"), ("spark-submit", "spark", "spark_default"),
@@ -59,11 +51,7 @@ def run(smoke: bool = False) -> list[dict]:
                 rows.append({"path": name, "files_before": result["files_before"],
                              "files_after": result["files_after"], "optimize_s": round(seconds, 2),
                              "transport": result.get("spark_transport", "-")})  # fmt: skip
-        finally:
-            spark_connect.stop(Path(server.home))
-    submit = next(r["optimize_s"] for r in rows if r["path"] == "spark-submit")
-    for row in rows:
-        row["vs_spark_submit"] = round(submit / row["optimize_s"], 1) if row["optimize_s"] else None
+    add_speed_up(rows, "optimize_s")
     rows.append({"path": "(connect server start, once)", "optimize_s": round(server_start, 2)})
     rows.append({"path": "(connect first OPTIMIZE after start)", "optimize_s": round(warm_up, 2)})
     return rows

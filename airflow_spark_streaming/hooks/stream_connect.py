@@ -190,10 +190,12 @@ class StreamConnectHook(SparkConnectSessionHook):
     def _gone_after(self, err: BaseException, control: RunnerControlHook) -> Exception | None:
         """:class:`SparkConnectUnreachableError` when the server no longer answers after the query failed: a
         server stopping fails its queries first, so the failure is the server's going, not the query's."""
+        from pyspark.sql.connect.client import DefaultChannelBuilder
+
         from airflow_spark_streaming.exceptions import SparkConnectUnreachableError
 
         try:
-            self._wait_for_channel(_Channel(self._url()), self.server or "?", timeout=3.0)
+            self._wait_for_channel(DefaultChannelBuilder(self._url()), self.server or "?", timeout=3.0)
         except SparkConnectUnreachableError:
             return SparkConnectUnreachableError(
                 f"The Spark Connect server at {self.server or '?'} went away during the run on {control.checkpoint} "
@@ -225,18 +227,6 @@ class _ProgressWriter:
                 self.written += 1
             self.control.put_progress(batch, text.encode("utf-8"))
             self._seen[batch] = text
-
-
-class _Channel:
-    """A fresh gRPC channel builder for one reachability probe."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def toChannel(self):  # noqa: N802 - the builder's method name
-        from pyspark.sql.connect.client import DefaultChannelBuilder
-
-        return DefaultChannelBuilder(self.url).toChannel()
 
 
 def _cause(text: str, spec: dict[str, Any]) -> str:

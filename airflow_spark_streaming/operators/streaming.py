@@ -370,20 +370,17 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
 
         self._refuse_on_connect(spec)
         kafka_spec = self._resolved_kafka_spec(spec)
-        self._run = _Run(job=None, checkpoint=spark_spec(spec)["checkpoint_location"], long_running=False,
+        server_spec = spark_spec(spec)  # s3a:// paths: the server reaches S3 with its own settings
+        self._run = _Run(job=None, checkpoint=server_spec["checkpoint_location"], long_running=False,
                          owner=_owner(context, self.task_id), kafka=kafka_spec)  # fmt: skip
-        self.log.info("Stream spec: %s", json.dumps(redact_spec(spark_spec(spec))))
+        self.log.info("Stream spec: %s", json.dumps(redact_spec(server_spec)))
         # Kafka options are the query's: the server's plans and UI show them through these (runtime) settings.
         conf = {"spark.sql.redaction.options.regex": SPARK_REDACTION_REGEX,
                 "spark.sql.redaction.string.regex": SPARK_REDACTION_REGEX, **(self.conf or {})}  # fmt: skip
         checkpoint = self._checkpoint_hook()
         lease = checkpoint.get_lease()
         if lease is not None:
-            raise CheckpointInUseError(
-                f"{self.task_id}: checkpoint {self._run.checkpoint} is in use by {lease.app_id} on {lease.host} "
-                f"(heartbeat {lease.heartbeat_age_seconds:.0f}s ago); a second query would corrupt it. Stop that "
-                f"query first; a lease left by a dead process expires after {lease.ttl_seconds:.0f}s."
-            )
+            raise self._in_use(lease, holder=str(lease.app_id), left_by="process")
         committed_before = latest_committed_batch(checkpoint)
         self._connect = StreamConnectHook(self.spark_conn_id, poll_interval=min(self.poll_interval, 1.0))
         with BatchProgressLog(checkpoint, self.log, committed_before).running(self.poll_interval):
@@ -424,10 +421,13 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             return None
         if self._run.long_running and holder is not None and holder.owner == self._run.owner:
             return holder
-        raise CheckpointInUseError(
-            f"{self.task_id}: checkpoint {self._run.checkpoint} is in use by Spark application {lease.app_id} on "
-            f"{lease.host} (heartbeat {lease.heartbeat_age_seconds:.0f}s ago); a second query would corrupt it. "
-            f"Stop that query first; a lease left by a dead driver expires after {lease.ttl_seconds:.0f}s."
+        raise self._in_use(lease, holder=f"Spark application {lease.app_id}", left_by="driver")
+
+    def _in_use(self, lease, *, holder: str, left_by: str) -> CheckpointInUseError:
+        return CheckpointInUseError(
+            f"{self.task_id}: checkpoint {self._run.checkpoint} is in use by {holder} on {lease.host} (heartbeat "
+            f"{lease.heartbeat_age_seconds:.0f}s ago); a second query would corrupt it. Stop that query first; a "
+            f"lease left by a dead {left_by} expires after {lease.ttl_seconds:.0f}s."
         )
 
     # --- ResumableJobMixin: submit, state, wait, result -----------------------------------------
