@@ -10,6 +10,7 @@ shared with the runner.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from dataclasses import dataclass, field
@@ -257,7 +258,13 @@ class RunnerControlHook(CheckpointStorageHook):
     def put_progress(self, batch_id: int, event: bytes) -> None:
         """Write one progress event to ``_progress/`` as the runner's listener does; keep the newest ``PROGRESS_KEEP``."""
         self.root.fs.mkdirs(self.storage_path(PROGRESS_DIR), exist_ok=True)
-        self.root.fs.pipe_file(self.storage_path(PROGRESS_DIR, progress_file(batch_id)), event)
+        target = self.storage_path(PROGRESS_DIR, progress_file(batch_id))
+        if _is_local(self.root.fs):  # a local file shows while it is written: write aside, then rename
+            staged = self.storage_path(PROGRESS_DIR, f".{progress_file(batch_id)}.tmp")
+            self.root.fs.pipe_file(staged, event)
+            os.replace(staged, target)
+        else:  # an object store publishes the whole object at once
+            self.root.fs.pipe_file(target, event)
         if batch_id - PROGRESS_KEEP >= 0:
             try:
                 self.root.fs.rm_file(self.storage_path(PROGRESS_DIR, progress_file(batch_id - PROGRESS_KEEP)))

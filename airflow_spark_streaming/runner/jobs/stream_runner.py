@@ -110,6 +110,7 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
     jvm = spark.sparkContext._jvm
     folder = jvm.org.apache.hadoop.fs.Path(checkpoint.rstrip("/") + "/" + protocol.PROGRESS_DIR)
     fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    object_store = fs.getScheme() not in ("file", "hdfs", "viewfs")
 
     class ProgressWriter(StreamingQueryListener):
         def onQueryStarted(self, event):
@@ -119,11 +120,17 @@ def progress_listener(spark, checkpoint: str, batch_done=None):
             # event.progress.json: json.dumps fails on PySpark 4's progress objects (they hold UUIDs).
             progress = event.progress
             target = jvm.org.apache.hadoop.fs.Path(folder, protocol.progress_file(progress.batchId))
-            stream = fs.create(target, True)
+            # An object store publishes a file whole when it closes; a file system shows it while it is
+            # written, so there the event is written aside and renamed: readers never see half an event.
+            staged = target if object_store else jvm.org.apache.hadoop.fs.Path(folder, "." + target.getName() + ".tmp")
+            stream = fs.create(staged, True)
             try:
                 stream.write(bytearray(progress.json.encode("utf-8")))
             finally:
                 stream.close()
+            if not object_store:
+                fs.delete(target, False)  # a re-run batch's event replaces the old one; rename does not overwrite
+                fs.rename(staged, target)
             if batch_done is not None:
                 batch_done.set()
             old = progress.batchId - PROGRESS_KEEP

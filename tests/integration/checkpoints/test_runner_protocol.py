@@ -83,6 +83,9 @@ def test_progress_events_the_runner_writes_are_what_the_hook_reads(spark, tmp_pa
         assert sum(e["numInputRows"] for e in events) == 7
         assert all(e["name"] == "protocol_progress" for e in events)
         assert RunnerControlHook(str(checkpoint)).get_progress(after_batch=events[-1]["batchId"]) == []
+        # Each event was written aside and renamed into place: no staging file is left behind.
+        written = sorted(p.name for p in (checkpoint / protocol.PROGRESS_DIR).iterdir() if not p.name.endswith(".crc"))
+        assert written == sorted(protocol.progress_file(e["batchId"]) for e in events)
     finally:
         for listener in added:  # run() leaves its listener on the session, which other tests share
             spark.streams.removeListener(listener)

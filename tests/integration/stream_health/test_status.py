@@ -121,8 +121,11 @@ def test_live_idle_query_is_ok_paused_driver_stalls_then_stops(
         # Caught up, no new data, no batches: idle is healthy while the lease lives.
         idle = _wait_for_status(checkpoint, conn, OK, 60)
         assert idle.lease_alive and sum(p.lag for p in idle.partitions) == 0
-        _, batches = read_batch_window(hook)
-        assert all(b.latest_offsets for b in batches if b.committed)  # progress events give lag samples
+        # Progress events give lag samples. Spark's listener bus writes a batch's event just after its commit.
+        deadline = time.monotonic() + 15
+        while not all(b.latest_offsets for b in read_batch_window(hook)[1] if b.committed):
+            assert time.monotonic() < deadline, f"committed batches without a progress event: {read_batch_window(hook)}"
+            time.sleep(0.5)
         time.sleep(idle.allowance_seconds + 1)  # idle for longer than the cadence allows: still OK
         still = get_stream_health(str(checkpoint), kafka_config_id=conn)
         assert still.status == OK, still.reason

@@ -201,3 +201,27 @@ def test_a_lease_read_while_the_runner_rewrites_it_is_retried_not_taken_for_free
     old = time.time() - 120
     os.utime(tmp_path / "_lease", (old, old))
     assert hook.get_lease() is None
+
+
+def test_a_progress_event_is_published_whole_and_a_rerun_batch_replaces_it(tmp_path, monkeypatch):
+    """A local file is visible while it is written, so the event goes aside first and is renamed into place."""
+    from airflow_spark_streaming.hooks import runner_control
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+
+    hook = RunnerControlHook(str(tmp_path))
+    seen_while_writing = []
+    real_pipe = hook.root.fs.pipe_file
+
+    def pipe_and_look(path, data, **kw):
+        real_pipe(path, data, **kw)
+        seen_while_writing.append(sorted(p.name for p in (tmp_path / "_progress").iterdir()))
+
+    monkeypatch.setattr(hook.root.fs, "pipe_file", pipe_and_look)
+    hook.put_progress(0, b'{"batchId": 0, "numInputRows": 1}')
+    hook.put_progress(0, b'{"batchId": 0, "numInputRows": 2}')  # the batch ran again after a restart
+    assert seen_while_writing == [[".0.json.tmp"], [".0.json.tmp", "0.json"]]  # never a half-written 0.json
+    assert sorted(p.name for p in (tmp_path / "_progress").iterdir()) == ["0.json"]
+    assert [e["numInputRows"] for e in hook.get_progress()] == [2]
+    for batch in range(1, runner_control.PROGRESS_KEEP + 1):
+        hook.put_progress(batch, json.dumps({"batchId": batch}).encode())
+    assert [e["batchId"] for e in hook.get_progress()][0] == 1  # the newest PROGRESS_KEEP are kept
