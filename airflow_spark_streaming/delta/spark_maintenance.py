@@ -15,7 +15,7 @@ the session it is given brings Spark.
 Spec::
 
     {"action": "optimize", "table": "s3://lake/orders", "where": "`day` = '2026-01-01'",
-     "zorder_by": ["customer_id"], "max_attempts": 5}
+     "zorder_by": ["customer_id"], "max_attempts": 5, "table_files": 2000}
     {"action": "vacuum", "table": "s3://lake/orders", "retain_hours": 168, "mode": "lite", "dry_run": false}
     {"action": "convert", "table": "s3://lake/raw_orders", "target": "s3://lake/orders", "files_per_partition": 1}
 """
@@ -288,3 +288,35 @@ def convert(spark, spec: dict) -> None:
 
 #: The session-level function of each maintenance action.
 ACTIONS = {"optimize": optimize, "vacuum": vacuum, "convert": convert}
+
+#: Delta rebuilds a table's state (its files) from the log in this many partitions. Its default, 50, suits logs of
+#: hundreds of thousands of actions; on a table of a few thousand files the 50 tasks are most of a warm OPTIMIZE.
+SNAPSHOT_PARTITIONS = "spark.databricks.delta.snapshotPartitions"
+FILES_PER_SNAPSHOT_PARTITION = 5_000
+MAX_SNAPSHOT_PARTITIONS = 50
+
+
+def snapshot_partitions(table_files: int) -> int:
+    """Partitions for rebuilding the state of a table of ``table_files`` files: one per 5,000, at most Delta's 50."""
+    return min(MAX_SNAPSHOT_PARTITIONS, max(1, math.ceil(table_files / FILES_PER_SNAPSHOT_PARTITION)))
+
+
+def run(spark, spec: dict) -> None:
+    """Run ``spec`` with its action. ``table_files`` (the table's file count, when the caller knows it) sizes the
+    state rebuild, unless the session or server sets ``spark.databricks.delta.snapshotPartitions`` itself."""
+    action = ACTIONS.get(spec.get("action"))
+    if action is None:
+        raise MaintenanceRefused(f"action {spec.get('action')!r} is not one of {sorted(ACTIONS)}")
+    files = spec.get("table_files")
+    if files is None:
+        return action(spark, spec)
+    if isinstance(files, bool) or not isinstance(files, int) or not 0 <= files <= 10**9:
+        raise MaintenanceRefused(f"table_files {files!r} is not a number of files from 0 to 1000000000")
+    conf = spark.conf
+    if conf.get(SNAPSHOT_PARTITIONS, None) is not None:  # the user's or the server's choice
+        return action(spark, spec)
+    conf.set(SNAPSHOT_PARTITIONS, str(snapshot_partitions(files)))
+    try:
+        return action(spark, spec)
+    finally:
+        conf.unset(SNAPSHOT_PARTITIONS)

@@ -194,7 +194,7 @@ class DeltaConnectHook(SparkConnectSessionHook):
         with self.session(conf) as spark:
             server = self.server or "?"
             try:
-                actions[action](spark, spec)
+                spark_maintenance.run(spark, spec)
             except spark_maintenance.MaintenanceRefused as err:
                 refused = UnsafeRetentionError if "retention" in str(err) else DeltaMaintenanceError
                 raise refused(f"{action.upper()} of {spec.get('table')} refused: {err}; nothing was changed.") from err

@@ -401,7 +401,8 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
             )
         else:
             spec = {"action": "optimize", "table": self.table_uri, "where": partition_filters_sql(filters),
-                    "zorder_by": self.zorder_by, "max_attempts": self.max_attempts}  # fmt: skip
+                    "zorder_by": self.zorder_by, "max_attempts": self.max_attempts,
+                    "table_files": before.num_files}  # fmt: skip
             if handoff is not None:
                 self._hand_off(handoff, {**spec, "target_file_bytes": self.target_file_bytes})
             else:
@@ -641,6 +642,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
             result["spark_transport"] = self._run_spark_job({
                 "action": "vacuum", "table": self.table_uri, "retain_hours": hours, "mode": self.mode,
                 "dry_run": False, "retention_override": self.i_understand_this_can_break_readers,
+                "table_files": stats.num_files,
             })  # fmt: skip
             result["files_deleted"] = len(planned) - len(
                 hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName(f"delta_{spec['action']}").getOrCreate()
-    spark_maintenance.ACTIONS[spec["action"]](spark, spec)
+    spark_maintenance.run(spark, spec)
     spark.stop()
     return 0
 

@@ -363,3 +363,36 @@ def test_the_runner_signs_its_lease_for_its_submission_and_checkpoint(tmp_path, 
     assert body["pid"] == os.getpid() and body["pid_start"] == extra["pid_start"] and body["submission"] == tag
     runner.release()
     assert control.get_lease() is None
+
+
+# --- sizing Delta's state rebuild to the table ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("files", "partitions"), [(0, 1), (2_000, 1), (5_001, 2), (100_000, 20), (10**7, 50)])
+def test_the_state_rebuild_is_sized_to_the_table_and_the_session_is_left_as_it_was(files, partitions):
+    spark = _Spark()
+    spark_maintenance.run(spark, {"action": "optimize", "table": TABLE, "table_files": files})
+    assert spark.ran("OPTIMIZE") == [f"OPTIMIZE delta.`{TABLE}`"]
+    assert spark.seen_during[spark_maintenance.SNAPSHOT_PARTITIONS] == str(partitions)
+    assert spark_maintenance.SNAPSHOT_PARTITIONS not in spark.conf.settings  # unset again afterwards
+
+
+def test_a_state_rebuild_setting_of_the_users_or_servers_wins_and_no_hint_changes_nothing():
+    spark = _Spark()
+    spark.conf.set(spark_maintenance.SNAPSHOT_PARTITIONS, "8")
+    spark_maintenance.run(spark, {"action": "vacuum", "table": TABLE, "retain_hours": 200, "table_files": 2_000})
+    assert spark.seen_during[spark_maintenance.SNAPSHOT_PARTITIONS] == "8"
+    assert spark.conf.settings[spark_maintenance.SNAPSHOT_PARTITIONS] == "8"
+    quiet = _Spark()
+    spark_maintenance.run(quiet, {"action": "optimize", "table": TABLE})
+    assert spark_maintenance.SNAPSHOT_PARTITIONS not in quiet.seen_during
+
+
+@pytest.mark.parametrize("hint", [-1, "2000", 2.5, True, 10**10])
+def test_a_bad_file_count_or_action_is_refused_before_any_sql(hint):
+    spark = _Spark()
+    with pytest.raises(spark_maintenance.MaintenanceRefused, match="table_files"):
+        spark_maintenance.run(spark, {"action": "optimize", "table": TABLE, "table_files": hint})
+    with pytest.raises(spark_maintenance.MaintenanceRefused, match="action"):
+        spark_maintenance.run(spark, {"action": "drop", "table": TABLE})
+    assert spark.statements == []
