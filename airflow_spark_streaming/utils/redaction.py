@@ -4,7 +4,8 @@ The one place that decides whether an option or setting name is a credential:
 the submit operator's ``conf``, the stream spec's source and sink options, the
 Delta operators' ``spark_conf`` and ``storage_options``, the Kafka options
 (:mod:`airflow_spark_streaming.kafka.options`) and the S3A settings
-(:mod:`airflow_spark_streaming.hooks.storage`) all ask :func:`is_secret_key`.
+(:mod:`airflow_spark_streaming.hooks.storage`) all ask :func:`is_secret_key`, and
+Spark's own redaction settings are made from the same pattern (:func:`spark_redaction_conf`).
 Standard library only, apart from Airflow's secrets masker imported on use.
 """
 
@@ -192,9 +193,9 @@ SPARK_SECRET_NAME_REGEX = (
     r"|PRIVATE\x20KEY)"  # a PEM private key given inline, whatever its setting is called
 )
 #: Such a name followed by its value inside longer text (``k=v``, ``k: v``, ``k -> v``, ``"k": "v"``), or a PEM
-#: private key block. The name (with a quote before it, if any) must be a whole word (no character of a name on either side); a value is quoted
-#: (to its closing quote) or runs to a space, comma, semicolon, quote or closing bracket; a value Spark already
-#: shows as redacted is left alone. Possessive and lookahead-only steps keep it linear in the text's length.
+#: private key block. The name (and a quote before it) must be a whole word, with no name character on either
+#: side; a value is quoted (to its closing quote) or runs to a space, comma, semicolon, quote or closing bracket;
+#: a value Spark already shows as redacted is left alone. Possessive and lookahead-only steps keep it linear.
 SPARK_SECRET_TEXT_REGEX = (
     rf"{_FLAGS}(?<!{_NAME_CHAR})[\"']?(?<!{_NAME_CHAR})(?!{_NAME_CHAR}*?(?:{_NOT_SECRET_ENDINGS})(?!{_NAME_CHAR}))"
     rf"(?={_NAME_CHAR}*?(?:{_secret_name_pattern(f'(?<!{_NAME_CHAR})', f'(?!{_NAME_CHAR})')})){_NAME_CHAR}++"

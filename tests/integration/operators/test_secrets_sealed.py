@@ -239,7 +239,7 @@ def test_spark_redaction_patterns_read_alike_in_java(tmp_path, java_major):
     done = subprocess.run(["java", str(tmp_path / "RegexCheck.java")], input="\n".join(requests) + "\n",
                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     answers = done.stdout.split()
-    assert len(answers) == len(requests) > 1000
+    assert len(answers) == len(requests) > 800
     assert [r for r, want, got in zip(requests, expected, answers, strict=True) if want != got] == []
     assert "true" in answers and "false" in answers
 
