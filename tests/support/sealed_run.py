@@ -85,7 +85,8 @@ def event_log_settings(conf: dict[str, str], folder: Path) -> dict[str, str]:
 def event_log(folder: Path) -> tuple[str, dict[str, dict[str, str]]]:
     """The text of every event log in ``folder``, and the settings its environment update recorded: "Spark
     Properties" and "Hadoop Properties", each name -> value as Spark wrote it (redacted or not)."""
-    text = "".join(path.read_text(errors="replace") for path in sorted(folder.rglob("*")) if path.is_file())
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("."))  # no .crc
+    text = "".join(path.read_text(errors="replace") for path in files)
     environment: dict[str, dict[str, str]] = {}
     for line in text.splitlines():
         if '"SparkListenerEnvironmentUpdate"' in line:

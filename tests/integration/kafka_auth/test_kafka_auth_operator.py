@@ -140,7 +140,7 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
     assert shown_by_spark == list(SPARK_CONF_NAMES), sorted(set(SPARK_CONF_NAMES) - set(shown_by_spark))
     # Spark's event log: no secret anywhere, and each secret setting recorded as redacted, Hadoop's too.
     events, environment = event_log(tmp_path / "events")
-    assert '"SparkListenerSQLExecutionStart"' in events  # the stream's plans are there to search
+    assert "SparkListenerSQLExecutionStart" in events  # the stream's plans are there to search
     assert leaked_kinds(sealed, events) == []
     recorded = {**environment["Spark Properties"], **environment["Hadoop Properties"]}
     for name in ("spark.hadoop.fs.azure.account.key.lake.dfs.core.windows.net",

@@ -247,10 +247,12 @@ def test_spark_redaction_patterns_read_alike_in_java(tmp_path, java_major):
 def test_a_connect_session_extends_the_servers_redaction_and_the_server_redacts_plans(spark_connect_conn):
     """On the shared server (Spark's own redaction settings): the session's SQL redaction is the task's, extended,
     and a plan that holds a secret setting's value shows it redacted, a plain one as it is."""
-    from airflow_spark_streaming.hooks.spark_connect import SparkConnectHook
+    from airflow_spark_streaming.hooks.spark_connect import SparkConnectSessionHook
     from airflow_spark_streaming.utils.redaction import SPARK_SECRET_NAME_REGEX, SPARK_SECRET_TEXT_REGEX
 
-    with SparkConnectHook(spark_connect_conn()).session({"spark.sql.redaction.options.regex": "(?i)dsn"}) as spark:
+    with SparkConnectSessionHook(spark_connect_conn()).session(
+        {"spark.sql.redaction.options.regex": "(?i)dsn"}
+    ) as spark:
         assert spark.conf.get("spark.sql.redaction.options.regex") == f"(?i)dsn|{SPARK_SECRET_NAME_REGEX}"
         assert spark.conf.get("spark.sql.redaction.string.regex") == SPARK_SECRET_TEXT_REGEX
         query = spark.sql("SELECT 'fs.azure.account.key.lake.dfs.core.windows.net=SENTINEL-ABFS' AS abfs, "
