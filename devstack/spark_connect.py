@@ -7,6 +7,8 @@ Delta's SQL extension and catalog. Clients reach it at ``sc://127.0.0.1:<port>``
 
 The server holds no storage credentials unless started with them: for S3 tables give it its own
 ``spark.hadoop.fs.s3a.*`` settings (``--conf``, kept in a 0600 properties file, never on the command line).
+Its log (``server.log`` in its home) keeps streaming, planner, Kafka and Delta lines at INFO and the
+per-request and per-task ones at WARN (``spark-connect-log4j2.properties`` beside this module).
 
 Usage::
 
@@ -38,6 +40,8 @@ from devstack.service import Service
 HOST = "127.0.0.1"
 DEFAULT_PORT = int(os.environ.get("SPARK_CONNECT_LOCAL_PORT", "15002"))  # Spark Connect's own default port
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+#: The server's logging: Spark's default, less the lines every client poll and every task would add.
+LOG4J2_CONFIG = Path(__file__).with_name("spark-connect-log4j2.properties")
 
 
 @dataclass
@@ -89,7 +93,7 @@ def server_properties(home: Path, port: int, conf: dict[str, str] | None = None)
         "spark.ui.enabled": "false",
         "spark.sql.shuffle.partitions": "2",
         "spark.sql.warehouse.dir": str(home / "warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={home} -Dlog4j2.configurationFile={LOG4J2_CONFIG}",
     })  # fmt: skip
     settings.update(conf or {})
     return settings

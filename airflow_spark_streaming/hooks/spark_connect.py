@@ -53,6 +53,22 @@ class ConnectJobResult:
     seconds: float
 
 
+def _extend_redaction(spark: Any) -> None:
+    """Extend the session's SQL redaction (what the server or ``conf`` set, else Spark's default) with every
+    setting name the provider treats as a credential: Kafka options travel in the plans the server logs and
+    records. ``spark.redaction.regex`` is the server's own, fixed at its start."""
+    from airflow_spark_streaming.utils.redaction import SPARK_STRING_REDACTION_FALLBACK, spark_redaction_conf
+
+    current = {}
+    for key in ("spark.sql.redaction.options.regex", "spark.sql.redaction.string.regex",
+                SPARK_STRING_REDACTION_FALLBACK):  # fmt: skip
+        value = spark.conf.get(key, None)
+        if value is not None:
+            current[key] = value
+    for key, value in spark_redaction_conf(current, session_only=True).items():
+        spark.conf.set(key, value)
+
+
 def is_spark_connect_connection(conn_id: str | None) -> bool:
     """Whether ``conn_id`` names a ``spark_connect`` connection (a missing connection is not one)."""
     if not conn_id:
@@ -137,6 +153,7 @@ class SparkConnectSessionHook(BaseHook):
         try:
             for key, value in (conf or {}).items():
                 spark.conf.set(key, value)  # this session only; released with it
+            _extend_redaction(spark)
             yield spark
         finally:
             spark.stop()

@@ -25,8 +25,6 @@ from airflow_spark_streaming.runner.spec import KAFKA_CONNECTION_OPTION_PREFIXES
 
 #: The key of a resolved source/sink section that the stream runner reads.
 KAFKA_CONNECTION_KEY = "kafka_connection"
-#: ``spark.redaction.regex``: Spark's default, plus the Kafka secrets a connection puts in the options.
-SPARK_REDACTION_REGEX = r"(?i)secret|password|token|access[.]?key|jaas|keystore\.key|PRIVATE KEY"
 
 
 @dataclass

@@ -306,7 +306,7 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             spec=_with_control_key(kafka_spec.spec, control_key) if kafka_spec else None, name=self.name or label,
             label=label,
             storage_conn_id=self.storage_conn_id, paths=[*spec_paths(spec), self.checkpoint, self.application],
-            conf=self.conf, conf_defaults=self._redaction_conf(kafka_spec), kafka=uses_kafka,
+            conf=self.conf, kafka=uses_kafka,
             extra_packages=self.extra_packages, extra_jars=self.extra_jars, jvm_resolver=self.jvm_resolver,
             submit_kwargs=self.submit_kwargs,
         )  # fmt: skip
@@ -334,15 +334,6 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
             self.log.info("Kafka options of the %s, from its connection: %s", section, json.dumps(options))
         return kafka_spec
 
-    @staticmethod
-    def _redaction_conf(kafka_spec) -> dict[str, str]:
-        """Spark's redaction of the Kafka options a connection filled in, unless ``conf`` sets its own."""
-        if kafka_spec is None or not kafka_spec.uses_connections:
-            return {}
-        from airflow_spark_streaming.kafka.spec import SPARK_REDACTION_REGEX
-
-        return {"spark.redaction.regex": SPARK_REDACTION_REGEX}
-
     def _run_here(self) -> dict[str, Any]:
         """Bounded run with the driver in this process's spark-submit: wait for it, then read the checkpoint."""
         from airflow_spark_streaming.hooks.submission import latest_committed_batch
@@ -364,7 +355,6 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         """Bounded run of the spec on the ``spark_connect`` connection's server (``hooks/stream_connect.py``)."""
         from airflow_spark_streaming.hooks.stream_connect import StreamConnectHook
         from airflow_spark_streaming.hooks.submission import latest_committed_batch
-        from airflow_spark_streaming.kafka.spec import SPARK_REDACTION_REGEX
         from airflow_spark_streaming.operators._progress_log import BatchProgressLog
         from airflow_spark_streaming.storage.access import spark_spec
 
@@ -374,9 +364,6 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self._run = _Run(job=None, checkpoint=server_spec["checkpoint_location"], long_running=False,
                          owner=_owner(context, self.task_id), kafka=kafka_spec)  # fmt: skip
         self.log.info("Stream spec: %s", json.dumps(redact_spec(server_spec)))
-        # Kafka options are the query's: the server's plans and UI show them through these (runtime) settings.
-        conf = {"spark.sql.redaction.options.regex": SPARK_REDACTION_REGEX,
-                "spark.sql.redaction.string.regex": SPARK_REDACTION_REGEX, **(self.conf or {})}  # fmt: skip
         checkpoint = self._checkpoint_hook()
         lease = checkpoint.get_lease()
         if lease is not None:
@@ -385,7 +372,8 @@ class SparkStreamingSubmitOperator(ResumableJobMixin, BaseOperator):
         self._connect = StreamConnectHook(self.spark_conn_id, poll_interval=min(self.poll_interval, 1.0))
         with BatchProgressLog(checkpoint, self.log, committed_before).running(self.poll_interval):
             try:
-                run = self._connect.run_bounded(spark_spec(kafka_spec.spec), checkpoint, conf=conf)
+                # The session extends the server's SQL redaction to every secret name (SparkConnectHook.session).
+                run = self._connect.run_bounded(spark_spec(kafka_spec.spec), checkpoint, conf=self.conf)
             except SparkConnectError as err:
                 self._raise_kafka_refusal(str(err))
                 raise

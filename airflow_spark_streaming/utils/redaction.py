@@ -4,7 +4,8 @@ The one place that decides whether an option or setting name is a credential:
 the submit operator's ``conf``, the stream spec's source and sink options, the
 Delta operators' ``spark_conf`` and ``storage_options``, the Kafka options
 (:mod:`airflow_spark_streaming.kafka.options`) and the S3A settings
-(:mod:`airflow_spark_streaming.hooks.storage`) all ask :func:`is_secret_key`.
+(:mod:`airflow_spark_streaming.hooks.storage`) all ask :func:`is_secret_key`, and
+Spark's own redaction settings are made from the same pattern (:func:`spark_redaction_conf`).
 Standard library only, apart from Airflow's secrets masker imported on use.
 """
 
@@ -15,23 +16,34 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+
+def _secret_name_pattern(start: str, end: str) -> str:
+    """The alternatives of a credential's name; ``start`` and ``end`` match where the name starts and ends.
+
+    One text for every consumer: the Python check (:data:`SECRET_KEY`, ``^`` and ``$``) and the Java
+    regular expressions Spark redacts with (:data:`SPARK_SECRET_NAME_REGEX`, :data:`SPARK_SECRET_TEXT_REGEX`).
+    It uses only what both engines read alike: groups, classes and lookarounds of fixed width.
+    """
+    return (
+        r"passw(or)?d|secret|token|jaas|credential|passphrase|signature"
+        r"|(?<![a-z])(sas|pass|pwd)(?![a-z])"  # fs.azure.sas.*, *.auth.pass, db.pwd; not kafka.sasl.mechanism, bypass
+        r"|(access|account|private|api|encryption|keystore|auth|client|master|control)[._-]?key(?![a-z])"
+        r"|keyfile|key[._-]?(pem|password|json)"
+        rf"|({start}|[._-])authorization{end}"  # a header: *.headers.Authorization, *.headers.Proxy-Authorization
+        r"|user[._-]?info(?![a-z])"  # basic.auth.user.info (user:password)
+    )
+
+
 #: Option and setting names whose values are credentials; they never reach a command line, a log or XCom.
 #: Covers S3A (access/secret key, session token, encryption key), ABFS (account key, OAuth client secret,
 #: SAS tokens), Azure storage master keys, GCS (service-account private key and JSON keyfile), Kafka (SASL JAAS
 #: config, SSL key, keystore and truststore passwords, PEM key), Schema Registry (``basic.auth.user.info``),
 #: HTTP ``Authorization`` headers (OpenLineage's ``transport.headers.Authorization``), OpenLineage
 #: (``transport.auth.apiKey``), the runner's ``control_key`` and Spark's own.
-SECRET_KEY = re.compile(
-    r"passw(or)?d|secret|token|jaas|credential|passphrase|signature"
-    r"|(?<![a-z])(sas|pass|pwd)(?![a-z])"  # fs.azure.sas.*, *.auth.pass, db.pwd; not kafka.sasl.mechanism, bypass
-    r"|(access|account|private|api|encryption|keystore|auth|client|master|control)[._-]?key(?![a-z])"
-    r"|keyfile|key[._-]?(pem|password|json)"
-    r"|(^|[._-])authorization$"  # a header: *.headers.Authorization, *.headers.Proxy-Authorization
-    r"|user[._-]?info(?![a-z])",  # basic.auth.user.info (user:password)
-    re.IGNORECASE,
-)
-#: Names that match the above but hold a class name, a switch or a kind, never a credential.
-_NOT_SECRET = re.compile(r"(provider|provider\.type|\.type|\.enabled|\.class|\.mechanism|\.algorithm)$", re.I)
+SECRET_KEY = re.compile(_secret_name_pattern("^", "$"), re.IGNORECASE)
+#: Endings of names that match the above but hold a class name, a switch or a kind, never a credential.
+_NOT_SECRET_ENDINGS = r"provider|provider\.type|\.type|\.enabled|\.class|\.mechanism|\.algorithm"
+_NOT_SECRET = re.compile(rf"({_NOT_SECRET_ENDINGS})$", re.IGNORECASE)
 
 
 def is_secret_key(key: str) -> bool:
@@ -152,6 +164,77 @@ def redact_mapping(value: Any, _depth: int = 0) -> Any:
 def secret_conf(conf: Mapping[str, str]) -> dict[str, str]:
     """The settings of ``conf`` that hold credentials (for a private properties file, never the command line)."""
     return {k: v for k, v in conf.items() if is_secret_key(k)}
+
+
+# --- Spark's own redaction --------------------------------------------------------------------
+#
+# Spark redacts a setting's value in its UI, event log and ``spark-submit --verbose`` output when
+# ``spark.redaction.regex`` finds a match in the setting's name or value, a Spark SQL option's value when that or
+# ``spark.sql.redaction.options.regex`` does, and each part of a plan or SQL text ``spark.sql.redaction.string.regex``
+# matches. Spark's defaults miss most of the names above (an ABFS account key, a GCS private key, a JAAS config),
+# so every spark-submit and every Spark Connect session the provider starts extends them with the patterns below.
+# They are Java regular expressions (what Spark compiles) written so that Python's ``re`` reads them alike,
+# which is how the unit tests check them.
+
+#: Spark's default ``spark.redaction.regex`` and ``spark.sql.redaction.options.regex``.
+SPARK_DEFAULT_REDACTION_REGEX = r"(?i)secret|password|token|access[.]?key"
+SPARK_DEFAULT_OPTIONS_REDACTION_REGEX = r"(?i)url"
+#: Spark's core setting that ``spark.sql.redaction.string.regex`` falls back to when unset.
+SPARK_STRING_REDACTION_FALLBACK = "spark.redaction.string.regex"
+#: The text Spark puts in place of what it redacts.
+SPARK_REDACTED = "*********(redacted)"
+
+_NAME_CHAR = r"[A-Za-z0-9_.\-]"
+#: No space or ``#`` anywhere (a user's ``(?x)`` would drop them); flags scoped, so a user's ``(?m)`` changes nothing.
+_FLAGS = "(?iu-mx:"
+#: A name ``is_secret_key`` accepts, as a whole key or value: Spark searches both with this.
+SPARK_SECRET_NAME_REGEX = (
+    rf"{_FLAGS}^(?!(?s:.*)(?:{_NOT_SECRET_ENDINGS})$)(?s:.*?)(?:{_secret_name_pattern('^', '$')})"
+    r"|PRIVATE\x20KEY)"  # a PEM private key given inline, whatever its setting is called
+)
+#: Such a name followed by its value inside longer text (``k=v``, ``k: v``, ``k -> v``, ``"k": "v"``), or a PEM
+#: private key block. The name (and a quote before it) must be a whole word, with no name character on either
+#: side; a value is quoted (to its closing quote) or runs to a space, comma, semicolon, quote or closing bracket;
+#: a value Spark already shows as redacted is left alone. Possessive and lookahead-only steps keep it linear.
+SPARK_SECRET_TEXT_REGEX = (
+    rf"{_FLAGS}(?<!{_NAME_CHAR})[\"']?(?<!{_NAME_CHAR})(?!{_NAME_CHAR}*?(?:{_NOT_SECRET_ENDINGS})(?!{_NAME_CHAR}))"
+    rf"(?={_NAME_CHAR}*?(?:{_secret_name_pattern(f'(?<!{_NAME_CHAR})', f'(?!{_NAME_CHAR})')})){_NAME_CHAR}++"
+    r"[\"']?[\x20\t]*+(?:=|:|->)[\x20\t]*+(?!\*{9}\(redacted\))"
+    r"(?:\"(?:[^\"\\]|\\.)*+\"?|'(?:[^'\\]|\\.)*+'?|(?:(?:Bearer|Basic)[\x20\t]++)?[^\x20\t\r\n,;)\]}\"']++)"
+    r"|-----BEGIN\x20[A-Z\x20]*PRIVATE\x20KEY-----[^-]*+(?:-----END\x20[A-Z\x20]*PRIVATE\x20KEY-----)?)"
+)
+
+
+def _extended(current: str | None, ours: str) -> str:
+    """``current`` (a Java regex, or ``None``) with ``ours`` as one more alternative, once."""
+    if current is None:
+        return ours
+    return current if ours in current else f"{current}|{ours}"
+
+
+def spark_redaction_conf(conf: Mapping[str, str] | None = None, *, session_only: bool = False) -> dict[str, str]:
+    """Spark's redaction settings, each extended to cover every name :func:`is_secret_key` accepts.
+
+    What ``conf`` sets for them is kept and extended, never replaced; where it sets nothing the extension is
+    of Spark's default (``spark.sql.redaction.string.regex`` then extends ``spark.redaction.string.regex``,
+    its fallback, if ``conf`` sets that). ``session_only`` leaves out ``spark.redaction.regex``, which a
+    running server reads only at its start (a Spark Connect session can set the SQL ones).
+    """
+    conf = conf or {}
+    string_regex = conf.get("spark.sql.redaction.string.regex", conf.get(SPARK_STRING_REDACTION_FALLBACK))
+    settings = {
+        "spark.redaction.regex": _extended(
+            conf.get("spark.redaction.regex", SPARK_DEFAULT_REDACTION_REGEX), SPARK_SECRET_NAME_REGEX
+        ),
+        "spark.sql.redaction.options.regex": _extended(
+            conf.get("spark.sql.redaction.options.regex", SPARK_DEFAULT_OPTIONS_REDACTION_REGEX),
+            SPARK_SECRET_NAME_REGEX,
+        ),
+        "spark.sql.redaction.string.regex": _extended(string_regex, SPARK_SECRET_TEXT_REGEX),
+    }
+    if session_only:
+        del settings["spark.redaction.regex"]
+    return settings
 
 
 # --- Java properties files --------------------------------------------------------------------

@@ -51,6 +51,7 @@ with DAG(
     SparkStreamingSubmitOperator(
         task_id="ingest", kafka_config_id=KAFKA_CONN_ID, kafka_ignore_keys=KAFKA_CLIENT_ONLY_KEYS,
         conf={"spark.ui.enabled": "false", **_settings(SPARK_CONF_ENV)},
+        submit_kwargs={"verbose": True},  # spark-submit prints every setting, as Spark's redaction shows it
         spec={
             "query_name": "{{ params.query_name }}",  # spark-submit's --name
             "checkpoint_location": "{{ params.root }}/ckpt",

@@ -1,4 +1,5 @@
-"""Where a real run could show a credential: every process's command line while it runs, and what Airflow stored.
+"""Where a real run could show a credential: every process's command line while it runs, what Airflow stored,
+and the event log Spark wrote.
 
 Used by the secrets acceptance tests (issue 23) beside ``secret_kinds``: each
 reports *which kind* leaked, never the value itself, so a failing test prints no
@@ -72,6 +73,28 @@ class ProcessListWatch:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+def event_log_settings(conf: dict[str, str], folder: Path) -> dict[str, str]:
+    """``conf`` with Spark's event log on, uncompressed, in ``folder`` (a real run's record of its settings)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {**conf, "spark.eventLog.enabled": "true", "spark.eventLog.dir": folder.as_uri(),
+            "spark.eventLog.compress": "false"}  # fmt: skip
+
+
+def event_log(folder: Path) -> tuple[str, dict[str, dict[str, str]]]:
+    """The text of every event log in ``folder``, and the settings its environment update recorded: "Spark
+    Properties" and "Hadoop Properties", each name -> value as Spark wrote it (redacted or not)."""
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("."))  # no .crc
+    text = "".join(path.read_text(errors="replace") for path in files)
+    environment: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if '"SparkListenerEnvironmentUpdate"' in line:
+            event = json.loads(line)
+            for section in ("Spark Properties", "Hadoop Properties"):
+                pairs = event.get(section) or {}
+                environment[section] = dict(pairs.items() if isinstance(pairs, dict) else pairs)
+    return text, environment
 
 
 def stored_by_airflow(run) -> dict[str, str]:

@@ -4,8 +4,11 @@ From a task's parameters it works out what spark-submit gets: the storage
 connection's Spark settings, the JVM packages and jars, the merged Spark conf,
 and which of its settings are credentials (``SparkJob.secret_conf``, written to
 the 0600 properties file when the run is prepared; every other setting joins them
-there when spark-submit's command is built, so none is on the command line). The
-connection's backend reviews the run before anything is resolved or submitted.
+there when spark-submit's command is built, so none is on the command line). Spark's
+own redaction settings are extended to every credential name the provider knows
+(:func:`~airflow_spark_streaming.utils.redaction.spark_redaction_conf`), so its UI,
+event log and ``--verbose`` output hide them too. The connection's backend reviews
+the run before anything is resolved or submitted.
 
 The storage settings and the JVM resolver are imported on use, to keep this module cheap to import.
 """
@@ -19,7 +22,7 @@ from typing import Any
 from airflow_spark_streaming.spark.submission.backends import backend_for
 from airflow_spark_streaming.spark.submission.models import SparkJob, SubmissionRequest
 from airflow_spark_streaming.spark.submission.spark_compat import SparkSubmitAdapter
-from airflow_spark_streaming.utils.redaction import is_secret_key, secret_conf
+from airflow_spark_streaming.utils.redaction import is_secret_key, secret_conf, spark_redaction_conf
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ def prepare_submission(
     merged = {**jvm.conf, **storage.conf, **own_conf}
     for key, value in (conf_defaults or {}).items():
         merged.setdefault(key, value)
+    merged.update(spark_redaction_conf(merged))  # what the task set is extended, never replaced
     secret_settings = {**storage.secret_conf, **secret_conf(merged)}
     return PreparedRun(
         spark_conn_id=spark_conn_id,

@@ -3,9 +3,10 @@
 The SCRAM ingest (through dag.test) is also the streaming acceptance run of the
 secrets: the process list is polled during the run (spark-submit, the driver JVM,
 the Python worker), the private spec file's mode is read while it exists, and the
-task's output, which carries the driver's INFO log, XCom and the rendered fields
-are searched for every secret of the run (the connection's, the spec's, ``conf``'s
-of every recognised kind, the control key).
+task's output, which carries spark-submit's ``--verbose`` listing and the driver's
+INFO log, XCom, the rendered fields and the run's Spark event log are searched for
+every secret of the run (the connection's, the spec's, ``conf``'s of every
+recognised kind, the control key).
 """
 
 from __future__ import annotations
@@ -66,13 +67,22 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
 ):
     """The streaming acceptance run of the secrets (issue 23), through dag.test: the connection's SASL password
     (and the JAAS config made of it), a Schema Registry user info in the connection (ignored for Spark) and in the
-    spec's options, the control key, and ``conf`` with a credential of every recognised kind. None reaches a
-    command line, the task log, XCom or the rendered fields; the stream still reads every record."""
+    spec's options, the control key, and ``conf`` with a credential of every recognised kind (an ABFS account key,
+    a GCS private key, ...). None reaches a command line, the task log, XCom, the rendered fields or Spark's event
+    log: Spark itself redacts every one of those settings (its default pattern misses most); the stream still
+    reads every record."""
     from airflow.dag_processing.dagbag import DagBag
 
     from airflow_spark_streaming.kafka.options import jaas_quote
+    from airflow_spark_streaming.utils.redaction import SPARK_REDACTED
     from tests.dags import secrets_sealed_dags as dags
-    from tests.support.sealed_run import ProcessListWatch, leaked_kinds, stored_by_airflow
+    from tests.support.sealed_run import (
+        ProcessListWatch,
+        event_log,
+        event_log_settings,
+        leaked_kinds,
+        stored_by_airflow,
+    )
     from tests.support.secret_kinds import SPARK_CONF_NAMES, needles, random_value, secret_settings
 
     config = auth_broker.client_config("alice", "SASL_PLAINTEXT", "SCRAM-SHA-512")
@@ -86,7 +96,7 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
                        json.dumps({"conn_type": "generic", "password": control_key}))  # fmt: skip
     conf = secret_settings(SPARK_CONF_NAMES, "submit-conf-")
     source_options = {"kafka.schema.registry.basic.auth.user.info": f"spec:{random_value('spec-user-info')}"}
-    monkeypatch.setenv(dags.SPARK_CONF_ENV, json.dumps(conf))
+    monkeypatch.setenv(dags.SPARK_CONF_ENV, json.dumps(event_log_settings(conf, tmp_path / "events")))
     monkeypatch.setenv(dags.SOURCE_OPTIONS_ENV, json.dumps(source_options))
     sealed = {
         **needles(conf, registry, source_options),
@@ -125,6 +135,19 @@ def test_scram_ingest_through_the_operator_keeps_every_secret_private(
     assert " INFO " in log and "sasl.jaas.config = [hidden]" in log
     assert "--properties-file" in log  # conf's credentials reached spark-submit in the private file
     assert leaked_kinds(sealed, log) == []
+    # spark-submit --verbose lists every setting as Spark redacts it (not as Airflow's masker would).
+    shown_by_spark = [name for name in SPARK_CONF_NAMES if f"{name}={SPARK_REDACTED}" in log]
+    assert shown_by_spark == list(SPARK_CONF_NAMES), sorted(set(SPARK_CONF_NAMES) - set(shown_by_spark))
+    # Spark's event log: no secret anywhere, and each secret setting recorded as redacted, Hadoop's too.
+    events, environment = event_log(tmp_path / "events")
+    assert "SparkListenerSQLExecutionStart" in events  # the stream's plans are there to search
+    assert leaked_kinds(sealed, events) == []
+    recorded = {**environment["Spark Properties"], **environment["Hadoop Properties"]}
+    for name in ("spark.hadoop.fs.azure.account.key.lake.dfs.core.windows.net",
+                 "fs.azure.account.key.lake.dfs.core.windows.net", "spark.hadoop.fs.gs.auth.service.account.private.key",
+                 "fs.gs.auth.service.account.private.key", *SPARK_CONF_NAMES):  # fmt: skip
+        assert recorded.get(name) == SPARK_REDACTED, name
+    assert recorded["spark.master"] == "local[2]"  # plain settings stay readable
     # XCom and the rendered template fields, as Airflow stored them.
     stored = stored_by_airflow(run)
     assert {"ingest:xcom:return_value", "ingest:rendered"} <= set(stored)

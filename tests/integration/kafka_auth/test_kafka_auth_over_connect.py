@@ -58,6 +58,10 @@ def test_scram_ingest_over_connect_keeps_the_password_out_of_the_servers_log_and
     assert '"kafka.sasl.jaas.config": "***"' in log
     # The server's own record of the run: its log, and the plans in its event log written since.
     server_log = (server_home / "server.log").read_text(errors="replace")
+    # What makes searching the server's log meaningful is there: this query's streaming lines (its start and
+    # logical plan) and the Kafka clients' config dumps, where a JAAS config would show.
+    assert f"Starting {spec['query_name']} [id = " in server_log
+    assert "sasl.jaas.config = [hidden]" in server_log
     events = "".join(p.read_text(errors="replace")[before.get(p, 0):]
                      for p in (server_home / "events").rglob("*") if p.is_file())  # fmt: skip
     assert "KafkaMicroBatchStream" in events or "kafka" in events.lower()  # the plans of this run are there

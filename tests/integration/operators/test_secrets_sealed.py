@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -198,3 +199,67 @@ def test_spark_sql_reads_quoted_partition_values_as_literals(spark):
 
     for value in ("eu' OR 1=1 --", "x\\' OR 1=1 --", "back\\slash", "it''s", "\\"):
         assert spark.sql(f"SELECT {sql_string_literal(value)} AS v").first().v == value
+
+
+_REGEX_CHECK = """
+import java.nio.charset.StandardCharsets; import java.util.*; import java.util.regex.*;
+public class RegexCheck { public static void main(String[] a) {
+  Base64.Decoder d = Base64.getDecoder(); Base64.Encoder e = Base64.getEncoder(); Scanner in = new Scanner(System.in);
+  while (in.hasNextLine()) {
+    String[] f = in.nextLine().split(" ");
+    Pattern p = Pattern.compile(new String(d.decode(f[1]), StandardCharsets.UTF_8));
+    String text = new String(d.decode(f[2]), StandardCharsets.UTF_8);
+    System.out.println(f[0].equals("find") ? String.valueOf(p.matcher(text).find()) : e.encodeToString(
+        p.matcher(text).replaceAll(Matcher.quoteReplacement("*********(redacted)")).getBytes(StandardCharsets.UTF_8)));
+  } } }
+"""
+
+
+def test_spark_redaction_patterns_read_alike_in_java(tmp_path, java_major):
+    """Spark compiles the redaction settings with java.util.regex (finding one in a name or value, replacing each
+    match in a text); the unit tests check them with Python's re. Both engines must agree on every case."""
+    from airflow_spark_streaming.utils.redaction import SPARK_REDACTED, spark_redaction_conf
+    from tests.support import secret_kinds as cases
+
+    settings = [spark_redaction_conf(), spark_redaction_conf({"spark.redaction.regex": "(?i)corp", "spark.sql."
+                "redaction.options.regex": "(?x) dsn", "spark.redaction.string.regex": r"corp=\S+"})]  # fmt: skip
+    texts = [f"{name}=SENTINEL, Map({name} -> 'SENTINEL', b -> 1)" for name in cases.SECRET_NAMES]
+    texts += [f"{name}=plain" for name in cases.PLAIN_SETTINGS] + ["corp=1 DSN=2", "k=-----BEGIN PRIVATE KEY-----\nA="]
+    encode = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    requests, expected = [], []
+    for conf in settings:
+        for key in ("spark.redaction.regex", "spark.sql.redaction.options.regex"):
+            for name in (*cases.SECRET_NAMES, *cases.PLAIN_SETTINGS, *cases.PLAIN_VALUES):
+                requests.append(f"find {encode(conf[key])} {encode(name)}")
+                expected.append(str(bool(re.search(conf[key], name))).lower())
+        for text in texts:
+            requests.append(f"replace {encode(conf['spark.sql.redaction.string.regex'])} {encode(text)}")
+            expected.append(encode(re.sub(conf["spark.sql.redaction.string.regex"], SPARK_REDACTED, text)))
+    (tmp_path / "RegexCheck.java").write_text(_REGEX_CHECK)
+    done = subprocess.run(["java", str(tmp_path / "RegexCheck.java")], input="\n".join(requests) + "\n",
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    answers = done.stdout.split()
+    assert len(answers) == len(requests) > 800
+    assert [r for r, want, got in zip(requests, expected, answers, strict=True) if want != got] == []
+    assert "true" in answers and "false" in answers
+
+
+def test_a_connect_session_extends_the_servers_redaction_and_the_server_redacts_plans(spark_connect_conn):
+    """On the shared server (Spark's own redaction settings): the session's SQL redaction is the task's, extended,
+    and a plan that holds a secret setting's value shows it redacted, a plain one as it is."""
+    from airflow_spark_streaming.hooks.spark_connect import SparkConnectSessionHook
+    from airflow_spark_streaming.utils.redaction import SPARK_SECRET_NAME_REGEX, SPARK_SECRET_TEXT_REGEX
+
+    with SparkConnectSessionHook(spark_connect_conn()).session(
+        {"spark.sql.redaction.options.regex": "(?i)dsn"}
+    ) as spark:
+        assert spark.conf.get("spark.sql.redaction.options.regex") == f"(?i)dsn|{SPARK_SECRET_NAME_REGEX}"
+        assert spark.conf.get("spark.sql.redaction.string.regex") == SPARK_SECRET_TEXT_REGEX
+        query = spark.sql("SELECT 'fs.azure.account.key.lake.dfs.core.windows.net=SENTINEL-ABFS' AS abfs, "
+                          "'fs.gs.auth.service.account.private.key: SENTINEL-GCS' AS gcs, "
+                          "'spark.sql.shuffle.partitions=7' AS plain")  # fmt: skip
+        plan = query._explain_string(extended=True)
+        row = query.first()
+    assert "SENTINEL" not in plan and "*********(redacted)" in plan, plan
+    assert "spark.sql.shuffle.partitions=7" in plan
+    assert row.abfs.endswith("SENTINEL-ABFS")  # redaction is for what Spark shows, not the data

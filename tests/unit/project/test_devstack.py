@@ -173,6 +173,22 @@ def test_the_connect_server_loads_delta_and_kafka_and_listens_on_loopback_only(t
     assert settings["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert settings["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     assert settings["spark.hadoop.fs.s3a.secret.key"] == "k"  # into the 0600 properties file, not argv
+    assert f"-Dlog4j2.configurationFile={spark_connect.LOG4J2_CONFIG}" in settings["spark.driver.extraJavaOptions"]
+
+
+def test_the_connect_servers_logging_quiets_requests_and_tasks_but_keeps_streaming_and_kafka():
+    from devstack import spark_connect
+
+    lines = spark_connect.LOG4J2_CONFIG.read_text().splitlines()
+    entries = dict(line.split(" = ", 1) for line in lines if " = " in line and not line.startswith("#"))
+    levels = {entries[key]: entries[key[: -len(".name")] + ".level"] for key in entries if key.startswith("logger.")
+              and key.endswith(".name")}  # fmt: skip
+    assert entries["rootLogger.level"] == "info"  # streaming, Kafka's config dumps, Delta
+    for noisy in ("org.apache.spark.sql.connect", "org.sparkproject.connect.grpc", "org.apache.spark.scheduler",
+                  "org.apache.spark.executor", "org.apache.spark.storage"):  # fmt: skip
+        assert levels[noisy] == "warn"
+    assert levels["org.apache.spark.sql.connect.planner"] == "info"
+    assert not any(name.startswith(("org.apache.spark.sql.execution.streaming", "org.apache.kafka")) for name in levels)
 
 
 def _sleeper(tmp_path):

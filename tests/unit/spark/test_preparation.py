@@ -9,6 +9,11 @@ import pytest
 from airflow_spark_streaming.exceptions import SparkSubmissionError
 from airflow_spark_streaming.spark import jvm
 from airflow_spark_streaming.spark.submission.preparation import prepare_submission
+from airflow_spark_streaming.utils.redaction import (
+    SPARK_DEFAULT_REDACTION_REGEX,
+    SPARK_SECRET_NAME_REGEX,
+    SPARK_SECRET_TEXT_REGEX,
+)
 
 S3_CONN = {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "s3cr3t-prep", "extra": {"region_name": "eu-west-1"}}
 
@@ -28,7 +33,7 @@ def test_secrets_leave_conf_for_the_properties_file_and_the_task_conf_wins(conne
         who="t", spark_conn_id="spark_prep_local", application="app.py", name="orders",
         storage_conn_id="lake_prep", paths=["s3://lake/ckpt", None],
         conf={"spark.kafka.token": "tok-1", "spark.sql.shuffle.partitions": 4, "spark.sql.extensions": "mine"},
-        conf_defaults={"spark.redaction.regex": "(?i)secret", "spark.sql.shuffle.partitions": "200"},
+        conf_defaults={"spark.sql.shuffle.partitions": "200", "spark.sql.adaptive.enabled": "false"},
         jvm_resolver="packages", submit_kwargs={"driver_memory": "1g"},
     )  # fmt: skip
     assert run.deployment == "client" and run.name == "orders" and run.submit_kwargs == {"driver_memory": "1g"}
@@ -40,10 +45,24 @@ def test_secrets_leave_conf_for_the_properties_file_and_the_task_conf_wins(conne
     assert not set(run.conf) & set(run.secret_conf) and "s3cr3t-prep" not in json.dumps(run.conf)
     assert run.conf["spark.sql.shuffle.partitions"] == "4"  # the task's own setting, as a string, over a default
     assert run.conf["spark.sql.extensions"] == "mine"  # over Delta's
-    assert run.conf["spark.redaction.regex"] == "(?i)secret"  # a default where nothing set it
+    assert run.conf["spark.sql.adaptive.enabled"] == "false"  # a default where nothing set it
+    # Spark's own redaction covers every secret name: its default, extended (the task set none).
+    assert run.conf["spark.redaction.regex"] == f"{SPARK_DEFAULT_REDACTION_REGEX}|{SPARK_SECRET_NAME_REGEX}"
+    assert run.conf["spark.sql.redaction.string.regex"] == SPARK_SECRET_TEXT_REGEX
     assert run.conf["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-1"
     assert run.packages == (jvm.DELTA_SPARK_PACKAGE, *jvm.S3A_PACKAGES) and run.jars == ()
     assert "s3cr3t-prep" not in repr(run)
+
+
+def test_the_tasks_own_redaction_settings_are_extended_not_replaced(connections):
+    own = {"spark.redaction.regex": r"(?i)corp\.vault", "spark.sql.redaction.options.regex": "(?i)dsn",
+           "spark.redaction.string.regex": "corp=[^ ]+"}  # fmt: skip
+    run = prepare_submission(who="t", spark_conn_id="spark_prep_local", application="app.py", name="q", conf=own)
+    assert run.conf["spark.redaction.regex"] == rf"(?i)corp\.vault|{SPARK_SECRET_NAME_REGEX}"
+    assert run.conf["spark.sql.redaction.options.regex"] == f"(?i)dsn|{SPARK_SECRET_NAME_REGEX}"
+    # The SQL string regex is unset, so Spark would use the core one: that is what is extended.
+    assert run.conf["spark.sql.redaction.string.regex"] == f"corp=[^ ]+|{SPARK_SECRET_TEXT_REGEX}"
+    assert run.conf["spark.redaction.string.regex"] == "corp=[^ ]+"
 
 
 def test_a_standalone_cluster_refuses_credentials_before_anything_is_resolved(connections, monkeypatch):

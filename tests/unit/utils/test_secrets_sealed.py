@@ -11,43 +11,7 @@ from airflow_spark_streaming.hooks.delta import partition_filters_sql
 from airflow_spark_streaming.kafka.options import SECRET_OPTIONS
 from airflow_spark_streaming.runner.spec import validate_stream_spec
 from airflow_spark_streaming.utils.redaction import escape_property, is_secret_key, secret_values
-
-#: Every credential setting of the stores and services the provider talks to.
-CREDENTIAL_KEYS = [
-    # S3A
-    "spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.secret.key", "spark.hadoop.fs.s3a.session.token",
-    "spark.hadoop.fs.s3a.encryption.key", "spark.hadoop.fs.s3a.server-side-encryption.key",
-    "spark.hadoop.fs.s3a.bucket.lake.secret.key", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    # ABFS / WASB
-    "spark.hadoop.fs.azure.account.key.lake.dfs.core.windows.net",
-    "spark.hadoop.fs.azure.account.oauth2.client.secret", "spark.hadoop.fs.azure.sas.fixed.token",
-    "spark.hadoop.fs.azure.sas.data.lake.blob.core.windows.net", "AZURE_STORAGE_ACCOUNT_KEY",
-    # GCS
-    "spark.hadoop.fs.gs.auth.service.account.private.key", "spark.hadoop.fs.gs.auth.service.account.private.key.id",
-    "spark.hadoop.google.cloud.auth.service.account.json.keyfile", "spark.hadoop.fs.gs.auth.service.account.json.keyfile",
-    # Kafka (SASL, SSL), Spark options and confluent-kafka spelling
-    "kafka.sasl.jaas.config", "kafka.ssl.key.password", "kafka.ssl.keystore.password", "kafka.ssl.truststore.password",
-    "kafka.ssl.keystore.key", "sasl.password", "ssl.key.pem", "ssl.key.password",
-    # OpenLineage, Spark's own
-    "spark.openlineage.transport.auth.apiKey", "spark.openlineage.transport.auth.api_key", "apikey",
-    "spark.authenticate.secret", "spark.ssl.keyPassword", "spark.ssl.keyStorePassword",
-    # Azure storage master keys, HTTP Authorization headers, Schema Registry, bare pass/pwd, the runner's HMAC key
-    "master_key", "azure_storage_master_key", "spark.hadoop.fs.azure.masterKey",
-    "spark.openlineage.transport.headers.Authorization", "spark.openlineage.transport.headers.authorization",
-    "fs.s3a.custom.headers.AUTHORIZATION", "headers.Proxy-Authorization", "Authorization",
-    "basic.auth.user.info", "kafka.schema.registry.basic.auth.user.info", "schema.registry.basic.auth.user.info",
-    "mail.smtp.auth.pass", "db.auth.pass", "pwd", "jdbc.pwd", "DB_PWD", "control_key", "controlKey",
-]  # fmt: skip
-NOT_CREDENTIALS = [
-    "subscribe", "kafka.bootstrap.servers", "maxOffsetsPerTrigger", "kafka.sasl.mechanism",
-    "kafka.security.protocol", "spark.hadoop.fs.s3a.aws.credentials.provider", "spark.hadoop.fs.s3a.endpoint",
-    "spark.hadoop.fs.azure.account.auth.type", "spark.hadoop.fs.azure.sas.token.provider.type",
-    "spark.hadoop.fs.azure.account.oauth.provider.type", "spark.hadoop.fs.s3a.encryption.algorithm",
-    "kafka.ssl.keystore.location", "kafka.ssl.keystore.type", "spark.openlineage.transport.url",
-    "spark.openlineage.transport.headers.Content-Type", "hive.security.authorization.enabled",
-    "master_key.provider", "control_key.algorithm", "basic.auth.user.info.type", "auth.pass.enabled",
-    "spark.sql.bypass", "passthrough", "compass", "spark.master", "spark.hadoop.fs.s3a.authorization.class",
-]  # fmt: skip
+from tests.support.secret_kinds import CREDENTIAL_KEYS, NOT_CREDENTIALS
 
 
 @pytest.mark.parametrize("key", CREDENTIAL_KEYS)
