@@ -21,6 +21,7 @@ from airflow_spark_streaming.checkpoint.parsing import (
     OFFSETS_MAX_VERSION,
     classify_offset,
     contiguous_batches,
+    delta_sink_table,
     mtime_of,
     parse_commit_file,
     parse_header,
@@ -34,6 +35,6 @@ from airflow_spark_streaming.checkpoint.parsing import (
 __all__ = [
     "BATCH_FILE", "COMMITS_MAX_VERSION", "HEADER", "OFFSETS_MAX_VERSION", "BatchRecord", "CheckpointHistory",
     "CheckpointStatus", "OffsetsEntry", "SourceOffset", "StatefulOperator", "classify_offset", "contiguous_batches",
-    "mtime_of", "parse_commit_file", "parse_header", "parse_json", "parse_offsets_file", "parse_operator_metadata",
+    "delta_sink_table", "mtime_of", "parse_commit_file", "parse_header", "parse_json", "parse_offsets_file", "parse_operator_metadata",
     "parse_query_metadata", "parse_source_head",
 ]  # fmt: skip

@@ -168,7 +168,8 @@ class CommittedBatch:
 
     ``sources`` summarise the offsets the batch committed (``index``, ``source_id``, ``kind``,
     ``offset``). ``rows`` and ``output_rows`` come from the progress event the provider's runner
-    writes (``_progress/<batch>.json``); ``None`` for queries without them.
+    writes (``_progress/<batch>.json``); ``None`` for queries without them. Spark's Delta sink
+    reports no output count, so there ``output_rows`` is the one of the Delta commit the batch wrote.
     """
 
     batch_id: int

@@ -21,6 +21,7 @@ from airflow_spark_streaming.exceptions import (
     NonContiguousBatchesError,
     UnsupportedCheckpointVersionError,
 )
+from airflow_spark_streaming.storage.locations import is_absolute_location, is_local_uri, local_path
 from airflow_spark_streaming.utils.bounded_json import UntrustedJsonError, is_ascii_decimal, loads
 
 OFFSETS_MAX_VERSION = 2
@@ -28,6 +29,8 @@ COMMITS_MAX_VERSION = 2
 # ASCII digits only: Spark writes nothing else, and ``\d`` would also match "²" or Arabic-Indic digits.
 BATCH_FILE = re.compile(r"^(?P<batch>[0-9]+)(?P<compact>\.compact)?$")
 HEADER = re.compile(r"^v(?P<version>[0-9]{1,9})$")
+#: Spark's Delta sink as a progress event describes it (``DeltaSink.toString``): ``DeltaSink[<table path>]``.
+DELTA_SINK_DESCRIPTION = re.compile(r"DeltaSink\[(?P<path>[\x21-\x7e][\x20-\x7e]{0,2047})\]")
 
 
 def parse_header(lines: list[str], path: str, max_version: int) -> int:
@@ -242,3 +245,20 @@ def parse_operator_metadata(text: str, path: str) -> tuple[str | None, list[str]
         [s.get("storeName") for s in stores],
         max((s.get("numPartitions", 0) for s in stores), default=None),
     )
+
+
+def delta_sink_table(description: object) -> str | None:
+    """The table a progress event's ``sink.description`` names when the sink is Spark's Delta sink, else ``None``.
+
+    Hadoop spells a local table ``file:/x``; it comes back as ``/x``. Only an absolute ASCII location
+    without ``.`` or ``..`` segments is returned: the description is read from the lake.
+    """
+    if not isinstance(description, str):
+        return None
+    match = DELTA_SINK_DESCRIPTION.fullmatch(description)
+    if match is None or any(part in (".", "..") for part in match["path"].split("/")):
+        return None
+    table = match["path"].rstrip("/")
+    if is_local_uri(table):
+        table = str(local_path(table))
+    return table if is_absolute_location(table) else None

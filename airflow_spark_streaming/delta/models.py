@@ -142,6 +142,23 @@ class DeltaCommit:
 
 
 @dataclass
+class DeltaCommitRange:
+    """One read of a table's log: its newest version, its id and the commits after a version, oldest first.
+
+    ``table_id`` is the table's ``metaData.id``: it stays the same across writes, overwrites and schema
+    changes, and is new when the table is deleted and created again at the same location.
+    """
+
+    table_uri: str
+    version: int
+    table_id: str
+    commits: list[DeltaCommit] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class DeltaReader:
     """Where one downstream stream reading a Delta table stands, from its checkpoint. JSON-serialisable.
 

@@ -23,6 +23,7 @@ from airflow_spark_streaming.checkpoint import (
     OffsetsEntry,
     StatefulOperator,
     contiguous_batches,
+    delta_sink_table,
     parse_commit_file,
     parse_offsets_file,
     parse_operator_metadata,
@@ -38,6 +39,7 @@ from airflow_spark_streaming.exceptions import (
 from airflow_spark_streaming.hooks.checkpoint_storage import CheckpointStorageHook
 from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
 from airflow_spark_streaming.runner.protocol import PROGRESS_DIR
+from airflow_spark_streaming.storage.locations import same_store
 
 # Enough for the initial offsets of thousands of Kafka partitions; a file
 # source's sources/<n>/0 (a list of files) is never read further than this.
@@ -233,6 +235,7 @@ class CheckpointHook(CheckpointStorageHook):
             if "batchId" in p
         }
         runner_managed = bool(progress) or (self.root / PROGRESS_DIR).exists()
+        sink_tables: dict[int, str] = {}
         now = time.time() if now is None else now
         batches: list[CommittedBatch] = []
         position = after_batch
@@ -252,6 +255,14 @@ class CheckpointHook(CheckpointStorageHook):
             position = batch_id
             sources = status.committed_sources if batch_id == latest else self.get_offsets_entry(batch_id).sources
             sink = (event or {}).get("sink") or {}
+            if not isinstance(sink, dict):
+                sink = {}
+            output_rows = sink.get("numOutputRows")
+            if isinstance(output_rows, bool) or not isinstance(output_rows, int) or output_rows < 0:
+                output_rows = None  # Spark's Delta sink reports -1: the table's commit has the count
+                table = delta_sink_table(sink.get("description"))
+                if table is not None:
+                    sink_tables[batch_id] = table
             batches.append(
                 CommittedBatch(
                     batch_id=batch_id,
@@ -260,10 +271,46 @@ class CheckpointHook(CheckpointStorageHook):
                     batch_timestamp_ms=record.batch_timestamp_ms,
                     sources=[_source_summary(s) for s in sources],
                     rows=(event or {}).get("numInputRows"),
-                    output_rows=sink.get("numOutputRows") if sink.get("numOutputRows", -1) >= 0 else None,
+                    output_rows=output_rows,
                 )
             )
+        if sink_tables:
+            self._delta_output_rows(batches, sink_tables, status.query_id, latest)
         return position, batches
+
+    def _delta_output_rows(
+        self, batches: list[CommittedBatch], sink_tables: dict[int, str], query_id: str, latest: int
+    ) -> None:
+        """Fill in ``output_rows`` from the ``STREAMING UPDATE`` commit each batch wrote to its Delta sink.
+
+        The table is the one the batch's progress event names, read only when it lies on the checkpoint's
+        own store (the description comes from the lake); a commit counts only if it names this query and
+        batch. Whatever cannot be read or found stays ``None``.
+        """
+        from deltalake.exceptions import DeltaError
+
+        from airflow_spark_streaming.exceptions import SparkStreamingError
+        from airflow_spark_streaming.hooks.delta_history import DeltaHistoryHook
+
+        by_table: dict[str, list[CommittedBatch]] = {}
+        for batch in batches:
+            table = sink_tables.get(batch.batch_id)
+            if table is not None and same_store(table, self.checkpoint):
+                by_table.setdefault(table, []).append(batch)
+        for table, wanting in by_table.items():
+            hook = DeltaHistoryHook(table, storage_conn_id=self.storage_conn_id)
+            newest = max(b.batch_id for b in wanting)
+            try:
+                commits = hook.streaming_commits(query_id, [b.batch_id for b in wanting],
+                                                 newer_batches=latest - newest)  # fmt: skip
+            except (SparkStreamingError, DeltaError, OSError) as err:
+                self.log.warning("Cannot read the output rows of %s's batches from its Delta sink %s: %s",
+                                 self.checkpoint, table, err)  # fmt: skip
+                continue
+            for batch in wanting:
+                commit = commits.get(batch.batch_id)
+                if commit is not None:
+                    batch.output_rows = commit.rows_added
 
     def _initial_offsets(self) -> dict[str, Any]:
         found = {}

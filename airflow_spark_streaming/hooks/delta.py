@@ -324,6 +324,28 @@ class DeltaTableHook(BaseHook):
             return {**_native_metrics(metrics), "attempts": attempt, "raw": metrics}
         raise AssertionError("unreachable")
 
+    def maintenance_commits_after(
+        self, version: int, operations: tuple[str, ...], *, limit: int | None = None
+    ) -> list[MaintenanceRecord]:
+        """The commits after ``version`` whose operation is one of ``operations``, oldest first; at most the
+        newest ``limit`` commits (default :data:`HISTORY_SPAN_READ_AT_ONCE`) are read."""
+        table = self.get_table()
+        span = min(table.version() - version, limit or HISTORY_SPAN_READ_AT_ONCE)
+        if span <= 0:
+            return []
+        records = [
+            MaintenanceRecord(
+                version=int(entry.get("version", -1)),
+                operation=entry["operation"],
+                timestamp_ms=entry.get("timestamp"),
+                parameters=_as_dict(entry.get("operationParameters")),
+                metrics=_as_dict(entry.get("operationMetrics")),
+            )
+            for entry in self._history(table, span)
+            if entry.get("operation") in operations and int(entry.get("version", -1)) > version
+        ]
+        return sorted(records, key=lambda r: r.version)
+
     def vacuum_native(self, *, retention_hours: int, dry_run: bool, full: bool) -> list[str]:
         """Files VACUUM deletes (or would delete, with ``dry_run``); retention is checked by the caller."""
         return self.get_table().vacuum(
@@ -362,3 +384,34 @@ def spark_optimize_metrics(history_metrics: dict[str, Any]) -> dict[str, Any]:
         "bytes_removed": int(history_metrics.get("numRemovedBytes", 0)),
         "partitions_optimized": int(history_metrics.get("partitionsOptimized", 0) or 0),
     }
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative count from a commit's metrics (delta-spark writes them as strings), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    text = value if isinstance(value, str) else ""
+    return int(text) if 0 < len(text) <= 19 and text.isascii() and text.isdigit() else None
+
+
+def spark_vacuum_metrics(records: list[MaintenanceRecord], retention_hours: float) -> dict[str, Any] | None:
+    """What a Spark VACUUM logged (``spark.databricks.delta.vacuum.logging.enabled``), from the table's
+    VACUUM START and VACUUM END commits after it began, oldest first: the first START whose retention is
+    ``retention_hours`` and the END after it. ``None`` when they are not both there."""
+    wanted_ms = round(retention_hours * 3600 * 1000)
+    start = None
+    for record in records:
+        if record.operation == "VACUUM START" and start is None:
+            retention = _count(record.parameters.get("specifiedRetentionMillis"))
+            if retention is None or retention == wanted_ms:  # another VACUUM's retention: not this one
+                start = record
+        elif record.operation == "VACUUM END" and start is not None:
+            return {
+                "files_deleted": _count(record.metrics.get("numDeletedFiles")),
+                "status": record.parameters.get("status"),
+                "versions": [start.version, record.version],
+                "raw": {"start": start.metrics, "end": record.metrics},
+            }
+    return None

@@ -628,26 +628,40 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         if self.dry_run or not planned:
             return result
         handoff = self._plan_handoff("vacuum", hook)
-        if handoff is not None:
-            result["engine"] = engine = "spark"
-            self._hand_off(handoff, {"action": "vacuum", "retain_hours": hours, "mode": self.mode, "dry_run": False,
-                                     "retention_override": self.i_understand_this_can_break_readers})  # fmt: skip
-            result["files_deleted"] = len(planned) - len(
-                hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
-            )
-        elif engine == "native":
+        if engine == "native" and handoff is None:
             deleted = hook.vacuum_native(retention_hours=hours, dry_run=False, full=self.mode == "full")
             result["files_deleted"] = len(deleted)
+            return result
+        version_before = hook.get_table().version()
+        if handoff is not None:
+            result["engine"] = "spark"
+            self._hand_off(handoff, {"action": "vacuum", "retain_hours": hours, "mode": self.mode, "dry_run": False,
+                                     "retention_override": self.i_understand_this_can_break_readers})  # fmt: skip
         else:
             result["spark_transport"] = self._run_spark_job({
                 "action": "vacuum", "table": self.table_uri, "retain_hours": hours, "mode": self.mode,
                 "dry_run": False, "retention_override": self.i_understand_this_can_break_readers,
                 "table_files": stats.num_files,
             })  # fmt: skip
-            result["files_deleted"] = len(planned) - len(
-                hook.vacuum_native(retention_hours=hours, dry_run=True, full=self.mode == "full")
-            )
+        result["files_deleted"] = self._spark_files_deleted(hook, version_before, hours)
         return result
+
+    def _spark_files_deleted(self, hook: DeltaTableHook, version_before: int, hours: int) -> int | None:
+        """What Spark's VACUUM deleted: ``numDeletedFiles`` of the VACUUM END commit it logged (the job turns
+        VACUUM logging on); ``None``, with a warning, when the table's history has no such commit."""
+        from airflow_spark_streaming.hooks.delta import spark_vacuum_metrics
+
+        logged = spark_vacuum_metrics(
+            hook.maintenance_commits_after(version_before, ("VACUUM START", "VACUUM END")), hours
+        )
+        if logged is None or logged["files_deleted"] is None:
+            self.log.warning("The history of %s has no VACUUM END commit after version %d, so what VACUUM deleted "
+                             "is unknown (files_deleted: null); was VACUUM logging turned off on the cluster?",
+                             self.table_uri, version_before)  # fmt: skip
+            return None
+        self.log.info("VACUUM %s: %d files deleted (VACUUM END, version %d)", self.table_uri,
+                      logged["files_deleted"], logged["versions"][1])  # fmt: skip
+        return logged["files_deleted"]
 
 
 class ConvertFileSinkToDeltaOperator(_DeltaMaintenanceOperator):

@@ -118,6 +118,13 @@ def _place(location: str) -> tuple[str, str, str]:
     return _SAME_SCHEME.get(scheme, scheme), parts.netloc, parts.path
 
 
+def same_store(location: str, other: str) -> bool:
+    """Both on this host's disk, or both in one bucket (or container) of one object store
+    (``s3://``, ``s3a://`` and ``s3n://`` alike)."""
+    (scheme, authority, _), (other_scheme, other_authority, _) = _place(location), _place(other)
+    return scheme == other_scheme and authority.lower() == other_authority.lower()
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 

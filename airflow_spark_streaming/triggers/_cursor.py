@@ -25,6 +25,12 @@ How a watcher reports each commit exactly once
   this watcher reported, so a consumer can tell such a gap. Commits Spark or
   Delta cleaned up before the watcher read them (beyond ``minBatchesToRetain``,
   or a vacuumed log) cannot be reported.
+* **A location that appears or is recreated.** A location that does not exist
+  yet (or has nothing committed) is read again from its first commit: position
+  0 is news once it appears. A location recreated in place (its position goes
+  back, or :attr:`CommitRead.identity` changed and the old position is not
+  there any more as it was) is reported from the new one's first commit. A location that disappears for a
+  while and comes back with the same identity continues where it was.
 """
 
 from __future__ import annotations
@@ -32,12 +38,23 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_spark_streaming.exceptions import InvalidEventTriggerError
 from airflow_spark_streaming.storage.locations import is_absolute_location
+
+
+class CommitRead(NamedTuple):
+    """One read of a watched location."""
+
+    #: The newest position read; ``None`` when nothing is committed there yet, or there is nothing there.
+    position: int | None
+    #: The commits read, oldest first (none when only the position was asked for).
+    commits: list[dict[str, Any]]
+    #: What the location holds, such as a Delta table's id; another value means it was recreated. ``None``: unknown.
+    identity: str | None = None
 
 
 class AssetCursorStore:
@@ -113,8 +130,9 @@ class CommitEventTrigger(BaseEventTrigger):
     def location(self) -> str:
         raise NotImplementedError
 
-    def read_after(self, after: int | None, up_to: int | None = None) -> tuple[int | None, list[dict[str, Any]]]:
-        """Blocking read: ``(position, commits after ``after`` up to ``up_to``)``; ``after=None`` reads the position."""
+    def read_after(self, after: int | None, up_to: int | None = None) -> CommitRead:
+        """Blocking read: the position and the commits after ``after`` up to ``up_to``; ``after=None`` reads
+        only the position, and ``after=-1`` reads from the first commit."""
         raise NotImplementedError
 
     def wanted(self, commit: dict[str, Any]) -> bool:
@@ -137,13 +155,30 @@ class CommitEventTrigger(BaseEventTrigger):
                 self._cursor = max(stored, key=lambda v: v["position"])
         return self._cursor
 
-    async def save_cursor(self, position: int, last_event: int | None) -> None:
+    async def save_cursor(self, position: int, last_event: int | None, identity: str | None = None) -> None:
         self._cursor = {"position": position, "last_event": last_event}
+        if identity is not None:
+            self._cursor["identity"] = identity
         if self.asset_state_store is not None:
             value = dict(self._cursor)
 
             # A cancellation (triggerer shutdown) must not leave the event handed over but the cursor unwritten.
             await asyncio.shield(AssetCursorStore(self.asset_state_store).write_all(self.cursor_key, value))
+
+    def recreated(self, position: int, identity: str | None, read: CommitRead) -> bool:
+        """Blocking: whether ``read`` shows another location than the one read at ``position`` with ``identity``."""
+        if read.position is None:
+            return False  # gone for now: judged when it is back
+        if read.position < position:
+            return True
+        if identity is None or read.identity is None or read.identity == identity:
+            return False
+        return not self.still_holds(position, identity)
+
+    def still_holds(self, position: int, identity: str) -> bool:
+        """Blocking: whether the location, whose identity changed, still holds ``position`` as it was read with
+        ``identity`` (the identity changed in place). By default it does not."""
+        return False
 
     # --- one poll loop per location, shared by every watcher of it ------------------------------
 
@@ -159,20 +194,26 @@ class CommitEventTrigger(BaseEventTrigger):
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         reader = cls(**kwargs)
-        last: int | None = None
+        last: int | None = None  # the position of the previous read; -1 while nothing is committed
+        identity: str | None = None
         while True:
             try:
                 if last is None:
-                    position, commits = await asyncio.to_thread(reader.read_after, None)
-                    snapshot = {"from": position, "position": position, "commits": []}
+                    read = await asyncio.to_thread(reader.read_after, None)
+                    snapshot = {"from": read.position, "position": read.position, "commits": []}
                 else:
-                    position, commits = await asyncio.to_thread(reader.read_after, last)
-                    snapshot = {"from": last, "position": position, "commits": commits}
-                    if position is not None and position < last:  # the location was recreated
-                        snapshot = {"from": position, "position": position, "commits": [], "reset": True}
-                # An existing but empty location: its first commit (position 0) is news too.
-                last = position if position is not None else -1
-                yield snapshot
+                    read = await asyncio.to_thread(reader.read_after, last)
+                    snapshot = {"from": last, "position": read.position, "commits": read.commits}
+                    if await asyncio.to_thread(reader.recreated, last, identity, read):
+                        reader.log.warning("%s was recreated; reporting the new one from its first commit",
+                                           reader.location())  # fmt: skip
+                        read = await asyncio.to_thread(reader.read_after, -1)
+                        snapshot = {"from": -1, "position": read.position, "commits": read.commits, "reset": True}
+                if read.position is not None:
+                    last, identity = read.position, read.identity
+                elif last is None:
+                    last = -1  # nothing committed yet (or no such location): its first commit, position 0, is news
+                yield {**snapshot, "identity": identity}
             except InvalidEventTriggerError:
                 raise
             except Exception as err:  # storage blips: keep polling, say why
@@ -183,33 +224,48 @@ class CommitEventTrigger(BaseEventTrigger):
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         async for snapshot in shared_stream:
-            if snapshot["position"] is None:
-                continue  # nothing committed yet
+            if snapshot["position"] is None:  # nothing committed yet, or the location is gone for now
+                if (snapshot["from"] is None or snapshot["from"] < 0) and await self.load_cursor() is None:
+                    # A first start before the first commit: a restart must still report that commit.
+                    await self.save_cursor(-1, None)
+                continue
+            identity = snapshot.get("identity")
             cursor = await self.load_cursor()
             if cursor is None:
                 # First start of this watcher: report what is committed from now on.
-                await self.save_cursor(snapshot["from"], None)
+                await self.save_cursor(snapshot["position"] if snapshot.get("reset") else snapshot["from"], None,
+                                       identity)  # fmt: skip
                 cursor = self._cursor
-            if snapshot.get("reset") or cursor["position"] > snapshot["position"]:
-                self.log.warning(
-                    "%s is behind this watcher's cursor %s (recreated?); resuming from %s",
-                    self.location(), cursor["position"], snapshot["position"],
+            elif (snapshot.get("reset") and (identity is None or cursor.get("identity") != identity)) or (
+                await asyncio.to_thread(
+                    self.recreated,
+                    cursor["position"],
+                    cursor.get("identity"),
+                    CommitRead(snapshot["position"], [], identity),
                 )  # fmt: skip
-                await self.save_cursor(snapshot["position"], cursor["last_event"])
-                continue
+            ):
+                self.log.warning(
+                    "%s is not what this watcher's cursor %s was read from (recreated?); reporting it from its "
+                    "first commit", self.location(), cursor["position"],
+                )  # fmt: skip
+                await self.save_cursor(-1, cursor["last_event"], identity)
+                cursor = self._cursor
+            elif cursor.get("identity") is None and identity is not None:
+                await self.save_cursor(cursor["position"], cursor["last_event"], identity)  # an older cursor
+                cursor = self._cursor
             commits = list(snapshot["commits"])
             if cursor["position"] < snapshot["from"]:
-                _, missed = await asyncio.to_thread(self.read_after, cursor["position"], snapshot["from"])
-                commits = missed + commits
+                missed = await asyncio.to_thread(self.read_after, cursor["position"], snapshot["from"])
+                commits = missed.commits + commits
             for commit in commits:
                 position = commit[self.position_field]
                 if position <= cursor["position"]:
                     continue
                 if self.wanted(commit):
                     yield TriggerEvent(self.payload(commit, cursor["last_event"]))
-                    await self.save_cursor(position, position)
+                    await self.save_cursor(position, position, identity)
                 else:
-                    await self.save_cursor(position, cursor["last_event"])
+                    await self.save_cursor(position, cursor["last_event"], identity)
                 cursor = self._cursor
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

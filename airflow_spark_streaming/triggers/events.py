@@ -13,7 +13,7 @@ import posixpath
 from typing import Any
 
 from airflow_spark_streaming.exceptions import InvalidEventTriggerError
-from airflow_spark_streaming.triggers._cursor import CommitEventTrigger
+from airflow_spark_streaming.triggers._cursor import CommitEventTrigger, CommitRead
 
 #: Delta operations that change a table's data; OPTIMIZE, VACUUM and property changes are left out.
 DATA_OPERATIONS = (
@@ -24,6 +24,7 @@ DATA_OPERATIONS = (
     "DELETE",
     "CREATE TABLE AS SELECT",
     "REPLACE TABLE AS SELECT",
+    "CREATE OR REPLACE TABLE AS SELECT",
     "COPY INTO",
 )
 
@@ -45,15 +46,20 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
 
     ``sources`` are the offsets the batch committed (from ``offsets/<batch>``);
     ``rows``/``output_rows`` come from the progress events the provider's runner
-    writes (``None`` for other queries). The first start reports batches
-    committed after it; a restart resumes after the last batch reported.
+    writes (``None`` for other queries). Spark's Delta sink reports no output count:
+    for it ``output_rows`` is the ``numOutputRows`` of the ``STREAMING UPDATE``
+    commit the batch wrote to the table the progress event names, when that table
+    is on the checkpoint's store and the commit names this query and batch
+    (``None`` otherwise). The first start reports batches committed after it; a
+    restart resumes after the last batch reported.
 
     :param checkpoint: the checkpoint location, a path or a URI (``s3://...``).
     :param pipeline_spec: instead of ``checkpoint``, a Spark Declarative Pipeline's ``spark-pipeline.yml``
         (read in the triggerer at each poll).
     :param pipeline_storage: instead of ``checkpoint``, the pipeline's storage root.
     :param flow: with a pipeline, the flow or table name whose commits fire; each poll resolves it, so a full
-        refresh (a new checkpoint version, batch ids from 0 again) resets the cursor like a recreated checkpoint.
+        refresh (a new checkpoint version, batch ids from 0 again) is reported from its first batch, like a
+        recreated checkpoint.
         Events then carry ``flow`` and the resolved ``checkpoint``.
     :param storage_conn_id: the Airflow connection for the checkpoint's storage; not needed for local paths.
     :param poll_interval: seconds between reads of the checkpoint.
@@ -125,7 +131,7 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
 
         return resolve_flow_checkpoint(self.target, self.storage_conn_id)
 
-    def read_after(self, after: int | None, up_to: int | None = None) -> tuple[int | None, list[dict[str, Any]]]:
+    def read_after(self, after: int | None, up_to: int | None = None) -> CommitRead:
         from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
         checkpoint = self._checkpoint()
@@ -134,8 +140,9 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
             after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds
         )
         if self.target is None:
-            return position, [b.to_dict() for b in batches]
-        return position, [{"checkpoint": checkpoint, **b.to_dict()} for b in batches]  # the version read
+            return CommitRead(position, [b.to_dict() for b in batches])
+        # A pipeline flow's checkpoint is what it holds: a full refresh starts a new version of it.
+        return CommitRead(position, [{"checkpoint": checkpoint, **b.to_dict()} for b in batches], checkpoint)
 
     def payload(self, commit: dict[str, Any], previous_event: int | None) -> dict[str, Any]:
         if self.target is None:
@@ -154,7 +161,10 @@ class DeltaVersionEventTrigger(CommitEventTrigger):
 
     Read from the commit info through delta-rs (``DeltaTable.history``). Versions
     whose operation is filtered out (``OPTIMIZE`` by default) move the cursor
-    without an event. The first start reports versions written after it.
+    without an event. The first start on an existing table reports versions written
+    after it; on a table that does not exist yet, every version from its first (0).
+    A table deleted and created again at the location (a new table id) is reported
+    from its first version too.
 
     :param table_uri: the table location: a local path or a URI (``s3://...``).
     :param storage_conn_id: an Airflow ``aws`` connection whose credentials delta-rs uses.
@@ -219,20 +229,41 @@ class DeltaVersionEventTrigger(CommitEventTrigger):
         options = tuple(sorted((self.storage_options or {}).items()))
         return (*super().shared_stream_key(), options)
 
-    def read_after(self, after: int | None, up_to: int | None = None) -> tuple[int | None, list[dict[str, Any]]]:
+    def read_after(self, after: int | None, up_to: int | None = None) -> CommitRead:
+        from airflow_spark_streaming.exceptions import NotADeltaTableError
         from airflow_spark_streaming.hooks.delta_history import DeltaHistoryHook
 
         hook = DeltaHistoryHook(
             self.table_uri, storage_conn_id=self.storage_conn_id, storage_options=self.storage_options
         )
+        try:
+            read = hook.read_commits(after)
+        except NotADeltaTableError:
+            return CommitRead(None, [])  # not created yet, or deleted: its first version will be news
         if after is None:
-            return hook.latest_version(), []
-        latest, commits = hook.commits_after(after)
-        commits = [c for c in commits if up_to is None or c.version <= up_to]
-        position = commits[-1].version if commits else max(after, min(latest, up_to) if up_to is not None else latest)
-        if latest < after:
-            position = latest  # the table was recreated: the caller resets
-        return position, [c.to_dict() for c in commits]
+            return CommitRead(read.version, [], read.table_id)
+        commits = [c for c in read.commits if up_to is None or c.version <= up_to]
+        latest = min(read.version, up_to) if up_to is not None else read.version
+        position = commits[-1].version if commits else max(after, latest)
+        if read.version < after:
+            position = read.version  # the table was recreated: the caller starts again from its first version
+        return CommitRead(position, [c.to_dict() for c in commits], read.table_id)
+
+    def still_holds(self, position: int, identity: str) -> bool:
+        """Spark's REPLACE TABLE gives the table a new id in the same log: version ``position`` still has the old
+        one. A table deleted and created again has the new id from its version 0."""
+        from airflow_spark_streaming.exceptions import SparkStreamingError
+        from airflow_spark_streaming.hooks.delta_history import DeltaHistoryHook
+
+        hook = DeltaHistoryHook(
+            self.table_uri, storage_conn_id=self.storage_conn_id, storage_options=self.storage_options
+        )
+        try:
+            return hook.table_id_at(position) == identity
+        except SparkStreamingError as err:  # that version's log is gone (cleaned up): do not replay the table
+            self.log.warning("Cannot read version %d of %s (%s); taking it as the same table", position,
+                             self.table_uri, err)  # fmt: skip
+            return True
 
     def wanted(self, commit: dict[str, Any]) -> bool:
         return self.operations is None or str(commit.get("operation") or "").upper() in self.operations

@@ -90,6 +90,7 @@ def batch_row(event: dict[str, Any]) -> dict[str, Any]:
     durations = event.get("durationMs") if isinstance(event.get("durationMs"), dict) else {}
     rows, memory = _state(event)
     sink = event.get("sink") if isinstance(event.get("sink"), dict) else {}
+    output_rows = _number(sink.get("numOutputRows"))  # Spark's Delta sink reports -1: not known, not a count
     return {
         "batch_id": event.get("batchId") if isinstance(event.get("batchId"), int) else None,
         "time": _event_time(event),
@@ -98,7 +99,7 @@ def batch_row(event: dict[str, Any]) -> dict[str, Any]:
         "processed_rows_per_second": _number(event.get("processedRowsPerSecond")),
         "duration_ms": _number(durations.get("triggerExecution")),
         "phases_ms": {phase: _number(durations.get(phase)) for phase in PHASES},
-        "output_rows": _number(sink.get("numOutputRows")),
+        "output_rows": None if output_rows is not None and output_rows < 0 else output_rows,
         "state_rows": rows,
         "state_memory_bytes": memory,
     }

@@ -162,14 +162,33 @@ def test_vacuum_dry_run_then_full_removes_only_old_orphans(table_copy, engine, r
     older.write_bytes(b"PAR1 older junk")
     os.utime(older, (time.time() - 5 * 3600, time.time() - 5 * 3600))
     reader = _reader_checkpoint(table_copy, table_copy.parent / "reader")
+    files = _data_files(table_copy)
     held = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine=engine, readers=[reader],
                                reader_margin=timedelta(hours=3), spark_conn_id=spark_conn_id).execute({})  # fmt: skip
     assert held["retention_hours"] == 4 and held["held_back_by"] == reader and held["engine"] == engine
     assert held.get("spark_transport") == ("connect" if engine == "spark" else None)
-    assert held["files_deleted"] == 1 and not older.exists() and orphan.exists()
-    done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine="native").execute({})
-    assert done["files_deleted"] == 1 and not orphan.exists()
+    assert not older.exists() and orphan.exists()
+    assert held["files_deleted"] == len(files - _data_files(table_copy)) == held["files_to_delete"] == 1
+    # Once the retention lets it go, the table's removed files (OPTIMIZE's) and the orphan go too.
+    files = _data_files(table_copy)
+    done = DeltaVacuumOperator(task_id="v", table_uri=str(table_copy), mode="full", engine=engine,
+                               spark_conn_id=spark_conn_id, retention=timedelta(0),
+                               i_understand_this_can_break_readers=True).execute({})  # fmt: skip
+    gone = files - _data_files(table_copy)
+    # The table was written by Spark, so each data file has a hidden Hadoop checksum beside it. delta-rs lists
+    # and deletes those as orphans of their own; Hadoop's file system deletes one along with its data file.
+    checksums = {
+        f for f in gone if f.endswith(".crc") and os.path.join(os.path.dirname(f), os.path.basename(f)[1:-4]) in gone
+    }
+    assert not orphan.exists() and len(gone) > 2 * len(checksums) > 100
+    assert done["files_deleted"] == len(gone) - (len(checksums) if engine == "spark" else 0)
+    assert done["files_to_delete"] == len(gone)  # the plan (delta-rs's dry run) counts the checksums
     assert rows_of(table_copy) == rows  # readers lose nothing
+
+
+def _data_files(table) -> set[str]:
+    """Every file of the table outside its log (Hadoop's hidden ``.crc`` checksums too)."""
+    return {str(p) for p in table.rglob("*") if p.is_file() and "_delta_log" not in p.relative_to(table).parts}
 
 
 def _reader_checkpoint(table, folder) -> str:

@@ -144,6 +144,44 @@ def test_watchers_of_one_table_share_one_poll_loop(table, monkeypatch):
     assert len(reads) == len(set(reads)), reads
 
 
+def test_a_table_replaced_in_place_by_spark_continues_though_its_id_changes(spark, table):
+    """Spark's CREATE OR REPLACE TABLE gives the table a new id but keeps its log: nothing is replayed."""
+    from deltalake import DeltaTable
+
+    store = InMemoryAssetStateStore()
+    trigger = DeltaVersionEventTrigger(str(table), poll_interval=0.2)
+    trigger.asset_state_store = store
+    ids = [DeltaTable(str(table)).metadata().id]
+
+    def replace(first_id: int) -> None:
+        spark.sql(f"CREATE OR REPLACE TABLE delta.`{table}` USING DELTA AS "
+                  f"SELECT CAST({first_id} AS BIGINT) AS id, 'eu' AS region").collect()  # fmt: skip
+        ids.append(DeltaTable(str(table)).metadata().id)
+
+    async def scenario():
+        loop = TriggerLoop(trigger).start()
+        await loop.until(lambda: cursor_position(store) == 0, what="the first poll")
+        await asyncio.to_thread(replace, 10)
+        append(table, [11, 12])
+        await loop.until(lambda: cursor_position(store) == 2, what="versions 1 and 2")
+        await asyncio.sleep(1.0)
+        await loop.stop()
+        # Again while the triggerer is down: the restarted watcher's cursor holds the previous id.
+        await asyncio.to_thread(replace, 20)
+        restarted = TriggerLoop(revive(trigger, store)).start()
+        await restarted.until(lambda: cursor_position(store) == 3, what="version 3 after the restart")
+        await asyncio.sleep(1.0)
+        await restarted.stop()
+        return loop.events, restarted.events
+
+    live, after_restart = asyncio.run(scenario())
+    assert len(set(ids)) == 3  # each replace gave the table a new id
+    assert [(e["version"], e["operation"], e["rows_added"]) for e in live] == [
+        (1, "CREATE OR REPLACE TABLE AS SELECT", 1), (2, "WRITE", 2)
+    ]  # fmt: skip
+    assert [(e["version"], e["previous_event_version"]) for e in after_restart] == [(3, 2)]
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -106,9 +106,10 @@ def test_sdp_pipeline_dag_runs_and_its_flow_reads_like_its_checkpoint(
 
     # The commit event trigger: the flow's batches, each with the checkpoint version it read.
     by_flow_events = CheckpointCommitEventTrigger(pipeline_storage=str(spec.parent / "storage"), flow=table)
-    position, batches = by_flow_events.read_after(-1)
-    path_position, path_batches = CheckpointCommitEventTrigger(checkpoint=str(checkpoint)).read_after(-1)
+    position, batches, identity = by_flow_events.read_after(-1)
+    path_position, path_batches, _ = CheckpointCommitEventTrigger(checkpoint=str(checkpoint)).read_after(-1)
     assert position == path_position == 0
+    assert identity == str(checkpoint)  # a full refresh (the next checkpoint version) reads as a new location
     assert [b["batch_id"] for b in batches] == [b["batch_id"] for b in path_batches] == [0]
     assert batches[0]["checkpoint"] == str(checkpoint)  # pipeline_storage given as a plain path
     assert batches[0]["sources"] == path_batches[0]["sources"]

@@ -10,6 +10,7 @@ configuration is refused before any file is written.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -17,7 +18,7 @@ from airflow_spark_streaming.exceptions import UnprotectedConcurrentWriteError
 from airflow_spark_streaming.hooks.control_key import ControlKeyHook
 from airflow_spark_streaming.hooks.maintenance_request import MaintenanceRequestHook
 from airflow_spark_streaming.hooks.storage import StorageHook
-from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator
+from airflow_spark_streaming.operators.delta import DeltaOptimizeOperator, DeltaVacuumOperator
 from airflow_spark_streaming.runner.protocol import MAINTENANCE_DIR, MAINTENANCE_HANDOFF_FILE
 from airflow_spark_streaming.spark.jvm import resolve_jvm_dependencies
 from tests.support.runner_drivers import driver_log, kill_drivers, spawn_stream_runner, wait_while_running
@@ -198,6 +199,21 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
             lambda: versions() >= optimize_version + 3, 300, "the stream to keep committing", winner, interval=0.5
         )
 
+        # A VACUUM handed off too (lite: only the files OPTIMIZE removed, never a batch in flight); what it
+        # deleted comes from the VACUUM END commit the runner's Spark logged, and is what left the bucket.
+        data = lambda: {k for k in _keys(client, s3_bucket) if k.startswith("orders/") and "/_delta_log/" not in k}  # noqa: E731
+        before_vacuum = data()
+        vacuum = DeltaVacuumOperator(task_id="vacuum", stream_checkpoint=checkpoint, retention=timedelta(0),
+                                     i_understand_this_can_break_readers=True, **common)  # fmt: skip
+        vacuum.storage_conn_id = conn_id
+        vacuumed = vacuum.execute({})
+        assert vacuumed["engine"] == "spark" and vacuumed["files_to_delete"] > 1, vacuumed
+        assert vacuumed["files_deleted"] == len(before_vacuum - data()) == vacuumed["files_to_delete"], vacuumed
+        vacuum_version = versions()
+        wait_while_running(
+            lambda: versions() >= vacuum_version + 2, 300, "the stream to commit after the VACUUM", winner, interval=0.5
+        )
+
         # A runner that takes no requests (simulated by withdrawing its hand-off record) is refused.
         client.delete_object(Bucket=s3_bucket, Key=f"_checkpoints/orders/{MAINTENANCE_DIR}/{MAINTENANCE_HANDOFF_FILE}")
         no_handoff = DeltaOptimizeOperator(task_id="user_app", stream_checkpoint=checkpoint, **common)
@@ -214,6 +230,7 @@ def test_one_runner_on_an_s3_checkpoint_and_compaction_through_it(s3_server, s3_
     history = final.history(final.version() + 1)
     operations = [c["operation"] for c in sorted(history, key=lambda c: c["version"])]
     assert operations.count("OPTIMIZE") == 1 and operations[-1] == "STREAMING UPDATE", operations
+    assert operations.count("VACUUM START") == operations.count("VACUUM END") == 1, operations
     commits = sorted(int(k.rsplit("/", 1)[1][:20]) for k in _keys(client, s3_bucket)
                      if k.startswith("orders/_delta_log/") and k.endswith(".json"))  # fmt: skip
     assert commits == list(range(final.version() + 1))  # contiguous: no commit overwrote another

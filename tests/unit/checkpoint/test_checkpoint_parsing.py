@@ -10,6 +10,7 @@ from airflow_spark_streaming.checkpoint import (
     CheckpointStatus,
     classify_offset,
     contiguous_batches,
+    delta_sink_table,
     parse_commit_file,
     parse_offsets_file,
     parse_query_metadata,
@@ -106,6 +107,32 @@ def test_source_heads():
 def test_unknown_offset_shapes_are_kept_raw():
     source = classify_offset(0, "0", '{"custom":[1,2]}', "o/0")
     assert source.kind == "unknown" and source.offset == {"custom": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    ("description", "table"),
+    [
+        ("DeltaSink[file:/lake/orders]", "/lake/orders"),
+        ("DeltaSink[file:///lake/orders/]", "/lake/orders"),
+        ("DeltaSink[/lake/orders]", "/lake/orders"),
+        ("DeltaSink[s3a://lake/orders]", "s3a://lake/orders"),
+        ("DeltaSink[file:/lake/my orders]", "/lake/my orders"),
+        # Not Spark's Delta sink, or nothing a reader may follow: no table.
+        ("FileSink[file:/lake/orders]", None),
+        ("org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@1f", None),
+        ("DeltaSink[orders]", None),
+        ("DeltaSink[file:/lake/../etc]", None),
+        ("DeltaSink[/lake/./orders]", None),
+        ("DeltaSink[/lake/orders]\n", None),
+        ("DeltaSink[/lake/ørders]", None),
+        ("DeltaSink[/" + "a" * 3000 + "]", None),
+        ("DeltaSink[]", None),
+        (None, None),
+        (["DeltaSink[/lake/orders]"], None),
+    ],
+)
+def test_the_delta_sink_table_from_a_progress_event_description(description, table):
+    assert delta_sink_table(description) == table
 
 
 def test_contiguity():

@@ -71,3 +71,27 @@ def test_partition_filters_become_a_quoted_where():
     assert sql.partition_filters_sql([]) is None
     with pytest.raises(PartitionFilterError, match="operator 'like'"):
         sql.check_partition_filters([("day", "like", "x")])
+
+
+def _record(version, operation, parameters=None, metrics=None):
+    return MaintenanceRecord(version, operation, 1, parameters or {}, metrics or {})
+
+
+def test_what_a_spark_vacuum_deleted_is_read_from_its_vacuum_end_commit():
+    from airflow_spark_streaming.hooks.delta import spark_vacuum_metrics
+
+    start = _record(8, "VACUUM START", {"specifiedRetentionMillis": 7200000, "defaultRetentionMillis": 604800000},
+                    {"numFilesToDelete": "5"})  # fmt: skip
+    end = _record(9, "VACUUM END", {"status": "COMPLETED"}, {"numDeletedFiles": "4", "numVacuumedDirectories": "2"})
+    logged = spark_vacuum_metrics([_record(7, "WRITE"), start, end], 2)
+    assert logged["files_deleted"] == 4 and logged["status"] == "COMPLETED" and logged["versions"] == [8, 9]
+    # Another VACUUM (another retention) before this one's START is passed over; its END too.
+    other = _record(6, "VACUUM START", {"specifiedRetentionMillis": 0})
+    other_end = _record(7, "VACUUM END", {"status": "COMPLETED"}, {"numDeletedFiles": "30"})
+    assert spark_vacuum_metrics([other, other_end, start, end], 2)["files_deleted"] == 4
+    # Nothing logged, an END without its START, or a count that is not one: unknown.
+    assert spark_vacuum_metrics([], 2) is None
+    assert spark_vacuum_metrics([end], 2) is None
+    for count in ("-1", "4.0", "", True, None):
+        broken = _record(9, "VACUUM END", {"status": "COMPLETED"}, {"numDeletedFiles": count})
+        assert spark_vacuum_metrics([start, broken], 2)["files_deleted"] is None, count

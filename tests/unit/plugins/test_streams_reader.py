@@ -123,6 +123,9 @@ def test_hostile_progress_values_become_gaps_not_errors():
                      "timestamp": "x" * 100})  # fmt: skip
     assert row["batch_id"] is None and row["input_rows"] is None and row["input_rows_per_second"] is None
     assert row["phases_ms"]["addBatch"] is None and row["time"] is None
+    # Spark's Delta sink reports numOutputRows -1: unknown, not a count.
+    assert batch_row({"sink": {"description": "DeltaSink[file:/t]", "numOutputRows": -1}})["output_rows"] is None
+    assert batch_row({"sink": {"description": "FileSink[file:/t]", "numOutputRows": 12}})["output_rows"] == 12
 
 
 def test_locations_are_shown_without_credentials():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from airflow_spark_streaming.storage.access import delta_rs_options, spark_spec, spark_storage, spec_paths
-from airflow_spark_streaming.storage.locations import DELTA_RS, FSSPEC, SPARK, is_s3_uri, uri_for
+from airflow_spark_streaming.storage.locations import DELTA_RS, FSSPEC, SPARK, is_s3_uri, same_store, uri_for
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,19 @@ def test_connection_gives_s3a_settings_with_secrets_apart(monkeypatch):
     assert "s3cr3t-value" not in json.dumps(storage.conf) and "s3cr3t-value" not in repr(storage)
     options = delta_rs_options("s3a://lake/t", "lake_s3", {"AWS_REGION": "override"})
     assert options["AWS_SECRET_ACCESS_KEY"] == "s3cr3t-value" and options["AWS_REGION"] == "override"
+
+
+@pytest.mark.parametrize(
+    ("location", "other", "same"),
+    [
+        ("/lake/ckpt", "/lake/orders", True),
+        ("file:/lake/ckpt", "/elsewhere/orders", True),
+        ("s3://lake/ckpt", "s3a://lake/orders", True),
+        ("s3://lake/ckpt", "S3N://LAKE/orders", True),
+        ("s3://lake/ckpt", "s3://other-bucket/orders", False),
+        ("s3://lake/ckpt", "/lake/orders", False),
+        ("/lake/ckpt", "gs://lake/orders", False),
+    ],
+)
+def test_same_store_is_one_disk_or_one_bucket(location, other, same):
+    assert same_store(location, other) is same
