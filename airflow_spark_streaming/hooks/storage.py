@@ -19,7 +19,7 @@ registered with Airflow's secrets masker as soon as they are read.
 boto3, the amazon provider and deltalake are imported only inside functions.
 The module is about 700 lines: the mapping for three engines, their timeouts and
 the error classification they share belong together (the s3fs wrapper that raises
-those errors is :mod:`.object_storage`).
+those errors is :mod:`._object_storage`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from airflow_spark_streaming.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from airflow_spark_streaming.hooks.object_storage import NamedFailuresFileSystem
+    from airflow_spark_streaming.hooks._object_storage import NamedFailuresFileSystem
 
 DEFAULT_REGION = "us-east-1"
 S3_SCHEMES = ("s3", "s3a", "s3n")
@@ -417,7 +417,7 @@ class StorageHook(BaseHook):
         """
         from airflow.providers.amazon.aws.fs.s3 import get_fs
 
-        from airflow_spark_streaming.hooks.object_storage import NamedFailuresFileSystem
+        from airflow_spark_streaming.hooks._object_storage import NamedFailuresFileSystem
 
         self.credentials()  # fail early, with a named error, on a bad connection
         fs = get_fs(self.storage_conn_id, self.object_storage_options())
@@ -430,7 +430,7 @@ class StorageHook(BaseHook):
         Airflow's ``ObjectStoragePath`` keeps one filesystem per connection and drops the options a path is
         made with, so the path returned, and every path made from it, reads through this hook's filesystem.
         """
-        from airflow_spark_streaming.hooks.object_storage import path_on
+        from airflow_spark_streaming.hooks._object_storage import path_on
 
         location = S3Location.parse(url)
         return path_on(self.object_storage_fs(), location.as_scheme("s3"), self.storage_conn_id)
