@@ -13,6 +13,7 @@ from airflow_spark_streaming.exceptions import (
     CheckpointNotFoundError,
     CorruptCheckpointFileError,
     SparkStreamingError,
+    StorageError,
 )
 from airflow_spark_streaming.utils import params
 
@@ -69,7 +70,7 @@ class ProgressCheck(CheckpointCheck):
             if criteria.wait_for_checkpoint:
                 return Verdict(VerdictState.WAITING, f"{checkpoint}: not started yet ({err})")
             return Verdict.from_error(err)
-        except CheckpointError as err:
+        except (CheckpointError, StorageError) as err:  # a hung or refusing store ends the wait, named
             return Verdict.from_error(err)
         verdict = evaluate_progress(status, criteria)
         if (
@@ -79,7 +80,7 @@ class ProgressCheck(CheckpointCheck):
         ):
             try:
                 idle = runner_is_idle(hook, status.latest_committed_batch)
-            except CheckpointError as err:
+            except (CheckpointError, StorageError) as err:
                 return Verdict.from_error(err)
             if idle:
                 verdict = evaluate_progress(status, criteria, idle=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.exceptions import (
     KafkaAccessError,
+    KafkaAuthorizationError,
     KafkaBrokerUnreachableError,
     KafkaConfigError,
     KafkaLagError,
@@ -154,6 +155,20 @@ class BrokerErrors:
         if connection is not None and connection[0] >= since:
             parts.append(f"the last connection attempt: {self._redact(connection[1])}")
         return "; ".join(parts) or None
+
+    def read_denied(self, topics: Iterable[str], cause: Any, what: str) -> KafkaAuthorizationError:
+        """The broker's ACLs deny this connection's principal READ on ``topics`` (``TOPIC_AUTHORIZATION_FAILED``
+        while ``what``): the error names the topics, the principal and the grant that fixes it."""
+        names = sorted(set(topics))
+        principal = f"User:{self.username}" if self.username else None
+        text = cause.str() if callable(getattr(cause, "str", None)) else str(cause)
+        return KafkaAuthorizationError(
+            f"Kafka connection {self.kafka_config_id!r}: the broker's ACLs deny {principal or 'its principal'} READ "
+            f"on topic{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)}, so {what} failed. "
+            f"Grant READ (kafka-acls --add --allow-principal {principal or '<principal>'} --operation Read "
+            f"--topic {names[0]}); the reading consumer is assigned, not subscribed, so it needs no consumer group "
+            f"ACL. Cause: TOPIC_AUTHORIZATION_FAILED: {self._redact(text)}"
+        )
 
     def _redact(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):

@@ -75,7 +75,7 @@ class DeltaHistoryHook(BaseHook):
         from deltalake.exceptions import TableNotFoundError
 
         from airflow_spark_streaming.storage.access import delta_rs_options
-        from airflow_spark_streaming.storage.locations import DELTA_RS, uri_for
+        from airflow_spark_streaming.storage.locations import DELTA_RS, is_s3_uri, uri_for
 
         uri = uri_for(self.table_uri, DELTA_RS)
         # S3: the aws connection through StorageHook (bounded retries, put-if-absent commits); else the options given.
@@ -86,6 +86,15 @@ class DeltaHistoryHook(BaseHook):
             raise NotADeltaTableError(
                 f"{self.table_uri} is not a Delta table (no readable _delta_log): {err}."
             ) from err
+        except Exception as err:  # a refused key, a missing bucket, a dead or hung endpoint: the named error
+            if not (self.storage_conn_id and is_s3_uri(uri)):
+                raise
+            from airflow_spark_streaming.hooks.storage import StorageHook
+
+            named = StorageHook(self.storage_conn_id).translate(err, uri)
+            if named is err:
+                raise
+            raise named from err
 
     def latest_version(self) -> int:
         """The table's newest version (0 after the first commit)."""

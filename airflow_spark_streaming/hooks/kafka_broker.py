@@ -50,6 +50,10 @@ from airflow_spark_streaming.kafka.models import (
 
 _POLL_SECONDS = 0.05
 _PARTITION_FETCH_BYTES = 64 * 1024
+# A fetch answers in milliseconds; a partition still silent after this may be one the principal may not even
+# DESCRIBE, which librdkafka never reports to an assigned consumer: its topic's metadata says so.
+_SILENT_TOPIC_CHECK_SECONDS = 0.5
+_READING = "reading the first unprocessed record (time lag)"
 
 
 class KafkaBrokerHook(KafkaClientHook):
@@ -58,7 +62,9 @@ class KafkaBrokerHook(KafkaClientHook):
     :param kafka_config_id: the ``kafka`` connection (default ``kafka_default``);
         its extra is the confluent-kafka client config.
     :param timeout: seconds a request may take before
-        :class:`KafkaBrokerUnreachableError`; also the deadline of a timestamp fetch.
+        :class:`KafkaBrokerUnreachableError`; also the deadline of a timestamp fetch. A principal
+        the broker denies READ on a topic fails the fetch at once, with
+        :class:`~airflow_spark_streaming.exceptions.KafkaAuthorizationError` naming the topic and the grant.
     """
 
     hook_name = "Kafka record timestamps and retention"
@@ -148,6 +154,7 @@ class KafkaBrokerHook(KafkaClientHook):
                 ]
             )
             deadline = time.monotonic() + self.timeout
+            check_silent_at = time.monotonic() + _SILENT_TOPIC_CHECK_SECONDS
             while len(found) < len(wanted) and time.monotonic() < deadline:
                 batch = consumer.consume(num_messages=max(len(wanted), 1), timeout=_POLL_SECONDS)
                 refused = self.broker_errors.access_error()  # consume() served the consumer's error_cb
@@ -155,9 +162,12 @@ class KafkaBrokerHook(KafkaClientHook):
                     raise refused
                 for message in batch:
                     key = (message.topic(), message.partition())
+                    error = message.error()
+                    if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                        denied = [key[0]] if key[0] else [topic for topic, _ in wanted]
+                        raise self.broker_errors.read_denied(denied, error, _READING)
                     if key not in wanted or key in found:
                         continue
-                    error = message.error()
                     requested, start = wanted[key]
                     if error is None:
                         found[key] = self._record(consumer, key, requested, message)
@@ -174,6 +184,9 @@ class KafkaBrokerHook(KafkaClientHook):
                         raise named
                     elif error.fatal():
                         raise KafkaLagError(f"Reading {partition_name(*key)} failed: {error.str()}")
+                if check_silent_at is not None and time.monotonic() >= check_silent_at and len(found) < len(wanted):
+                    check_silent_at = None
+                    self._refuse_undescribable(consumer, {t for t, p in wanted if (t, p) not in found}, deadline)
             if count_requests:
                 self._settle_stats(consumer, stats)
         finally:
@@ -199,6 +212,25 @@ class KafkaBrokerHook(KafkaClientHook):
             elapsed_seconds=round(time.perf_counter() - started, 6),
             fetch_requests=stats[-1] if stats else None,
         )
+
+    def _refuse_undescribable(self, consumer, topics: set[str], deadline: float) -> None:
+        """Raise :class:`KafkaAuthorizationError` if the broker denies the principal any of ``topics`` (their
+        metadata says ``TOPIC_AUTHORIZATION_FAILED``): an assigned consumer would wait for them until the deadline.
+        One metadata request per topic, made only when a partition stays silent."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        denied, cause = [], None
+        for topic in sorted(topics):
+            try:
+                metadata = consumer.list_topics(topic, timeout=max(deadline - time.monotonic(), 0.1))
+            except KafkaException:  # no answer: the deadline and its error still apply
+                return
+            error = getattr(metadata.topics.get(topic), "error", None)
+            if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                denied.append(topic)
+                cause = error
+        if denied:
+            raise self.broker_errors.read_denied(denied, cause, _READING)
 
     @staticmethod
     def _record(consumer, key: tuple[str, int], requested: int, message) -> RecordTimestamp:

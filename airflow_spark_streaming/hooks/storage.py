@@ -10,14 +10,16 @@ as ``endpoint_url``) becomes:
   (:meth:`StorageHook.spark_conf`);
 - the arguments of ``ObjectStoragePath`` (:meth:`StorageHook.object_storage_path`).
 
-All three get bounded connect/request timeouts and retries, so a wrong key, a
-missing bucket or a dead endpoint fails a task in seconds, with a named error
+All three get bounded connect/request timeouts and attempts (:class:`StorageTimeouts`,
+tuned in the connection's extra ``config_kwargs``), so a wrong key, a missing bucket
+or a dead or hung endpoint fails a task in seconds, with a named error
 (:meth:`StorageHook.check` and :func:`classify_storage_failure`). Secrets are
 registered with Airflow's secrets masker as soon as they are read.
 
 boto3, the amazon provider and deltalake are imported only inside functions.
-The module is a little over 400 lines: the mapping for three engines and the
-error classification they share belong together.
+The module is about 700 lines: the mapping for three engines, their timeouts and
+the error classification they share belong together (the s3fs wrapper that raises
+those errors is :mod:`._object_storage`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
@@ -39,22 +41,86 @@ from airflow_spark_streaming.exceptions import (
     StorageUnreachableError,
 )
 
+if TYPE_CHECKING:
+    from airflow_spark_streaming.hooks._object_storage import NamedFailuresFileSystem
+
 DEFAULT_REGION = "us-east-1"
 S3_SCHEMES = ("s3", "s3a", "s3n")
+#: The shortest whole-request timeout S3A accepts (Hadoop's minimum network operation duration).
+S3A_MIN_REQUEST_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
 class StorageTimeouts:
-    """How long one storage call may take before the task fails with a named error."""
+    """How long one storage call may take before the task fails with a named error.
+
+    An endpoint that accepts connections and never answers fails a call after about
+    ``max_attempts × request_seconds`` (20 s by default), never later than
+    :attr:`worst_case_seconds` (31 s by default). Set them per connection in its extra
+    ``config_kwargs`` (botocore's ``connect_timeout``, ``read_timeout`` and ``retries``):
+    see :meth:`from_config_kwargs`.
+    """
 
     connect_seconds: float = 5.0
-    request_seconds: float = 30.0
+    #: The longest wait for an answer; for delta-rs, the whole request (raise it for very large files on a slow link).
+    request_seconds: float = 10.0
     #: Attempts in total (1 = no retry) for one request, in every engine.
     max_attempts: int = 2
 
     @property
     def worst_case_seconds(self) -> float:
-        return self.max_attempts * (self.connect_seconds + self.request_seconds)
+        """The longest one call may take: every attempt's connect and request timeouts, and the back-off
+        between attempts (botocore's standard mode, the longest: up to 1, 2, 4 ... s, each at most 20 s)."""
+        back_off = sum(min(2.0**retry, 20.0) for retry in range(self.max_attempts - 1))
+        return self.max_attempts * (self.connect_seconds + self.request_seconds) + back_off
+
+    @classmethod
+    def from_config_kwargs(cls, config_kwargs: Mapping[str, Any] | None, conn_id: str) -> StorageTimeouts:
+        """The timeouts an ``aws`` connection's extra ``config_kwargs`` (the botocore ``Config`` arguments the
+        Amazon provider passes to boto3) asks for, over the defaults: ``connect_timeout``, ``read_timeout``,
+        and ``retries`` as ``total_max_attempts`` (or botocore's ``max_attempts``, which leaves out the first).
+
+        :raises StorageConnectionError: a value that is not a positive number.
+        """
+        config = dict(config_kwargs or {})
+        retries = config.get("retries") if isinstance(config.get("retries"), Mapping) else {}
+        defaults = cls()
+        attempts = defaults.max_attempts
+        if "total_max_attempts" in retries:
+            attempts = _config_number(
+                retries["total_max_attempts"], "retries.total_max_attempts", conn_id, count_from=1
+            )
+        elif "max_attempts" in retries:  # botocore counts the retries only
+            attempts = _config_number(retries["max_attempts"], "retries.max_attempts", conn_id, count_from=0) + 1
+        connect = config.get("connect_timeout", defaults.connect_seconds)
+        request = config.get("read_timeout", defaults.request_seconds)
+        return cls(
+            connect_seconds=_config_number(connect, "connect_timeout", conn_id),
+            request_seconds=_config_number(request, "read_timeout", conn_id),
+            max_attempts=int(attempts),
+        )
+
+
+def _config_number(value: Any, key: str, conn_id: str, *, count_from: int | None = None) -> float:
+    """``config_kwargs`` key ``key`` as seconds above 0 or, with ``count_from``, as a whole number of at least
+    ``count_from``; else a named error (botocore would refuse it only when boto3 builds a client)."""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if count_from is None:
+        if number is not None and number > 0:
+            return float(number)
+        wanted = "a number of seconds above 0"
+    else:
+        if number is not None and number >= count_from and number == int(number):
+            return int(number)
+        wanted = f"a whole number of at least {count_from}"
+    raise StorageConnectionError(
+        f"Connection {conn_id!r}: config_kwargs {key}={value!r} in its extra is not {wanted}; fix it there."
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +184,8 @@ class StorageHook(BaseHook):
         ``endpoint_url``; the region as ``region_name``.
     :param storage_options: raw delta-rs ``storage_options`` merged on top of
         what the connection gives (the override of last resort).
-    :param timeouts: connect/request timeouts and attempts for every engine.
+    :param timeouts: connect/request timeouts and attempts for every engine; by default
+        the connection's extra ``config_kwargs`` over :class:`StorageTimeouts`' defaults.
     """
 
     conn_name_attr = "storage_conn_id"
@@ -136,8 +203,27 @@ class StorageHook(BaseHook):
         super().__init__()
         self.storage_conn_id = storage_conn_id
         self.storage_options_override = dict(storage_options or {})
-        self.timeouts = timeouts or StorageTimeouts()
+        self._timeouts = timeouts
         self._credentials: StorageCredentials | None = None
+
+    @property
+    def timeouts(self) -> StorageTimeouts:
+        """The bounds of every engine: those given, else the connection's extra ``config_kwargs`` over the defaults.
+
+        :raises StorageConnectionError: ``config_kwargs`` holds a timeout or attempt count that is not a number.
+        """
+        if self._timeouts is None:
+            self._timeouts = StorageTimeouts.from_config_kwargs(self._config_kwargs(), self.storage_conn_id)
+        return self._timeouts
+
+    def _config_kwargs(self) -> Mapping[str, Any]:
+        """The botocore ``Config`` arguments in the connection's extra (empty if it cannot be read: its
+        own error comes from :meth:`credentials`)."""
+        try:
+            config_kwargs = self.get_connection(self.storage_conn_id).extra_dejson.get("config_kwargs")
+        except Exception:
+            return {}
+        return config_kwargs if isinstance(config_kwargs, Mapping) else {}
 
     # -- credentials -------------------------------------------------------------------------
 
@@ -163,6 +249,7 @@ class StorageHook(BaseHook):
                 f"Connection {self.storage_conn_id!r} is of type {connection.conn_type!r}; storage_conn_id needs an "
                 "'aws' connection (key in login/password, endpoint in extra 'endpoint_url')."
             )
+        self.timeouts  # noqa: B018 - a bad config_kwargs is named here, before botocore refuses it unnamed
         aws = self._aws_hook()
         endpoint, region = _endpoint_and_region(aws)
         config = aws.conn_config
@@ -204,7 +291,7 @@ class StorageHook(BaseHook):
         if found is None:
             return f"the endpoint of connection {self.storage_conn_id!r}"
         url, custom = found
-        return url if custom else f"AWS S3 ({url})"
+        return _without_userinfo(url) if custom else f"AWS S3 ({url})"
 
     def _endpoint(self) -> tuple[str, bool] | None:
         """The URL requests go to (AWS S3's regional one without a custom endpoint) and whether it is the
@@ -281,7 +368,8 @@ class StorageHook(BaseHook):
             "fs.s3a.endpoint.region": creds.region,
             "fs.s3a.connection.establish.timeout": f"{int(t.connect_seconds * 1000)}ms",
             "fs.s3a.connection.timeout": f"{int(t.request_seconds * 1000)}ms",
-            "fs.s3a.connection.request.timeout": f"{int(t.request_seconds * 1000)}ms",
+            # S3A raises a whole-request timeout under 15 s to 15 s, with a warning in every job.
+            "fs.s3a.connection.request.timeout": f"{int(max(t.request_seconds, S3A_MIN_REQUEST_SECONDS) * 1000)}ms",
             # SDK attempts per request, then S3A's own retry loop: both bounded.
             "fs.s3a.attempts.maximum": str(t.max_attempts),
             "fs.s3a.retry.limit": str(max(t.max_attempts - 1, 0)),
@@ -311,7 +399,7 @@ class StorageHook(BaseHook):
     # -- Airflow ObjectStoragePath ----------------------------------------------------------
 
     def object_storage_options(self) -> dict[str, Any]:
-        """botocore ``Config`` arguments the amazon provider's s3fs filesystem takes as storage options."""
+        """botocore ``Config`` arguments of :meth:`object_storage_fs` (the amazon provider's s3fs filesystem)."""
         t = self.timeouts
         return {
             "connect_timeout": t.connect_seconds,
@@ -319,15 +407,33 @@ class StorageHook(BaseHook):
             "retries": {"total_max_attempts": t.max_attempts, "mode": "standard"},
         }
 
-    def object_storage_path(self, url: str):
-        """``ObjectStoragePath`` for ``url`` (``s3://``; ``s3a://`` is rewritten) through this connection."""
-        from airflow.sdk import ObjectStoragePath
+    def object_storage_fs(self) -> NamedFailuresFileSystem:
+        """The amazon provider's s3fs filesystem for this connection, bounded by :attr:`timeouts`, whose failures
+        raise the named storage errors.
+
+        s3fs retries a call that timed out 5 times by itself, each time with botocore's own attempts (5 in
+        botocore's default mode): 25 read timeouts before an error. Here botocore's attempts are the only
+        retries, so a call fails within ``timeouts.worst_case_seconds``.
+        """
+        from airflow.providers.amazon.aws.fs.s3 import get_fs
+
+        from airflow_spark_streaming.hooks._object_storage import NamedFailuresFileSystem
 
         self.credentials()  # fail early, with a named error, on a bad connection
+        fs = get_fs(self.storage_conn_id, self.object_storage_options())
+        fs.retries = 1  # s3fs's own loop: one pass
+        return NamedFailuresFileSystem(fs, self)
+
+    def object_storage_path(self, url: str):
+        """``ObjectStoragePath`` for ``url`` (``s3://``; ``s3a://`` is rewritten) on :meth:`object_storage_fs`.
+
+        Airflow's ``ObjectStoragePath`` keeps one filesystem per connection and drops the options a path is
+        made with, so the path returned, and every path made from it, reads through this hook's filesystem.
+        """
+        from airflow_spark_streaming.hooks._object_storage import path_on
+
         location = S3Location.parse(url)
-        return ObjectStoragePath(
-            location.as_scheme("s3"), conn_id=self.storage_conn_id, **self.object_storage_options()
-        )
+        return path_on(self.object_storage_fs(), location.as_scheme("s3"), self.storage_conn_id)
 
     # -- probing ----------------------------------------------------------------------------
 
@@ -370,7 +476,9 @@ class StorageHook(BaseHook):
             raise self.translate(err, url, elapsed=time.monotonic() - started) from err
         return location
 
-    def translate(self, err: BaseException, url: str, *, elapsed: float | None = None) -> BaseException:
+    def translate(
+        self, err: BaseException, url: str, *, elapsed: float | None = None, probe: bool = True
+    ) -> BaseException:
         """The named storage error for ``err`` (boto3, deltalake or S3A text), else ``err`` itself.
 
         The message names the connection's endpoint and the cause the store or the network
@@ -383,13 +491,15 @@ class StorageHook(BaseHook):
 
         :param elapsed: seconds the failed call took, if the caller timed it; named in the message
             (delta-rs reports it itself).
+        :param probe: tell a missing bucket from a missing path with :meth:`check` (else a missing file stays
+            ``FileNotFoundError``).
         """
         if isinstance(err, StorageError):
             return err
         text = _describe(err)
         kind = classify_storage_failure(text)
         if kind is None:
-            if isinstance(err, FileNotFoundError | NotADirectoryError) and _is_s3(url):
+            if probe and isinstance(err, FileNotFoundError | NotADirectoryError) and _is_s3(url):
                 try:
                     self.check(url)
                 except StorageError as named:
@@ -398,7 +508,7 @@ class StorageHook(BaseHook):
                     return err
             return err
         found = self._endpoint()
-        endpoint, endpoint_url = self._endpoint_name(found), found[0] if found else None
+        endpoint, endpoint_url = self._endpoint_name(found), _without_userinfo(found[0]) if found else None
         location = S3Location.parse(url) if _is_s3(url) else None
         bucket = location.bucket if location else url
         if kind is StorageAccessDeniedError:
@@ -423,7 +533,10 @@ class StorageHook(BaseHook):
         if elapsed is None:
             elapsed = _reported_elapsed(text)
         after = f" after {elapsed:.1f}s" if elapsed is not None else ""
-        t = self.timeouts
+        try:
+            t = self.timeouts
+        except StorageConnectionError:  # naming an error must not raise another
+            t = StorageTimeouts()
         bounds = (
             f"connect timeout {t.connect_seconds:g}s, request timeout {t.request_seconds:g}s, "
             f"{t.max_attempts} attempt{'s' if t.max_attempts != 1 else ''}"
@@ -435,7 +548,10 @@ class StorageHook(BaseHook):
             listener = f" at {_host_port(endpoint_url)}" if endpoint_url else ""
             return f"Connection refused by {where} for {url!r}{after}: no server accepts connections{listener}; {fix}"
         if cause == TIMED_OUT:
-            return f"The {where} did not answer for {url!r}: the request timed out{after} ({bounds}); {fix}"
+            return (
+                f"The {where} did not answer for {url!r}: the request timed out{after} ({bounds}); {fix} "
+                "A store that is only slow needs a longer read_timeout in config_kwargs of the connection's extra."
+            )
         if cause == UNRESOLVED:
             return (
                 f"The host of {where} could not be resolved for {url!r}{after}: no such host name; check the "
@@ -557,6 +673,14 @@ def _endpoint_and_region(aws) -> tuple[str | None, str]:
     config = aws.conn_config
     endpoint = config.get_service_endpoint_url(service_name="s3") or config.endpoint_url
     return endpoint, config.region_name or DEFAULT_REGION
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part (an endpoint is named in errors)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _is_s3(url: str) -> bool:

@@ -34,6 +34,46 @@ def auth_topic(auth_broker):
 
 
 @pytest.fixture
+def grant_topic(auth_broker):
+    """Allow ``user`` the ACL ``operations`` (``"DESCRIBE"``, ``"READ"``, ...) on one topic, as the super user; returns
+    once the user's own client sees the topic (the authorizer applies the ACL from the metadata log)."""
+    import time
+
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    admin = AdminClient({"bootstrap.servers": auth_broker.bootstrap_servers})
+
+    def grant(user: str, topic: str, *operations: str) -> None:
+        acls = [
+            AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, f"User:{user}", "*",
+                       getattr(AclOperation, operation), AclPermissionType.ALLOW)
+            for operation in operations
+        ]  # fmt: skip
+        for future in admin.create_acls(acls).values():
+            future.result(timeout=30)
+        as_user = AdminClient(auth_broker.client_config(user))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                as_user.describe_topics(TopicCollection([topic]), request_timeout=5)[topic].result(timeout=10)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    return grant
+
+
+@pytest.fixture
 def kafka_connection(monkeypatch):
     """Define a ``kafka`` connection (Airflow env-var connection) holding ``config``; returns its id."""
 

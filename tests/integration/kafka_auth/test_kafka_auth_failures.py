@@ -18,6 +18,7 @@ from airflow_spark_streaming.exceptions import (
     KafkaTlsHandshakeError,
 )
 from airflow_spark_streaming.kafka.options import classify_kafka_error, spark_kafka_options
+from tests.integration.kafka_auth.conftest import produce
 
 pytestmark = pytest.mark.kafka
 
@@ -187,3 +188,54 @@ def test_hook_names_the_untrusted_broker_certificate_at_once(auth_broker, auth_t
     assert "certificate verify failed" in str(err)
     assert elapsed < FAST_SECONDS
     assert config["sasl.password"] not in shown
+
+
+# --- a principal without READ: the time-lag read names the topic and the grant at once -------------------------
+
+
+def _assert_read_denied(err, shown: str, conn_id: str, topic: str, password: str) -> None:
+    assert type(err) is KafkaAuthorizationError, shown
+    assert str(err).startswith(
+        f"Kafka connection {conn_id!r}: the broker's ACLs deny User:alice READ on topic {topic!r}, so reading the "
+        f"first unprocessed record (time lag) failed. Grant READ (kafka-acls --add --allow-principal User:alice "
+        f"--operation Read --topic {topic}); "
+    )
+    assert "Cause: TOPIC_AUTHORIZATION_FAILED: " in str(err)
+    assert password not in shown
+
+
+def test_lag_allowed_but_no_read_fails_the_time_lag_at_once(auth_broker, auth_topic, kafka_connection, grant_topic,
+                                                            tmp_path):  # fmt: skip
+    """DESCRIBE and DESCRIBE_CONFIGS but no READ: the lag is measured; the time lag, which reads a record, is refused
+    by the fetch (before: the same refusal, named without the topic or the grant)."""
+    from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
+
+    alice = auth_broker.client_config("alice", "SASL_PLAINTEXT", "SCRAM-SHA-512")
+    conn_id, topic = kafka_connection("kafka_no_read", alice), auth_topic("bob")
+    produce({"bootstrap.servers": auth_broker.bootstrap_servers}, topic, 5)
+    grant_topic("alice", topic, "DESCRIBE", "DESCRIBE_CONFIGS")
+    checkpoint = _kafka_checkpoint(tmp_path / "ckpt", topic)
+    lag = KafkaLagHook(conn_id).get_lag(checkpoint)
+    assert [(p.topic, p.lag) for p in lag.partitions] == [(topic, 5)]  # DESCRIBE suffices for the lag
+    err, elapsed, shown = _raised(lambda: KafkaLagHook(conn_id).get_lag(checkpoint, time_lag=True))
+    print(f"\nhook time lag without READ: {elapsed:.2f}s {type(err).__name__}: {err}")
+    _assert_read_denied(err, shown, conn_id, topic, alice["sasl.password"])
+    assert elapsed < FAST_SECONDS < HOOK_TIMEOUT
+
+
+def test_no_acl_at_all_fails_the_record_read_at_once_not_after_the_timeout(auth_broker, auth_topic,
+                                                                           kafka_connection):  # fmt: skip
+    """Without DESCRIBE the broker hides the topic's partitions and librdkafka reports nothing to an assigned
+    consumer: the read waited out its 15 s timeout and called the brokers unreachable. The topic's metadata names
+    the refusal."""
+    from airflow_spark_streaming.hooks.kafka_broker import KafkaBrokerHook
+
+    alice = auth_broker.client_config("alice", "SASL_PLAINTEXT", "SCRAM-SHA-512")
+    conn_id, topic = kafka_connection("kafka_no_acl", alice), auth_topic("bob", partitions=2)
+    produce({"bootstrap.servers": auth_broker.bootstrap_servers}, topic, 4, partitions=2)
+    hook = KafkaBrokerHook(conn_id)
+    assert hook.timeout == HOOK_TIMEOUT
+    err, elapsed, shown = _raised(lambda: hook.get_record_timestamps({(topic, 0): 0, (topic, 1): 0}))
+    print(f"\nhook record timestamps without any ACL: {elapsed:.2f}s {type(err).__name__}: {err}")
+    _assert_read_denied(err, shown, conn_id, topic, alice["sasl.password"])
+    assert elapsed < FAST_SECONDS < HOOK_TIMEOUT

@@ -173,3 +173,24 @@ def test_the_classifier_names_the_login_when_given_it():
     assert "rejected the SASL login of user 'svc' with mechanism PLAIN over SASL_PLAINTEXT" in str(refused)
     anonymous = classify_kafka_error(Exception(_error("_AUTHENTICATION", AUTH_FAILED)), conn_id="kafka_prod")
     assert "authentication failed: the broker rejected the login" in str(anonymous)
+
+
+def test_a_topic_the_principal_may_not_read_is_named_with_the_grant():
+    from airflow_spark_streaming.exceptions import KafkaAuthorizationError
+
+    errors = BrokerErrors("kafka_prod")
+    errors.install(LOGIN)
+    cause = _error("TOPIC_AUTHORIZATION_FAILED", f"Fetch from broker 1 failed: Topic authorization failed {PASSWORD}")
+    denied = errors.read_denied(["orders", "payments", "orders"], cause, "reading the first unprocessed record")
+    assert type(denied) is KafkaAuthorizationError
+    assert str(denied) == (
+        "Kafka connection 'kafka_prod': the broker's ACLs deny User:alice READ on topics 'orders', 'payments', so "
+        "reading the first unprocessed record failed. Grant READ (kafka-acls --add --allow-principal User:alice "
+        "--operation Read --topic orders); the reading consumer is assigned, not subscribed, so it needs no "
+        "consumer group ACL. Cause: TOPIC_AUTHORIZATION_FAILED: Fetch from broker 1 failed: Topic authorization "
+        "failed ***"
+    )
+    unnamed = BrokerErrors("kafka_mtls")
+    unnamed.install({"bootstrap.servers": "broker:9094", "security.protocol": "SSL"})
+    text = str(unnamed.read_denied(["orders"], cause, "reading"))
+    assert "deny its principal READ on topic 'orders'" in text and "--allow-principal <principal>" in text
