@@ -28,6 +28,11 @@ DATA_OPERATIONS = (
 )
 
 
+#: A pipeline flow's cursor position is ``version * FLOW_VERSION_STRIDE + batch_id``: a full refresh (the next
+#: checkpoint version, batch ids from 0 again) orders after every batch of the version before it.
+FLOW_VERSION_STRIDE = 10**12
+
+
 def _normalise_location(location: str) -> str:
     if "://" in location:
         return location.rstrip("/")
@@ -52,9 +57,10 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
     :param pipeline_spec: instead of ``checkpoint``, a Spark Declarative Pipeline's ``spark-pipeline.yml``
         (read in the triggerer at each poll).
     :param pipeline_storage: instead of ``checkpoint``, the pipeline's storage root.
-    :param flow: with a pipeline, the flow or table name whose commits fire; each poll resolves it, so a full
-        refresh (a new checkpoint version, batch ids from 0 again) resets the cursor like a recreated checkpoint.
-        Events then carry ``flow`` and the resolved ``checkpoint``.
+    :param flow: with a pipeline, the flow or table name whose commits fire. Each poll resolves it, and the
+        cursor counts across checkpoint versions (``version * FLOW_VERSION_STRIDE + batch_id``), so the batches
+        of a full refresh (the next version, batch ids from 0 again) fire too. Events then carry ``flow``, the
+        resolved ``checkpoint`` and its ``checkpoint_version``, and ``previous_event_checkpoint_version``.
     :param storage_conn_id: the Airflow connection for the checkpoint's storage; not needed for local paths.
     :param poll_interval: seconds between reads of the checkpoint.
     :param progress_grace_seconds: how long to wait for a runner-managed batch's progress event
@@ -96,6 +102,8 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
                 f"CheckpointCommitEventTrigger progress_grace_seconds must be >= 0, got {progress_grace_seconds!r}."
             )
         self.checkpoint = checkpoint if self.target is None else None
+        if self.target is not None:
+            self.position_field = "position"  # across checkpoint versions (FLOW_VERSION_STRIDE)
         self.progress_grace_seconds = float(progress_grace_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -117,30 +125,44 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
         # One cursor per flow: the spec or storage it was named through, and the flow's name.
         return f"{_normalise_location(self.target.spec or self.target.storage)}#flow={self.target.flow}"
 
-    def _checkpoint(self) -> str:
-        """The checkpoint, or the pipeline flow's as resolved now (a full refresh moves it to a new version)."""
+    def _checkpoint(self) -> tuple[str, int]:
+        """The checkpoint and its version: a pipeline flow's is resolved now (a full refresh moves it to the next
+        version); a checkpoint given by path is version 0."""
         if self.target is None:
-            return self.checkpoint
-        from airflow_spark_streaming.hooks.pipelines import resolve_flow_checkpoint
+            return self.checkpoint, 0
+        from airflow_spark_streaming.hooks.pipelines import PipelineHook
 
-        return resolve_flow_checkpoint(self.target, self.storage_conn_id)
+        resolved = PipelineHook(self.storage_conn_id).resolve(self.target)
+        return resolved.checkpoint, resolved.flow.version
 
     def read_after(self, after: int | None, up_to: int | None = None) -> tuple[int | None, list[dict[str, Any]]]:
         from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
-        checkpoint = self._checkpoint()
+        checkpoint, version = self._checkpoint()
         hook = CheckpointHook(checkpoint, self.storage_conn_id)
-        position, batches = hook.get_committed_batches(
-            after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds
-        )
         if self.target is None:
+            position, batches = hook.get_committed_batches(
+                after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds
+            )
             return position, [b.to_dict() for b in batches]
-        return position, [{"checkpoint": checkpoint, **b.to_dict()} for b in batches]  # the version read
+        # A flow's positions count across its versions: a position from an older version reads this one from
+        # its start; one from a newer version (the storage went back) reads nothing and shows as a rewind.
+        base = version * FLOW_VERSION_STRIDE
+        position, batches = hook.get_committed_batches(
+            None if after is None else max(after - base, -1),
+            up_to=None if up_to is None else max(up_to - base, -1),
+            progress_grace_seconds=self.progress_grace_seconds,
+        )  # fmt: skip
+        commits = [{"checkpoint": checkpoint, "checkpoint_version": version, **b.to_dict(),
+                    "position": base + b.batch_id} for b in batches]  # fmt: skip
+        return (None if position is None else base + position), commits
 
     def payload(self, commit: dict[str, Any], previous_event: int | None) -> dict[str, Any]:
         if self.target is None:
             return {"checkpoint": self.checkpoint, **commit, "previous_event_batch_id": previous_event}
-        return {"flow": self.target.flow, **commit, "previous_event_batch_id": previous_event}
+        previous = (None, None) if previous_event is None else divmod(previous_event, FLOW_VERSION_STRIDE)
+        return {"flow": self.target.flow, **{k: v for k, v in commit.items() if k != "position"},
+                "previous_event_checkpoint_version": previous[0], "previous_event_batch_id": previous[1]}  # fmt: skip
 
 
 class DeltaVersionEventTrigger(CommitEventTrigger):
