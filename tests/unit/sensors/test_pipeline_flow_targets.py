@@ -195,3 +195,33 @@ def test_the_commit_event_trigger_reports_a_full_refresh_and_a_restart_after_it(
     assert "position" not in refreshed[0]
     assert [(e["checkpoint_version"], e["batch_id"]) for e in after_restart] == [(1, 2)]
     assert cursor() == FLOW_VERSION_STRIDE + 2
+
+
+def test_a_flows_next_version_not_written_yet_is_waited_for_and_a_name_matching_no_flow_is_an_error(
+    tmp_path, monkeypatch
+):
+    # Between a full refresh's mkdirs of version 1 and its first commit, the sensors wait: the storage holds the flow.
+    import json
+
+    from airflow_spark_streaming.exceptions import SparkStreamingError
+    from devstack.process import free_port
+    from tests.support.stream_checkpoints import write_kafka_checkpoint
+
+    closed = {"conn_type": "kafka", "extra": {"bootstrap.servers": f"127.0.0.1:{free_port()}"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(closed))  # the checkpoint is read first
+    flow = tmp_path / "_checkpoints" / "spark_catalog" / "default" / "orders" / "orders"
+    write_kafka_checkpoint(flow / "0", batches=1, progress=False)
+    (flow / "1").mkdir()
+    for sensor in (
+        KafkaLagSensor(task_id="lag", pipeline_storage=str(tmp_path), flow="orders", max_total_lag=0, timeout=5),
+        StreamingProgressSensor(task_id="progress", pipeline_storage=str(tmp_path), flow="orders", target_batch_id=0,
+                                wait_for_checkpoint=False),
+    ):  # fmt: skip
+        assert sensor.poke({}).is_done is False, type(sensor).__name__
+    for sensor in (
+        KafkaLagSensor(task_id="lag", pipeline_storage=str(tmp_path), flow="ordrs", max_total_lag=0, timeout=5),
+        StreamingProgressSensor(task_id="progress", pipeline_storage=str(tmp_path), flow="ordrs", target_batch_id=0,
+                                wait_for_checkpoint=False),
+    ):  # fmt: skip
+        with pytest.raises(SparkStreamingError, match="ordrs/ordrs/0"):
+            sensor.poke({})
