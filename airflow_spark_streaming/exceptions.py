@@ -343,6 +343,10 @@ class SparkConnectUnsupportedError(SparkConnectError, InvalidParameterError):
     """The Connect route cannot run this: a long-running query, a user application or a spark-submit setting."""
 
 
+class CatalogTableNotFoundError(SparkConnectError):
+    """The Spark Connect server's catalog has no table of the name asked for (nor its database)."""
+
+
 # --- Spark Declarative Pipelines (issue 26) -------------------------------------------------------
 
 

@@ -5,12 +5,12 @@
 ``sdp_orders/`` beside this file; ``stage_pipeline`` copies it beside the lake and writes its spec's ``storage`` and
 the topic, table and brokers into the spec's configuration. The lag sensor and OPTIMIZE then name the pipeline and
 its flow, not a checkpoint path: the provider finds the flow's checkpoint under the pipeline's storage
-(``_checkpoints/<catalog>/<database>/<table>/<flow>/<version>``, see docs/sdp-pipelines.md).
+(``_checkpoints/<catalog>/<database>/<table>/<flow>/<version>``, see docs/sdp-pipelines.md), and OPTIMIZE asks the
+Connect server's catalog where the flow's table lives (``DESCRIBE DETAIL``).
 
 Reads the ``kafka_default`` connection (its ``bootstrap.servers`` only: credentials belong to the Connect server,
-not to a spec file), the ``spark_connect_default`` connection, and two Variables: ``spark_streaming_lake_root``
-(a local folder: spark-pipelines reads the staged spec from this machine's disk) and ``spark_connect_warehouse``
-(the server's ``spark.sql.warehouse.dir``, where the pipeline's table lives).
+not to a spec file), the ``spark_connect_default`` connection, and the ``spark_streaming_lake_root`` Variable (a
+local folder: spark-pipelines reads the staged spec from this machine's disk).
 """
 
 from __future__ import annotations
@@ -79,10 +79,9 @@ with DAG(
         timeout=300,
     )
 
-    # The table is a catalog table in the server's warehouse; the flow names its writer.
+    # No table_uri: the flow names the table and its writer; the Connect server's catalog locates the table.
     compact = DeltaOptimizeOperator(
         task_id="compact",
-        table_uri="{{ var.value.spark_connect_warehouse }}/{{ params.table }}",
         pipeline_spec=SPEC,
         flow="{{ params.table }}",
         engine="spark",

@@ -177,11 +177,19 @@ class CheckpointCheck(SensorCheck):
         (raises the hook's :class:`~airflow_spark_streaming.exceptions.PipelineError` when it cannot be)."""
         if self.checkpoint:
             return self.checkpoint
-        from airflow_spark_streaming.hooks.pipelines import resolve_flow_checkpoint
+        from airflow_spark_streaming.hooks.pipelines import PipelineHook
         from airflow_spark_streaming.pipelines.flows import FlowTarget
 
         target = FlowTarget(flow=str(self.flow), spec=self.pipeline_spec, storage=self.pipeline_storage)
-        return resolve_flow_checkpoint(target, self.storage_conn_id)
+        resolved = PipelineHook(self.storage_conn_id).resolve(target)
+        self._flow_found = resolved.found
+        return resolved.checkpoint
+
+    def flow_is_starting(self) -> bool:
+        """Whether the checkpoint last resolved is a pipeline flow's folder Spark created (the storage holds the
+        flow) but has not written yet: a full refresh makes the next version empty before the flow runs. Such a
+        checkpoint is waited for, where a name that matches no flow is an error."""
+        return bool(self.flow and getattr(self, "_flow_found", False))
 
 
 @dataclass(kw_only=True)

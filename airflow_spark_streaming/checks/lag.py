@@ -6,8 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_spark_streaming.checks._base import KafkaCheck
-from airflow_spark_streaming.conditions.verdict import Verdict
-from airflow_spark_streaming.exceptions import InvalidParameterError, KafkaLagError, SparkStreamingError
+from airflow_spark_streaming.conditions.verdict import Verdict, VerdictState
+from airflow_spark_streaming.exceptions import (
+    CheckpointNotFoundError,
+    InvalidParameterError,
+    KafkaLagError,
+    SparkStreamingError,
+)
 from airflow_spark_streaming.utils import params
 
 if TYPE_CHECKING:
@@ -55,14 +60,20 @@ class LagCheck(KafkaCheck):
         from airflow_spark_streaming.conditions.lag import evaluate_lag
         from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
 
+        checkpoint = self.checkpoint or self.flow
         try:
+            checkpoint = self.checkpoint_location()
             report = KafkaLagHook(self.kafka_config_id, timeout=self.timeout).get_lag(
-                self.checkpoint_location(),
+                checkpoint,
                 storage_conn_id=self.storage_conn_id,
                 basis=self.criteria.basis,
                 time_lag=self.criteria.needs_time_lag,
                 liveness=self.criteria.fail_if_stopped,
             )
+        except CheckpointNotFoundError as err:
+            if self.flow_is_starting():  # a full refresh's next version, not written yet
+                return Verdict(VerdictState.WAITING, f"{checkpoint}: not started yet ({err})")
+            return Verdict.from_error(err)
         except SparkStreamingError as err:
             return Verdict.from_error(err)
         verdict, self.above_since = evaluate_lag(report, self.criteria, self.above_since)

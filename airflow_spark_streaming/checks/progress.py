@@ -67,7 +67,7 @@ class ProgressCheck(CheckpointCheck):
         try:
             status = hook.get_status(include_state=False)
         except CheckpointNotFoundError as err:
-            if criteria.wait_for_checkpoint:
+            if criteria.wait_for_checkpoint or self.flow_is_starting():
                 return Verdict(VerdictState.WAITING, f"{checkpoint}: not started yet ({err})")
             return Verdict.from_error(err)
         except (CheckpointError, StorageError) as err:  # a hung or refusing store ends the wait, named

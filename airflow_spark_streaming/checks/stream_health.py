@@ -22,6 +22,8 @@ class HealthCheck(KafkaCheck):
 
     Carries ``mark``, what the previous evaluation saw: with it, a checkpoint
     replaced by an older copy is ``REWOUND``. A missing checkpoint is ``waiting``.
+    For a pipeline flow the mark also names the checkpoint it was taken on: after
+    a full refresh (the next checkpoint version, a new query) it is not compared.
 
     :param criteria: the statuses that end the wait, and the window.
     :param mark: what the previous evaluation saw (a ``HealthMark`` as a dict), if any.
@@ -54,13 +56,16 @@ class HealthCheck(KafkaCheck):
         checkpoint = self.checkpoint or self.flow
         try:
             checkpoint = self.checkpoint_location()
+            mark = self.mark
+            if mark and self.flow and mark.get("checkpoint") not in (None, checkpoint):
+                mark = None  # a full refresh: another checkpoint and query, nothing to compare with
             health = StreamHealthHook(self.kafka_config_id, timeout=self.timeout).get_health(
                 checkpoint, storage_conn_id=self.storage_conn_id, window=self.criteria.window,
-                previous=HealthMark(**self.mark) if self.mark else None,
+                previous=HealthMark(**{key: mark[key] for key in MARK_KEYS}) if mark else None,
             )  # fmt: skip
         except CheckpointNotFoundError as err:
             return Verdict(VerdictState.WAITING, f"{checkpoint}: not started yet ({err})")
         except SparkStreamingError as err:
             return Verdict.from_error(err)
-        self.mark = asdict(health.mark)
+        self.mark = {**asdict(health.mark), "checkpoint": checkpoint} if self.flow else asdict(health.mark)
         return evaluate_health(checkpoint, health, self.criteria)

@@ -22,7 +22,9 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_spark_streaming.exceptions import (
+    CatalogTableNotFoundError,
     DeltaMaintenanceError,
+    InvalidParameterError,
     SparkConnectError,
     SparkConnectUnreachableError,
     UnsafeRetentionError,
@@ -67,6 +69,55 @@ def _extend_redaction(spark: Any) -> None:
             current[key] = value
     for key, value in spark_redaction_conf(current, session_only=True).items():
         spark.conf.set(key, value)
+
+
+#: The longest table location taken from a server's answer (a real one is a few hundred characters).
+MAX_TABLE_LOCATION_CHARS = 4096
+#: Spark's error conditions for a table (or its database) the catalog does not hold.
+TABLE_NOT_FOUND_CONDITIONS = frozenset({"TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND", "DELTA_TABLE_NOT_FOUND"})
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """A catalog table as a Spark Connect server describes it (``DESCRIBE DETAIL``).
+
+    :param name: the table's name as asked (``[catalog.][database.]table``).
+    :param location: where its files are, as the server reaches them (``file:/...``, ``s3a://...``).
+    :param format: its format (``delta``, ``parquet`` ...).
+    :param table_id: the Delta table's id (``None`` for other formats).
+    :param partition_columns: its partition columns.
+    :param num_files: files in its current version (``None`` when the server does not say).
+    :param size_in_bytes: bytes in its current version (``None`` when the server does not say).
+    :param server: the server's ``host:port`` (no token).
+    """
+
+    name: str
+    location: str
+    format: str | None
+    table_id: str | None
+    partition_columns: tuple[str, ...]
+    num_files: int | None
+    size_in_bytes: int | None
+    server: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "location": self.location, "format": self.format, "table_id": self.table_id,
+                "partition_columns": list(self.partition_columns), "num_files": self.num_files,
+                "size_in_bytes": self.size_in_bytes, "server": self.server}  # fmt: skip
+
+
+def quoted_table_name(name: str) -> str:
+    """``[catalog.][database.]table`` quoted part by part for SQL, else :class:`InvalidParameterError`: only plain
+    ASCII names (letters, digits, ``_``, ``-``) are taken, so nothing can leave its quotes."""
+    from airflow_spark_streaming.pipelines.flows import check_identifier
+
+    parts = name.split(".") if isinstance(name, str) else []
+    problems = [f"{part[:64]!r} {check_identifier(part)}" for part in parts if check_identifier(part)]
+    if not 1 <= len(parts) <= 3 or problems:
+        shown = repr(name[:120]) if isinstance(name, str) else f"a {type(name).__name__}"
+        why = "; ".join(problems) or "it is not one to three dot-separated parts"
+        raise InvalidParameterError(f"The table name {shown} cannot be asked of a Spark Connect server: {why}.")
+    return ".".join(f"`{part}`" for part in parts)
 
 
 def is_spark_connect_connection(conn_id: str | None) -> bool:
@@ -187,6 +238,86 @@ class SparkConnectSessionHook(BaseHook):
                 f"within {self.max_retries} retries: {first}"
             )
         return None
+
+    def describe_table(self, name: str) -> CatalogTable:
+        """Where the server's catalog keeps the table ``name`` (``[catalog.][database.]table``), and what it is.
+
+        :raises CatalogTableNotFoundError: the catalog has no such table (or no such database).
+        :raises SparkConnectError: the server failed the statement, or answered with no usable location.
+        """
+        quoted = quoted_table_name(name)
+        with self.session() as spark:
+            server = self.server or "?"
+            try:
+                rows = spark.sql(f"DESCRIBE DETAIL {quoted}").limit(2).collect()
+            except Exception as err:
+                condition = _error_condition(err)
+                if condition in TABLE_NOT_FOUND_CONDITIONS:
+                    raise CatalogTableNotFoundError(
+                        f"The catalog of the Spark Connect server at {server} has no table {name} ({condition}); "
+                        "check the name (catalog.database.table), or run the pipeline that creates it first."
+                    ) from None
+                gone = self.unreachable_or_none(err, f"DESCRIBE DETAIL {name}")
+                if gone is not None:
+                    raise gone from err
+                first = str(err).strip().splitlines()[0][:500] if str(err).strip() else type(err).__name__
+                raise SparkConnectError(
+                    f"DESCRIBE DETAIL {name} failed on the Spark Connect server at {server}: {first}"
+                ) from err
+        if len(rows) != 1:
+            raise SparkConnectError(f"DESCRIBE DETAIL {name} on {server} returned {len(rows)} rows, not one.")
+        detail = rows[0].asDict()
+        return CatalogTable(
+            name=name,
+            location=_checked_location(name, server, detail.get("location")),
+            format=_text_or_none(detail.get("format")),
+            table_id=_text_or_none(detail.get("id")),
+            partition_columns=tuple(str(c)[:255] for c in (detail.get("partitionColumns") or ())[:64]),
+            num_files=_int_or_none(detail.get("numFiles")),
+            size_in_bytes=_int_or_none(detail.get("sizeInBytes")),
+            server=server,
+        )
+
+
+def _error_condition(err: BaseException) -> str | None:
+    """Spark's error condition (``TABLE_OR_VIEW_NOT_FOUND`` ...) of a server error, if it carries one."""
+    for name in ("getCondition", "getErrorClass"):
+        getter = getattr(err, name, None)
+        if callable(getter):
+            try:
+                condition = getter()
+            except Exception:  # an exception type without the server's error details
+                condition = None
+            if condition:
+                return str(condition).split(".", 1)[0]
+    return None
+
+
+def _checked_location(name: str, server: str, value: Any) -> str:
+    """The table location from the server's answer: an absolute path or URI, bounded, without control
+    characters; anything else is :class:`SparkConnectError` (the value is not shown)."""
+    from airflow_spark_streaming.storage.locations import is_absolute_location
+
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_TABLE_LOCATION_CHARS
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+        or not is_absolute_location(value)
+    ):
+        raise SparkConnectError(
+            f"The Spark Connect server at {server} gave no usable location for table {name} (an absolute path or "
+            f"URI of at most {MAX_TABLE_LOCATION_CHARS} characters); give the table's location as table_uri."
+        )
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value)[:255] if value not in (None, "") else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class DeltaConnectHook(SparkConnectSessionHook):

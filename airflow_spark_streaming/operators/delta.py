@@ -70,7 +70,7 @@ class _DeltaMaintenanceOperator(BaseOperator):
     def __init__(
         self,
         *,
-        table_uri: str,
+        table_uri: str | None = None,
         engine: str = "auto",
         spark_conn_id: str = "spark_default",
         native_max_bytes: int = DEFAULT_NATIVE_MAX_BYTES,
@@ -89,7 +89,10 @@ class _DeltaMaintenanceOperator(BaseOperator):
             raise DeltaMaintenanceError(f"{self.task_id}: engine {engine!r} is not one of {ENGINES}.")
         from airflow_spark_streaming.utils import params
 
-        self.table_uri = params.unless_template(params.location, self.task_id, "table_uri", table_uri)
+        # None: a pipeline flow's table, located through the Spark Connect server when the task runs.
+        self.table_uri = (
+            None if table_uri is None else params.unless_template(params.location, self.task_id, "table_uri", table_uri)
+        )
         self.engine = engine
         self.spark_conn_id = spark_conn_id
         self.native_max_bytes = params.positive_integer(self.task_id, "native_max_bytes", native_max_bytes)
@@ -134,37 +137,81 @@ class _DeltaMaintenanceOperator(BaseOperator):
         """Whether the task names its table's writer (a checkpoint, or a pipeline's flow)."""
         return bool(self.stream_checkpoint or self.pipeline_spec or self.pipeline_storage)
 
-    def _writer_checkpoint(self) -> str | None:
-        """The writer's checkpoint: ``stream_checkpoint``, or the pipeline flow's, resolved now."""
+    def _require_table(self) -> None:
+        """Without ``table_uri`` the table is the pipeline flow's: refused when no pipeline flow is given."""
+        if self.table_uri is None and not (self.pipeline_spec or self.pipeline_storage):
+            raise InvalidParameterError(
+                f"{self.task_id}: give table_uri (the table's location), or a Spark Declarative Pipeline's flow "
+                "(pipeline_spec or pipeline_storage, and flow) with a spark_connect connection as spark_conn_id, "
+                "whose catalog then locates the flow's table."
+            )
+
+    def _writer_flow(self):
+        """The pipeline flow writing the table, resolved now (``None``: ``stream_checkpoint`` or no writer)."""
         target = self._writer_target(rendered=True)
         if target is None:
-            return self.stream_checkpoint
-        from airflow_spark_streaming.hooks.pipelines import resolve_flow_checkpoint
+            return None
+        from airflow_spark_streaming.hooks.pipelines import PipelineHook
 
-        checkpoint = resolve_flow_checkpoint(target, self.storage_conn_id)
-        self.log.info("The table's writer is %s, checkpoint %s", target.describe(), checkpoint)
-        return checkpoint
+        resolved = PipelineHook(self.storage_conn_id).resolve(target)
+        self.log.info("The table's writer is %s, checkpoint %s", target.describe(), resolved.checkpoint)
+        return resolved
+
+    def _writer_checkpoint(self) -> str | None:
+        """The writer's checkpoint: ``stream_checkpoint``, or the pipeline flow's, resolved now."""
+        resolved = self._writer_flow()
+        return self.stream_checkpoint if resolved is None else resolved.checkpoint
+
+    def _locate_flow_table(self) -> None:
+        """Without ``table_uri``: ask the Spark Connect server of ``spark_conn_id`` where the pipeline flow's
+        destination table lives (``DESCRIBE DETAIL``), and use that location."""
+        if self.table_uri is not None:
+            return
+        from airflow_spark_streaming.hooks.spark_connect import DeltaConnectHook, is_spark_connect_connection
+        from airflow_spark_streaming.storage.locations import from_spark_location
+
+        resolved = self._writer_flow()
+        if resolved is None or not is_spark_connect_connection(self.spark_conn_id):
+            raise InvalidParameterError(
+                f"{self.task_id}: without table_uri the table is located through the Spark Connect server that runs "
+                f"the pipeline, but spark_conn_id={self.spark_conn_id!r} is not a spark_connect connection; set "
+                "spark_conn_id to it, or give table_uri."
+            )
+        table = DeltaConnectHook(self.spark_conn_id).describe_table(resolved.flow.qualified_table)
+        self.table_uri = from_spark_location(table.location)
+        self._catalog_table = table.to_dict()
+        self.log.info("%s is the table of %s, at %s (from the Spark Connect server %s)", table.name,
+                      resolved.flow.flow, self.table_uri, table.server)  # fmt: skip
 
     #: The operation OpenLineage reports (None: the subclass reports its own lineage).
     lineage_operation: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self._lineage_result = self._maintain(context)  # what get_openlineage_facets_on_complete reports
-        return self._lineage_result
+        self._locate_flow_table()
+        result = self._maintain(context)
+        if getattr(self, "_catalog_table", None):
+            result = {**result, "catalog_table": self._catalog_table}
+        self._lineage_result = result  # what get_openlineage_facets_on_complete reports
+        return result
 
     def _maintain(self, context: Context) -> dict[str, Any]:
         raise NotImplementedError
 
     def get_openlineage_facets_on_start(self):
-        """The table is this task's input and output (the OpenLineage provider calls this; it is optional)."""
+        """The table is this task's input and output (the OpenLineage provider calls this; it is optional).
+        A pipeline flow's table is located when the task runs: known on complete only."""
         from airflow_spark_streaming.lineage.datasets import delta_result_lineage
 
+        if self.table_uri is None:
+            return None
         return delta_result_lineage(self.table_uri, None, self.lineage_operation)
 
     def get_openlineage_facets_on_complete(self, task_instance):
         """As on start, with the version written and the files added and removed."""
         from airflow_spark_streaming.lineage.datasets import delta_result_lineage
 
+        if self.table_uri is None:
+            return None
         return delta_result_lineage(self.table_uri, getattr(self, "_lineage_result", None), self.lineage_operation)
 
     def _hook(self) -> DeltaTableHook:
@@ -265,7 +312,10 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     an appending stream keeps running; both engines retry when a concurrent
     commit wins.
 
-    :param table_uri: the table location. (templated)
+    :param table_uri: the table location. (templated) Optional with a pipeline flow (``pipeline_spec`` or
+        ``pipeline_storage``, and ``flow``) and a ``spark_connect`` connection as ``spark_conn_id``: the server's
+        catalog then locates the flow's destination table (``DESCRIBE DETAIL``) when the task runs, and the result
+        carries it as ``catalog_table``.
     :param partition_filters: restrict to partitions, as delta-rs filters
         (``[("day", "=", "2026-01-01")]``); partition columns only. (templated)
     :param zorder_by: Z-ORDER by these columns instead of bin-packing.
@@ -309,7 +359,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
     template_fields: Sequence[str] = (
         "table_uri", "partition_filters", "stream_checkpoint", "pipeline_spec", "pipeline_storage", "flow",
     )  # fmt: skip
-    location_params = (("table_uri", False, False), ("stream_checkpoint", True, True))
+    location_params = (("table_uri", False, True), ("stream_checkpoint", True, True))
 
     def __init__(
         self,
@@ -334,6 +384,7 @@ class DeltaOptimizeOperator(_DeltaMaintenanceOperator):
         self._set_writer_flow(pipeline_spec, pipeline_storage, flow)
         self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
         self._check_locations(rendered=False)
+        self._require_table()
         self.no_concurrent_writers = _known_writer(self, self._names_writer(), no_concurrent_writers, "OPTIMIZE")
         self.control_conn_id = control_conn_id
         self.target_file_bytes = params.positive_integer(
@@ -444,7 +495,8 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
     lists what would be deleted; every path must lie inside the table root, or
     nothing is deleted.
 
-    :param table_uri: the table location. (templated)
+    :param table_uri: the table location. (templated) Optional with a pipeline flow and a ``spark_connect``
+        ``spark_conn_id``, as for :class:`DeltaOptimizeOperator`.
     :param retention: how long removed files are kept (a timedelta); default: the table's setting.
     :param min_retention: a floor the retention must not go below, such as the slowest reader's lag.
     :param mode: ``lite`` (files in the log's remove actions) or ``full`` (also orphan files; lists storage).
@@ -477,7 +529,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         "table_uri", "stream_checkpoint", "pipeline_spec", "pipeline_storage", "flow", "readers", "reader_roots",
         "exclude_readers",
     )  # fmt: skip
-    location_params = (("table_uri", False, False), ("stream_checkpoint", True, True))
+    location_params = (("table_uri", False, True), ("stream_checkpoint", True, True))
 
     def __init__(
         self,
@@ -507,6 +559,7 @@ class DeltaVacuumOperator(_DeltaMaintenanceOperator):
         self._set_writer_flow(pipeline_spec, pipeline_storage, flow)
         self.handoff_timeout = params.duration(self.task_id, "handoff_timeout", handoff_timeout)
         self._check_locations(rendered=False)
+        self._require_table()
         self.no_concurrent_writers = _known_writer(
             self, self._names_writer(), no_concurrent_writers, "VACUUM", dry_run=dry_run is True
         )

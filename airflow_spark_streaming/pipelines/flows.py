@@ -105,6 +105,11 @@ class SdpFlow:
     def qualified_table(self) -> str:
         return f"{self.catalog}.{self.database}.{self.table}"
 
+    @property
+    def version(self) -> int:
+        """The checkpoint version Spark uses now (``0`` before the flow's first run)."""
+        return self.versions[-1] if self.versions else 0
+
     def to_dict(self) -> dict[str, Any]:
         return {"catalog": self.catalog, "database": self.database, "table": self.table, "flow": self.flow,
                 "versions": list(self.versions), "checkpoint": self.checkpoint}  # fmt: skip

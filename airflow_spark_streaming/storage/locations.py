@@ -22,6 +22,12 @@ def local_path(location: str) -> Path:
     return Path(location.removeprefix("file://").removeprefix("file:"))
 
 
+def from_spark_location(location: str) -> str:
+    """A location as Spark reports it (``file:/lake/t``, ``s3a://b/t``), spelled for the Airflow side: a local one
+    as its absolute path, any other unchanged (hooks pick the scheme each consumer reads)."""
+    return str(local_path(location)) if location.startswith("file:") else location
+
+
 def storage_uri(location: str) -> str:
     """A URI for ``ObjectStoragePath``: remote URIs as given, local paths as absolute ``file://`` URIs."""
     return location if "://" in location else f"file://{posixpath.abspath(str(local_path(location)))}"

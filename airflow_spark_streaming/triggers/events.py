@@ -60,7 +60,7 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
     :param flow: with a pipeline, the flow or table name whose commits fire; each poll resolves it, so a full
         refresh (a new checkpoint version, batch ids from 0 again) is reported from its first batch, like a
         recreated checkpoint.
-        Events then carry ``flow`` and the resolved ``checkpoint``.
+        Events then carry ``flow``, the resolved ``checkpoint`` and its ``checkpoint_version``.
     :param storage_conn_id: the Airflow connection for the checkpoint's storage; not needed for local paths.
     :param poll_interval: seconds between reads of the checkpoint.
     :param progress_grace_seconds: how long to wait for a runner-managed batch's progress event
@@ -123,18 +123,20 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
         # One cursor per flow: the spec or storage it was named through, and the flow's name.
         return f"{_normalise_location(self.target.spec or self.target.storage)}#flow={self.target.flow}"
 
-    def _checkpoint(self) -> str:
-        """The checkpoint, or the pipeline flow's as resolved now (a full refresh moves it to a new version)."""
+    def _checkpoint(self) -> tuple[str, int]:
+        """The checkpoint and its version: a pipeline flow's as resolved now (a full refresh moves it to the next
+        version); a checkpoint given by path is version 0."""
         if self.target is None:
-            return self.checkpoint
-        from airflow_spark_streaming.hooks.pipelines import resolve_flow_checkpoint
+            return self.checkpoint, 0
+        from airflow_spark_streaming.hooks.pipelines import PipelineHook
 
-        return resolve_flow_checkpoint(self.target, self.storage_conn_id)
+        resolved = PipelineHook(self.storage_conn_id).resolve(self.target)
+        return resolved.checkpoint, resolved.flow.version
 
     def read_after(self, after: int | None, up_to: int | None = None) -> CommitRead:
         from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
 
-        checkpoint = self._checkpoint()
+        checkpoint, version = self._checkpoint()
         hook = CheckpointHook(checkpoint, self.storage_conn_id)
         position, batches = hook.get_committed_batches(
             after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds
@@ -142,7 +144,8 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
         if self.target is None:
             return CommitRead(position, [b.to_dict() for b in batches])
         # A pipeline flow's checkpoint is what it holds: a full refresh starts a new version of it.
-        return CommitRead(position, [{"checkpoint": checkpoint, **b.to_dict()} for b in batches], checkpoint)
+        return CommitRead(position, [{"checkpoint": checkpoint, "checkpoint_version": version, **b.to_dict()}
+                                     for b in batches], checkpoint)  # fmt: skip
 
     def payload(self, commit: dict[str, Any], previous_event: int | None) -> dict[str, Any]:
         if self.target is None:

@@ -54,9 +54,7 @@ def test_sdp_pipeline_dag_runs_and_its_flow_reads_like_its_checkpoint(
 
     kafka_conn("kafka_default")
     spark_connect_conn("spark_connect_default")
-    warehouse = f"{spark_connect_server.home}/warehouse"
     monkeypatch.setenv("AIRFLOW_VAR_SPARK_STREAMING_LAKE_ROOT", str(tmp_path / "lake"))
-    monkeypatch.setenv("AIRFLOW_VAR_SPARK_CONNECT_WAREHOUSE", warehouse)
     topic, table = kafka_topic(partitions=3), f"orders_{uuid.uuid4().hex[:8]}"  # the server's catalog is shared
     produce_keyed(kafka_broker.bootstrap_servers, topic, 90, partitions=3)
 
@@ -64,7 +62,13 @@ def test_sdp_pipeline_dag_runs_and_its_flow_reads_like_its_checkpoint(
     run = dag.test(run_conf={"topic": topic, "table": table})
 
     assert run.state == "success", {ti.task_id: ti.state for ti in run.get_task_instances()}
-    rows = read_delta(Path(warehouse) / table)
+    compact = run.get_task_instance("compact").xcom_pull(task_ids="compact")
+    # The table was located by the Connect server's catalog: the server's own warehouse, no setting of ours.
+    located = Path(spark_connect_server.home).resolve() / "warehouse" / table
+    assert compact["table_uri"] == str(located) and compact["spark_transport"] == "connect"
+    assert compact["catalog_table"]["name"] == f"spark_catalog.default.{table}"
+    assert compact["catalog_table"]["format"] == "delta" and compact["catalog_table"]["location"].startswith("file:")
+    rows = read_delta(located)
     assert sorted(int(r["key"].removeprefix("key-")) for r in rows) == list(range(90))
     assert {r["topic"] for r in rows} == {topic}
 
@@ -81,9 +85,7 @@ def test_sdp_pipeline_dag_runs_and_its_flow_reads_like_its_checkpoint(
     lag = run.get_task_instance("lag_check").xcom_pull(task_ids="lag_check")
     assert lag["checkpoint"] == checkpoint.as_uri() and lag["total_lag"] == 0 and lag["batch_id"] == 0
     assert {(p["partition"], p["checkpoint_offset"]) for p in lag["partitions"]} == {(0, 30), (1, 30), (2, 30)}
-    compact = run.get_task_instance("compact").xcom_pull(task_ids="compact")
-    assert compact["spark_transport"] == "connect"
-    assert DeltaTableHook(f"{warehouse}/{table}").get_stats().num_files == compact["files_after"]
+    assert DeltaTableHook(str(located)).get_stats().num_files == compact["files_after"]
 
     # The same checkpoint named two ways: by the pipeline and flow, and by its path. Same figures.
     by_flow = {"pipeline_spec": str(spec), "flow": table}

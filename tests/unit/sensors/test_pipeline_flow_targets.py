@@ -144,3 +144,79 @@ def test_on_s3_a_pipeline_flow_names_the_writer_at_parse_time():
     task = DeltaOptimizeOperator(task_id="m", table_uri="s3://lake/orders", pipeline_storage="s3://lake/sdp",
                                  flow="orders")  # fmt: skip
     assert task.flow == "orders" and not task.no_concurrent_writers
+
+
+def test_the_commit_event_trigger_reports_a_full_refresh_and_a_restart_after_it(tmp_path):
+    # Batch ids start from 0 again in version 1: the resolved checkpoint is the cursor's identity, so the refresh is
+    # a recreated checkpoint whose batches fire, and a watcher revived from its stored cursor repeats none of them.
+    import asyncio
+
+    from tests.support.stream_checkpoints import write_kafka_checkpoint
+    from tests.support.triggerer_harness import InMemoryAssetStateStore, TriggerLoop, revive
+
+    flow = tmp_path / "_checkpoints" / "spark_catalog" / "default" / "orders" / "orders"
+
+    def spark_writes(version: int, batches: int) -> None:  # SDP's queries write no runner progress events
+        write_kafka_checkpoint(flow / str(version), batches=batches, progress=False)
+        (flow / str(version) / "_progress").rmdir()
+
+    spark_writes(0, batches=3)
+    store = InMemoryAssetStateStore()
+    trigger = CheckpointCommitEventTrigger(pipeline_storage=str(tmp_path), flow="orders", poll_interval=0.05)
+    trigger.asset_state_store = store
+
+    def cursor():
+        (value,) = store.values.values() or [None]
+        return None if value is None else value["position"]
+
+    async def scenario():
+        loop = TriggerLoop(trigger).start()
+        await loop.until(lambda: cursor() == 2, what="the first poll")
+        (flow / "1").mkdir()  # what Spark's State.reset does first: the next version, empty
+        await asyncio.sleep(0.2)
+        spark_writes(1, batches=2)
+        await loop.until(lambda: len(loop.events) == 2, what="the refresh's two batches")
+        await loop.stop()
+        revived = TriggerLoop(revive(trigger, store)).start()
+        spark_writes(1, batches=3)  # one more incremental run
+        await revived.until(lambda: len(revived.events) == 1, what="batch 2 of version 1")
+        await asyncio.sleep(0.2)
+        await revived.stop()
+        return loop.events, revived.events
+
+    refreshed, after_restart = asyncio.run(scenario())
+    assert [(e["checkpoint_version"], e["batch_id"]) for e in refreshed] == [(1, 0), (1, 1)]
+    assert all(e["checkpoint"] == f"{flow}/1" and e["flow"] == "orders" for e in refreshed)
+    assert [e["previous_event_batch_id"] for e in refreshed][1:] == [0]
+    assert [(e["checkpoint_version"], e["batch_id"]) for e in after_restart] == [(1, 2)]
+    assert cursor() == 2
+
+
+def test_a_flows_next_version_not_written_yet_is_waited_for_and_a_name_matching_no_flow_is_an_error(
+    tmp_path, monkeypatch
+):
+    # Between a full refresh's mkdirs of version 1 and its first commit, the sensors wait: the storage holds the flow.
+    import json
+
+    from airflow_spark_streaming.exceptions import SparkStreamingError
+    from devstack.process import free_port
+    from tests.support.stream_checkpoints import write_kafka_checkpoint
+
+    closed = {"conn_type": "kafka", "extra": {"bootstrap.servers": f"127.0.0.1:{free_port()}"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(closed))  # the checkpoint is read first
+    flow = tmp_path / "_checkpoints" / "spark_catalog" / "default" / "orders" / "orders"
+    write_kafka_checkpoint(flow / "0", batches=1, progress=False)
+    (flow / "1").mkdir()
+    for sensor in (
+        KafkaLagSensor(task_id="lag", pipeline_storage=str(tmp_path), flow="orders", max_total_lag=0, timeout=5),
+        StreamingProgressSensor(task_id="progress", pipeline_storage=str(tmp_path), flow="orders", target_batch_id=0,
+                                wait_for_checkpoint=False),
+    ):  # fmt: skip
+        assert sensor.poke({}).is_done is False, type(sensor).__name__
+    for sensor in (
+        KafkaLagSensor(task_id="lag", pipeline_storage=str(tmp_path), flow="ordrs", max_total_lag=0, timeout=5),
+        StreamingProgressSensor(task_id="progress", pipeline_storage=str(tmp_path), flow="ordrs", target_batch_id=0,
+                                wait_for_checkpoint=False),
+    ):  # fmt: skip
+        with pytest.raises(SparkStreamingError, match="ordrs/ordrs/0"):
+            sensor.poke({})

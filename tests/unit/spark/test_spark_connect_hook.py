@@ -93,3 +93,60 @@ def test_a_handoff_to_a_live_stream_never_uses_connect(connections, tmp_path, mo
     result = DeltaOptimizeOperator(task_id="o", table_uri=str(table), engine="spark", spark_conn_id="sc").execute({})
     assert handed == ["optimize"]
     assert result["spark_transport"] == "stream-runner" and result["files_after"] == 1
+
+
+# --- a pipeline flow's table, located through the server's catalog -------------------------------------------
+
+
+def test_table_names_are_quoted_part_by_part_and_anything_else_is_refused():
+    from airflow_spark_streaming.exceptions import InvalidParameterError
+    from airflow_spark_streaming.hooks.spark_connect import quoted_table_name
+
+    assert quoted_table_name("spark_catalog.default.orders") == "`spark_catalog`.`default`.`orders`"
+    assert quoted_table_name("orders-2") == "`orders-2`"
+    for bad in ("a.b.c.d", "", "or`ders", "orders; DROP TABLE x", "a..b", None):
+        with pytest.raises(InvalidParameterError, match="cannot be asked of a Spark Connect server"):
+            quoted_table_name(bad)
+
+
+def test_describe_table_refuses_a_bad_name_before_connecting(connections):
+    from airflow_spark_streaming.exceptions import InvalidParameterError
+
+    connections("sc", conn_type="spark_connect", host="127.0.0.1", port=free_port())
+    started = time.monotonic()
+    with pytest.raises(InvalidParameterError, match="'x y' is not a plain name"):
+        DeltaConnectHook("sc", connect_timeout=5).describe_table("default.x y")
+    assert time.monotonic() - started < 2  # no channel was waited for
+
+
+def test_the_servers_location_is_checked_before_it_is_used():
+    from airflow_spark_streaming.hooks.spark_connect import MAX_TABLE_LOCATION_CHARS, _checked_location
+
+    assert _checked_location("t", "h:1", "file:/w/orders") == "file:/w/orders"
+    assert _checked_location("t", "h:1", "s3a://lake/w/orders") == "s3a://lake/w/orders"
+    for bad in (None, "", "w/orders", "file:/w/or\nders", "/" + "a" * MAX_TABLE_LOCATION_CHARS, 7):
+        with pytest.raises(SparkConnectError, match="gave no usable location for table t"):
+            _checked_location("t", "h:1", bad)
+
+
+def test_a_spark_location_is_spelled_for_the_airflow_side():
+    from airflow_spark_streaming.storage.locations import from_spark_location
+
+    assert from_spark_location("file:/w/orders") == "/w/orders"
+    assert from_spark_location("file:///w/orders") == "/w/orders"
+    assert from_spark_location("s3a://lake/w/orders") == "s3a://lake/w/orders"
+
+
+@pytest.mark.parametrize("operator", ["DeltaOptimizeOperator", "DeltaVacuumOperator"])
+def test_without_table_uri_the_table_is_the_pipeline_flows_located_over_connect(operator, connections, tmp_path):
+    from airflow_spark_streaming.exceptions import InvalidParameterError
+    from airflow_spark_streaming.operators import delta
+
+    made = getattr(delta, operator)
+    with pytest.raises(InvalidParameterError, match="^m: give table_uri .* or a Spark Declarative Pipeline's flow"):
+        made(task_id="m")
+    task = made(task_id="m", pipeline_storage=str(tmp_path), flow="orders")  # parsed: located when it runs
+    assert task.table_uri is None and task.get_openlineage_facets_on_start() is None
+    connections("spark_default", conn_type="spark", host="local[2]")
+    with pytest.raises(InvalidParameterError, match="spark_conn_id='spark_default' is not a spark_connect connection"):
+        task.execute({})
