@@ -194,15 +194,25 @@ class StreamConnectHook(SparkConnectSessionHook):
 
         from airflow_spark_streaming.exceptions import SparkConnectUnreachableError
 
+        # A server whose SparkContext is stopped is shutting down (its gRPC port may answer a while longer):
+        # no query of its own fails that way.
+        stopping = STOPPED_CONTEXT in str(err)
         try:
-            self._wait_for_channel(DefaultChannelBuilder(self._url()), self.server or "?", timeout=3.0)
+            if not stopping:
+                self._wait_for_channel(DefaultChannelBuilder(self._url()), self.server or "?", timeout=3.0)
         except SparkConnectUnreachableError:
+            stopping = True
+        if stopping:
             return SparkConnectUnreachableError(
                 f"The Spark Connect server at {self.server or '?'} went away during the run on {control.checkpoint} "
                 f"(the query ended with: {str(err).strip().splitlines()[0][:300] if str(err).strip() else '?'}); "
                 "start it again and retry: the checkpoint resumes at its last committed batch."
             )
         return None
+
+
+#: What a Connect server says of a query it fails while it stops (``java.lang.IllegalStateException``).
+STOPPED_CONTEXT = "Cannot call methods on a stopped SparkContext"
 
 
 class _ProgressWriter:

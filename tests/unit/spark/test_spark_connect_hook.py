@@ -150,3 +150,20 @@ def test_without_table_uri_the_table_is_the_pipeline_flows_located_over_connect(
     connections("spark_default", conn_type="spark", host="local[2]")
     with pytest.raises(InvalidParameterError, match="spark_conn_id='spark_default' is not a spark_connect connection"):
         task.execute({})
+
+
+def test_a_query_failed_by_a_stopping_server_is_the_server_going_even_while_its_port_answers(connections, monkeypatch):
+    from airflow_spark_streaming.hooks.runner_control import RunnerControlHook
+    from airflow_spark_streaming.hooks.stream_connect import STOPPED_CONTEXT, StreamConnectHook
+
+    hook = StreamConnectHook(
+        connections("connect_local", conn_type="spark_connect", host="127.0.0.1", port=free_port())
+    )
+    probes = []
+    monkeypatch.setattr(hook, "_wait_for_channel", lambda *a, **k: probes.append(a))  # the port still answers
+    control = RunnerControlHook("/tmp/ckpt")
+    stopping = RuntimeError(f"(java.lang.IllegalStateException) {STOPPED_CONTEXT}.")
+    assert isinstance(hook._gone_after(stopping, control), SparkConnectUnreachableError)
+    assert probes == []  # no probe needed: only a stopping server fails a query that way
+    assert hook._gone_after(RuntimeError("[DIVIDE_BY_ZERO] Division by zero."), control) is None
+    assert len(probes) == 1  # a query's own failure is judged by probing the server
