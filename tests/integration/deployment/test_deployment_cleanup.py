@@ -78,8 +78,10 @@ def test_the_watchdog_stops_everything_when_its_owner_is_killed(tmp_path):
         started = json.loads(owner.stdout.readline())
         wait_until(lambda: len(airflow_deployment.marked_processes(marker)) == 7, 30,
                    "2 components with 2 children each and the driver, all marked")  # fmt: skip
+        # bash forks its sleep after the owner has printed the pid: wait for the whole group.
+        wait_until(lambda: len(group_of(started["restarted"])) == 2, 30, "the restarted component and its child")
         restarted_group = group_of(started["restarted"])
-        assert len(restarted_group) == 2 and not set(restarted_group) & set(airflow_deployment.marked_processes(marker))
+        assert not set(restarted_group) & set(airflow_deployment.marked_processes(marker))
         everything = {*airflow_deployment.marked_processes(marker), *restarted_group, started["watchdog"]}
         assert all(alive(pid) for pid in everything)
 
