@@ -182,3 +182,20 @@ class CommittedBatch:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class CommittedBatches:
+    """One read of a checkpoint's committed batches (:meth:`CheckpointHook.get_committed_batches`).
+
+    ``position`` is the newest batch the read covers (``None``: nothing committed yet); ``query_id`` is the
+    checkpoint's ``metadata`` id, which Spark writes once when it creates a checkpoint: another value at the same
+    location means the checkpoint was deleted and created again.
+    """
+
+    position: int | None
+    batches: list[CommittedBatch]
+    query_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "batches": [b.to_dict() for b in self.batches], "query_id": self.query_id}

@@ -159,15 +159,29 @@ class BrokerErrors:
     def read_denied(self, topics: Iterable[str], cause: Any, what: str) -> KafkaAuthorizationError:
         """The broker's ACLs deny this connection's principal READ on ``topics`` (``TOPIC_AUTHORIZATION_FAILED``
         while ``what``): the error names the topics, the principal and the grant that fixes it."""
+        return self._topic_denied(
+            "READ", "Read", topics, cause, what,
+            "the reading consumer is assigned, not subscribed, so it needs no consumer group ACL",
+        )  # fmt: skip
+
+    def describe_denied(self, topics: Iterable[str], cause: Any, what: str) -> KafkaAuthorizationError:
+        """The broker's ACLs deny this connection's principal DESCRIBE on ``topics``: it hides their partitions, so
+        offset requests fail as if the partitions had no leader. The error names the grant that fixes it."""
+        return self._topic_denied(
+            "DESCRIBE", "Describe", topics, cause, what,
+            "offsets and lag need DESCRIBE only; the time lag also needs READ",
+        )  # fmt: skip
+
+    def _topic_denied(self, operation: str, flag: str, topics: Iterable[str], cause: Any, what: str,
+                      advice: str) -> KafkaAuthorizationError:  # fmt: skip
         names = sorted(set(topics))
         principal = f"User:{self.username}" if self.username else None
         text = cause.str() if callable(getattr(cause, "str", None)) else str(cause)
         return KafkaAuthorizationError(
-            f"Kafka connection {self.kafka_config_id!r}: the broker's ACLs deny {principal or 'its principal'} READ "
-            f"on topic{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)}, so {what} failed. "
-            f"Grant READ (kafka-acls --add --allow-principal {principal or '<principal>'} --operation Read "
-            f"--topic {names[0]}); the reading consumer is assigned, not subscribed, so it needs no consumer group "
-            f"ACL. Cause: TOPIC_AUTHORIZATION_FAILED: {self._redact(text)}"
+            f"Kafka connection {self.kafka_config_id!r}: the broker's ACLs deny {principal or 'its principal'} "
+            f"{operation} on topic{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)}, so {what} "
+            f"failed. Grant {operation} (kafka-acls --add --allow-principal {principal or '<principal>'} "
+            f"--operation {flag} --topic {names[0]}); {advice}. Cause: TOPIC_AUTHORIZATION_FAILED: {self._redact(text)}"
         )
 
     def _redact(self, text: str) -> str:
@@ -238,6 +252,24 @@ class KafkaClientHook(BaseHook):
         other._admin = self._admin
         other.broker_errors = self.broker_errors  # the shared client reports here
         return other
+
+    def refuse_denied_describe(self, topics: set[str], what: str) -> None:
+        """Raise :class:`KafkaAuthorizationError` if the brokers deny the principal DESCRIBE on any of ``topics``:
+        librdkafka then reports only "No leaders found". One metadata request per topic, made after a failure."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        denied, cause = [], None
+        for topic in sorted(topics):
+            try:
+                metadata = self.admin.list_topics(topic, timeout=self.timeout)
+            except KafkaException:  # no answer: the original failure stands
+                return
+            error = getattr(metadata.topics.get(topic), "error", None)
+            if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                denied.append(topic)
+                cause = error
+        if denied:
+            raise self.broker_errors.describe_denied(denied, cause, what)
 
     # --- waiting for an answer ----------------------------------------------------------------
 

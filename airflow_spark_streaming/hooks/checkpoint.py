@@ -30,7 +30,7 @@ from airflow_spark_streaming.checkpoint import (
     parse_query_metadata,
     parse_source_head,
 )
-from airflow_spark_streaming.checkpoint.models import CommittedBatch, SourceOffset
+from airflow_spark_streaming.checkpoint.models import CommittedBatch, CommittedBatches, SourceOffset
 from airflow_spark_streaming.exceptions import (
     CheckpointMetadataMissingError,
     CheckpointNotFoundError,
@@ -206,8 +206,8 @@ class CheckpointHook(CheckpointStorageHook):
         up_to: int | None = None,
         progress_grace_seconds: float = 30.0,
         now: float | None = None,
-    ) -> tuple[int | None, list[CommittedBatch]]:
-        """``(position, batches)``: committed batches with ``after_batch < id <= up_to``, oldest first.
+    ) -> CommittedBatches:
+        """The committed batches with ``after_batch < id <= up_to``, oldest first, and the checkpoint's query id.
 
         What the commit event trigger reports: built on :meth:`get_status`, :meth:`get_history` and
         the runner's progress events (:meth:`RunnerControlHook.get_progress`), plus one
@@ -225,7 +225,8 @@ class CheckpointHook(CheckpointStorageHook):
         status = self.get_status(include_state=False)
         latest = status.latest_committed_batch
         if after_batch is None or latest is None or latest <= after_batch:
-            return (latest if after_batch is None else (latest if latest is not None else after_batch)), []
+            position = latest if after_batch is None else (latest if latest is not None else after_batch)
+            return CommittedBatches(position, [], status.query_id)
         last = min(latest, up_to) if up_to is not None else latest
         last = min(last, after_batch + MAX_BATCHES_PER_READ)
         history = {b.batch_id: b for b in self.get_history(last=latest - after_batch + 1).batches}
@@ -276,7 +277,7 @@ class CheckpointHook(CheckpointStorageHook):
             )
         if sink_tables:
             self._delta_output_rows(batches, sink_tables, status.query_id, latest)
-        return position, batches
+        return CommittedBatches(position, batches, status.query_id)
 
     def _delta_output_rows(
         self, batches: list[CommittedBatch], sink_tables: dict[int, str], query_id: str, latest: int

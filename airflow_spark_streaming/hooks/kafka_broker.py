@@ -289,6 +289,7 @@ class KafkaBrokerHook(KafkaClientHook):
             try:
                 latest[(tp.topic, tp.partition)] = self.wait(future, what).offset
             except KafkaException as err:
+                self.refuse_denied_describe({t.topic for t in request}, "listing the latest offsets")
                 raise KafkaLagError(
                     f"Listing the latest offset of {partition_name(tp.topic, tp.partition)} failed: {err}"
                 ) from err

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow_spark_streaming.checkpoint.models import BATCH_BASES as BASES
 from airflow_spark_streaming.exceptions import (
+    KafkaAuthorizationError,
     KafkaLagError,
     KafkaTopicDeletedError,
     NoKafkaSourceError,
@@ -128,6 +129,9 @@ class KafkaLagHook(KafkaClientHook):
         for topic, future in descriptions.items():
             try:
                 description = self.wait(future, f"a metadata request for topic {topic!r}")
+            except KafkaAuthorizationError:
+                self.refuse_denied_describe({topic}, "describing its partitions for the lag")
+                raise
             except KafkaException as err:
                 error = err.args[0] if err.args else None
                 if isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:

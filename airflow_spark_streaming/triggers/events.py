@@ -51,7 +51,8 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
     commit the batch wrote to the table the progress event names, when that table
     is on the checkpoint's store and the commit names this query and batch
     (``None`` otherwise). The first start reports batches committed after it; a
-    restart resumes after the last batch reported.
+    restart resumes after the last batch reported. A checkpoint deleted and
+    created again (a new query id in its ``metadata``) is reported from batch 0.
 
     :param checkpoint: the checkpoint location, a path or a URI (``s3://...``).
     :param pipeline_spec: instead of ``checkpoint``, a Spark Declarative Pipeline's ``spark-pipeline.yml``
@@ -138,14 +139,13 @@ class CheckpointCommitEventTrigger(CommitEventTrigger):
 
         checkpoint, version = self._checkpoint()
         hook = CheckpointHook(checkpoint, self.storage_conn_id)
-        position, batches = hook.get_committed_batches(
-            after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds
-        )
+        read = hook.get_committed_batches(after, up_to=up_to, progress_grace_seconds=self.progress_grace_seconds)
         if self.target is None:
-            return CommitRead(position, [b.to_dict() for b in batches])
+            # The query id in ``metadata`` is written once per checkpoint: a new one means deleted and created again.
+            return CommitRead(read.position, [b.to_dict() for b in read.batches], read.query_id)
         # A pipeline flow's checkpoint is what it holds: a full refresh starts a new version of it.
-        return CommitRead(position, [{"checkpoint": checkpoint, "checkpoint_version": version, **b.to_dict()}
-                                     for b in batches], checkpoint)  # fmt: skip
+        return CommitRead(read.position, [{"checkpoint": checkpoint, "checkpoint_version": version, **b.to_dict()}
+                                          for b in read.batches], checkpoint)  # fmt: skip
 
     def payload(self, commit: dict[str, Any], previous_event: int | None) -> dict[str, Any]:
         if self.target is None:

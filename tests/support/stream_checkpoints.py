@@ -77,13 +77,15 @@ def progress_event(query_id: str, batch: int, *, topic: str, partitions: int, st
 
 
 def write_kafka_checkpoint(root: Path, *, batches: int, topic: str = "orders", partitions: int = 2,
-                           start: float | None = None, stateful: bool = False, progress: bool = True) -> str:  # fmt: skip
-    """Write a checkpoint with ``batches`` committed batches (0..batches-1); its query id."""
+                           start: float | None = None, stateful: bool = False, progress: bool = True,
+                           query_id: str | None = None) -> str:  # fmt: skip
+    """Write a checkpoint with ``batches`` committed batches (0..batches-1); its query id (by default one derived
+    from ``root``, as Spark keeps one per checkpoint)."""
     import time
 
     root = Path(root)
     start = time.time() - batches * INTERVAL if start is None else start
-    query_id = str(uuid.uuid5(uuid.NAMESPACE_URL, str(root)))
+    query_id = query_id or str(uuid.uuid5(uuid.NAMESPACE_URL, str(root)))
     for folder in ("offsets", "commits", "_progress"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "metadata").write_text(json.dumps({"id": query_id}))

@@ -115,7 +115,7 @@ def test_output_rows_come_only_from_a_commit_of_this_query_and_batch_in_the_name
     assert progress[1]["sink"]["numOutputRows"] == -1  # what Spark reports for its Delta sink
 
     def output_rows():
-        _, batches = CheckpointHook(str(checkpoint)).get_committed_batches(-1, progress_grace_seconds=0)
+        batches = CheckpointHook(str(checkpoint)).get_committed_batches(-1, progress_grace_seconds=0).batches
         return [b.output_rows for b in batches]
 
     assert output_rows() == [ROWS_PER_FILE, ROWS_PER_FILE]

@@ -239,3 +239,39 @@ def test_no_acl_at_all_fails_the_record_read_at_once_not_after_the_timeout(auth_
     print(f"\nhook record timestamps without any ACL: {elapsed:.2f}s {type(err).__name__}: {err}")
     _assert_read_denied(err, shown, conn_id, topic, alice["sasl.password"])
     assert elapsed < FAST_SECONDS < HOOK_TIMEOUT
+
+
+@pytest.mark.parametrize("call", ["latest_offsets", "lag"])
+def test_no_describe_names_the_describe_grant_then_the_grant_fixes_it(auth_broker, auth_topic, kafka_connection,
+                                                                      grant_topic, tmp_path, call):  # fmt: skip
+    """Without DESCRIBE the broker hides the topic's partitions: librdkafka answered the latest-offsets request of
+    the health hook with "No leaders found". The error names the DESCRIBE grant; once granted, the same call works."""
+    from airflow_spark_streaming.hooks.kafka_broker import KafkaBrokerHook
+    from airflow_spark_streaming.hooks.kafka_lag import KafkaLagHook
+
+    alice = auth_broker.client_config("alice", "SASL_PLAINTEXT", "SCRAM-SHA-512")
+    conn_id, topic = kafka_connection(f"kafka_no_describe_{call}", alice), auth_topic("bob", partitions=2)
+    produce({"bootstrap.servers": auth_broker.bootstrap_servers}, topic, 6, partitions=2)
+    checkpoint = _kafka_checkpoint(tmp_path / "ckpt", topic)
+    calls = {
+        "latest_offsets": lambda: KafkaBrokerHook(conn_id).get_latest_offsets({(topic, 0), (topic, 1)}),
+        "lag": lambda: KafkaLagHook(conn_id).get_lag(checkpoint),
+    }
+    err, elapsed, shown = _raised(calls[call])
+    print(f"\n{call} without DESCRIBE: {elapsed:.2f}s {type(err).__name__}: {err}")
+    assert type(err) is KafkaAuthorizationError, shown
+    assert str(err).startswith(
+        f"Kafka connection {conn_id!r}: the broker's ACLs deny User:alice DESCRIBE on topic {topic!r}, so "
+    ), shown
+    assert f"Grant DESCRIBE (kafka-acls --add --allow-principal User:alice --operation Describe --topic {topic})" in (
+        str(err)
+    )
+    assert "No leaders found" not in str(err) and alice["sasl.password"] not in shown
+    assert elapsed < FAST_SECONDS < HOOK_TIMEOUT
+
+    grant_topic("alice", topic, "DESCRIBE")
+    answer = calls[call]()
+    if call == "latest_offsets":
+        assert answer == {(topic, 0): 3, (topic, 1): 3}
+    else:
+        assert sorted((p.partition, p.latest_offset) for p in answer.partitions) == [(0, 3), (1, 3)]

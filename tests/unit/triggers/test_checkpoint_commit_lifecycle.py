@@ -6,7 +6,9 @@ Checkpoints in Spark's format and the runner's progress events (tests/support/st
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import uuid
 
 from airflow_spark_streaming.triggers.events import CheckpointCommitEventTrigger
 from tests.support.stream_checkpoints import rows, write_kafka_checkpoint
@@ -48,6 +50,34 @@ def test_a_recreated_checkpoint_is_reported_from_its_first_batch(tmp_path):
     events = run_until(trigger, store, recreate, 3)
     assert [(e["batch_id"], e["rows"]) for e in events] == [(b, rows(b)) for b in range(3)]
     assert [e["previous_event_batch_id"] for e in events] == [None, 0, 1]
+
+
+def test_a_checkpoint_recreated_past_the_old_cursor_is_told_apart_by_its_query_id(tmp_path):
+    """The new checkpoint already has more batches than the cursor: only the query id in ``metadata`` shows it is
+    another checkpoint. Batches the same query commits after a restart continue the count."""
+    checkpoint, store = tmp_path / "checkpoint", InMemoryAssetStateStore()
+    write_kafka_checkpoint(checkpoint, batches=3)
+    trigger = CheckpointCommitEventTrigger(str(checkpoint), poll_interval=POLL, progress_grace_seconds=0)
+    trigger.asset_state_store = store
+
+    def recreate():
+        shutil.rmtree(checkpoint)
+        write_kafka_checkpoint(checkpoint, batches=6, query_id=str(uuid.uuid4()))
+
+    events = run_until(trigger, store, recreate, 6)
+    assert [e["batch_id"] for e in events] == list(range(6))
+    assert len({e["query_id"] for e in events}) == 1 and events[0]["query_id"] == _query_id(checkpoint)
+
+    # The same query restarted: its new batches follow, nothing is reported twice.
+    trigger = CheckpointCommitEventTrigger(str(checkpoint), poll_interval=POLL, progress_grace_seconds=0)
+    trigger.asset_state_store = store
+    more = run_until(trigger, store, lambda: write_kafka_checkpoint(checkpoint, batches=8,
+                                                                    query_id=_query_id(checkpoint)), 2)  # fmt: skip
+    assert [e["batch_id"] for e in more] == [6, 7] and more[0]["previous_event_batch_id"] == 5
+
+
+def _query_id(checkpoint) -> str:
+    return json.loads((checkpoint / "metadata").read_text())["id"]
 
 
 def test_a_full_refresh_of_a_pipeline_flow_is_reported_from_the_new_versions_first_batch(tmp_path):
