@@ -1,4 +1,4 @@
-"""The s3fs filesystem of a storage connection, with the failures of the store raised as named errors.
+"""The s3fs filesystem of a storage connection (or of boto's default chain), with the store's failures named.
 
 :meth:`StorageHook.object_storage_fs <airflow_spark_streaming.hooks.storage.StorageHook.object_storage_fs>`
 wraps the Amazon provider's s3fs filesystem in :class:`NamedFailuresFileSystem`;
@@ -30,7 +30,7 @@ class NamedFailuresFileSystem:
         self.hook = hook
 
     def __repr__(self) -> str:
-        return f"NamedFailuresFileSystem({self.fs!r}, connection {self.hook.storage_conn_id!r})"
+        return f"NamedFailuresFileSystem({self.fs!r}, {self.hook.source})"
 
     def __getattr__(self, name: str) -> Any:
         if name in ("fs", "hook"):  # not set yet (a copy being made)
@@ -39,6 +39,16 @@ class NamedFailuresFileSystem:
         if name.startswith("_") or not callable(attribute):
             return attribute
         return self.named(attribute, opens=name == "open")
+
+    def exists(self, path, **kwargs) -> bool:
+        """Whether ``path`` exists, by one ``info`` call: s3fs's own ``exists`` answers ``False`` for a bucket that
+        does not exist (it takes ``NoSuchBucket`` for a missing file), where this raises :class:`BucketNotFoundError`
+        (a checkpoint sensor must not wait for a checkpoint in a bucket that is not there)."""
+        try:
+            self.named(self.fs.info)(path, **kwargs)
+        except FileNotFoundError:
+            return False
+        return True
 
     def named(self, call, url: str | None = None, *, opens: bool = False):
         """``call`` with its failures named; ``url`` (else its first argument) is the path a message names.
@@ -62,7 +72,7 @@ class NamedFailuresFileSystem:
     def _url(self, path: Any) -> str:
         if isinstance(path, str) and path:
             return f"s3://{self.fs._strip_protocol(path)}"
-        return f"the store of connection {self.hook.storage_conn_id!r}"
+        return f"the store of {self.hook.source}"
 
 
 class NamedFailuresFile:
@@ -103,7 +113,7 @@ def _path_class() -> type:
     return FileSystemObjectStoragePath
 
 
-def path_on(fs: Any, url: str, conn_id: str):
+def path_on(fs: Any, url: str, conn_id: str | None):
     """``ObjectStoragePath`` for ``url`` whose every operation, and every path made from it, goes through ``fs``.
 
     Airflow's path keeps one filesystem per connection (made without the options a path is given) and sets

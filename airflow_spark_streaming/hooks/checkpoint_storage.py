@@ -67,7 +67,9 @@ class CheckpointStorageHook(BaseHook):
         ``s3://bucket/checkpoints/orders``.
     :param storage_conn_id: the Airflow connection for the storage (``aws_default``, a
         ``google_cloud_platform`` or ``wasb`` connection, ...); not needed for
-        local paths. ``conn_id`` is its deprecated old name.
+        local paths. An S3 checkpoint without one reads with boto's default credential chain
+        and environment, with the same bounded timeouts and named errors
+        (``StorageHook(None)``). ``conn_id`` is its deprecated old name.
     """
 
     conn_name_attr = "storage_conn_id"
@@ -85,8 +87,9 @@ class CheckpointStorageHook(BaseHook):
     def root(self):
         """The checkpoint's ``ObjectStoragePath``, resolved once (``root.fs`` is its filesystem)."""
         if self._root is None:
-            if self.storage_conn_id and is_s3_uri(self.checkpoint):
-                # endpoint, bounded timeouts and s3a:// -> s3:// come from the aws connection
+            if is_s3_uri(self.checkpoint):
+                # bounded timeouts, named failures and s3a:// -> s3://; the endpoint and keys come from the aws
+                # connection, or without one from boto's default chain (never Airflow's unbounded s3fs)
                 from airflow_spark_streaming.hooks.storage import StorageHook
 
                 self._root = StorageHook(self.storage_conn_id).object_storage_path(self.checkpoint)

@@ -16,6 +16,10 @@ or a dead or hung endpoint fails a task in seconds, with a named error
 (:meth:`StorageHook.check` and :func:`classify_storage_failure`). Secrets are
 registered with Airflow's secrets masker as soon as they are read.
 
+``StorageHook(None)`` is S3 without an Airflow connection: boto's default credential
+chain and environment (``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``,
+an instance profile or IRSA role), with the default bounds and the same named errors.
+
 boto3, the amazon provider and deltalake are imported only inside functions.
 The module is about 700 lines: the mapping for three engines, their timeouts and
 the error classification they share belong together (the s3fs wrapper that raises
@@ -24,6 +28,7 @@ those errors is :mod:`._object_storage`).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -38,6 +43,7 @@ from airflow_spark_streaming.exceptions import (
     StorageAccessDeniedError,
     StorageConnectionError,
     StorageError,
+    StorageSupportMissingError,
     StorageUnreachableError,
 )
 
@@ -75,7 +81,7 @@ class StorageTimeouts:
         return self.max_attempts * (self.connect_seconds + self.request_seconds) + back_off
 
     @classmethod
-    def from_config_kwargs(cls, config_kwargs: Mapping[str, Any] | None, conn_id: str) -> StorageTimeouts:
+    def from_config_kwargs(cls, config_kwargs: Mapping[str, Any] | None, conn_id: str | None) -> StorageTimeouts:
         """The timeouts an ``aws`` connection's extra ``config_kwargs`` (the botocore ``Config`` arguments the
         Amazon provider passes to boto3) asks for, over the defaults: ``connect_timeout``, ``read_timeout``,
         and ``retries`` as ``total_max_attempts`` (or botocore's ``max_attempts``, which leaves out the first).
@@ -101,7 +107,7 @@ class StorageTimeouts:
         )
 
 
-def _config_number(value: Any, key: str, conn_id: str, *, count_from: int | None = None) -> float:
+def _config_number(value: Any, key: str, conn_id: str | None, *, count_from: int | None = None) -> float:
     """``config_kwargs`` key ``key`` as seconds above 0 or, with ``count_from``, as a whole number of at least
     ``count_from``; else a named error (botocore would refuse it only when boto3 builds a client)."""
     number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
@@ -125,9 +131,10 @@ def _config_number(value: Any, key: str, conn_id: str, *, count_from: int | None
 
 @dataclass(frozen=True)
 class StorageCredentials:
-    """What one ``aws`` connection resolves to. The secret fields never appear in ``repr``."""
+    """What one ``aws`` connection (``conn_id`` ``None``: boto's default chain) resolves to. The secret fields
+    never appear in ``repr``."""
 
-    conn_id: str
+    conn_id: str | None
     region: str
     endpoint_url: str | None = None
     access_key_id: str | None = None
@@ -181,7 +188,10 @@ class StorageHook(BaseHook):
 
     :param storage_conn_id: an ``aws`` connection (amazon provider, ``[s3]`` extra).
         Put a custom endpoint (MinIO, moto, on-premises S3) in its extra as
-        ``endpoint_url``; the region as ``region_name``.
+        ``endpoint_url``; the region as ``region_name``. ``None`` (or empty): no Airflow
+        connection; boto's default credential chain and environment (``AWS_ENDPOINT_URL_S3``
+        or ``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, an instance profile or IRSA role),
+        with the default :class:`StorageTimeouts`.
     :param storage_options: raw delta-rs ``storage_options`` merged on top of
         what the connection gives (the override of last resort).
     :param timeouts: connect/request timeouts and attempts for every engine; by default
@@ -195,16 +205,23 @@ class StorageHook(BaseHook):
 
     def __init__(
         self,
-        storage_conn_id: str = default_conn_name,
+        storage_conn_id: str | None = default_conn_name,
         *,
         storage_options: Mapping[str, str] | None = None,
         timeouts: StorageTimeouts | None = None,
     ) -> None:
         super().__init__()
-        self.storage_conn_id = storage_conn_id
+        self.storage_conn_id = storage_conn_id or None
         self.storage_options_override = dict(storage_options or {})
         self._timeouts = timeouts
         self._credentials: StorageCredentials | None = None
+
+    @property
+    def source(self) -> str:
+        """Where the credentials come from, as messages name it."""
+        if self.storage_conn_id is None:
+            return "the default AWS credentials (no storage_conn_id)"
+        return f"connection {self.storage_conn_id!r}"
 
     @property
     def timeouts(self) -> StorageTimeouts:
@@ -217,8 +234,10 @@ class StorageHook(BaseHook):
         return self._timeouts
 
     def _config_kwargs(self) -> Mapping[str, Any]:
-        """The botocore ``Config`` arguments in the connection's extra (empty if it cannot be read: its
-        own error comes from :meth:`credentials`)."""
+        """The botocore ``Config`` arguments in the connection's extra (empty without a connection, or if it
+        cannot be read: its own error comes from :meth:`credentials`)."""
+        if self.storage_conn_id is None:
+            return {}
         try:
             config_kwargs = self.get_connection(self.storage_conn_id).extra_dejson.get("config_kwargs")
         except Exception:
@@ -231,11 +250,19 @@ class StorageHook(BaseHook):
         """Resolve (once) the connection's keys, endpoint and region; secrets are masked from here on."""
         if self._credentials is None:
             self._credentials = self._resolve()
-            _mask(self._credentials.secret_access_key, self._credentials.session_token)
+            endpoint = self._credentials.endpoint_url
+            _mask(
+                self._credentials.secret_access_key,
+                self._credentials.session_token,
+                urlsplit(endpoint).password if endpoint else None,
+            )
         return self._credentials
 
     def _resolve(self) -> StorageCredentials:
         from airflow.sdk.exceptions import AirflowNotFoundException
+
+        if self.storage_conn_id is None:
+            return self._resolve_default()
 
         try:
             connection = self.get_connection(self.storage_conn_id)
@@ -269,17 +296,49 @@ class StorageHook(BaseHook):
             session_token=token,
         )
 
+    def _resolve_default(self) -> StorageCredentials:
+        """No connection: the keys boto's default chain finds now (environment, shared files, container or
+        instance role, web identity), the region it reads and the endpoint of the environment."""
+        aws = self._aws_hook()
+        region = _default_region()
+        try:
+            found = aws.get_session(region_name=region).get_credentials()
+            frozen = found.get_frozen_credentials() if found is not None else None
+        except Exception as err:
+            raise StorageConnectionError(
+                "The default AWS credentials (no storage_conn_id) could not be resolved "
+                f"({type(err).__name__}: {err}); fix the worker's AWS environment (AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, the instance or IRSA role), or set storage_conn_id to an "
+                "'aws' connection."
+            ) from err
+        return StorageCredentials(
+            conn_id=None,
+            region=region,
+            endpoint_url=_environment_endpoint(),
+            access_key_id=frozen.access_key if frozen else None,
+            secret_access_key=frozen.secret_key if frozen else None,
+            session_token=frozen.token if frozen else None,
+        )
+
     def _aws_hook(self):
         try:
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         except ImportError as err:
-            raise StorageConnectionError(
-                "storage_conn_id needs the Amazon provider; install 'airflow-spark-streaming[s3]'."
-            ) from err
+            raise self._provider_missing(err) from err
         return AwsBaseHook(aws_conn_id=self.storage_conn_id, client_type="s3")
+
+    def _provider_missing(self, err: ImportError) -> StorageError:
+        if self.storage_conn_id is None:
+            return StorageSupportMissingError(
+                f"S3 paths need the Amazon provider with s3fs ({err}); pip install 'airflow-spark-streaming[s3]'."
+            )
+        return StorageConnectionError(
+            f"storage_conn_id needs the Amazon provider with s3fs ({err}); install 'airflow-spark-streaming[s3]'."
+        )
 
     def endpoint(self) -> str:
         """The store this connection talks to, as errors name it: its ``endpoint_url``, else AWS S3's URL in its
+        region. Without a connection: ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, else AWS S3 in boto's
         region.
 
         Read from the connection alone (no credentials are resolved), so a hook made only to
@@ -289,7 +348,7 @@ class StorageHook(BaseHook):
 
     def _endpoint_name(self, found: tuple[str, bool] | None) -> str:
         if found is None:
-            return f"the endpoint of connection {self.storage_conn_id!r}"
+            return f"the endpoint of {self.source}"
         url, custom = found
         return _without_userinfo(url) if custom else f"AWS S3 ({url})"
 
@@ -298,6 +357,8 @@ class StorageHook(BaseHook):
         connection's own ``endpoint_url``; ``None`` if the connection cannot be read."""
         if self._credentials is not None:
             endpoint, region = self._credentials.endpoint_url, self._credentials.region
+        elif self.storage_conn_id is None:
+            endpoint, region = _environment_endpoint(), _default_region()
         else:
             try:
                 self.get_connection(self.storage_conn_id)  # the amazon provider would quietly use an empty one
@@ -415,12 +476,18 @@ class StorageHook(BaseHook):
         botocore's default mode): 25 read timeouts before an error. Here botocore's attempts are the only
         retries, so a call fails within ``timeouts.worst_case_seconds``.
         """
-        from airflow.providers.amazon.aws.fs.s3 import get_fs
-
         from airflow_spark_streaming.hooks._object_storage import NamedFailuresFileSystem
 
+        try:
+            from airflow.providers.amazon.aws.fs.s3 import get_fs
+        except ImportError as err:
+            raise self._provider_missing(err) from err
+
         self.credentials()  # fail early, with a named error, on a bad connection
-        fs = get_fs(self.storage_conn_id, self.object_storage_options())
+        try:
+            fs = get_fs(self.storage_conn_id, self.object_storage_options())
+        except ImportError as err:  # s3fs is missing
+            raise self._provider_missing(err) from err
         fs.retries = 1  # s3fs's own loop: one pass
         return NamedFailuresFileSystem(fs, self)
 
@@ -512,20 +579,45 @@ class StorageHook(BaseHook):
         location = S3Location.parse(url) if _is_s3(url) else None
         bucket = location.bucket if location else url
         if kind is StorageAccessDeniedError:
-            reason = _refusal_reason(text)
-            message = (
-                f"The store at {endpoint} refused the credentials of connection {self.storage_conn_id!r} for "
-                f"{url!r}{f' ({reason})' if reason else ''}; fix the access key and secret in that connection "
-                f"(login/password) or grant it access to bucket {bucket!r}."
-            )
+            reason = f" ({why})" if (why := _refusal_reason(text)) else ""
+            if self.storage_conn_id is None:
+                message = (
+                    f"The store at {endpoint} refused {self.source} for {url!r}{reason}; fix the credentials the "
+                    "worker's environment gives boto (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, the "
+                    f"instance or IRSA role) or grant them access to bucket {bucket!r}; or set storage_conn_id to "
+                    "an 'aws' connection with the key in login/password."
+                )
+            else:
+                message = (
+                    f"The store at {endpoint} refused the credentials of {self.source} for {url!r}{reason}; fix "
+                    f"the access key and secret in that connection (login/password) or grant it access to bucket "
+                    f"{bucket!r}."
+                )
         elif kind is BucketNotFoundError:
             message = (
-                f"Bucket {bucket!r} of {url!r} does not exist at {endpoint} (connection {self.storage_conn_id!r}); "
-                "create it, or fix the bucket name or the connection's endpoint_url."
+                f"Bucket {bucket!r} of {url!r} does not exist at {endpoint} ({self.source}); "
+                f"create it, or fix the bucket name or {self._endpoint_setting}{self._or_a_connection}."
             )
         else:
             message = self._unreachable_message(endpoint, endpoint_url, url, text, elapsed)
         return kind(message)
+
+    @property
+    def _endpoint_setting(self) -> str:
+        """Where the endpoint is set, as a fix names it."""
+        if self.storage_conn_id is None:
+            return (
+                "the endpoint in the worker's environment (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; unset, "
+                "AWS S3 in AWS_DEFAULT_REGION)"
+            )
+        return "the connection's endpoint_url (extra)"
+
+    @property
+    def _or_a_connection(self) -> str:
+        """Without a connection, the other fix: give one."""
+        if self.storage_conn_id is None:
+            return "; or set storage_conn_id to an 'aws' connection with endpoint_url in its extra"
+        return ""
 
     def _unreachable_message(
         self, endpoint: str, endpoint_url: str | None, url: str, text: str, elapsed: float | None
@@ -541,21 +633,26 @@ class StorageHook(BaseHook):
             f"connect timeout {t.connect_seconds:g}s, request timeout {t.request_seconds:g}s, "
             f"{t.max_attempts} attempt{'s' if t.max_attempts != 1 else ''}"
         )
-        where = f"storage endpoint {endpoint} of connection {self.storage_conn_id!r}"
-        fix = "check that the store is running and that the connection's endpoint_url (extra) is right."
+        if self.storage_conn_id is None:
+            where = f"storage endpoint {endpoint} used with {self.source}"
+            slow = (
+                "A store that is only slow needs a longer read_timeout: set storage_conn_id to an 'aws' connection "
+                "with config_kwargs in its extra (without one, the defaults apply)."
+            )
+        else:
+            where = f"storage endpoint {endpoint} of {self.source}"
+            slow = "A store that is only slow needs a longer read_timeout in config_kwargs of the connection's extra."
+        fix = f"check that the store is running and that {self._endpoint_setting} is right{self._or_a_connection}."
         cause = _unreachable_cause(text)
         if cause == REFUSED:
             listener = f" at {_host_port(endpoint_url)}" if endpoint_url else ""
             return f"Connection refused by {where} for {url!r}{after}: no server accepts connections{listener}; {fix}"
         if cause == TIMED_OUT:
-            return (
-                f"The {where} did not answer for {url!r}: the request timed out{after} ({bounds}); {fix} "
-                "A store that is only slow needs a longer read_timeout in config_kwargs of the connection's extra."
-            )
+            return f"The {where} did not answer for {url!r}: the request timed out{after} ({bounds}); {fix} {slow}"
         if cause == UNRESOLVED:
             return (
-                f"The host of {where} could not be resolved for {url!r}{after}: no such host name; check the "
-                "connection's endpoint_url (extra) and the worker's DNS."
+                f"The host of {where} could not be resolved for {url!r}{after}: no such host name; check "
+                f"{self._endpoint_setting} and the worker's DNS{self._or_a_connection}."
             )
         return f"The {where} could not be reached for {url!r}{after}; {fix}"
 
@@ -673,6 +770,24 @@ def _endpoint_and_region(aws) -> tuple[str | None, str]:
     config = aws.conn_config
     endpoint = config.get_service_endpoint_url(service_name="s3") or config.endpoint_url
     return endpoint, config.region_name or DEFAULT_REGION
+
+
+def _environment_endpoint() -> str | None:
+    """The S3 endpoint boto takes from the environment without a connection (``None``: AWS S3 itself)."""
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return None
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _default_region() -> str:
+    """The region boto reads without a connection (``AWS_DEFAULT_REGION``, the profile's), else
+    :data:`DEFAULT_REGION`."""
+    try:
+        import botocore.session
+
+        return botocore.session.get_session().get_config_variable("region") or DEFAULT_REGION
+    except Exception:  # an unreadable config file is boto's own error to raise, when it reads
+        return DEFAULT_REGION
 
 
 def _without_userinfo(url: str) -> str:

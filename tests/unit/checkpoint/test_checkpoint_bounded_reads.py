@@ -7,6 +7,7 @@ the real :class:`CheckpointHook` (ObjectStoragePath over the local file system).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import tracemalloc
 
@@ -173,11 +174,13 @@ def test_missing_filesystem_support_names_the_install(uri, hint):
         CheckpointHook(uri).get_status()
 
 
-def test_missing_s3_support_names_the_extra(monkeypatch):
-    def no_s3(uri, conn_id):
-        raise ValueError("No filesystem registered for scheme s3")
-
-    # The Amazon provider is installed here; fail the way ObjectStoragePath does on a worker without it.
-    monkeypatch.setattr(_storage, "_object_storage_path", no_s3)
+@pytest.mark.parametrize(
+    "missing", ["airflow.providers.amazon.aws.hooks.base_aws", "airflow.providers.amazon.aws.fs.s3"]
+)
+def test_missing_s3_support_names_the_extra(monkeypatch, missing):
+    # The Amazon provider and s3fs are installed here; make the import fail the way it does on a worker without
+    # them. An S3 checkpoint without a connection reads through StorageHook(None), never Airflow's own s3fs.
+    monkeypatch.setitem(sys.modules, missing, None)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(StorageSupportMissingError, match=r"airflow-spark-streaming\[s3\]"):
         CheckpointHook("s3://bucket/ckpt").get_status()

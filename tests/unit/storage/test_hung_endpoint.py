@@ -3,7 +3,9 @@
 The endpoint is a real local socket that accepts and never replies; the readers are the real ones
 (s3fs through the Amazon provider, delta-rs), so the time measured is their own timeouts and retries.
 Before the bound, s3fs's own 5 retries of botocore's own 5 attempts took 416 s to fail with 1 s, 2 s
-and 1 attempt configured (the options never reached s3fs), and a checkpoint read took minutes more.
+and 1 attempt configured (the options never reached s3fs), and a checkpoint read took minutes more. Without a
+storage_conn_id a checkpoint read went through Airflow's own s3fs filesystem and still read after 120 s; now it
+takes the same bounded, named path (StorageHook(None): boto's default chain and environment).
 """
 
 from __future__ import annotations
@@ -233,3 +235,182 @@ def test_an_endpoint_is_named_without_credentials_in_its_url(monkeypatch):
     assert type(named) is StorageUnreachableError
     assert "storage endpoint http://127.0.0.1:9 of connection 'userinfo_s3'" in str(named)
     assert not re.search("keeper|pa55word", str(named))
+
+
+# -- no storage_conn_id: boto's default credential chain and environment --------------------------------------
+
+ENV_KEY, ENV_SECRET = "AKIAENVEXAMPLE", "env-s3cr3t-value"
+NO_CONNECTION = "used with the default AWS credentials (no storage_conn_id)"
+
+
+@pytest.fixture
+def default_chain(monkeypatch, tmp_path):
+    """The worker's environment as boto reads it without a connection: keys and endpoint in environment
+    variables, and nothing else of the machine's (no config files, no instance metadata, no roles)."""
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+    def endpoint(url: str | None, variable: str = "AWS_ENDPOINT_URL_S3") -> None:
+        if url is not None:
+            monkeypatch.setenv(variable, url)
+
+    return endpoint
+
+
+def _assert_no_secret(text: str) -> None:
+    assert ENV_SECRET not in text and ENV_KEY not in text
+
+
+def test_a_hung_endpoint_fails_a_checkpoint_read_without_a_connection_within_the_default_bound(default_chain, silent):
+    """No storage_conn_id, the endpoint from AWS_ENDPOINT_URL_S3: the same defaults as a connection, the same
+    named error. Before, Airflow's own s3fs filesystem (s3fs's 5 passes of botocore's attempts, 60 s each) read on
+    for many minutes."""
+    default_chain(silent.url)
+    err, seconds = _failure(lambda: _checkpoint_status(None, "s3a://lake/orders"))
+    print(f"\nno connection, defaults: {seconds:.2f}s, {len(silent.accepted)} connections: {err}")
+    assert type(err) is StorageUnreachableError, repr(err)
+    text = str(err)
+    assert text.startswith(f"The storage endpoint {silent.url} {NO_CONNECTION} did not answer for 's3://lake/"), text
+    assert "(connect timeout 5s, request timeout 10s, 2 attempts)" in text
+    assert "AWS_ENDPOINT_URL_S3" in text and "storage_conn_id" in text and "config_kwargs" in text  # the fixes
+    _assert_no_secret(text)
+    assert 20.0 <= seconds < StorageTimeouts().worst_case_seconds + LOCAL_WORK_SECONDS
+    assert len(silent.accepted) == 2  # botocore's 2 attempts, s3fs's own loop once
+
+
+def _closed_port_url() -> str:
+    """An endpoint nobody listens on: a port the kernel just gave out, closed again."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_a_refused_endpoint_without_a_connection_is_named_quickly(default_chain):
+    url = _closed_port_url()
+    default_chain(url, "AWS_ENDPOINT_URL")  # the global variable serves S3 too
+    err, seconds = _failure(lambda: _checkpoint_status(None, "s3://lake/orders"))
+    print(f"\nno connection, refused: {seconds:.2f}s: {err}")
+    assert type(err) is StorageUnreachableError, repr(err)
+    text = str(err)
+    assert text.startswith(f"Connection refused by storage endpoint {url} {NO_CONNECTION} for 's3://lake/orders"), text
+    assert f"no server accepts connections at {url.removeprefix('http://')}" in text
+    _assert_no_secret(text)
+    assert seconds < 5.0  # two refused attempts and one back-off of at most 1 s
+
+
+class AnsweringStore:
+    """A tiny S3 stand-in on 127.0.0.1 that answers every request with one S3 error (code and status)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message>'
+            "<RequestId>stub</RequestId></Error>"
+        ).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "expected", "named"),
+    [
+        (404, "NoSuchBucket", "The specified bucket does not exist", "BucketNotFoundError", "Bucket 'lake' of "),
+        (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
+         "StorageAccessDeniedError", "refused the default AWS credentials (no storage_conn_id)"),
+    ],
+)  # fmt: skip
+def test_a_store_that_refuses_a_read_without_a_connection_is_named_quickly(
+    default_chain, status, code, message, expected, named
+):
+    store = AnsweringStore(status, code, message)
+    try:
+        default_chain(store.url)
+        err, seconds = _failure(lambda: _checkpoint_status(None, "s3://lake/orders"))
+    finally:
+        store.close()
+    print(f"\nno connection, {code}: {seconds:.2f}s: {err}")
+    assert type(err).__name__ == expected, repr(err)
+    text = str(err)
+    assert named in text and store.url in text and "storage_conn_id" in text
+    _assert_no_secret(text)
+    assert seconds < 5.0
+
+
+def test_no_connection_reads_no_connection_and_names_the_environments_endpoint(default_chain, monkeypatch):
+    """StorageHook(None): boto's chain with the default bounds; get_connection is never asked (for None or
+    'aws_default'), and the endpoint is named without the user info an environment URL may carry."""
+
+    def no_connection_lookup(cls, conn_id):
+        pytest.fail(f"get_connection({conn_id!r}) was called for a hook without a connection")
+
+    monkeypatch.setattr(StorageHook, "get_connection", classmethod(no_connection_lookup))
+    default_chain("http://keeper:pa55word@127.0.0.1:9", "AWS_ENDPOINT_URL")
+    hook = StorageHook(None)
+    assert hook.timeouts == StorageTimeouts()
+    assert hook.endpoint() == "http://127.0.0.1:9"
+    creds = hook.credentials()
+    assert (creds.conn_id, creds.region, creds.access_key_id) == (None, "eu-west-1", ENV_KEY)
+    assert creds.secret_access_key == ENV_SECRET and ENV_SECRET not in repr(creds)
+    fs = hook.object_storage_fs()
+    assert fs.fs.retries == 1 and "no storage_conn_id" in repr(fs)
+
+    from airflow.sdk.log import _secrets_masker
+
+    shown = str(_secrets_masker().redact(f"secret {ENV_SECRET} and endpoint password pa55word"))
+    assert ENV_SECRET not in shown and "pa55word" not in shown
+
+
+def test_no_connection_and_no_endpoint_names_aws_s3_in_the_region(default_chain):
+    from botocore.exceptions import ReadTimeoutError
+
+    default_chain(None)
+    hook = StorageHook(None)
+    assert hook.endpoint() == "AWS S3 (https://s3.eu-west-1.amazonaws.com)"
+    named = hook.translate(ReadTimeoutError(endpoint_url="https://lake.s3.eu-west-1.amazonaws.com"), "s3://lake/t")
+    assert type(named) is StorageUnreachableError
+    assert f"storage endpoint AWS S3 (https://s3.eu-west-1.amazonaws.com) {NO_CONNECTION} did not answer" in str(named)
+    assert "connection None" not in str(named)
