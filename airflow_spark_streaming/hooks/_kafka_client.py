@@ -190,6 +190,25 @@ class BrokerErrors:
         return text
 
 
+def topics_denied(client: Any, topics: Iterable[str], timeout: Callable[[], float]) -> tuple[list[str], Any]:
+    """The ``topics`` whose metadata ``client`` (a consumer or an admin client) gets says
+    ``TOPIC_AUTHORIZATION_FAILED``, and one such error; none when a metadata request gets no answer (the caller's
+    own failure stands then). One request per topic, each allowed ``timeout()`` seconds."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    denied, cause = [], None
+    for topic in sorted(set(topics)):
+        try:
+            metadata = client.list_topics(topic, timeout=timeout())
+        except KafkaException:
+            return [], None
+        error = getattr(metadata.topics.get(topic), "error", None)
+        if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            denied.append(topic)
+            cause = error
+    return denied, cause
+
+
 class KafkaClientHook(BaseHook):
     """Base of the hooks that talk to the brokers of a Kafka provider ``kafka`` connection.
 
@@ -256,18 +275,7 @@ class KafkaClientHook(BaseHook):
     def refuse_denied_describe(self, topics: set[str], what: str) -> None:
         """Raise :class:`KafkaAuthorizationError` if the brokers deny the principal DESCRIBE on any of ``topics``:
         librdkafka then reports only "No leaders found". One metadata request per topic, made after a failure."""
-        from confluent_kafka import KafkaError, KafkaException
-
-        denied, cause = [], None
-        for topic in sorted(topics):
-            try:
-                metadata = self.admin.list_topics(topic, timeout=self.timeout)
-            except KafkaException:  # no answer: the original failure stands
-                return
-            error = getattr(metadata.topics.get(topic), "error", None)
-            if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                denied.append(topic)
-                cause = error
+        denied, cause = topics_denied(self.admin, topics, lambda: self.timeout)
         if denied:
             raise self.broker_errors.describe_denied(denied, cause, what)
 

@@ -30,7 +30,7 @@ from airflow_spark_streaming.exceptions import (
     KafkaLagError,
     KafkaTopicDeletedError,
 )
-from airflow_spark_streaming.hooks._kafka_client import KafkaClientHook
+from airflow_spark_streaming.hooks._kafka_client import KafkaClientHook, topics_denied
 from airflow_spark_streaming.kafka.models import (
     CREATE_TIME,
     FOUND,
@@ -217,18 +217,7 @@ class KafkaBrokerHook(KafkaClientHook):
         """Raise :class:`KafkaAuthorizationError` if the broker denies the principal any of ``topics`` (their
         metadata says ``TOPIC_AUTHORIZATION_FAILED``): an assigned consumer would wait for them until the deadline.
         One metadata request per topic, made only when a partition stays silent."""
-        from confluent_kafka import KafkaError, KafkaException
-
-        denied, cause = [], None
-        for topic in sorted(topics):
-            try:
-                metadata = consumer.list_topics(topic, timeout=max(deadline - time.monotonic(), 0.1))
-            except KafkaException:  # no answer: the deadline and its error still apply
-                return
-            error = getattr(metadata.topics.get(topic), "error", None)
-            if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                denied.append(topic)
-                cause = error
+        denied, cause = topics_denied(consumer, topics, lambda: max(deadline - time.monotonic(), 0.1))
         if denied:
             raise self.broker_errors.read_denied(denied, cause, _READING)
 
