@@ -252,3 +252,54 @@ def test_two_delta_rs_writers_never_overwrite_each_others_commits(storage_conn, 
     assert table.version() == committed  # one version per committed append, none overwritten
     assert sorted(h["version"] for h in table.history()) == list(range(committed + 1))
     assert committed >= 10, errors
+
+
+@pytest.fixture
+def environment_credentials(s3_server, monkeypatch, tmp_path):
+    """The worker's environment as boto reads it without an Airflow connection: the server's endpoint and keys in
+    environment variables, nothing else of the machine's (no config files, no instance metadata)."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_REGION"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    return monkeypatch
+
+
+def test_a_checkpoint_read_without_a_connection_uses_the_environment_and_names_its_refusals(
+    s3_server, s3_bucket, environment_credentials
+):
+    """No storage_conn_id: the keys and endpoint come from the environment, through the same bounded, named reads."""
+    from airflow_spark_streaming.hooks.checkpoint import CheckpointHook
+
+    client = s3_server.client()
+    files = {
+        "metadata": '{"id":"0b6f9d3e-2c1a-4a57-9a43-7d2f0f6f1c11"}',
+        "offsets/0": 'v1\n{"batchWatermarkMs":0,"batchTimestampMs":1,"conf":{}}\n{"orders":{"0":7,"1":5}}',
+        "offsets/1": 'v1\n{"batchWatermarkMs":0,"batchTimestampMs":2,"conf":{}}\n{"orders":{"0":9,"1":8}}',
+        "commits/0": 'v1\n{"nextBatchWatermarkMs":0}',
+        "commits/1": 'v1\n{"nextBatchWatermarkMs":0}',
+    }
+    for name, text in files.items():
+        client.put_object(Bucket=s3_bucket, Key=f"ckpt/{name}", Body=text.encode())
+
+    status = CheckpointHook(f"s3a://{s3_bucket}/ckpt").get_status(include_state=False)
+    assert (status.query_id, status.latest_committed_batch) == ("0b6f9d3e-2c1a-4a57-9a43-7d2f0f6f1c11", 1)
+    assert [(s.kind, s.offset) for s in status.committed_sources] == [("kafka", {"orders": {"0": 9, "1": 8}})]
+
+    err, seconds = _timed(lambda: CheckpointHook("s3://no-such-bucket-here/ckpt").get_status())
+    assert isinstance(err, BucketNotFoundError), repr(err)
+    assert "no storage_conn_id" in str(err) and seconds < BOUND
+
+    wrong = "wrong-" + s3_server.secret_access_key[::-1]
+    environment_credentials.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    err, seconds = _timed(lambda: CheckpointHook(f"s3://{s3_bucket}/ckpt").get_status())
+    assert isinstance(err, StorageAccessDeniedError), repr(err)
+    assert str(err).startswith(f"The store at {s3_server.endpoint_url} refused the default AWS credentials "
+                               "(no storage_conn_id)"), str(err)  # fmt: skip
+    assert wrong not in str(err) and s3_server.secret_access_key not in str(err) and seconds < BOUND
